@@ -1,0 +1,64 @@
+"""The ``lowbit`` command line.
+
+Each subcommand lives in its own module ``lowbit.cli.cmd_<name>`` exposing
+``register(subparsers)``; the module sets ``func`` on its parser with
+``parser.set_defaults(func=...)``. ``func(args)`` returns the exit status.
+
+Errors from bad user input (``ValueError`` and :class:`UsageError`) become a
+one-line message on stderr and exit status 2, never a traceback.
+"""
+
+import argparse
+import importlib
+import sys
+
+__all__ = ["main", "UsageError"]
+
+# Order in which the subcommands appear in ``lowbit --help``.
+SUBCOMMANDS = ["formats", "generate", "cosim", "synth", "compare", "simulate", "fpga"]
+
+
+class UsageError(Exception):
+    """A user error that the CLI reports in one line with exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse's own usage errors: one line, status 2
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser():
+    parser = _Parser(
+        prog="lowbit",
+        description="Bit-exact models, Amaranth generators, co-simulation and cost reports "
+                    "for low-precision neural-network datapaths (INT8, FP8, MX, OverQ).")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in SUBCOMMANDS:
+        try:
+            module = importlib.import_module(f"lowbit.cli.cmd_{name}")
+        except ModuleNotFoundError as e:
+            if e.name == f"lowbit.cli.cmd_{name}":
+                continue  # subcommand not built yet
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, UsageError) as e:
+        print(f"lowbit {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("lowbit: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
