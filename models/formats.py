@@ -54,7 +54,9 @@ intermediate format):
                     :class:`numpy.random.Generator` from which they are drawn.
 
 Rounding happens in the unbounded exponent range first; a result larger than
-``max`` overflows.  Overflow with ``saturate=False`` follows the format's convention:
+``max`` overflows.  Under ``"toward_zero"`` finite overflow gives +-max, as IEEE 754
+section 7.4 says for roundTowardZero.  Otherwise overflow with ``saturate=False``
+follows the format's convention:
 Inf for ``"ieee"``, NaN for ``"fn"``/``"fnuz"``, and +-max for ``"finite"`` formats
 (they have neither; this matches ml_dtypes and the MX specification's clamping).
 With ``saturate=True`` finite overflow *and* +-Inf become +-max.  NaN in gives NaN
@@ -401,7 +403,8 @@ class FloatFormat(Format):
         if self.bits <= 16:
             return self._decode_table()[codes]
         if self.bits == 32 and self == fp32_format():
-            return codes.astype(np.uint32).view(np.float32).astype(np.float64)
+            with np.errstate(invalid="ignore"):                 # signalling NaNs
+                return codes.astype(np.uint32).view(np.float32).astype(np.float64)
         return self._decode_arith(codes)
 
     def values(self):
@@ -440,7 +443,10 @@ class FloatFormat(Format):
         x = np.asarray(x)
         if x.dtype.kind not in "fiu":
             raise ValueError(f"x must be a float32 or float64 array, not an array of {x.dtype}")
-        saturate = bool(saturate)
+        with np.errstate(invalid="ignore", over="ignore"):
+            return self._encode(x, rounding, bool(saturate), random_bits, sr_bits)
+
+    def _encode(self, x, rounding, saturate, random_bits, sr_bits):
         if (x.dtype == np.float32 and rounding != "stochastic" and self.man_bits <= 6
                 and self.bits <= 16):
             if self.has_nan or not np.isnan(x).any():
@@ -482,7 +488,11 @@ class FloatFormat(Format):
             # no zero: non-zero underflow gives the smallest value; exact zero is NaN below
             code = np.where(mag == 0, 0, code)
         sat = saturate or self.specials == "finite"
-        code = np.where(overflow | inf, self.max_code if sat else
+        # IEEE 754-2019 section 7.4: roundTowardZero carries finite overflow to +-max.
+        over_to_max = overflow if (sat or rounding == "toward_zero") else np.zeros_like(overflow)
+        special = (overflow | inf) & ~over_to_max
+        code = np.where(over_to_max, self.max_code, code)
+        code = np.where(special, self.max_code if sat else
                         (self.inf_code if self.has_inf else self.nan_code), code)
         if self.signed:
             negative = sign
@@ -636,12 +646,11 @@ class IntFormat(Format):
             n = np.clip(n, self.min, self.max)
         # two's-complement wrap modulo 2^bits, exact for any float64 integer
         w = np.fmod(n, 2.0 ** self.bits)
-        w = np.where(w < 0, w + 2.0 ** self.bits, w)
         if self.bits == 64:
-            hi = np.floor(w / 2.0 ** 32)
-            codes = (hi.astype(np.uint64) << np.uint64(32)) | (w - hi * 2.0 ** 32).astype(np.uint64)
-        else:
-            codes = w.astype(np.uint64)
+            w = np.where(w >= 2.0 ** 63, w - 2.0 ** 64, w)
+            w = np.where(w < -2.0 ** 63, w + 2.0 ** 64, w)
+        mask = np.uint64((1 << self.bits) - 1)
+        codes = w.astype(np.int64).view(np.uint64) & mask
         return codes.astype(self.code_dtype)
 
 
