@@ -342,12 +342,17 @@ class FloatFormat(Format):
     @property
     def nan_convention(self):
         """Human-readable Inf/NaN convention (for tables)."""
-        return {
-            "ieee": "IEEE: Inf, NaN (exp all ones)",
-            "fn": "fn: no Inf, NaN = all ones" if self.signed or self.man_bits else "no Inf, NaN = 0xFF",
-            "fnuz": "fnuz: no Inf, no -0, NaN = 0x80..",
-            "finite": "finite: no Inf, no NaN",
-        }[self.specials]
+        if self.specials == "ieee":
+            text = "IEEE: +-Inf, NaN = exp all ones"
+        elif self.specials == "fn":
+            text = f"fn: no Inf, NaN = 0x{self.nan_code:X}"
+            if self.signed:
+                text += f"/0x{self.nan_code | (1 << (self.bits - 1)):X}"
+        elif self.specials == "fnuz":
+            text = f"fnuz: no Inf, no -0, NaN = 0x{self.nan_code:X}"
+        else:
+            text = "finite: no Inf, no NaN"
+        return text + ("" if self.subnormals else ", no zero")
 
     # -- decoding -------------------------------------------------------------------------
 
@@ -595,7 +600,7 @@ class IntFormat(Format):
 
     @property
     def nan_convention(self):
-        return "integer: no Inf/NaN; overflow wraps or saturates"
+        return "two's complement" if self.signed else "unsigned"
 
     @property
     def value_dtype(self):
