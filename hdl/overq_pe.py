@@ -1,0 +1,565 @@
+"""OverQ processing element and the plain b-bit PE baseline (Amaranth 0.5).
+
+The encoding and its design choices are documented in :mod:`lowbit.models.overq`; this
+module implements its PE contract bit-exactly:
+
+``term = value(code) * (w if meta == OWN else w_prev) << shift(meta)``
+
+with ``value`` the signed b-bit code, ``shift`` = ``F`` (OWN, SHIFT), ``F + b`` (RANGE),
+``F - b = 0`` (PREC; reserved, term 0, when precision overwrite is off) and ``F = b`` with
+precision overwrite, else 0.  Hardware cost over a plain PE: a 2:1 weight mux (own weight or
+the weight of the PE above, a stationary wire in a weight-stationary array), a 3:1 mux of
+fixed shifts of the product and a wider accumulator adder input; the multiplier stays b x w
+bits.  The cascade depth is an encoder-only choice (the PE is the same for every depth); it
+only decides, with ``precision``, how many metadata bits the PE takes (1 or 2).
+
+Units
+-----
+:class:`OverqStep` / :class:`IntPeStep`
+    Combinational ``psum_out = psum_in + term`` for a weight-stationary systolic array: the
+    psum enters from the PE above and leaves to the PE below; ``w_prev`` is the stationary
+    weight of the PE above (0 for the top row).
+:class:`OverqPe` / :class:`IntPe` (``overq-pe`` / ``int-pe`` in the catalogue)
+    Standalone streaming MAC: one (code, metadata, weight) per cycle, ``first`` starts a new
+    dot product; the previous cycle's weight is kept in a register (it is the "weight of the
+    slot before").  Latency 1.  The plain :class:`IntPe` has the same accumulator, ports and
+    timing so that synthesis isolates the OverQ overhead.
+"""
+
+import operator
+
+from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from lowbit.models import overq as model
+from lowbit.models.overq import OWN, PREC, RANGE, SHIFT, OverqConfig
+
+from .catalog import Param, Unit
+
+__all__ = ["OverqStep", "OverqPe", "IntPeStep", "IntPe", "UNITS", "de_bruijn_pairs", "overq_vectors"]
+
+MAX_ACC_BITS = 64
+
+
+def _int(name, value, lo, hi):
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        raise ValueError(f"{name} must be an integer from {lo} to {hi}, not {value!r}")
+    value = operator.index(value)
+    if not lo <= value <= hi:
+        raise ValueError(f"{name} must be an integer from {lo} to {hi}, not {value!r}")
+    return value
+
+
+def _min_acc(bits, w_bits, top_shift):
+    # signed product of b and w bits needs b + w bits (-2^(b-1) * -2^(w-1) = 2^(b+w-2))
+    return bits + w_bits + top_shift
+
+
+class _Params:
+    """Validation shared by the OverQ units (same parameters as :class:`OverqConfig`)."""
+
+    def _setup(self, bits, w_bits, acc_bits, cascade, precision):
+        self._config = OverqConfig(bits, cascade, precision)     # validates bits/cascade/precision
+        self._w_bits = _int("w_bits", w_bits, 2, model.MAX_BITS)
+        cfg = self._config
+        lo = _min_acc(cfg.bits, self._w_bits, cfg.frac_bits + cfg.bits)
+        self._acc_bits = _int("acc_bits", acc_bits, lo, MAX_ACC_BITS)
+
+    @property
+    def config(self):
+        return self._config
+
+    @property
+    def bits(self):
+        return self._config.bits
+
+    @property
+    def w_bits(self):
+        return self._w_bits
+
+    @property
+    def acc_bits(self):
+        return self._acc_bits
+
+    @property
+    def meta_bits(self):
+        return self._config.meta_bits
+
+    def _contract(self, kind):
+        cfg = self._config
+        return {
+            "kind": kind,
+            "code_format": cfg.fmt.name,
+            "weight_format": f"int{self._w_bits}",
+            "accumulator": f"int{self._acc_bits}, two's complement, wraps on overflow",
+            "accumulator_lsb": f"s_x * s_w * 2^-{cfg.frac_bits}",
+            "cascade": cfg.cascade,
+            "precision_overwrite": cfg.precision,
+            "meta_bits": cfg.meta_bits,
+            "meta_codes": {model.META_NAMES[c]: c for c in cfg.meta_codes},
+            "term": "value(code) * (w if meta == own else w_prev) << shift(meta)",
+            "shifts": {"own": cfg.frac_bits, "range": cfg.frac_bits + cfg.bits,
+                       "shift": cfg.frac_bits,
+                       "precision": 0 if cfg.precision else "reserved (term 0)"},
+            "rounding": "none (exact integer arithmetic)",
+            "golden_model": "lowbit.models.overq.overq_step / overq_pe / overq_pe_stream",
+        }
+
+
+def _term(m, cfg, w_bits, code, meta, w, w_prev, name="t"):
+    """Add the reconstruction + multiply to ``m``; return the signed, shifted term."""
+    b, f = cfg.bits, cfg.frac_bits
+    link = Signal(name=f"{name}_link")
+    wsel = Signal(signed(w_bits), name=f"{name}_wsel")
+    prod = Signal(signed(b + w_bits), name=f"{name}_prod")
+    term = Signal(signed(b + w_bits + f + b), name=f"{name}_term")
+    m.d.comb += [
+        link.eq(meta != OWN),
+        wsel.eq(Mux(link, w_prev, w)),
+        prod.eq(code.as_signed() * wsel),
+    ]
+    with m.Switch(meta):
+        with m.Case(RANGE):
+            m.d.comb += term.eq(prod << (f + b))
+        if cfg.precision:
+            with m.Case(PREC):
+                m.d.comb += term.eq(prod)
+        with m.Case(*((OWN, SHIFT) if cfg.meta_bits == 2 else (OWN,))):
+            m.d.comb += term.eq(prod << f)
+        with m.Default():                    # reserved: PREC with precision overwrite off
+            m.d.comb += term.eq(0)
+    return term
+
+
+class OverqStep(wiring.Component, _Params):
+    """Combinational OverQ PE step for a weight-stationary systolic array.
+
+    ``psum_out = wrap(psum_in + value(code) * (w if meta == OWN else w_prev) << shift(meta))``
+    exactly as :func:`lowbit.models.overq.overq_step`.
+
+    Parameters
+    ----------
+    bits : int
+        Code width b, 2..16 (``int<b>`` codes).
+    w_bits : int
+        Weight width, 2..16 (signed).
+    acc_bits : int
+        Partial-sum width, from ``bits + w_bits + F + bits`` (the widest term) to 64.
+    cascade : int
+        Encoder cascade depth 0..16 (only decides the metadata width, with ``precision``).
+    precision : bool
+        Precision overwrite supported (``F = bits`` accumulator fraction bits).
+
+    Members
+    -------
+    code : In(bits)            b-bit code (two's complement pattern).
+    meta : In(meta_bits)       metadata state (0 own, 1 range, 2 shift, 3 precision).
+    w : In(signed(w_bits))     this PE's stationary weight.
+    w_prev : In(signed(w_bits)) the weight of the PE above (previous slot), 0 for the top row.
+    psum_in : In(signed(acc_bits))
+    psum_out : Out(signed(acc_bits))   wraps modulo 2^acc_bits.
+
+    Latency 0 (combinational).  No rounding; overflow wraps.
+
+    Raises
+    ------
+    ValueError
+        If a parameter is out of range.
+    """
+
+    is_sequential = False
+
+    def __init__(self, bits=4, w_bits=4, acc_bits=32, cascade=1, precision=True):
+        self._setup(bits, w_bits, acc_bits, cascade, precision)
+        super().__init__({
+            "code": In(self.bits),
+            "meta": In(self.meta_bits),
+            "w": In(signed(self.w_bits)),
+            "w_prev": In(signed(self.w_bits)),
+            "psum_in": In(signed(self.acc_bits)),
+            "psum_out": Out(signed(self.acc_bits)),
+        })
+
+    latency = 0
+
+    def contract(self):
+        return self._contract("OverQ WS PE step (combinational)")
+
+    @property
+    def port_docs(self):
+        return {
+            "code": f"int{self.bits} activation code (two's-complement pattern); an owner's digit, "
+                    "a range/precision digit of the slot above, or a value moved by the cascade",
+            "meta": f"{self.meta_bits}-bit OverQ state: 0 own, 1 range (x w_prev << F+b), "
+                    "2 shift (x w_prev << F), 3 precision (x w_prev)",
+            "w": f"int{self.w_bits} stationary weight of this PE",
+            "w_prev": f"int{self.w_bits} stationary weight of the PE above (0 for the top row)",
+            "psum_in": f"int{self.acc_bits} partial sum from the PE above (LSB = s_x s_w 2^-F)",
+            "psum_out": f"int{self.acc_bits} partial sum to the PE below, wraps on overflow",
+        }
+
+    def elaborate(self, platform):
+        m = Module()
+        term = _term(m, self.config, self.w_bits, self.code, self.meta, self.w, self.w_prev)
+        m.d.comb += self.psum_out.eq(self.psum_in + term)
+        return m
+
+
+class OverqPe(wiring.Component, _Params):
+    """Standalone OverQ PE: a streaming multiply-accumulate over OverQ codes.
+
+    On each rising edge with ``valid``: ``acc <= (0 if first else acc) + term`` where the
+    term is that of :class:`OverqStep` with ``w_prev`` = the weight of the previous valid
+    cycle (0 when ``first``), and that weight register takes ``w``.  Without ``valid`` both
+    registers hold; reset clears both.  Golden model:
+    :func:`lowbit.models.overq.overq_pe_stream` (cycle by cycle) and
+    :func:`lowbit.models.overq.overq_pe` (one vector streamed with ``first`` on slot 0).
+
+    Parameters
+    ----------
+    bits, w_bits, acc_bits, cascade, precision
+        As for :class:`OverqStep`.
+
+    Members
+    -------
+    code : In(bits)
+    meta : In(meta_bits)
+    w : In(signed(w_bits))     weight of this slot.
+    first : In(1)              this slot starts a new dot product.
+    valid : In(1)              the inputs of this cycle are a slot.
+    acc : Out(signed(acc_bits)) the accumulator (registered), wraps modulo 2^acc_bits.
+
+    Latency 1: ``acc`` includes a slot's term one cycle after the slot is presented.
+
+    Raises
+    ------
+    ValueError
+        If a parameter is out of range.
+    """
+
+    def __init__(self, bits=4, w_bits=4, acc_bits=32, cascade=1, precision=True):
+        self._setup(bits, w_bits, acc_bits, cascade, precision)
+        super().__init__({
+            "code": In(self.bits),
+            "meta": In(self.meta_bits),
+            "w": In(signed(self.w_bits)),
+            "first": In(1),
+            "valid": In(1),
+            "acc": Out(signed(self.acc_bits)),
+        })
+
+    latency = 1
+
+    def contract(self):
+        c = self._contract("OverQ PE (streaming MAC)")
+        c["timing"] = ("per valid cycle: acc <= (first ? 0 : acc) + term(code, meta, w, "
+                       "first ? 0 : previous valid w); latency 1")
+        return c
+
+    @property
+    def port_docs(self):
+        return {
+            "code": f"int{self.bits} activation code of this slot (two's-complement pattern)",
+            "meta": f"{self.meta_bits}-bit OverQ state of this slot: 0 own, 1 range, 2 shift, "
+                    "3 precision (see contract)",
+            "w": f"int{self.w_bits} weight of this slot",
+            "first": "1: this slot starts a new dot product (accumulator and previous weight read as 0)",
+            "valid": "1: the inputs of this cycle are a slot; 0: registers hold",
+            "acc": f"int{self.acc_bits} accumulator, LSB = s_x s_w 2^-{self.config.frac_bits}, "
+                   "wraps on overflow; updated one cycle after each valid slot",
+        }
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.step = step = OverqStep(self.bits, self.w_bits, self.acc_bits,
+                                             self.config.cascade, self.config.precision)
+        w_reg = Signal(signed(self.w_bits))
+        m.d.comb += [
+            step.code.eq(self.code),
+            step.meta.eq(self.meta),
+            step.w.eq(self.w),
+            step.w_prev.eq(Mux(self.first, 0, w_reg)),
+            step.psum_in.eq(Mux(self.first, 0, self.acc)),
+        ]
+        with m.If(self.valid):
+            m.d.sync += [self.acc.eq(step.psum_out), w_reg.eq(self.w)]
+        return m
+
+
+class _IntParams:
+    def _setup(self, bits, w_bits, acc_bits):
+        self._bits = _int("bits", bits, 2, model.MAX_BITS)
+        self._w_bits = _int("w_bits", w_bits, 2, model.MAX_BITS)
+        self._acc_bits = _int("acc_bits", acc_bits, _min_acc(self._bits, self._w_bits, 0),
+                              MAX_ACC_BITS)
+
+    bits = property(lambda self: self._bits)
+    w_bits = property(lambda self: self._w_bits)
+    acc_bits = property(lambda self: self._acc_bits)
+
+    def _contract(self, kind):
+        return {
+            "kind": kind,
+            "code_format": f"int{self._bits}",
+            "weight_format": f"int{self._w_bits}",
+            "accumulator": f"int{self._acc_bits}, two's complement, wraps on overflow",
+            "term": "value(code) * w",
+            "rounding": "none (exact integer arithmetic)",
+            "golden_model": "lowbit.models.overq.int_pe / int_pe_stream",
+        }
+
+
+class IntPeStep(wiring.Component, _IntParams):
+    """Combinational plain b-bit PE step: ``psum_out = wrap(psum_in + value(code) * w)``.
+
+    Parameters
+    ----------
+    bits : int
+        Code width, 2..16.
+    w_bits : int
+        Weight width, 2..16.
+    acc_bits : int
+        Partial-sum width, ``bits + w_bits``..64.
+
+    Members
+    -------
+    code : In(bits), w : In(signed(w_bits)), psum_in : In(signed(acc_bits)),
+    psum_out : Out(signed(acc_bits))
+
+    Latency 0; no rounding; overflow wraps.
+    """
+
+    is_sequential = False
+    latency = 0
+
+    def __init__(self, bits=4, w_bits=4, acc_bits=32):
+        self._setup(bits, w_bits, acc_bits)
+        super().__init__({
+            "code": In(self.bits),
+            "w": In(signed(self.w_bits)),
+            "psum_in": In(signed(self.acc_bits)),
+            "psum_out": Out(signed(self.acc_bits)),
+        })
+
+    def contract(self):
+        return self._contract("plain integer WS PE step (combinational)")
+
+    @property
+    def port_docs(self):
+        return {"code": f"int{self.bits} activation code", "w": f"int{self.w_bits} weight",
+                "psum_in": f"int{self.acc_bits} partial sum in",
+                "psum_out": f"int{self.acc_bits} partial sum out, wraps"}
+
+    def elaborate(self, platform):
+        m = Module()
+        prod = Signal(signed(self.bits + self.w_bits))
+        m.d.comb += [prod.eq(self.code.as_signed() * self.w),
+                     self.psum_out.eq(self.psum_in + prod)]
+        return m
+
+
+class IntPe(wiring.Component, _IntParams):
+    """Plain b-bit streaming PE with the same accumulator, ports and timing as :class:`OverqPe`.
+
+    On each rising edge with ``valid``: ``acc <= (0 if first else acc) + value(code) * w``.
+    Golden model: :func:`lowbit.models.overq.int_pe_stream`.  Latency 1; overflow wraps.
+
+    Parameters
+    ----------
+    bits, w_bits, acc_bits
+        As for :class:`IntPeStep`.
+
+    Members
+    -------
+    code : In(bits), w : In(signed(w_bits)), first : In(1), valid : In(1),
+    acc : Out(signed(acc_bits))
+    """
+
+    latency = 1
+
+    def __init__(self, bits=4, w_bits=4, acc_bits=32):
+        self._setup(bits, w_bits, acc_bits)
+        super().__init__({
+            "code": In(self.bits),
+            "w": In(signed(self.w_bits)),
+            "first": In(1),
+            "valid": In(1),
+            "acc": Out(signed(self.acc_bits)),
+        })
+
+    def contract(self):
+        c = self._contract("plain integer PE (streaming MAC)")
+        c["timing"] = "per valid cycle: acc <= (first ? 0 : acc) + value(code) * w; latency 1"
+        return c
+
+    @property
+    def port_docs(self):
+        return {"code": f"int{self.bits} activation code", "w": f"int{self.w_bits} weight",
+                "first": "1: this element starts a new dot product",
+                "valid": "1: the inputs of this cycle are an element; 0: accumulator holds",
+                "acc": f"int{self.acc_bits} accumulator, wraps; updated one cycle after each "
+                       "valid element"}
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.step = step = IntPeStep(self.bits, self.w_bits, self.acc_bits)
+        m.d.comb += [step.code.eq(self.code), step.w.eq(self.w),
+                     step.psum_in.eq(Mux(self.first, 0, self.acc))]
+        with m.If(self.valid):
+            m.d.sync += self.acc.eq(step.psum_out)
+        return m
+
+
+# -- catalogue ------------------------------------------------------------------------------
+
+_COMMON = (
+    Param("bits", "--bits", "int", 4, "activation code width b (int<b>), 2..16"),
+    Param("w_bits", "--w-bits", "int", 4, "weight width (signed), 2..16"),
+    Param("acc_bits", "--acc-bits", "int", 32, "accumulator width (two's complement, wraps), up to 64"),
+)
+_OVERQ = _COMMON + (
+    Param("cascade", "--cascade", "int", 1, "encoder cascade depth 0..16 (0 and no precision: 1 meta bit)"),
+    Param("precision", "--precision", "bool", True, "support precision overwrite (F = b fraction bits)"),
+)
+
+
+# -- co-simulation (``lowbit cosim``; lowbit.sim is imported lazily: data flows models <- hdl <- sim)
+
+def de_bruijn_pairs(n):
+    """A cyclic de Bruijn sequence B(n, 2) plus its first symbol: ``n*n + 1`` symbols in which
+    every ordered pair ``(a, b)`` of ``0..n-1`` occurs exactly once as consecutive symbols."""
+    a = [0] * (2 * n)
+    seq = []
+
+    def db(t, p):                 # the standard Lyndon-word construction
+        if t > 2:
+            if 2 % p == 0:
+                seq.extend(a[1:p + 1])
+        else:
+            a[t] = a[t - p]
+            db(t + 1, p)
+            for j in range(a[t - p] + 1, n):
+                a[t] = j
+                db(t + 1, t)
+
+    db(1, 1)
+    return seq + seq[:1]
+
+
+def overq_vectors(config, w_bits, seed=0, random_cycles=256, lanes=64, exhaustive=None):
+    """Per-lane input sequences ``{port: (cycles, lanes)}`` for :class:`OverqPe`.
+
+    Exhaustive part (default when ``bits <= 4 and w_bits <= 4``): lane ``l`` holds one
+    (code, meta) pair (``2^bits * 2^meta_bits`` lanes, so 64 for b = 4 with 2 meta bits) and
+    walks the weights through a de Bruijn sequence, so every (code, meta, w, w_prev) occurs
+    once, with ``first`` on the first cycle.  Then ``random_cycles`` random cycles with random
+    ``first`` (1/8) and ``valid`` (7/8) per lane.
+    """
+    import numpy as np
+
+    cfg = config
+    rng = np.random.default_rng(seed)
+    if exhaustive is None:
+        exhaustive = cfg.bits <= 4 and w_bits <= 4
+    parts = []
+    if exhaustive:
+        combos = (1 << cfg.bits) << cfg.meta_bits
+        if combos % lanes:
+            raise ValueError(f"lanes must divide {combos} for the exhaustive vectors")
+        nw = 1 << w_bits
+        seq = np.array(de_bruijn_pairs(nw)) - (nw >> 1)
+        for block in range(combos // lanes):
+            idx = block * lanes + np.arange(lanes)
+            cyc = len(seq)
+            first = np.zeros((cyc, lanes), np.uint8)
+            first[0] = 1
+            parts.append({
+                "code": np.broadcast_to(idx >> cfg.meta_bits, (cyc, lanes)),
+                "meta": np.broadcast_to(idx & ((1 << cfg.meta_bits) - 1), (cyc, lanes)),
+                "w": np.broadcast_to(seq[:, None], (cyc, lanes)),
+                "first": first, "valid": np.ones((cyc, lanes), np.uint8)})
+    if random_cycles:
+        shape = (random_cycles, lanes)
+        parts.append({
+            "code": rng.integers(0, 1 << cfg.bits, shape),
+            "meta": rng.integers(0, 1 << cfg.meta_bits, shape),
+            "w": rng.integers(-(1 << (w_bits - 1)), 1 << (w_bits - 1), shape),
+            "first": (rng.random(shape) < 1 / 8).astype(np.uint8),
+            "valid": (rng.random(shape) < 7 / 8).astype(np.uint8)})
+    return {k: np.concatenate([np.asarray(p[k], dtype=np.int64) for p in parts])
+            for k in ("code", "meta", "w", "first", "valid")}
+
+
+def _expected_stream(component, vec, overq):
+    import numpy as np
+
+    cycles, lanes = vec["code"].shape
+    out = np.empty((cycles, lanes), np.int64)
+    for k in range(lanes):
+        if overq:
+            out[:, k] = model.overq_pe_stream(vec["code"][:, k], vec["meta"][:, k], vec["w"][:, k],
+                                              component.config, first=vec["first"][:, k],
+                                              valid=vec["valid"][:, k], w_bits=component.w_bits,
+                                              acc_bits=component.acc_bits)
+        else:
+            out[:, k] = model.int_pe_stream(vec["code"][:, k], vec["w"][:, k],
+                                            first=vec["first"][:, k], valid=vec["valid"][:, k],
+                                            bits=component.bits, w_bits=component.w_bits,
+                                            acc_bits=component.acc_bits)
+    return out
+
+
+def _cosim(unit, component, params, vectors, seed, sim, overq):
+    import time
+
+    import numpy as np
+
+    from lowbit.sim import cosim
+
+    t0 = time.perf_counter()
+    seed = 0 if seed is None else seed
+    lanes = 64
+    random_cycles = max(1, -(-(vectors or 16384) // lanes))
+    if overq:
+        cfg = component.config
+        vec = overq_vectors(cfg, component.w_bits, seed, random_cycles, lanes)
+        factory = lambda: OverqPe(component.bits, component.w_bits, component.acc_bits,
+                                  cfg.cascade, cfg.precision)
+        exhaustive = cfg.bits <= 4 and component.w_bits <= 4
+    else:
+        vec = overq_vectors(OverqConfig(component.bits, 0, False), component.w_bits, seed,
+                            random_cycles, lanes, exhaustive=False)
+        del vec["meta"]
+        factory = lambda: IntPe(component.bits, component.w_bits, component.acc_bits)
+        exhaustive = False
+    expected = _expected_stream(component, vec, overq)
+    got = cosim.run_lanes(factory, vec, ["acc"], lanes=lanes, sim=sim)
+    got_acc = cosim.to_signed(got["acc"], component.acc_bits)
+    flat = {k: v.reshape(-1) for k, v in vec.items()}
+    notes = [f"{expected.size} cycles ({lanes} lanes x {expected.shape[0]}), acc compared every cycle"]
+    if exhaustive:
+        notes.append(f"exhaustive: every (code, meta, w, w_prev) of {2 ** component.bits} codes x "
+                     f"{2 ** component.meta_bits} meta x {2 ** component.w_bits}^2 weight pairs, "
+                     "then random cycles with random first/valid")
+    return cosim.CosimReport.compare(unit, params, got.simulator, seed, flat,
+                                     {"acc": expected.reshape(-1)}, {"acc": got_acc.reshape(-1)},
+                                     seconds=time.perf_counter() - t0, notes=notes)
+
+
+def _cosim_overq(component, params, vectors, seed, sim):
+    return _cosim("overq-pe", component, params, vectors, seed, sim, overq=True)
+
+
+def _cosim_int(component, params, vectors, seed, sim):
+    return _cosim("int-pe", component, params, vectors, seed, sim, overq=False)
+
+
+UNITS = [
+    Unit("overq-pe", OverqPe, _OVERQ,
+         "OverQ outlier PE: b-bit codes + metadata, range/precision overwrite, streaming MAC",
+         cosim=_cosim_overq),
+    Unit("int-pe", IntPe, _COMMON,
+         "plain b-bit integer PE with the OverQ PE's accumulator (area baseline)",
+         cosim=_cosim_int),
+]
