@@ -510,7 +510,7 @@ def _expected_stream(component, vec, overq):
     return out
 
 
-def _cosim(unit, component, params, vectors, seed, sim, overq):
+def _cosim(unit, component, params, vectors, seed, sim, overq, lanes=64):
     import time
 
     import numpy as np
@@ -519,20 +519,32 @@ def _cosim(unit, component, params, vectors, seed, sim, overq):
 
     t0 = time.perf_counter()
     seed = 0 if seed is None else seed
-    lanes = 64
-    random_cycles = max(1, -(-(vectors or 16384) // lanes))
     if overq:
         cfg = component.config
-        vec = overq_vectors(cfg, component.w_bits, seed, random_cycles, lanes)
-        factory = lambda: OverqPe(component.bits, component.w_bits, component.acc_bits,
-                                  cfg.cascade, cfg.precision)
         exhaustive = cfg.bits <= 4 and component.w_bits <= 4
+        if exhaustive:
+            lanes = min(lanes, (1 << cfg.bits) << cfg.meta_bits)
+        random_cycles = max(1, -(-(vectors or 16384) // lanes))
+        vec = overq_vectors(cfg, component.w_bits, seed, random_cycles, lanes, exhaustive)
+
+        def make():
+            return OverqPe(component.bits, component.w_bits, component.acc_bits, cfg.cascade,
+                           cfg.precision)
     else:
+        exhaustive = False
+        random_cycles = max(1, -(-(vectors or 16384) // lanes))
         vec = overq_vectors(OverqConfig(component.bits, 0, False), component.w_bits, seed,
                             random_cycles, lanes, exhaustive=False)
         del vec["meta"]
-        factory = lambda: IntPe(component.bits, component.w_bits, component.acc_bits)
-        exhaustive = False
+
+        def make():
+            return IntPe(component.bits, component.w_bits, component.acc_bits)
+    made = []
+
+    def factory():                  # lane 0 is the component itself (so it counts as used)
+        made.append(None)
+        return component if len(made) == 1 else make()
+
     expected = _expected_stream(component, vec, overq)
     got = cosim.run_lanes(factory, vec, ["acc"], lanes=lanes, sim=sim)
     got_acc = cosim.to_signed(got["acc"], component.acc_bits)
@@ -547,12 +559,12 @@ def _cosim(unit, component, params, vectors, seed, sim, overq):
                                      seconds=time.perf_counter() - t0, notes=notes)
 
 
-def _cosim_overq(component, params, vectors, seed, sim):
-    return _cosim("overq-pe", component, params, vectors, seed, sim, overq=True)
+def _cosim_overq(component, params, vectors, seed, sim, lanes=64):
+    return _cosim("overq-pe", component, params, vectors, seed, sim, overq=True, lanes=lanes)
 
 
-def _cosim_int(component, params, vectors, seed, sim):
-    return _cosim("int-pe", component, params, vectors, seed, sim, overq=False)
+def _cosim_int(component, params, vectors, seed, sim, lanes=64):
+    return _cosim("int-pe", component, params, vectors, seed, sim, overq=False, lanes=lanes)
 
 
 UNITS = [
