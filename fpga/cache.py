@@ -1,0 +1,87 @@
+"""On-disk cache of synthesis results.
+
+An entry is one JSON file named after the sha256 key of everything that determines the
+result (Verilog text, top module, target, flow options, tool versions; see
+:func:`lowbit.fpga.synth.cache_key`). The file holds ``{"key": ..., "result": {...}}``.
+
+Location: ``$LOWBIT_CACHE/synth`` if ``LOWBIT_CACHE`` is set, else
+``~/.cache/lowbit/synth``.
+
+Concurrency: an entry is written to a uniquely named temporary file in the same directory,
+flushed and fsync'ed, then moved into place with :func:`os.replace`, which is atomic on
+POSIX file systems. Two processes that synthesise the same design at once therefore both
+write a complete file and the last rename wins; a reader never sees a partial file.
+
+Corruption: an entry that cannot be parsed, lacks fields, or whose stored key differs from
+its name is deleted and reported as a miss, so that the caller recomputes it.
+"""
+
+import json
+import os
+import pathlib
+import tempfile
+
+__all__ = ["cache_dir", "load", "store"]
+
+
+def cache_dir():
+    """The directory that holds synthesis results (created on first store)."""
+    root = os.environ.get("LOWBIT_CACHE")
+    if root:
+        return pathlib.Path(root) / "synth"
+    return pathlib.Path.home() / ".cache" / "lowbit" / "synth"
+
+
+def _path(key, directory=None):
+    if not (isinstance(key, str) and len(key) == 64 and all(c in "0123456789abcdef" for c in key)):
+        raise ValueError(f"cache key must be a 64-digit lowercase sha256 hex string, not {key!r}")
+    return pathlib.Path(directory or cache_dir()) / f"{key}.json"
+
+
+def load(key, required=(), directory=None):
+    """Return the cached result dict for ``key``, or ``None`` on a miss.
+
+    ``required`` lists the fields a valid result must have. A corrupt entry (bad JSON,
+    wrong structure, a missing required field, or a stored key that does not match) is
+    deleted and ``None`` is returned.
+    """
+    path = _path(key, directory)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    try:
+        entry = json.loads(text)
+        ok = (isinstance(entry, dict) and entry.get("key") == key
+              and isinstance(entry.get("result"), dict)
+              and all(f in entry["result"] for f in required))
+    except (ValueError, UnicodeDecodeError):
+        ok = False
+    if not ok:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+        return None
+    return entry["result"]
+
+
+def store(key, result, directory=None):
+    """Atomically write ``result`` (a JSON-serialisable dict) under ``key``; return the path."""
+    path = _path(key, directory)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = json.dumps({"key": key, "result": result}, indent=1, sort_keys=True) + "\n"
+    fd, tmp = tempfile.mkstemp(prefix=f".{key[:16]}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
