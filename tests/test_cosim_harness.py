@@ -223,3 +223,82 @@ def test_which_is_not_called_for_icarus_when_missing():
     # Icarus absence is reported, not crashed on (cocotb's runner would SystemExit).
     if shutil.which("iverilog") is None:
         assert cosim._probe_icarus() is not None
+
+
+# -- lowbit cosim -------------------------------------------------------------------------------
+
+class AddK(wiring.Component):
+    """Registered (a + b + k) mod 256; the test hook's golden model ignores k, so k != 0 is a bug."""
+
+    def __init__(self, k=0):
+        if not 0 <= k < 256:
+            raise ValueError(f"k must be 0..255, not {k!r}")
+        self.k = k
+        super().__init__({"a": In(8), "b": In(8), "o": Out(8)})
+
+    latency = 1
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.sync += self.o.eq(self.a + self.b + self.k)
+        return m
+
+
+def _addk_cosim(component, params, vectors, seed, sim):
+    rng = np.random.default_rng(seed)
+    n = vectors or 500
+    a, b = rng.integers(0, 256, n), rng.integers(0, 256, n)
+    got = cosim.run_lanes(lambda: AddK(component.k), {"a": a, "b": b}, ["o"], lanes=8, sim=sim)
+    return cosim.CosimReport.compare("addk", params, got.simulator, seed, {"a": a, "b": b},
+                                     {"o": (a + b) % 256}, {"o": got["o"]})
+
+
+@pytest.fixture
+def addk_catalog(monkeypatch):
+    from lowbit.hdl import catalog
+    unit = catalog.Unit("addk", AddK, (catalog.Param("k", "--k", "int", 0, "constant added"),),
+                        "test adder", cosim=_addk_cosim)
+    monkeypatch.setattr(catalog, "units", lambda: {"addk": unit})
+    return unit
+
+
+@pytest.mark.cosim
+def test_cli_cosim_exit_statuses(addk_catalog, capsys):
+    from lowbit.cli.main import main
+    _require_sim()
+    assert main(["cosim", "addk", "--vectors", "300", "--seed", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "vectors checked: 300" in out and "mismatches:      0" in out and "PASS" in out
+    assert "seed:            4" in out
+
+    assert main(["cosim", "addk", "--k", "1", "--vectors", "300", "--seed", "4"]) == 1
+    out = capsys.readouterr().out
+    assert "mismatches:      300" in out and "FAIL" in out and "mismatch 1: inputs a=" in out
+    assert "reproduce: lowbit cosim addk --k 1 --sim" in out and "--seed 4 --vectors 300" in out
+
+
+def test_cli_cosim_bad_input(addk_catalog, capsys):
+    from lowbit.cli.main import main
+    cases = [
+        (["cosim", "nosuch"], "unknown unit 'nosuch'; known units: addk"),
+        (["cosim", "addk", "--k", "x"], "--k must be an integer, not 'x'"),
+        (["cosim", "addk", "--k", "300"], "k must be 0..255, not 300"),
+        (["cosim", "addk", "--vectors", "0"], "--vectors must be an integer >= 1, not '0'"),
+        (["cosim", "addk", "--sim", "vcs"], "--sim must be one of verilator, icarus, not 'vcs'"),
+        (["cosim", "addk", "--bogus"], "unrecognized arguments: --bogus"),
+        (["cosim"], "missing unit name; known units: addk"),
+    ]
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("lowbit cosim: error: ") and message in err, (argv, err)
+        assert err.count("\n") == 1, err
+
+
+def test_cli_cosim_unit_help(addk_catalog, capsys):
+    from lowbit.cli.main import main
+    with pytest.raises(SystemExit) as exc:
+        main(["cosim", "addk", "-h"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "parameters of addk" in out and "--k N" in out and "--vectors N" in out
