@@ -108,7 +108,7 @@ import numpy as np
 __all__ = [
     "DATAFLOWS", "EVENT_CLASSES", "ArrayConfig", "Schedule", "schedule", "LayerResult", "SimResult",
     "simulate_gemm", "simulate_layer", "simulate_topology", "CostModel", "NullCostModel",
-    "PEDatapath", "IntPE", "Fp32AccPE", "gemm_numerics", "reference_numerics",
+    "PEDatapath", "IntPE", "FpMacPE", "Fp32AccPE", "gemm_numerics", "reference_numerics",
 ]
 
 DATAFLOWS = ("os", "ws", "is")
@@ -798,10 +798,11 @@ def _sum_results(results, cfg, cost_model):
 class PEDatapath(Protocol):
     """A processing element's arithmetic, vectorised over NumPy arrays.
 
-    ``init(shape)`` returns the accumulator value a fold starts from (zero), ``decode_a``/``decode_b``
-    turn operand codes into the values ``step`` takes, ``step(acc, a, b)`` is one MAC (the value the
-    PE's accumulator holds after it) and ``result(acc)`` the value the array outputs. All arrays
-    broadcast elementwise.
+    ``init(shape)`` returns the accumulator a new sum starts from, ``decode_a``/``decode_b`` turn
+    operand codes into what ``step`` takes (values, or the codes themselves), ``step(acc, a, b)``
+    is one MAC (the PE's accumulator after it) and ``result(acc)`` what the array outputs. All
+    arrays broadcast elementwise. An optional ``order_independent = True`` attribute together
+    with a ``matmul(a_codes, b_codes)`` method lets :func:`gemm_numerics` skip the K loop.
     """
     name: str
 
@@ -817,19 +818,21 @@ class PEDatapath(Protocol):
 
 
 class IntPE:
-    """Integer MAC: exact product, accumulator of ``acc_bits`` bits, two's-complement wrap-around.
+    """Integer MAC PE: the golden model's :func:`lowbit.models.mac.int_mac_step`.
 
     Parameters
     ----------
     a_format, b_format : str or IntFormat
         Operand formats (``lowbit.models.formats``); codes are their bit patterns.
     acc_bits : int
-        Accumulator width, 2..63. Overflow wraps modulo ``2**acc_bits`` (what a ``acc_bits``-wide
-        register does); since modular addition is associative the result does not depend on the
-        order, which lets :func:`gemm_numerics` use one integer matmul.
+        Accumulator width, 2..63.
+    overflow : {"wrap", "saturate"}
+        ``"wrap"``: modulo ``2**acc_bits`` (a plain register); modular addition is associative,
+        so the result does not depend on the order and :func:`gemm_numerics` uses one integer
+        matmul (``order_independent``). ``"saturate"``: clamp after every step (order matters).
     """
 
-    def __init__(self, a_format="int8", b_format="int8", acc_bits=32):
+    def __init__(self, a_format="int8", b_format="int8", acc_bits=32, overflow="wrap"):
         from lowbit.models import formats
         self.a_format = formats.get(a_format) if isinstance(a_format, str) else a_format
         self.b_format = formats.get(b_format) if isinstance(b_format, str) else b_format
@@ -837,26 +840,83 @@ class IntPE:
             if type(f).__name__ != "IntFormat":
                 raise ValueError(f"{n} must be an integer format, not {f!r}")
         self.acc_bits = _check_int("acc_bits", acc_bits, 2, 63)
-        self.name = f"{self.a_format.name}x{self.b_format.name}_acc{self.acc_bits}"
-
-    order_independent = True
+        if overflow not in ("wrap", "saturate"):
+            raise ValueError(f"overflow must be 'wrap' or 'saturate', not {overflow!r}")
+        self.overflow = overflow
+        self.order_independent = overflow == "wrap"
+        self.name = f"{self.a_format.name}x{self.b_format.name}_acc{self.acc_bits}_{overflow}"
 
     def init(self, shape):
         return np.zeros(shape, dtype=np.int64)
 
     def decode_a(self, codes):
-        return np.asarray(self.a_format.decode(codes), dtype=np.int64)
+        return np.asarray(codes)
 
     def decode_b(self, codes):
-        return np.asarray(self.b_format.decode(codes), dtype=np.int64)
-
-    def wrap(self, x):
-        m = np.int64(1) << np.int64(self.acc_bits)
-        h = np.int64(1) << np.int64(self.acc_bits - 1)
-        return ((x + h) & (m - 1)) - h
+        return np.asarray(codes)
 
     def step(self, acc, a, b):
-        return self.wrap(acc + a * b)
+        from lowbit.models.mac import int_mac_step
+        return int_mac_step(acc, a, b, self.a_format, self.b_format, self.acc_bits, self.overflow)
+
+    def result(self, acc):
+        return acc
+
+    def matmul(self, a_codes, b_codes):
+        """The wrap-around result in one integer matmul (only for ``overflow="wrap"``)."""
+        a = np.asarray(self.a_format.decode(a_codes), dtype=np.int64)
+        b = np.asarray(self.b_format.decode(b_codes), dtype=np.int64)
+        m = np.int64(1) << np.int64(self.acc_bits)
+        h = np.int64(1) << np.int64(self.acc_bits - 1)
+        return ((a @ b + h) & (m - 1)) - h
+
+
+class FpMacPE:
+    """Floating-point MAC PE: the golden model's :func:`lowbit.models.mac.fp_mac_step`.
+
+    The accumulator is held as ``acc_format`` codes and starts from ``-0`` (the golden model's
+    empty sum); ``step`` is ``fp_mac_step(acc, a, b, a_format, b_format, acc_format, mode,
+    flush_subnormals, saturate)``; ``result`` returns the accumulator codes (bit patterns, as the
+    RTL outputs them; decode with ``acc_format.decode``).
+
+    Parameters
+    ----------
+    a_format, b_format : str or FloatFormat
+    acc_format : str or FloatFormat
+        Default ``"fp32"``.
+    mode : {"fused", "two_roundings"}
+        See :mod:`lowbit.models.mac` (``"kulisch"`` keeps a fixed-point state and is not a
+        per-step code accumulator).
+    flush_subnormals, saturate : bool
+    """
+
+    order_independent = False
+
+    def __init__(self, a_format="e4m3", b_format="e4m3", acc_format="fp32", mode="fused",
+                 flush_subnormals=False, saturate=False):
+        from lowbit.models import formats
+        from lowbit.models.mac import check_acc_format
+        self.a_format = formats.get(a_format) if isinstance(a_format, str) else a_format
+        self.b_format = formats.get(b_format) if isinstance(b_format, str) else b_format
+        self.acc_format = check_acc_format(acc_format)
+        if mode not in ("fused", "two_roundings"):
+            raise ValueError(f"mode must be 'fused' or 'two_roundings', not {mode!r}")
+        self.mode, self.flush_subnormals, self.saturate = mode, bool(flush_subnormals), bool(saturate)
+        self.name = f"{self.a_format.name}x{self.b_format.name}_{self.acc_format.name}_{mode}"
+
+    def init(self, shape):
+        return np.full(shape, 1 << (self.acc_format.bits - 1), dtype=self.acc_format.code_dtype)
+
+    def decode_a(self, codes):
+        return np.asarray(codes)
+
+    def decode_b(self, codes):
+        return np.asarray(codes)
+
+    def step(self, acc, a, b):
+        from lowbit.models.mac import fp_mac_step
+        return fp_mac_step(acc, a, b, self.a_format, self.b_format, self.acc_format, self.mode,
+                           self.flush_subnormals, self.saturate)
 
     def result(self, acc):
         return acc
@@ -871,9 +931,11 @@ class Fp32AccPE:
     accumulator the float64 sum is exact whenever the exponents of ``acc`` and the product are less
     than 29 binades apart, so the result is then the singly rounded ``fp32(acc + a*b)``.
 
-    This is the stand-in until the FP8 MAC step of the golden model (issue 3, ``lowbit.models``)
-    is plugged in through the same :class:`PEDatapath` interface; it does not model an FP8 MAC's
-    own accumulator format, rounding mode or saturation.
+    This was the stand-in for the FP8 MAC step of the golden model (issue 3); :class:`FpMacPE`
+    now plugs :func:`lowbit.models.mac.fp_mac_step` in through the same :class:`PEDatapath`
+    interface and is the one to use for bit-exact work. This class stays as a fast float path
+    (values, not codes) and as a cross-check: for FP8 operands with ``mode="fused"`` and an FP32
+    accumulator both give the same sums, which the tests check.
 
     Parameters
     ----------
@@ -893,7 +955,7 @@ class Fp32AccPE:
         self.name = f"{self.a_format.name}x{self.b_format.name}_fp32acc"
 
     def init(self, shape):
-        return np.zeros(shape, dtype=np.float32)
+        return np.full(shape, -0.0, dtype=np.float32)  # the empty sum is -0 (-0 + x == x for every x)
 
     def decode_a(self, codes):
         return np.asarray(self.a_format.decode(codes), dtype=np.float64)
@@ -920,8 +982,8 @@ def gemm_numerics(a_codes, b_codes, cfg, pe=None, block_rows=1024):
         acc = pe.init(); for k in 0..K-1: acc = pe.step(acc, a[m, k], b[k, n]); out = pe.result(acc)
 
     vectorised over ``(m, n)`` (``block_rows`` rows of ``M`` at a time, so memory stays
-    ``O(block_rows * N)``). A PE with ``order_independent = True`` (the integer PE with
-    wrap-around) is computed with one integer matmul instead, with the same result.
+    ``O(block_rows * N)``). A PE with ``order_independent = True`` and a ``matmul`` method (the
+    integer PE with wrap-around) is computed with one integer matmul instead, same result.
 
     Parameters
     ----------
@@ -932,7 +994,8 @@ def gemm_numerics(a_codes, b_codes, cfg, pe=None, block_rows=1024):
     cfg : ArrayConfig
         Checked for consistency; the order above holds for every dataflow and array size.
     pe : PEDatapath, optional
-        Default ``IntPE()`` (INT8 x INT8, 32-bit accumulator).
+        Default ``IntPE()`` (INT8 x INT8, 32-bit wrapping accumulator). :class:`FpMacPE` for the
+        golden FP MAC (FP8 operands, FP32/FP16/BF16 accumulator).
 
     Returns
     -------
@@ -952,8 +1015,8 @@ def gemm_numerics(a_codes, b_codes, cfg, pe=None, block_rows=1024):
     b = pe.decode_b(b_codes)
     M, K = a.shape
     N = b.shape[1]
-    if getattr(pe, "order_independent", False):
-        return pe.result(pe.wrap(a @ b) if hasattr(pe, "wrap") else a @ b)
+    if getattr(pe, "order_independent", False) and hasattr(pe, "matmul"):
+        return pe.result(pe.matmul(a_codes, b_codes))
     out = []
     for m0 in range(0, M, block_rows):
         ab = a[m0:m0 + block_rows]

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from lowbit.sim.systolic import (
-    ArrayConfig, Fp32AccPE, IntPE, NullCostModel, Schedule, gemm_numerics, reference_numerics,
+    ArrayConfig, Fp32AccPE, FpMacPE, IntPE, NullCostModel, Schedule, gemm_numerics, reference_numerics,
     schedule, simulate_gemm, simulate_topology,
 )
 from lowbit.sim.topology import (
@@ -526,6 +526,24 @@ def test_int8_numerics_wraps_like_a_register():
     assert np.any(got != exact)  # the case does overflow 16 bits
 
 
+def test_int8_saturating_accumulator_follows_k_order():
+    rng = np.random.default_rng(6)
+    a = rng.integers(0, 256, (5, 30), dtype=np.uint8)
+    b = rng.integers(0, 256, (30, 4), dtype=np.uint8)
+    pe = IntPE(acc_bits=12, overflow="saturate")
+    got = gemm_numerics(a, b, ArrayConfig(4, 4, "ws"), pe=pe)
+    av, bv = a.view(np.int8).astype(np.int64), b.view(np.int8).astype(np.int64)
+    want = np.zeros((5, 4), dtype=np.int64)
+    for m in range(5):
+        for n in range(4):
+            acc = 0
+            for k in range(30):  # clamp to [-2048, 2047] after every MAC, k ascending
+                acc = min(2047, max(-2048, acc + int(av[m, k]) * int(bv[k, n])))
+            want[m, n] = acc
+    np.testing.assert_array_equal(got, want)
+    assert np.any(np.abs(want) == 2048) or np.any(want == 2047)
+
+
 def test_fp32_accumulate_order_matches_float32_oracle():
     ml_dtypes = pytest.importorskip("ml_dtypes")
     rng = np.random.default_rng(5)
@@ -541,7 +559,7 @@ def test_fp32_accumulate_order_matches_float32_oracle():
     rev = np.zeros((9, 7), dtype=np.float32)
     for m in range(9):
         for n in range(7):
-            acc = np.float32(0)
+            acc = np.float32(-0.0)
             for k in range(K):  # products of e4m3 values are exact in float32; one rounding per add
                 acc = np.float32(acc + av[m, k] * bv[k, n])
             want[m, n] = acc
@@ -553,6 +571,19 @@ def test_fp32_accumulate_order_matches_float32_oracle():
     assert np.any(rev != want)  # the order matters for an FP accumulator: this case shows it
     np.testing.assert_array_equal(gemm_numerics(a, b, ArrayConfig(4, 4, "os"), pe=Fp32AccPE(), block_rows=2)
                                   .view(np.uint32), want.view(np.uint32))
+    # the golden-model FP MAC (fused, FP32 accumulator) gives the same bits in the same order
+    golden = gemm_numerics(a, b, ArrayConfig(4, 4, "ws"), pe=FpMacPE("e4m3", "e4m3", "fp32", "fused"))
+    np.testing.assert_array_equal(golden.astype(np.uint32), want.view(np.uint32))
+
+
+def test_golden_fp_mac_two_roundings_fp16_matches_scalar_reference():
+    rng = np.random.default_rng(7)
+    codes = np.array([c for c in range(256) if c & 0x7F != 0x7F], dtype=np.uint8)
+    a = rng.choice(codes, (4, 20))
+    b = rng.choice(codes, (20, 3))
+    pe = FpMacPE("e4m3", "e4m3", "fp16", "two_roundings", saturate=True)
+    got = gemm_numerics(a, b, ArrayConfig(2, 2, "os"), pe=pe)
+    np.testing.assert_array_equal(got, reference_numerics(a, b, pe))
 
 
 def test_numerics_validation():
@@ -562,6 +593,10 @@ def test_numerics_validation():
         IntPE("e4m3")
     with pytest.raises(ValueError, match=r"^acc_bits must be an integer in 2\.\.63, not 64$"):
         IntPE(acc_bits=64)
+    with pytest.raises(ValueError, match=r"^overflow must be 'wrap' or 'saturate', not 'clip'$"):
+        IntPE(overflow="clip")
+    with pytest.raises(ValueError, match=r"^mode must be 'fused' or 'two_roundings', not 'kulisch'$"):
+        FpMacPE(mode="kulisch")
 
 
 # ---------------------------------------------------------------------------------------------------
