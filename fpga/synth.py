@@ -69,9 +69,10 @@ and pads would add I/O delay to the paths. The unit is therefore wrapped in
 register fed by a single pin, and every output bit is captured in a register chain that is
 loaded in parallel and shifted out through one pin (pins: clk, si, ld, so). All unit
 paths then start and end at flip-flops, as in-context, and the wrapper's own paths
-(FF -> 1 LUT -> FF) are shorter than any real datapath. Yosys keeps the hierarchy
-(``-noflatten``) so that the LUT/FF/carry/DSP/BRAM counts reported are those of the unit's
-module alone (from ``stat``); nextpnr places the whole wrapper and its utilisation report
+(FF -> 1 LUT -> FF) are shorter than any real datapath. Yosys flattens the unit's own
+submodules into it but keeps the unit as a separate module (``keep_hierarchy``), so
+that the LUT/FF/carry/DSP/BRAM counts reported are those of the unit's module alone
+(from ``stat``); nextpnr places the whole wrapper and its utilisation report
 (wrapper included) is kept in ``extra["device_utilisation"]``.
 """
 
@@ -94,7 +95,7 @@ __all__ = ["SynthResult", "SynthError", "LatchError", "CELLS", "GE_UM2", "TARGET
            "verilog_ports", "ooc_wrapper"]
 
 #: Bump when a flow script or the parsing changes, so that old cache entries miss.
-FLOW_VERSION = "1"
+FLOW_VERSION = "2"
 
 TARGETS = ("generic", "ice40", "ecp5")
 
@@ -472,11 +473,11 @@ endmodule
 
 
 _FPGA = {
-    "ice40": dict(synth="synth_ice40 -dsp -top lowbit_ooc -noflatten",
+    "ice40": dict(synth="synth_ice40 -dsp -top lowbit_ooc",
                   pnr=["--up5k", "--package", "sg48"], device="iCE40UP5K-SG48",
                   luts=("SB_LUT4",), carry=("SB_CARRY",), dsp=("SB_MAC16",),
                   bram=("SB_RAM40_4K", "SB_SPRAM256KA"), ff_prefix="SB_DFF"),
-    "ecp5": dict(synth="synth_ecp5 -top lowbit_ooc -noflatten",
+    "ecp5": dict(synth="synth_ecp5 -top lowbit_ooc",
                  pnr=["--85k", "--package", "CABGA381"], device="LFE5U-85F-CABGA381",
                  luts=("LUT4",), carry=("CCU2C",), dsp=("MULT18X18D", "ALU54B"),
                  bram=("DP16KD",), ff_prefix="TRELLIS_FF"),
@@ -500,7 +501,7 @@ def _stat_counts(stat_text, module):
                 in_cells = True
             elif name == "submodules":
                 break
-            elif in_cells:
+            elif in_cells and not name.startswith("$"):   # $scopeinfo: debug-only, no hardware
                 counts[name] = n
         return counts
     raise SynthError(f"no statistics for module {module!r}")
@@ -516,6 +517,7 @@ def _fpga(verilog_text, top, target, workdir, timeout, freq_mhz, seed, clock):
 read_verilog -sv design.v
 read_verilog wrapper.v
 hierarchy -check -top lowbit_ooc
+setattr -mod -set keep_hierarchy 1 {top}
 proc
 tee -q -o latches.txt select -list {_LATCH_TYPES}
 select -assert-none {_LATCH_TYPES}
