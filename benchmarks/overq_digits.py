@@ -14,6 +14,7 @@ of the OverQ PE), then dequantised; the bias is added in float.  Rows:
 * ``baseline``: range-preserving scales (no clipping) for activations and weights.
 * ``clipped``: MSE-optimal clipping scales (grid search) for activations and weights.
 * ``overq ...``: activations OverQ-encoded at their own MSE-optimal scale, weights as ``clipped``.
+* ``... @clipped scale``: OverQ at the plain MSE clipping scale (fewer outliers to place).
 * ``clipped int5/int6``: plain activations with 1/2 more bits, i.e. the same storage per value
   as OverQ's codes plus its metadata, for an iso-storage comparison.
 
@@ -128,6 +129,8 @@ def main(argv=None):
         Scheme(f"overq b={b} cascade=2", b, "overq", "mse", OverqConfig(b, 2, False)),
         Scheme(f"overq b={b} cascade=0 +prec", b, "overq", "mse", OverqConfig(b, 0, True)),
         Scheme(f"overq b={b} cascade=2 +prec", b, "overq", "mse", OverqConfig(b, 2, True)),
+        Scheme(f"overq b={b} cascade=2 +prec @clipped scale", b, "mse", "mse",
+               OverqConfig(b, 2, True)),
         Scheme(f"clipped int{b + 1} acts (iso-storage 1 meta bit)", b + 1, "mse", "mse"),
         Scheme(f"clipped int{b + 2} acts (iso-storage 2 meta bits)", b + 2, "mse", "mse"),
     ]
