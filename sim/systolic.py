@@ -93,6 +93,16 @@ and writes): the reads of fold ``f`` and the writes of fold ``f - 1`` are transf
 ``f - 1``; a fold waits ``max(0, ceil(traffic / dram_bw) - P)`` stall cycles. The reads of fold 0
 (``prefetch_cycles``) and the writes of the last fold (``writeback_cycles``) are outside the compute
 window. ``dram_bw="CALC"`` (SCALE-Sim's default): bandwidth sized so that nothing stalls.
+
+Numerics
+--------
+Under this schedule every output is one accumulation chain over ``k = 0 .. K-1`` in increasing
+order, in every dataflow (OS: inside one PE; WS/IS: down a column, continued across K-folds through
+the psum-in of the column top). :func:`gemm_numerics` applies a PE step function ``acc <- step(acc,
+a, b)`` in that order, vectorised over the outputs: :class:`IntPE` and :class:`FpMacPE` wrap the
+golden model's :func:`lowbit.models.mac.int_mac_step` and :func:`lowbit.models.mac.fp_mac_step`;
+:class:`Fp32AccPE` is a float64-to-float32 shortcut. Any object with the :class:`PEDatapath`
+methods plugs in (e.g. an OverQ PE step).
 """
 
 import csv
@@ -378,16 +388,6 @@ class Schedule:
                 "col_skew": self.cols - 1, "period": self.fold_period, "drain": self.drain}
 
     # --- fold-shape accounting (vectorised) -------------------------------------------------
-    def _extents(self, n_total, width):
-        """Sizes of the full and edge folds: ``[(size, count), ...]``."""
-        full, rem = divmod(n_total, width)
-        out = []
-        if full:
-            out.append((width, full))
-        if rem:
-            out.append((rem, 1))
-        return out
-
     def used_per_fold(self):
         """``(rows_used, cols_used)`` arrays, one entry per fold in execution order."""
         r = np.full(self.row_folds, self.rows, dtype=np.int64)
