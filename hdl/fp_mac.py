@@ -1,0 +1,480 @@
+"""Floating-point multiply-accumulate units (Amaranth 0.5).
+
+Numeric contract: exactly :mod:`lowbit.models.mac` (``fp_mac_step``, ``kulisch_step``,
+``kulisch_read``, ``mac_stream``): the exact product of ``a`` and ``b`` is accumulated into
+``acc_format`` with RNE, in mode ``fused`` (one rounding after the exact add),
+``two_roundings`` (product rounded to ``acc_format`` first) or ``kulisch`` (exact fixed-point
+register of :func:`lowbit.models.mac.kulisch_width` bits, rounded once on read-out).  IEEE/OCP
+specials, exact subnormals unless ``flush_subnormals``, overflow to Inf or ``saturate``; the
+sign of an exact zero sum is ``+0`` unless both operands are ``-0``.
+
+Reusable combinational steps (the systolic array's PEs instantiate these):
+
+:class:`FpMacStep`      ``acc_out = round(acc_in + a*b)`` (fused / two_roundings).
+:class:`KulischStep`    ``(fixed, flags)_out = (fixed, flags)_in + a*b`` exactly.
+:class:`KulischRead`    ``acc = round(fixed * 2^lsb)`` with the specials in ``flags``.
+
+Adder datapath (fused / two_roundings): both significands are extended to ``P = max(p_acc,
+p_prod)`` bits and the one with the larger nominal exponent (``hi``) is placed at the top of a
+``W = P + 3``-bit window; the other is shifted right by the exponent difference, and every bit
+shifted out is OR-ed ("jammed") into bit 0.  Bits are lost only when the difference is at least
+4; then either ``hi`` is normal, so the result has its MSB at window bit ``W-2`` or above and its
+rounding LSB at bit ``P + 2 - p_acc >= 2``, or ``hi`` is a subnormal accumulator, whose rounding
+grid is fixed at bit ``W - p_acc >= 3``.  In both cases the exact and the jammed values lie in one
+open interval between consecutive even integers, which contains no rounding boundary of a grid of
+spacing >= 4, so the jam does not change the RNE result.  A leading-zero count normalises the
+(signed) sum, which :func:`lowbit.hdl.fp_round.round_pack` rounds.
+"""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from lowbit.models import mac as model
+
+from .catalog import Param, Unit
+from .formats import unpack
+from .fp_mul import check_pipeline, multiply_into
+from .fp_round import EXP_SHAPE, round_pack
+
+__all__ = ["FpMacStep", "KulischStep", "KulischRead", "FpMac", "UNITS",
+           "accumulate_into", "kulisch_add_into", "kulisch_read_into"]
+
+
+def _operand(m, fmt, code, flush, name):
+    u = unpack(m, fmt, code, name)
+    zero = Signal(name=f"{name}_z")
+    m.d.comb += zero.eq(u.is_zero | (u.is_sub if flush else 0))
+    sig = Signal(fmt.man_bits + 1, name=f"{name}_s")
+    m.d.comb += sig.eq(Mux(zero | u.is_nan | u.is_inf, 0, u.sig))
+    return u, zero, sig
+
+
+def accumulate_into(m, acc_fmt, pf, acc_code, p_code, mode, flush, saturate, name="acc"):
+    """Logic for ``round(acc + p)`` (``p`` a product-format code); returns the new acc code."""
+    ux, zx, sigx = _operand(m, acc_fmt, acc_code, flush, f"{name}_x")
+    up = unpack(m, pf, p_code, f"{name}_p")
+    if mode == "two_roundings":
+        r = round_pack(m, acc_fmt, up.sign, up.sig, up.exp - pf.man_bits, 0, saturate=saturate,
+                       flush=flush, finite=1, name=f"{name}_pr")
+        rp = Signal(acc_fmt.bits, name=f"{name}_prc")
+        with m.If(up.is_nan):
+            m.d.comb += rp.eq(acc_fmt.nan_code)
+        with m.Elif(up.is_inf):
+            m.d.comb += rp.eq(Cat(Const(acc_fmt.inf_code, acc_fmt.bits - 1), up.sign))
+        with m.Elif(up.is_zero):
+            m.d.comb += rp.eq(up.sign << (acc_fmt.bits - 1))
+        with m.Else():
+            m.d.comb += rp.eq(r)
+        uy, zy, sigy = _operand(m, acc_fmt, rp, flush, f"{name}_y")
+    else:
+        uy = up
+        zy = Signal(name=f"{name}_y_z")
+        m.d.comb += zy.eq(up.is_zero)
+        sigy = Signal(len(up.sig), name=f"{name}_y_s")
+        m.d.comb += sigy.eq(Mux(up.is_zero | up.is_nan | up.is_inf, 0, up.sig))
+    px, py = len(sigx), len(sigy)
+    P = max(px, py)
+    W = P + 3
+    xe = Cat(Const(0, P - px + 3), sigx) if P - px + 3 else sigx
+    ye = Cat(Const(0, P - py + 3), sigy)
+    x_big = Signal(name=f"{name}_xbig")
+    m.d.comb += x_big.eq(~zx & (zy | (ux.exp >= uy.exp)))
+    e_hi = Signal(EXP_SHAPE, name=f"{name}_ehi")
+    d = Signal(EXP_SHAPE, name=f"{name}_d")
+    m.d.comb += [e_hi.eq(Mux(x_big, ux.exp, uy.exp)),
+                 d.eq(Mux(x_big, ux.exp - uy.exp, uy.exp - ux.exp))]
+    dc = Signal(range(W + 2), name=f"{name}_dc")
+    with m.If(d < 0):
+        m.d.comb += dc.eq(0)
+    with m.Elif(d > W + 1):
+        m.d.comb += dc.eq(W + 1)
+    with m.Else():
+        m.d.comb += dc.eq(d)
+    H = Signal(W, name=f"{name}_H")
+    L0 = Signal(W, name=f"{name}_L0")
+    L = Signal(W, name=f"{name}_L")
+    m.d.comb += [H.eq(Mux(x_big, xe, ye)), L0.eq(Mux(x_big, ye, xe)), L.eq(L0 >> dc)]
+    lost = Signal(name=f"{name}_lost")
+    m.d.comb += lost.eq((L << dc)[:W] != L0)
+    Lj = Signal(W, name=f"{name}_Lj")
+    m.d.comb += Lj.eq(L | lost)
+    s_hi = Mux(x_big, ux.sign, uy.sign)
+    s_lo = Mux(x_big, uy.sign, ux.sign)
+    T = Signal(signed(W + 2), name=f"{name}_T")
+    m.d.comb += T.eq(Mux(s_hi != s_lo, H - Lj, H + Lj))
+    neg = T < 0
+    mag = Signal(W + 1, name=f"{name}_mag")
+    m.d.comb += mag.eq(Mux(neg, -T, T))
+    sign = Signal(name=f"{name}_sign")
+    m.d.comb += sign.eq(Mux(T == 0, zx & zy & ux.sign & uy.sign, s_hi ^ neg))
+    code = round_pack(m, acc_fmt, sign, mag, e_hi - (W - 1), 0, saturate=saturate, flush=flush,
+                      finite=1, name=f"{name}_r")
+    out = Signal(acc_fmt.bits, name=f"{name}_out")
+    nan = ux.is_nan | uy.is_nan | (ux.is_inf & uy.is_inf & (ux.sign != uy.sign))
+    with m.If(nan):
+        m.d.comb += out.eq(acc_fmt.nan_code)
+    with m.Elif(ux.is_inf | uy.is_inf):
+        m.d.comb += out.eq(Cat(Const(acc_fmt.inf_code, acc_fmt.bits - 1),
+                               Mux(ux.is_inf, ux.sign, uy.sign)))
+    with m.Else():
+        m.d.comb += out.eq(code)
+    return out
+
+
+# Kulisch flag bits (as in the model)
+_NAN, _PINF, _NINF, _NEGZ = 0, 1, 2, 3
+
+
+def kulisch_add_into(m, pf, width, lsb, fixed_in, flags_in, p_code, name="k"):
+    """Logic for adding the exact product ``p_code`` to the Kulisch state; returns (fixed, flags)."""
+    up = unpack(m, pf, p_code, f"{name}_p")
+    P = pf.man_bits
+    fin = ~up.is_zero & ~up.is_nan & ~up.is_inf
+    max_sh = pf.emax - lsb
+    sh = Signal(range(max_sh + 1), name=f"{name}_sh")
+    m.d.comb += sh.eq(Mux(fin, up.exp - lsb, 0))
+    full = Signal(P + 1 + max_sh, name=f"{name}_full")
+    m.d.comb += full.eq(Mux(fin, up.sig, 0) << sh)
+    term = Signal(width, name=f"{name}_term")
+    m.d.comb += term.eq(full[P:])
+    fixed = Signal(signed(width), name=f"{name}_fixed")
+    m.d.comb += fixed.eq(Mux(up.sign, fixed_in - term, fixed_in + term))
+    flags = Signal(4, name=f"{name}_flags")
+    m.d.comb += [
+        flags[_NAN].eq(flags_in[_NAN] | up.is_nan),
+        flags[_PINF].eq(flags_in[_PINF] | (up.is_inf & ~up.sign)),
+        flags[_NINF].eq(flags_in[_NINF] | (up.is_inf & up.sign)),
+        flags[_NEGZ].eq(flags_in[_NEGZ] & up.is_zero & up.sign),
+    ]
+    return fixed, flags
+
+
+def kulisch_read_into(m, acc_fmt, width, lsb, fixed, flags, saturate, flush, name="kr"):
+    """Logic rounding the Kulisch state once to ``acc_fmt``; returns the code signal."""
+    neg = fixed[width - 1]
+    mag = Signal(width, name=f"{name}_mag")
+    m.d.comb += mag.eq(Mux(neg, -fixed.as_signed(), fixed))
+    sign = Signal(name=f"{name}_sign")
+    m.d.comb += sign.eq(Mux(mag == 0, flags[_NEGZ], neg))
+    finite = ~(flags[_NAN] | flags[_PINF] | flags[_NINF])
+    code = round_pack(m, acc_fmt, sign, mag, lsb, 0, saturate=saturate, flush=flush,
+                      finite=finite, name=f"{name}_r")
+    out = Signal(acc_fmt.bits, name=f"{name}_out")
+    with m.If(flags[_NAN] | (flags[_PINF] & flags[_NINF])):
+        m.d.comb += out.eq(acc_fmt.nan_code)
+    with m.Elif(flags[_PINF] | flags[_NINF]):
+        m.d.comb += out.eq(Cat(Const(acc_fmt.inf_code, acc_fmt.bits - 1), flags[_NINF]))
+    with m.Else():
+        m.d.comb += out.eq(code)
+    return out
+
+
+class _Params:
+    def _validate(self, a_format, b_format, acc_format, mode, flush_subnormals, saturate, terms):
+        self._a = model.check_float_operand(a_format, "a_format")
+        self._b = model.check_float_operand(b_format, "b_format")
+        self._acc = model.check_acc_format(acc_format)
+        self._mode = model.check_mode(mode)
+        self._flush = bool(flush_subnormals)
+        self._sat = bool(saturate)
+        self._terms = model.check_terms(terms)
+        self._pf = model.product_format(self._a, self._b)
+        self._kwidth, self._klsb = model.kulisch_width(self._a, self._b, self._terms)
+
+    a_format = property(lambda self: self._a)
+    b_format = property(lambda self: self._b)
+    acc_format = property(lambda self: self._acc)
+    mode = property(lambda self: self._mode)
+    product_format = property(lambda self: self._pf)
+
+    @property
+    def kulisch_width(self):
+        """Width of the Kulisch register (``mode="kulisch"``), from the model."""
+        return self._kwidth
+
+
+class FpMacStep(_Params, wiring.Component):
+    """Combinational FP MAC step ``acc_out = round(acc_in + a*b)`` (fused / two_roundings).
+
+    A new sum is ``acc_in = -0`` (code ``1 << (bits-1)``).  Parameters as :class:`FpMac`.
+
+    Members
+    -------
+    acc_in : In(acc_format.bits), a : In(a.bits), b : In(b.bits)
+    acc_out : Out(acc_format.bits)
+    """
+
+    is_sequential = False
+    latency = 0
+
+    def __init__(self, a_format="e4m3", b_format="e4m3", acc_format="fp32", mode="fused",
+                 flush_subnormals=False, saturate=False):
+        self._validate(a_format, b_format, acc_format, mode, flush_subnormals, saturate, 4096)
+        if self._mode == "kulisch":
+            raise ValueError("FpMacStep does mode fused or two_roundings; "
+                             "use KulischStep/KulischRead for mode kulisch")
+        super().__init__({"acc_in": In(self._acc.bits), "a": In(self._a.bits),
+                          "b": In(self._b.bits), "acc_out": Out(self._acc.bits)})
+
+    def elaborate(self, platform):
+        m = Module()
+        p = multiply_into(m, self._a, self._b, self.a, self.b, self._flush)
+        m.d.comb += self.acc_out.eq(accumulate_into(m, self._acc, self._pf, self.acc_in, p,
+                                                    self._mode, self._flush, self._sat))
+        return m
+
+
+class KulischStep(_Params, wiring.Component):
+    """Combinational exact step of the Kulisch accumulator: ``state_out = state_in + a*b``.
+
+    ``fixed`` is the signed ``kulisch_width``-bit register (LSB weight ``2^lsb_exp``, wraps);
+    ``flags`` bits: 0 NaN seen, 1 +Inf seen, 2 -Inf seen, 3 every product so far was -0.  A new
+    sum starts from ``fixed = 0, flags = 0b1000``.
+    """
+
+    is_sequential = False
+    latency = 0
+
+    def __init__(self, a_format="e4m3", b_format="e4m3", terms=4096, flush_subnormals=False):
+        self._validate(a_format, b_format, "fp32", "kulisch", flush_subnormals, False, terms)
+        w = self._kwidth
+        super().__init__({"fixed_in": In(signed(w)), "flags_in": In(4), "a": In(self._a.bits),
+                          "b": In(self._b.bits), "fixed_out": Out(signed(w)), "flags_out": Out(4)})
+
+    def elaborate(self, platform):
+        m = Module()
+        p = multiply_into(m, self._a, self._b, self.a, self.b, self._flush)
+        fixed, flags = kulisch_add_into(m, self._pf, self._kwidth, self._klsb, self.fixed_in,
+                                        self.flags_in, p)
+        m.d.comb += [self.fixed_out.eq(fixed), self.flags_out.eq(flags)]
+        return m
+
+
+class KulischRead(_Params, wiring.Component):
+    """Combinational read-out: the Kulisch state rounded once (RNE) to ``acc_format``."""
+
+    is_sequential = False
+    latency = 0
+
+    def __init__(self, a_format="e4m3", b_format="e4m3", acc_format="fp32", terms=4096,
+                 flush_subnormals=False, saturate=False):
+        self._validate(a_format, b_format, acc_format, "kulisch", flush_subnormals, saturate, terms)
+        w = self._kwidth
+        super().__init__({"fixed": In(signed(w)), "flags": In(4), "acc": Out(self._acc.bits)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += self.acc.eq(kulisch_read_into(m, self._acc, self._kwidth, self._klsb,
+                                                  self.fixed, self.flags, self._sat, self._flush))
+        return m
+
+
+class FpMac(_Params, wiring.Component):
+    """Floating-point multiply-accumulate unit (see the module docstring for the numerics).
+
+    Parameters
+    ----------
+    a_format, b_format : FloatFormat or str
+        Operand formats: signed float formats with a zero, at most 16 bits (e4m3, e5m2, fnuz,
+        e2m3, e3m2, e2m1, user-defined); mixed allowed.
+    acc_format : FloatFormat or str
+        IEEE-style accumulator format: fp32, fp16, bf16 (or eXmY).
+    mode : str
+        ``"fused"``, ``"two_roundings"`` or ``"kulisch"``.
+    flush_subnormals : bool
+        Subnormal operands/accumulator read as zero; subnormal results flushed after rounding.
+    saturate : bool
+        Overflow of finite operands gives +-max instead of +-Inf.
+    terms : int
+        Kulisch mode: number of products the fixed-point register sums exactly (sizes it).
+    pipeline_stages : int
+        0..2 (kulisch 0..3): 1 registers the exact product before the accumulator adder, 2 also
+        registers the operands, 3 (kulisch) registers the rounded read-out.  The accumulator
+        loop is always one cycle, so a term can be accepted every cycle.
+        ``latency = 1 + pipeline_stages``.
+
+    Members
+    -------
+    a, b : In(bits)
+        Operand codes.
+    valid : In(1)
+        Accumulate ``a*b`` this cycle.
+    clear : In(1)
+        Start a new sum: with ``valid`` the accumulator becomes ``-0 + a*b``; without it, the
+        empty accumulator (``+0``).
+    acc : Out(acc_format.bits)
+        Accumulator (``acc_format`` code) after the input of ``latency`` cycles ago.
+    acc_valid : Out(1)
+        ``valid`` delayed by ``latency`` cycles.
+
+    Raises
+    ------
+    ValueError
+        A parameter out of range (message names it and the allowed values).
+    """
+
+    def __init__(self, a_format="e4m3", b_format="e4m3", acc_format="fp32", mode="fused",
+                 flush_subnormals=False, saturate=False, terms=4096, pipeline_stages=0):
+        self._validate(a_format, b_format, acc_format, mode, flush_subnormals, saturate, terms)
+        self._stages = check_pipeline(pipeline_stages, 3 if self._mode == "kulisch" else 2)
+        super().__init__({"a": In(self._a.bits), "b": In(self._b.bits), "valid": In(1),
+                          "clear": In(1), "acc": Out(self._acc.bits), "acc_valid": Out(1)})
+
+    @property
+    def latency(self):
+        return 1 + self._stages
+
+    @property
+    def pipeline_stages(self):
+        return self._stages
+
+    @property
+    def port_docs(self):
+        L = self.latency
+        return {
+            "a": f"operand a, {self._a.name} code",
+            "b": f"operand b, {self._b.name} code",
+            "valid": "accumulate a*b this cycle",
+            "clear": "start a new sum (with valid: acc = -0 + a*b; without: acc = +0)",
+            "acc": f"accumulator, {self._acc.name} code, after the input of {L} cycle(s) earlier",
+            "acc_valid": f"valid delayed by {L} cycle(s)",
+        }
+
+    def contract(self):
+        c = {
+            "operation": "acc <- acc + a*b",
+            "a_format": self._a.name, "b_format": self._b.name, "acc_format": self._acc.name,
+            "mode": self._mode,
+            "product": "exact, product format "
+                       f"e{self._pf.exp_bits}m{self._pf.man_bits} bias {self._pf.bias}",
+            "rounding": {"fused": "RNE once per step after the exact add",
+                         "two_roundings": "product RNE to acc format, then add and RNE",
+                         "kulisch": "exact fixed-point sum, RNE once on read-out"}[self._mode],
+            "overflow": "+-max (finite operands)" if self._sat else "+-Inf",
+            "specials": "NaN operand, Inf*0, Inf-Inf -> canonical NaN (sticky until clear); "
+                        "Inf operands -> Inf",
+            "subnormals": "flushed (inputs read as zero, results flushed after rounding)"
+                          if self._flush else "exact",
+            "zero_sign": "+0 unless both operands are -0; a new sum starts from -0; "
+                         "rounding to zero keeps the sign",
+            "latency_cycles": self.latency,
+        }
+        if self._mode == "kulisch":
+            c["kulisch"] = {"width": self._kwidth, "lsb_exponent": self._klsb,
+                            "exact_terms": self._terms, "beyond_terms": "wraps modulo 2^width"}
+        return c
+
+    def elaborate(self, platform):
+        m = Module()
+        a, b, v, c = self.a, self.b, self.valid, self.clear
+        if self._stages >= 2:
+            ra, rb, rv, rc = Signal.like(a), Signal.like(b), Signal(), Signal()
+            m.d.sync += [ra.eq(a), rb.eq(b), rv.eq(v), rc.eq(c)]
+            a, b, v, c = ra, rb, rv, rc
+        p = multiply_into(m, self._a, self._b, a, b, self._flush)
+        if self._stages >= 1:
+            rp, rv, rc = Signal.like(p), Signal(), Signal()
+            m.d.sync += [rp.eq(p), rv.eq(v), rc.eq(c)]
+            p, v, c = rp, rv, rc
+        vout = Signal()
+        m.d.sync += vout.eq(v)
+        if self._mode != "kulisch":
+            acc = Signal(self._acc.bits)
+            start = Mux(c, 1 << (self._acc.bits - 1), acc)
+            new = accumulate_into(m, self._acc, self._pf, start, p, self._mode, self._flush,
+                                  self._sat)
+            with m.If(v):
+                m.d.sync += acc.eq(new)
+            with m.Elif(c):
+                m.d.sync += acc.eq(0)
+            m.d.comb += [self.acc.eq(acc), self.acc_valid.eq(vout)]
+            return m
+        w = self._kwidth
+        fixed = Signal(signed(w))
+        flags = Signal(4)
+        f_start = Signal(signed(w))
+        g_start = Signal(4)
+        m.d.comb += [f_start.eq(Mux(c, 0, fixed)), g_start.eq(Mux(c, 1 << _NEGZ, flags))]
+        nf, ng = kulisch_add_into(m, self._pf, w, self._klsb, f_start, g_start, p)
+        with m.If(v):
+            m.d.sync += [fixed.eq(nf), flags.eq(ng)]
+        with m.Elif(c):
+            m.d.sync += [fixed.eq(0), flags.eq(0)]
+        out = kulisch_read_into(m, self._acc, w, self._klsb, fixed, flags, self._sat, self._flush)
+        if self._stages >= 3:
+            m.d.sync += [self.acc.eq(out), self.acc_valid.eq(vout)]
+        else:
+            m.d.comb += [self.acc.eq(out), self.acc_valid.eq(vout)]
+        return m
+
+
+# -- co-simulation hook (``lowbit cosim fp-mac``) -------------------------------------------------
+
+def random_sequences(a_fmt, b_fmt, cycles, lanes, rng, specials=0.02):
+    """Per-lane random streams (valid, clear, a, b) for MAC co-simulation.
+
+    Each lane runs accumulation sequences of random length 1..16 (``clear`` on the first term),
+    with ~10 % idle cycles and rare ``clear`` without ``valid``.  Codes are random, with NaN/Inf
+    patterns replaced by zero except in a fraction ``specials`` of the terms, and a bias toward
+    exponents that make sums cancel and round.
+    """
+    import numpy as np
+    valid = rng.random((cycles, lanes)) < 0.9
+    clear = np.zeros((cycles, lanes), bool)
+    for k in range(lanes):
+        t = 0
+        while t < cycles:
+            clear[t, k] = True
+            t += int(rng.integers(1, 17))
+    a = rng.integers(0, 1 << a_fmt.bits, (cycles, lanes))
+    b = rng.integers(0, 1 << b_fmt.bits, (cycles, lanes))
+    for fmt, x in ((a_fmt, a), (b_fmt, b)):
+        bad = ~np.isfinite(fmt.decode(x)) & (rng.random(x.shape) >= specials)
+        x[bad] = 0
+    return valid, clear, a, b
+
+
+def _cosim(component, params, vectors, seed, sim, lanes=64):
+    import numpy as np
+
+    from lowbit.sim import cosim
+    rng = np.random.default_rng(seed)
+    vectors = vectors or 100_000
+    cycles = max(1, -(-vectors // lanes))
+    valid, clear, a, b = random_sequences(component._a, component._b, cycles, lanes, rng)
+    want = model.mac_stream(valid, clear, a, b, kind="fp", a_format=component._a,
+                            b_format=component._b, acc_format=component._acc,
+                            mode=component._mode, flush_subnormals=component._flush,
+                            saturate=component._sat, terms=component._terms)
+    kw = dict(a_format=component._a, b_format=component._b, acc_format=component._acc,
+              mode=component._mode, flush_subnormals=component._flush, saturate=component._sat,
+              terms=component._terms, pipeline_stages=component._stages)
+    got = cosim.run_lanes(lambda: FpMac(**kw), {"a": a, "b": b, "valid": valid.astype(np.uint8),
+                                                "clear": clear.astype(np.uint8)},
+                          ["acc", "acc_valid"], lanes=lanes, sim=sim)
+    flat = {"a": a.ravel(), "b": b.ravel(), "valid": valid.ravel(), "clear": clear.ravel()}
+    return cosim.CosimReport.compare(
+        "fp-mac", params, got.simulator, seed, flat,
+        {"acc": want.ravel().astype(np.uint64), "acc_valid": valid.ravel().astype(np.uint64)},
+        {"acc": np.asarray(got["acc"]).ravel(), "acc_valid": np.asarray(got["acc_valid"]).ravel()})
+
+
+_FMT_HELP = "signed float format of at most 16 bits (e4m3, e5m2, e4m3fnuz, e2m1, eXmY...)"
+
+UNITS = [
+    Unit("fp-mac", FpMac, (
+        Param("a_format", "--a", "format", "e4m3", "format of operand a: " + _FMT_HELP),
+        Param("b_format", "--b", "format", "e4m3", "format of operand b: " + _FMT_HELP),
+        Param("acc_format", "--acc", "format", "fp32", "accumulator format (fp32, fp16, bf16)"),
+        Param("mode", "--mode", "choice", "fused", "rounding scheme",
+              choices=model.FP_MAC_MODES),
+        Param("flush_subnormals", "--flush-subnormals", "bool", False,
+              "flush subnormal inputs and results to zero"),
+        Param("saturate", "--saturate", "bool", False, "overflow to +-max instead of +-Inf"),
+        Param("terms", "--terms", "int", 4096, "kulisch: products summed exactly (sizes the register)"),
+        Param("pipeline_stages", "--pipeline", "int", 0,
+              "extra register stages (0..2; kulisch 0..3)"),
+    ), "FP multiply-accumulate: exact product into fp32/fp16/bf16, fused, two roundings or "
+       "Kulisch", cosim=_cosim),
+]

@@ -1,0 +1,229 @@
+"""Exact floating-point multiplier (Amaranth 0.5): ``FpMulCore`` (combinational) and ``FpMultiplier``.
+
+Numeric contract (the golden model is :func:`lowbit.models.mac.fp_mul`): the product of an
+``a_format`` and a ``b_format`` code is returned exactly, never rounded, as a code of
+:func:`lowbit.models.mac.product_format` ``(a_format, b_format)`` (IEEE-style, ``ma + mb + 1``
+mantissa bits, every product normal).  NaN operand or ``Inf * 0`` -> canonical NaN; ``Inf * x``
+-> +-Inf; zero sign = XOR of the operand signs; subnormal operands are exact unless
+``flush_subnormals`` (then read as zeros of the same sign).
+
+Datapath: unpack both codes (:func:`lowbit.hdl.formats.unpack`), multiply the significands
+(hidden bits explicit), add the exponents, normalise with a leading-zero count over the
+``ma + mb + 2``-bit significand product (only subnormal operands need a shift), pack.
+"""
+
+import operator
+
+from amaranth.hdl import Cat, Const, Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from lowbit.models import mac as model
+
+from .catalog import Param, Unit
+from .formats import unpack
+from .fp_round import EXP_SHAPE, leading_zeros
+
+__all__ = ["FpMulCore", "FpMultiplier", "UNITS", "check_pipeline", "multiply_into"]
+
+
+def check_pipeline(pipeline_stages, hi):
+    """Validate ``pipeline_stages`` (0..hi)."""
+    if isinstance(pipeline_stages, bool) or not hasattr(pipeline_stages, "__index__") \
+            or not 0 <= operator.index(pipeline_stages) <= hi:
+        raise ValueError(f"pipeline_stages must be an integer from 0 to {hi}, "
+                         f"not {pipeline_stages!r}")
+    return operator.index(pipeline_stages)
+
+
+def multiply_into(m, a_fmt, b_fmt, a, b, flush, name="mul"):
+    """Add the exact-product logic to ``m``; returns the product-format code signal."""
+    pf = model.product_format(a_fmt, b_fmt)
+    ua = unpack(m, a_fmt, a, f"{name}_a")
+    ub = unpack(m, b_fmt, b, f"{name}_b")
+    za = ua.is_zero | (ua.is_sub if flush else 0)
+    zb = ub.is_zero | (ub.is_sub if flush else 0)
+    w = a_fmt.man_bits + b_fmt.man_bits + 2
+    sig = Signal(w, name=f"{name}_sig")
+    m.d.comb += sig.eq(ua.sig * ub.sig)
+    lz = leading_zeros(m, sig, f"{name}_lz")
+    e = Signal(EXP_SHAPE, name=f"{name}_e")
+    m.d.comb += e.eq(ua.exp + ub.exp + 1 - lz)
+    norm = Signal(w, name=f"{name}_norm")
+    m.d.comb += norm.eq((sig << lz)[:w])
+    sign = ua.sign ^ ub.sign
+    nan = ua.is_nan | ub.is_nan | (ua.is_inf & zb) | (ub.is_inf & za)
+    inf = ua.is_inf | ub.is_inf
+    zero = za | zb
+    p = Signal(pf.bits, name=f"{name}_p")
+    field = Signal(EXP_SHAPE, name=f"{name}_field")
+    m.d.comb += field.eq(e + pf.bias)
+    with m.If(nan):
+        m.d.comb += p.eq(pf.nan_code)
+    with m.Elif(inf):
+        m.d.comb += p.eq(Cat(Const(pf.inf_code, pf.bits - 1), sign))
+    with m.Elif(zero):
+        m.d.comb += p.eq(sign << (pf.bits - 1))
+    with m.Else():
+        m.d.comb += p.eq(Cat(norm[:w - 1], field[:pf.exp_bits], sign))
+    return p
+
+
+class FpMulCore(wiring.Component):
+    """Combinational exact multiplier: ``p = a * b`` (see the module docstring).
+
+    Parameters
+    ----------
+    a_format, b_format : FloatFormat or str
+        Signed float formats with a zero, at most 16 bits.
+    flush_subnormals : bool
+
+    Members
+    -------
+    a : In(a_format.bits), b : In(b_format.bits)
+        Operand codes.
+    p : Out(product_format.bits)
+        Exact product code.
+    """
+
+    is_sequential = False
+
+    def __init__(self, a_format="e4m3", b_format="e4m3", flush_subnormals=False):
+        self._a = model.check_float_operand(a_format, "a_format")
+        self._b = model.check_float_operand(b_format, "b_format")
+        self._pf = model.product_format(self._a, self._b)
+        self._flush = bool(flush_subnormals)
+        super().__init__({"a": In(self._a.bits), "b": In(self._b.bits), "p": Out(self._pf.bits)})
+
+    product_format = property(lambda self: self._pf)
+    latency = 0
+
+    def elaborate(self, platform):
+        m = Module()
+        p = multiply_into(m, self._a, self._b, self.a, self.b, self._flush)
+        m.d.comb += self.p.eq(p)
+        return m
+
+
+class FpMultiplier(wiring.Component):
+    """Pipelined exact FP multiplier.
+
+    Parameters
+    ----------
+    a_format, b_format : FloatFormat or str
+        Operand formats (signed float formats with a zero, at most 16 bits; mixed allowed).
+    flush_subnormals : bool
+        Read subnormal operands as zeros of the same sign.
+    pipeline_stages : int
+        0 or 1: 1 adds an input register before the multiplier.  The output is always
+        registered, so ``latency = 1 + pipeline_stages`` cycles.
+
+    Members
+    -------
+    a, b : In(bits)
+        Operand codes.
+    valid : In(1)
+        The operands are valid this cycle.
+    p : Out(product_format.bits)
+        Exact product (``product_format`` code) of the operands of ``latency`` cycles ago.
+    out_valid : Out(1)
+        ``valid`` delayed by ``latency`` cycles.
+
+    Raises
+    ------
+    ValueError
+        Bad format or ``pipeline_stages`` outside 0..1.
+    """
+
+    def __init__(self, a_format="e4m3", b_format="e4m3", flush_subnormals=False,
+                 pipeline_stages=0):
+        self._a = model.check_float_operand(a_format, "a_format")
+        self._b = model.check_float_operand(b_format, "b_format")
+        self._stages = check_pipeline(pipeline_stages, 1)
+        self._pf = model.product_format(self._a, self._b)
+        self._flush = bool(flush_subnormals)
+        super().__init__({"a": In(self._a.bits), "b": In(self._b.bits), "valid": In(1),
+                          "p": Out(self._pf.bits), "out_valid": Out(1)})
+
+    product_format = property(lambda self: self._pf)
+
+    @property
+    def latency(self):
+        return 1 + self._stages
+
+    @property
+    def port_docs(self):
+        return {
+            "a": f"operand a, {self._a.name} code",
+            "b": f"operand b, {self._b.name} code",
+            "valid": "operands valid this cycle",
+            "p": f"exact product a*b of {self.latency} cycle(s) earlier, code of the product "
+                 f"format {self._pf!r}",
+            "out_valid": f"valid delayed by {self.latency} cycle(s)",
+        }
+
+    def contract(self):
+        pf = self._pf
+        return {
+            "operation": "p = a * b, exact (never rounded)",
+            "a_format": self._a.name, "b_format": self._b.name,
+            "product_format": {"exp_bits": pf.exp_bits, "man_bits": pf.man_bits, "bias": pf.bias,
+                               "specials": "ieee", "every_product_normal": True},
+            "rounding": "none (exact)",
+            "specials": "NaN operand or Inf*0 -> canonical NaN; Inf*x -> +-Inf; "
+                        "zero sign = XOR of signs",
+            "subnormals": "flushed to zero (sign kept)" if self._flush else "exact",
+            "latency_cycles": self.latency,
+        }
+
+    def elaborate(self, platform):
+        m = Module()
+        a, b, v = self.a, self.b, self.valid
+        if self._stages >= 1:
+            ra, rb, rv = Signal.like(a), Signal.like(b), Signal()
+            m.d.sync += [ra.eq(a), rb.eq(b), rv.eq(v)]
+            a, b, v = ra, rb, rv
+        p = multiply_into(m, self._a, self._b, a, b, self._flush)
+        m.d.sync += [self.p.eq(p), self.out_valid.eq(v)]
+        return m
+
+
+def _cosim(component, params, vectors, seed, sim, lanes=256):
+    """``lowbit cosim fp-mul``: every code pair (if ``vectors`` covers them) or random pairs."""
+    import numpy as np
+
+    from lowbit.sim import cosim
+    a_f, b_f = component._a, component._b
+    total = 1 << (a_f.bits + b_f.bits)
+    if vectors is None or vectors >= total:
+        A, B = np.meshgrid(a_f.all_codes(), b_f.all_codes(), indexing="ij")
+        A, B, seed = A.ravel(), B.ravel(), None
+    else:
+        rng = np.random.default_rng(seed)
+        A = rng.integers(0, 1 << a_f.bits, vectors)
+        B = rng.integers(0, 1 << b_f.bits, vectors)
+    want = model.fp_mul(A, B, a_f, b_f, component._flush)
+    stages = component._stages
+
+    def factory():
+        return FpMultiplier(a_f, b_f, component._flush, stages)
+
+    got = cosim.run_lanes(factory, {"a": A, "b": B, "valid": np.ones_like(A)}, ["p", "out_valid"],
+                          lanes=lanes, sim=sim)
+    return cosim.CosimReport.compare(
+        "fp-mul", params, got.simulator, seed, {"a": A, "b": B},
+        {"p": want.astype(np.uint64), "out_valid": np.ones(len(A), np.uint64)},
+        {"p": got["p"], "out_valid": got["out_valid"]})
+
+
+_FMT_HELP = "signed float format of at most 16 bits (e4m3, e5m2, e4m3fnuz, e2m1, eXmY...)"
+
+UNITS = [
+    Unit("fp-mul", FpMultiplier, (
+        Param("a_format", "--a", "format", "e4m3", "format of operand a: " + _FMT_HELP),
+        Param("b_format", "--b", "format", "e4m3", "format of operand b: " + _FMT_HELP),
+        Param("flush_subnormals", "--flush-subnormals", "bool", False,
+              "read subnormal operands as zero"),
+        Param("pipeline_stages", "--pipeline", "int", 0, "extra register stages (0..1)"),
+    ), "exact FP multiplier into the product format (mixed formats allowed)", cosim=_cosim),
+]

@@ -1,0 +1,211 @@
+"""Integer multiply-accumulate (Amaranth 0.5): ``IntMacStep`` (combinational) and ``IntMac``.
+
+Numeric contract: :func:`lowbit.models.mac.int_mac_step` / ``mac_stream(kind="int")``.  ``a``
+and ``b`` are INTn/UINTn (n = 2..16, mixed signedness), the product is exact
+(:func:`lowbit.models.mac.int_product_bits` bits), the signed ``acc_bits``-bit accumulator wraps
+modulo ``2^acc_bits`` or saturates.  A new sum starts from 0.
+"""
+
+from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from lowbit.models import mac as model
+
+from .catalog import Param, Unit
+from .formats import layout
+from .fp_mul import check_pipeline
+
+__all__ = ["IntMacStep", "IntMac", "UNITS", "int_accumulate_into"]
+
+
+def int_accumulate_into(m, acc_bits, overflow, acc_in, p, name="iacc"):
+    """Logic for ``acc_in + p`` wrapped/saturated to ``acc_bits``; returns the signal."""
+    s = Signal(signed(max(acc_bits, len(p)) + 2), name=f"{name}_sum")
+    m.d.comb += s.eq(acc_in + p)
+    out = Signal(signed(acc_bits), name=f"{name}_out")
+    if overflow == "saturate":
+        lo, hi = -(1 << (acc_bits - 1)), (1 << (acc_bits - 1)) - 1
+        m.d.comb += out.eq(Mux(s > hi, hi, Mux(s < lo, lo, s)))
+    else:
+        m.d.comb += out.eq(s[:acc_bits])
+    return out
+
+
+class _Params:
+    def _validate(self, a_format, b_format, acc_bits, overflow):
+        self._a = model.check_int_operand(a_format, "a_format")
+        self._b = model.check_int_operand(b_format, "b_format")
+        self._acc_bits = model.check_acc_bits(acc_bits)
+        self._overflow = model.check_overflow(overflow)
+        self._pbits = model.int_product_bits(self._a, self._b)
+
+    acc_bits = property(lambda self: self._acc_bits)
+    product_bits = property(lambda self: self._pbits)
+
+
+class IntMacStep(_Params, wiring.Component):
+    """Combinational ``acc_out = acc_in + a*b`` (wrap or saturate); parameters as :class:`IntMac`."""
+
+    is_sequential = False
+    latency = 0
+
+    def __init__(self, a_format="int8", b_format="int8", acc_bits=32, overflow="wrap"):
+        self._validate(a_format, b_format, acc_bits, overflow)
+        super().__init__({"acc_in": In(signed(self._acc_bits)), "a": In(layout(self._a)),
+                          "b": In(layout(self._b)), "acc_out": Out(signed(self._acc_bits))})
+
+    def elaborate(self, platform):
+        m = Module()
+        p = Signal(signed(self._pbits))
+        m.d.comb += p.eq(self.a * self.b)
+        m.d.comb += self.acc_out.eq(int_accumulate_into(m, self._acc_bits, self._overflow,
+                                                        self.acc_in, p))
+        return m
+
+
+class IntMac(_Params, wiring.Component):
+    """Integer multiply-accumulate unit.
+
+    Parameters
+    ----------
+    a_format, b_format : IntFormat or str
+        ``int2``..``int16`` or ``uint2``..``uint16`` (mixed signedness allowed).
+    acc_bits : int
+        Signed accumulator width, 2..64 (default 32).
+    overflow : str
+        ``"wrap"`` (two's complement) or ``"saturate"`` (clamp to the accumulator range).
+    pipeline_stages : int
+        0..2: 1 registers the product, 2 also the operands; ``latency = 1 + pipeline_stages``.
+
+    Members
+    -------
+    a, b : In(signed/unsigned bits)
+        Operands.
+    valid : In(1)
+        Accumulate ``a*b`` this cycle.
+    clear : In(1)
+        Start a new sum (with ``valid``: ``acc = a*b``; without: ``acc = 0``).
+    acc : Out(signed(acc_bits))
+        Accumulator after the input of ``latency`` cycles ago.
+    acc_valid : Out(1)
+        ``valid`` delayed by ``latency`` cycles.
+
+    Raises
+    ------
+    ValueError
+        A parameter out of range.
+    """
+
+    def __init__(self, a_format="int8", b_format="int8", acc_bits=32, overflow="wrap",
+                 pipeline_stages=0):
+        self._validate(a_format, b_format, acc_bits, overflow)
+        self._stages = check_pipeline(pipeline_stages, 2)
+        super().__init__({"a": In(layout(self._a)), "b": In(layout(self._b)), "valid": In(1),
+                          "clear": In(1), "acc": Out(signed(self._acc_bits)),
+                          "acc_valid": Out(1)})
+
+    @property
+    def latency(self):
+        return 1 + self._stages
+
+    @property
+    def port_docs(self):
+        L = self.latency
+        return {
+            "a": f"operand a, {self._a.name}", "b": f"operand b, {self._b.name}",
+            "valid": "accumulate a*b this cycle",
+            "clear": "start a new sum (with valid: acc = a*b; without: acc = 0)",
+            "acc": f"signed {self._acc_bits}-bit accumulator after the input of {L} cycle(s) "
+                   "earlier",
+            "acc_valid": f"valid delayed by {L} cycle(s)",
+        }
+
+    def contract(self):
+        return {
+            "operation": "acc <- acc + a*b",
+            "a_format": self._a.name, "b_format": self._b.name,
+            "product_bits": self._pbits, "product": "exact",
+            "acc_bits": self._acc_bits, "acc_signed": True,
+            "overflow": self._overflow, "rounding": "none (integers)",
+            "latency_cycles": self.latency,
+        }
+
+    def elaborate(self, platform):
+        m = Module()
+        a, b, v, c = self.a, self.b, self.valid, self.clear
+        if self._stages >= 2:
+            ra, rb, rv, rc = Signal.like(a), Signal.like(b), Signal(), Signal()
+            m.d.sync += [ra.eq(a), rb.eq(b), rv.eq(v), rc.eq(c)]
+            a, b, v, c = ra, rb, rv, rc
+        p = Signal(signed(self._pbits))
+        if self._stages >= 1:
+            rv, rc = Signal(), Signal()
+            m.d.sync += [p.eq(a * b), rv.eq(v), rc.eq(c)]
+            v, c = rv, rc
+        else:
+            m.d.comb += p.eq(a * b)
+        acc = Signal(signed(self._acc_bits))
+        start = Mux(c, 0, acc)
+        new = int_accumulate_into(m, self._acc_bits, self._overflow, start, p)
+        with m.If(v):
+            m.d.sync += acc.eq(new)
+        with m.Elif(c):
+            m.d.sync += acc.eq(0)
+        vout = Signal()
+        m.d.sync += vout.eq(v)
+        m.d.comb += [self.acc.eq(acc), self.acc_valid.eq(vout)]
+        return m
+
+
+def random_int_sequences(a_fmt, b_fmt, cycles, lanes, rng):
+    """Per-lane random streams (valid, clear, a codes, b codes) for INT MAC co-simulation."""
+    import numpy as np
+    valid = rng.random((cycles, lanes)) < 0.9
+    clear = np.zeros((cycles, lanes), bool)
+    for k in range(lanes):
+        t = 0
+        while t < cycles:
+            clear[t, k] = True
+            t += int(rng.integers(1, 65))
+    a = rng.integers(0, 1 << a_fmt.bits, (cycles, lanes))
+    b = rng.integers(0, 1 << b_fmt.bits, (cycles, lanes))
+    return valid, clear, a, b
+
+
+def _cosim(component, params, vectors, seed, sim, lanes=64):
+    import numpy as np
+
+    from lowbit.sim import cosim
+    rng = np.random.default_rng(seed)
+    vectors = vectors or 100_000
+    cycles = max(1, -(-vectors // lanes))
+    a_f, b_f = component._a, component._b
+    valid, clear, a, b = random_int_sequences(a_f, b_f, cycles, lanes, rng)
+    want = model.mac_stream(valid, clear, a, b, kind="int", a_format=a_f, b_format=b_f,
+                            acc_bits=component._acc_bits, overflow=component._overflow)
+    kw = dict(a_format=a_f, b_format=b_f, acc_bits=component._acc_bits,
+              overflow=component._overflow, pipeline_stages=component._stages)
+    got = cosim.run_lanes(lambda: IntMac(**kw),
+                          {"a": a, "b": b, "valid": valid.astype(np.uint8),
+                           "clear": clear.astype(np.uint8)},
+                          ["acc", "acc_valid"], lanes=lanes, sim=sim)
+    got_acc = cosim.to_signed(np.asarray(got["acc"]).ravel(), component._acc_bits)
+    flat = {"a": a.ravel(), "b": b.ravel(), "valid": valid.ravel(), "clear": clear.ravel()}
+    return cosim.CosimReport.compare(
+        "int-mac", params, got.simulator, seed, flat,
+        {"acc": want.ravel(), "acc_valid": valid.ravel().astype(np.uint64)},
+        {"acc": got_acc, "acc_valid": np.asarray(got["acc_valid"]).ravel()})
+
+
+UNITS = [
+    Unit("int-mac", IntMac, (
+        Param("a_format", "--a", "format", "int8", "operand a: int2..int16 or uint2..uint16"),
+        Param("b_format", "--b", "format", "int8", "operand b: int2..int16 or uint2..uint16"),
+        Param("acc_bits", "--acc-bits", "int", 32, "signed accumulator width (2..64)"),
+        Param("overflow", "--overflow", "choice", "wrap", "accumulator overflow policy",
+              choices=model.INT_OVERFLOWS),
+        Param("pipeline_stages", "--pipeline", "int", 0, "extra register stages (0..2)"),
+    ), "integer multiply-accumulate, INTn/UINTn operands, signed wrap/saturate accumulator",
+        cosim=_cosim),
+]

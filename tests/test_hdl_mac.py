@@ -1,0 +1,217 @@
+# amaranth: UnusedElaboratable=no
+"""IntMac / FpMultiplier / FpMac and their combinational steps against models.mac, in Amaranth's
+simulator (bit-exact, results checked at the documented latency)."""
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from lowbit.hdl.fp_mac import FpMac, FpMacStep, KulischRead, KulischStep, random_sequences
+from lowbit.hdl.fp_mul import FpMulCore, FpMultiplier
+from lowbit.hdl.int_mac import IntMac, IntMacStep, random_int_sequences
+from lowbit.models import formats, mac
+
+
+def run_comb(dut, inputs, outputs):
+    n = len(next(iter(inputs.values())))
+    res = {o: [] for o in outputs}
+
+    async def bench(ctx):
+        for i in range(n):
+            for k, v in inputs.items():
+                ctx.set(getattr(dut, k), int(v[i]))
+            await ctx.delay(1e-9)
+            for o in outputs:
+                res[o].append(ctx.get(getattr(dut, o)))
+
+    sim = Simulator(dut)
+    sim.add_testbench(bench)
+    sim.run()
+    return {k: np.array(v) for k, v in res.items()}
+
+
+def run_seq(dut, inputs, outputs, latency):
+    """Drive one input set per cycle; return the outputs seen ``latency`` cycles later."""
+    n = len(next(iter(inputs.values())))
+    res = {o: [] for o in outputs}
+
+    async def bench(ctx):
+        for i in range(n + latency):
+            for k, v in inputs.items():
+                ctx.set(getattr(dut, k), int(v[i]) if i < n else 0)
+            await ctx.tick()
+            if i + 1 >= latency:
+                for o in outputs:
+                    res[o].append(ctx.get(getattr(dut, o)))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    return {k: np.array(v[:n]) for k, v in res.items()}
+
+
+@pytest.mark.parametrize("an,bn,exhaustive", [("e2m1", "e2m1", True), ("e3m2", "e2m3", True),
+                                              ("e4m3", "e5m2", False), ("e5m2fnuz", "e4m3fnuz", False)])
+@pytest.mark.parametrize("flush", [False, True])
+def test_fp_mul_core(an, bn, exhaustive, flush):
+    a, b = formats.get(an), formats.get(bn)
+    if exhaustive:
+        A, B = np.meshgrid(a.all_codes(), b.all_codes(), indexing="ij")
+        A, B = A.ravel(), B.ravel()
+    else:
+        rng = np.random.default_rng(5)
+        A, B = rng.integers(0, 256, 1500), rng.integers(0, 256, 1500)
+    got = run_comb(FpMulCore(a, b, flush), {"a": A, "b": B}, ["p"])["p"]
+    assert np.array_equal(got, mac.fp_mul(A, B, a, b, flush))
+
+
+@pytest.mark.parametrize("stages", [0, 1])
+def test_fp_multiplier_latency(stages):
+    rng = np.random.default_rng(stages)
+    A, B = rng.integers(0, 256, 300), rng.integers(0, 256, 300)
+    valid = rng.random(300) < 0.7
+    dut = FpMultiplier("e4m3", "e4m3", pipeline_stages=stages)
+    assert dut.latency == 1 + stages
+    got = run_seq(dut, {"a": A, "b": B, "valid": valid}, ["p", "out_valid"], dut.latency)
+    assert np.array_equal(got["p"], mac.fp_mul(A, B, "e4m3", "e4m3"))
+    assert np.array_equal(got["out_valid"], valid)
+
+
+STEP_CONFIGS = [("e4m3", "e4m3", "fp32", "fused", False, False),
+                ("e5m2", "e5m2", "fp16", "fused", True, True),
+                ("e4m3", "e5m2", "bf16", "two_roundings", False, False),
+                ("e5m2", "e5m2", "fp16", "two_roundings", False, True),
+                ("e2m1", "e2m1", "fp16", "fused", True, False)]
+
+
+@pytest.mark.parametrize("an,bn,accn,mode,flush,sat", STEP_CONFIGS)
+def test_fp_mac_step(an, bn, accn, mode, flush, sat):
+    rng = np.random.default_rng(11)
+    a, b, acc = formats.get(an), formats.get(bn), formats.get(accn)
+    n = 400
+    A = rng.integers(0, 1 << a.bits, n)
+    B = rng.integers(0, 1 << b.bits, n)
+    C = acc.encode(rng.standard_normal(n) * np.exp2(rng.integers(-30, 20, n))).astype(np.int64)
+    C[:40] = rng.integers(0, 1 << acc.bits, 40)                 # any pattern, specials included
+    C[40:60] = rng.integers(0, 1 << acc.man_bits, 20)          # subnormals
+    got = run_comb(FpMacStep(a, b, acc, mode, flush, sat), {"acc_in": C, "a": A, "b": B},
+                   ["acc_out"])["acc_out"]
+    want = mac.fp_mac_step(C, A, B, a, b, acc, mode, flush, sat)
+    assert np.array_equal(got, want)
+
+
+def test_kulisch_step_and_read():
+    rng = np.random.default_rng(12)
+    a, b = formats.e4m3, formats.e5m2
+    step = KulischStep(a, b, terms=64)
+    read = KulischRead(a, b, "bf16", terms=64)
+    w = step.kulisch_width
+    n = 300
+    st = mac.kulisch_new_sum(n)
+    st.fixed[:] = [int(v) for v in rng.integers(-(1 << 40), 1 << 40, n)]
+    st.flags[:] = rng.integers(0, 16, n) * (rng.random(n) < 0.2)
+    A, B = rng.integers(0, 256, n), rng.integers(0, 256, n)
+    got = run_comb(step, {"fixed_in": st.fixed, "flags_in": st.flags, "a": A, "b": B},
+                   ["fixed_out", "flags_out"])
+    new = mac.kulisch_step(st, A, B, a, b, terms=64)
+    fixed = np.where(got["fixed_out"] >= 1 << (w - 1), got["fixed_out"] - (1 << w),
+                     got["fixed_out"])
+    assert [int(x) for x in fixed] == [int(x) for x in new.fixed]
+    assert np.array_equal(got["flags_out"], new.flags)
+    _, lsb = mac.kulisch_width(a, b, 64)
+    got = run_comb(read, {"fixed": new.fixed, "flags": new.flags}, ["acc"])["acc"]
+    assert np.array_equal(got, mac.kulisch_read(new, "bf16", lsb))
+
+
+@pytest.mark.parametrize("an,bn,accn,mode,stages,flush,sat", [
+    ("e4m3", "e4m3", "fp32", "fused", 0, False, False),
+    ("e5m2", "e4m3", "fp16", "two_roundings", 1, False, True),
+    ("e5m2", "e5m2", "bf16", "fused", 2, True, False),
+    ("e4m3", "e4m3", "fp32", "kulisch", 0, False, False),
+    ("e5m2", "e5m2", "fp16", "kulisch", 3, False, True),
+    ("e3m2", "e2m3", "bf16", "kulisch", 1, True, False),
+])
+def test_fp_mac_sequences(an, bn, accn, mode, stages, flush, sat):
+    rng = np.random.default_rng(stages)
+    a, b = formats.get(an), formats.get(bn)
+    valid, clear, A, B = random_sequences(a, b, 300, 1, rng, specials=0.03)
+    dut = FpMac(a, b, accn, mode, flush, sat, terms=64, pipeline_stages=stages)
+    assert dut.latency == 1 + stages
+    want = mac.mac_stream(valid, clear, A, B, kind="fp", a_format=a, b_format=b, acc_format=accn,
+                          mode=mode, flush_subnormals=flush, saturate=sat, terms=64)[:, 0]
+    got = run_seq(dut, {"a": A[:, 0], "b": B[:, 0], "valid": valid[:, 0], "clear": clear[:, 0]},
+                  ["acc", "acc_valid"], dut.latency)
+    assert np.array_equal(got["acc"], want)
+    assert np.array_equal(got["acc_valid"], valid[:, 0])
+
+
+@pytest.mark.parametrize("an,bn,acc_bits,overflow,stages", [
+    ("int8", "int8", 32, "wrap", 0), ("uint8", "uint8", 18, "wrap", 1),
+    ("int8", "uint8", 20, "saturate", 2), ("uint4", "int16", 24, "saturate", 0),
+])
+def test_int_mac_sequences(an, bn, acc_bits, overflow, stages):
+    rng = np.random.default_rng(acc_bits)
+    a, b = formats.get(an), formats.get(bn)
+    valid, clear, A, B = random_int_sequences(a, b, 400, 1, rng)
+    dut = IntMac(a, b, acc_bits, overflow, stages)
+    want = mac.mac_stream(valid, clear, A, B, kind="int", a_format=a, b_format=b,
+                          acc_bits=acc_bits, overflow=overflow)[:, 0]
+    got = run_seq(dut, {"a": a.decode(A[:, 0]), "b": b.decode(B[:, 0]), "valid": valid[:, 0],
+                        "clear": clear[:, 0]}, ["acc", "acc_valid"], dut.latency)
+    assert np.array_equal(got["acc"], want)
+    assert np.array_equal(got["acc_valid"], valid[:, 0])
+
+
+def test_int_mac_step():
+    rng = np.random.default_rng(1)
+    a, b = formats.int8, formats.int8
+    A, B = rng.integers(0, 256, 500), rng.integers(0, 256, 500)
+    C = rng.integers(-(1 << 15), 1 << 15, 500)
+    for overflow in ("wrap", "saturate"):
+        got = run_comb(IntMacStep(a, b, 16, overflow),
+                       {"acc_in": C, "a": a.decode(A), "b": b.decode(B)}, ["acc_out"])["acc_out"]
+        assert np.array_equal(got, mac.int_mac_step(C, A, B, a, b, 16, overflow))
+
+
+def test_parameter_errors():
+    with pytest.raises(ValueError, match=r"^pipeline_stages must be an integer from 0 to 2, not 3$"):
+        FpMac(pipeline_stages=3)
+    FpMac(mode="kulisch", pipeline_stages=3)
+    with pytest.raises(ValueError, match=r"^pipeline_stages must be an integer from 0 to 1, not 2$"):
+        FpMultiplier(pipeline_stages=2)
+    with pytest.raises(ValueError, match=r"^acc_format must be an IEEE-style float format "
+                                         r"\(fp32, fp16, bf16, eXmY\), not 'e4m3'$"):
+        FpMac(acc_format="e4m3")
+    with pytest.raises(ValueError, match=r"^mode must be one of fused, two_roundings, kulisch, "
+                                         r"not 'exact'$"):
+        FpMac(mode="exact")
+    with pytest.raises(ValueError, match=r"^a_format must be a signed float format of at most 16 "
+                                         r"bits"):
+        FpMultiplier(a_format="int8")
+    with pytest.raises(ValueError, match=r"^acc_bits must be an integer from 2 to 64, not 1$"):
+        IntMac(acc_bits=1)
+    with pytest.raises(ValueError, match=r"^b_format must be an integer format int2\.\.int16 or "
+                                         r"uint2\.\.uint16, not 'e4m3'$"):
+        IntMac(b_format="e4m3")
+    with pytest.raises(ValueError, match=r"^overflow must be one of wrap, saturate, not 'clamp'$"):
+        IntMac(overflow="clamp")
+    with pytest.raises(ValueError, match=r"^terms must be an integer from 1 to 4294967296, "
+                                         r"not -1$"):
+        FpMac(mode="kulisch", terms=-1)
+    with pytest.raises(ValueError, match=r"^FpMacStep does mode fused or two_roundings"):
+        FpMacStep(mode="kulisch")
+
+
+def test_contract_and_ports():
+    from lowbit.hdl.manifest import ports
+    dut = FpMac("e4m3", "e5m2", "bf16", "kulisch", terms=256, pipeline_stages=1)
+    c = dut.contract()
+    assert c["kulisch"]["width"] == mac.kulisch_width("e4m3", "e5m2", 256)[0]
+    assert c["latency_cycles"] == 2
+    names = {p["name"]: p for p in ports(dut)}
+    assert set(names) == {"clk", "rst", "a", "b", "valid", "clear", "acc", "acc_valid"}
+    assert names["acc"]["width"] == 16 and all(p["meaning"] for p in names.values())
+    dut = IntMac("int8", "uint8", 24)
+    names = {p["name"]: p for p in ports(dut)}
+    assert names["acc"]["signed"] and names["acc"]["width"] == 24
