@@ -13,6 +13,7 @@ import platform
 
 from amaranth.back import verilog
 from amaranth.hdl import Shape
+from amaranth.lib import wiring
 
 __all__ = ["ports", "tool_versions", "to_verilog", "manifest", "write_unit"]
 
@@ -55,7 +56,7 @@ def ports(component, port_docs=None):
         shape = Shape.cast(member.shape)
         result.append({
             "name": name,
-            "direction": "input" if member.flow.value == "in" else "output",
+            "direction": "input" if member.flow == wiring.In else "output",
             "width": shape.width,
             "signed": shape.signed,
             "meaning": docs.get(name, ""),

@@ -1,0 +1,84 @@
+"""``lowbit generate <unit> [unit options] -o DIR`` and ``lowbit generate --list``.
+
+Writes ``<name>.v`` (the unit's Verilog, module ``<name>``) and ``<name>.json`` (the manifest:
+module name, every port with direction, width and meaning, latency, all parameters, the numeric
+contract and the tool versions; see :mod:`lowbit.hdl.manifest`) into ``DIR``.  ``--list``
+prints every unit of :mod:`lowbit.hdl.catalog` with its parameters (flag, default, choices,
+help).  Bad input: one line on stderr, exit status 2.
+"""
+
+import argparse
+import json
+
+from lowbit.cli.unit_options import typed_params, unit_parser, unit_values
+
+__all__ = ["register", "run", "list_units"]
+
+
+def register(subparsers):
+    p = subparsers.add_parser(
+        "generate", help="write a unit's Verilog and JSON manifest",
+        description="Generate a catalogue unit as Verilog plus a JSON manifest (ports, latency, "
+                    "parameters, numeric contract, tool versions). `lowbit generate --list` "
+                    "lists the units; `lowbit generate UNIT -h` lists a unit's parameters.")
+    p.add_argument("unit", nargs="?", help="unit name (see --list)")
+    p.add_argument("options", nargs=argparse.REMAINDER,
+                   help="-o DIR, --name NAME and the unit's parameters")
+    p.add_argument("--list", action="store_true", help="list the units and their parameters")
+    p.add_argument("--json", action="store_true", help="with --list: print JSON")
+    p.set_defaults(func=run)
+
+
+def _add_common(parser):
+    parser.add_argument("-o", "--out", metavar="DIR", required=True,
+                        help="output folder (created if missing)")
+    parser.add_argument("--name", metavar="NAME",
+                        help="Verilog module and file name (default: the unit name, '-' -> '_')")
+
+
+def list_units(as_json=False):
+    """Text (or JSON) listing of every unit and its parameters."""
+    from lowbit.hdl import catalog
+    units = catalog.units()
+    if as_json:
+        return json.dumps({u.name: {"description": u.description, "parameters": [
+            {"name": p.name, "flag": p.flag, "kind": p.kind, "default": p.default,
+             "choices": list(p.choices), "help": p.help} for p in u.params]}
+            for u in units.values()}, indent=2)
+    lines = []
+    for u in units.values():
+        lines.append(f"{u.name}: {u.description}")
+        for p in u.params:
+            choices = f" {{{','.join(map(str, p.choices))}}}" if p.choices else ""
+            lines.append(f"    {p.flag:<20} {p.kind:<7} default {p.default!s:<8}{choices}  {p.help}")
+    return "\n".join(lines)
+
+
+def run(args):
+    from lowbit.cli.main import UsageError
+    from lowbit.hdl import catalog, manifest
+    if args.list:
+        print(list_units(args.json))
+        return 0
+    if args.unit is None or args.unit.startswith("-"):
+        known = ", ".join(catalog.units()) or "(none)"
+        if args.unit in ("-h", "--help"):
+            print(f"usage: lowbit generate UNIT [unit options] -o DIR | --list\nunits: {known}")
+            return 0
+        if args.unit == "--list":
+            print(list_units())
+            return 0
+        raise UsageError(f"missing unit name; known units: {known}")
+    unit = catalog.get_unit(args.unit)
+    opts = unit_parser(unit, "lowbit generate", _add_common).parse_args(args.options)
+    component, resolved = unit.build(**unit_values(opts, unit))
+    name = opts.name or unit.name.replace("-", "_")
+    if not name.isidentifier():
+        raise ValueError(f"--name must be a Verilog identifier (letters, digits, _), not {name!r}")
+    try:
+        v_path, j_path = manifest.write_unit(component, unit.name, typed_params(unit, resolved),
+                                             opts.out, name=name)
+    except OSError as e:
+        raise UsageError(f"cannot write to {opts.out!r}: {e.strerror}") from None
+    print(f"wrote {v_path} and {j_path} (latency {getattr(component, 'latency', '?')} cycles)")
+    return 0
