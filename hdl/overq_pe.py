@@ -41,6 +41,11 @@ __all__ = ["OverqStep", "OverqPe", "IntPeStep", "IntPe", "UNITS", "de_bruijn_pai
 
 MAX_ACC_BITS = 64
 
+#: Where the OverQ shifts are applied: after a b x w multiplier ("product", least logic), or to
+#: the operands before a (b + F) x (w + b) multiplier ("operands": no mux between multiplier and
+#: accumulator, so an FPGA DSP block can absorb the whole multiply-accumulate).
+SHIFT_AT = ("product", "operands")
+
 # Yosys ``keep`` on the product wire: without it Yosys's ``alumacc`` fuses ``psum + a * w`` into
 # one ``$macc`` cell that is mapped as a multiplier at the accumulator's full width (measured
 # with lowbit.fpga.synth generic: 4x4-bit product + 32-bit accumulate 627 NAND2 eq. fused,
@@ -65,8 +70,11 @@ def _min_acc(bits, w_bits, top_shift):
 class _Params:
     """Validation shared by the OverQ units (same parameters as :class:`OverqConfig`)."""
 
-    def _setup(self, bits, w_bits, acc_bits, cascade, precision):
+    def _setup(self, bits, w_bits, acc_bits, cascade, precision, shift_at):
         self._config = OverqConfig(bits, cascade, precision)     # validates bits/cascade/precision
+        if shift_at not in SHIFT_AT:
+            raise ValueError(f"shift_at must be one of {', '.join(SHIFT_AT)}, not {shift_at!r}")
+        self._shift_at = shift_at
         self._w_bits = _int("w_bits", w_bits, 2, model.MAX_BITS)
         cfg = self._config
         lo = _min_acc(cfg.bits, self._w_bits, cfg.frac_bits + cfg.bits)
@@ -92,6 +100,10 @@ class _Params:
     def meta_bits(self):
         return self._config.meta_bits
 
+    @property
+    def shift_at(self):
+        return self._shift_at
+
     def _contract(self, kind):
         cfg = self._config
         return {
@@ -108,23 +120,34 @@ class _Params:
             "shifts": {"own": cfg.frac_bits, "range": cfg.frac_bits + cfg.bits,
                        "shift": cfg.frac_bits,
                        "precision": 0 if cfg.precision else "reserved (term 0)"},
+            "shift_at": self._shift_at,
             "rounding": "none (exact integer arithmetic)",
             "golden_model": "lowbit.models.overq.overq_step / overq_pe / overq_pe_stream",
         }
 
 
-def _term(m, cfg, w_bits, code, meta, w, w_prev, name="t"):
+def _term(m, cfg, w_bits, code, meta, w, w_prev, shift_at="product", name="t"):
     """Add the reconstruction + multiply to ``m``; return the signed, shifted term."""
     b, f = cfg.bits, cfg.frac_bits
     link = Signal(name=f"{name}_link")
     wsel = Signal(signed(w_bits), name=f"{name}_wsel")
+    m.d.comb += [link.eq(meta != OWN), wsel.eq(Mux(link, w_prev, w))]
+    reserved = (meta == PREC) if (cfg.meta_bits == 2 and not cfg.precision) else Const(0)
+    if shift_at == "operands":
+        # (code << F, or code for PREC, 0 when reserved) x (w_sel << b for RANGE, else w_sel)
+        a = Signal(signed(b + f), name=f"{name}_a")
+        bw = Signal(signed(w_bits + b), name=f"{name}_b")
+        term = Signal(signed(b + f + w_bits + b), name=f"{name}_term", attrs=_KEEP)
+        is_prec = (meta == PREC) if (cfg.meta_bits == 2 and cfg.precision) else Const(0)
+        m.d.comb += [
+            a.eq(Mux(reserved, 0, Mux(is_prec, code.as_signed(), code.as_signed() << f))),
+            bw.eq(Mux(meta == RANGE, wsel << b, wsel)),
+            term.eq(a * bw),
+        ]
+        return term
     prod = Signal(signed(b + w_bits), name=f"{name}_prod", attrs=_KEEP)
     term = Signal(signed(b + w_bits + f + b), name=f"{name}_term")
-    m.d.comb += [
-        link.eq(meta != OWN),
-        wsel.eq(Mux(link, w_prev, w)),
-        prod.eq(code.as_signed() * wsel),
-    ]
+    m.d.comb += prod.eq(code.as_signed() * wsel)
     with m.Switch(meta):
         with m.Case(RANGE):
             m.d.comb += term.eq(prod << (f + b))
@@ -156,6 +179,10 @@ class OverqStep(wiring.Component, _Params):
         Encoder cascade depth 0..16 (only decides the metadata width, with ``precision``).
     precision : bool
         Precision overwrite supported (``F = bits`` accumulator fraction bits).
+    shift_at : {"product", "operands"}
+        Micro-architecture only (same numbers): shift the b x w product through a 3:1 mux
+        (``"product"``), or shift the operands before a (b + F) x (w + b) multiplier so that the
+        product feeds the accumulator directly (``"operands"``, for FPGA DSP blocks).
 
     Members
     -------
@@ -176,8 +203,9 @@ class OverqStep(wiring.Component, _Params):
 
     is_sequential = False
 
-    def __init__(self, bits=4, w_bits=4, acc_bits=32, cascade=1, precision=True):
-        self._setup(bits, w_bits, acc_bits, cascade, precision)
+    def __init__(self, bits=4, w_bits=4, acc_bits=32, cascade=1, precision=True,
+                 shift_at="product"):
+        self._setup(bits, w_bits, acc_bits, cascade, precision, shift_at)
         super().__init__({
             "code": In(self.bits),
             "meta": In(self.meta_bits),
@@ -207,7 +235,8 @@ class OverqStep(wiring.Component, _Params):
 
     def elaborate(self, platform):
         m = Module()
-        term = _term(m, self.config, self.w_bits, self.code, self.meta, self.w, self.w_prev)
+        term = _term(m, self.config, self.w_bits, self.code, self.meta, self.w, self.w_prev,
+                     self.shift_at)
         m.d.comb += self.psum_out.eq(self.psum_in + term)
         return m
 
@@ -224,7 +253,7 @@ class OverqPe(wiring.Component, _Params):
 
     Parameters
     ----------
-    bits, w_bits, acc_bits, cascade, precision
+    bits, w_bits, acc_bits, cascade, precision, shift_at
         As for :class:`OverqStep`.
 
     Members
@@ -244,8 +273,9 @@ class OverqPe(wiring.Component, _Params):
         If a parameter is out of range.
     """
 
-    def __init__(self, bits=4, w_bits=4, acc_bits=32, cascade=1, precision=True):
-        self._setup(bits, w_bits, acc_bits, cascade, precision)
+    def __init__(self, bits=4, w_bits=4, acc_bits=32, cascade=1, precision=True,
+                 shift_at="product"):
+        self._setup(bits, w_bits, acc_bits, cascade, precision, shift_at)
         super().__init__({
             "code": In(self.bits),
             "meta": In(self.meta_bits),
@@ -279,7 +309,8 @@ class OverqPe(wiring.Component, _Params):
     def elaborate(self, platform):
         m = Module()
         m.submodules.step = step = OverqStep(self.bits, self.w_bits, self.acc_bits,
-                                             self.config.cascade, self.config.precision)
+                                             self.config.cascade, self.config.precision,
+                                             self.shift_at)
         w_reg = Signal(signed(self.w_bits))
         m.d.comb += [
             step.code.eq(self.code),
@@ -427,6 +458,9 @@ _COMMON = (
 _OVERQ = _COMMON + (
     Param("cascade", "--cascade", "int", 1, "encoder cascade depth 0..16 (0 and no precision: 1 meta bit)"),
     Param("precision", "--precision", "bool", True, "support precision overwrite (F = b fraction bits)"),
+    Param("shift_at", "--shift-at", "choice", "product",
+          "apply the OverQ shifts to the product (least logic) or to the operands (DSP-friendly)",
+          SHIFT_AT),
 )
 
 
@@ -535,7 +569,7 @@ def _cosim(unit, component, params, vectors, seed, sim, overq, lanes=64):
 
         def make():
             return OverqPe(component.bits, component.w_bits, component.acc_bits, cfg.cascade,
-                           cfg.precision)
+                           cfg.precision, component.shift_at)
     else:
         exhaustive = False
         random_cycles = max(1, -(-(vectors or 16384) // lanes))

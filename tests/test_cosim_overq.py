@@ -23,8 +23,10 @@ def _sim():
 @pytest.mark.parametrize("params,vectors,lanes", [
     ({"bits": 4, "w_bits": 4, "acc_bits": 16, "cascade": 1, "precision": True}, 2048, 64),
     ({"bits": 4, "w_bits": 4, "acc_bits": 12, "cascade": 0, "precision": False}, 1024, 32),
+    ({"bits": 4, "w_bits": 4, "acc_bits": 16, "cascade": 1, "precision": True,
+      "shift_at": "operands"}, 1024, 64),
     ({"bits": 8, "w_bits": 8, "acc_bits": 32, "cascade": 2, "precision": True}, 8192, 32),
-], ids=["b4-c1-prec-exhaustive", "b4-c0-1meta-exhaustive", "b8-random"])
+], ids=["b4-c1-prec-exhaustive", "b4-c0-1meta-exhaustive", "b4-operands-exhaustive", "b8-random"])
 def test_overq_pe_cosim(params, vectors, lanes):
     sim = _sim()
     unit = catalog.get_unit("overq-pe")

@@ -29,17 +29,20 @@ def test_validation():
         OverqPe(cascade=17)
     with pytest.raises(ValueError, match=r"^precision must be True or False, not 2$"):
         OverqPe(precision=2)
+    with pytest.raises(ValueError, match=r"^shift_at must be one of product, operands, not 'mux'$"):
+        OverqStep(shift_at="mux")
     with pytest.raises(ValueError, match=r"^acc_bits must be an integer from 8 to 64, not 7$"):
         IntPe(acc_bits=7)
     assert OverqPe(cascade=0, precision=False).meta.shape().width == 1
     assert OverqPe().meta.shape().width == 2
 
 
+@pytest.mark.parametrize("shift_at", ["product", "operands"])
 @pytest.mark.parametrize("kw", [dict(cascade=1, precision=True), dict(cascade=1, precision=False),
                                 dict(cascade=0, precision=False)])
-def test_step_matches_model(kw):
+def test_step_matches_model(kw, shift_at):
     """Every (code, meta, w) for b = 4 with random w_prev and psum, combinationally."""
-    dut = OverqStep(bits=4, w_bits=4, acc_bits=18, **kw)
+    dut = OverqStep(bits=4, w_bits=4, acc_bits=18, shift_at=shift_at, **kw)
     cfg = dut.config
     rng = np.random.default_rng(1)
     c, m, w = (a.ravel() for a in np.meshgrid(np.arange(16), np.arange(1 << cfg.meta_bits),
@@ -63,7 +66,9 @@ def test_step_matches_model(kw):
 
 
 @pytest.mark.parametrize("bits,kw", [(4, dict(cascade=2, precision=True)), (8, dict(cascade=1, precision=True)),
-                                     (4, dict(cascade=0, precision=False))])
+                                     (4, dict(cascade=0, precision=False)),
+                                     (8, dict(cascade=1, precision=True, shift_at="operands")),
+                                     (4, dict(cascade=1, precision=False, shift_at="operands"))])
 def test_pe_stream_matches_model(bits, kw):
     dut = OverqPe(bits=bits, w_bits=bits, acc_bits=2 * bits + 3 * bits, **kw)   # small: wraps happen
     cfg = dut.config
