@@ -1,0 +1,146 @@
+"""``BfpAdder``: block-floating-point dot product (integer mantissas, shared exponents).
+
+Per cycle two blocks of ``n`` signed integer mantissas (INT8 or INT16) with one signed
+exponent each; the ``n`` exact integer products, at exponent ``e_a + e_b``, and the FP32
+accumulator go through one shared-exponent adder (:class:`Datapath` with integer
+operands).  The default ``frac_bits = bits_a + bits_b - 4`` keeps every product exact
+relative to the block exponent, so the integer products are summed exactly (the sum
+width is computed, e.g. 22 bits for 16 INT8 pairs, within INT32) and only the
+accumulator add rounds (FP32, nearest-even), unless the accumulator's exponent
+dominates, in which case the products are cut toward zero on the accumulator's grid.
+
+Golden model: :func:`lowbit.models.shared_exp.shared_exp_add` / ``shared_exp_dot`` with
+``scale_exp = e_a + e_b`` and ``unit.config``.  Note this is the "accumulator in the
+maximum" datapath; :func:`lowbit.models.bfp.bfp_dot` models the DFP strategy of adding
+each INT32 partial sum into FP32 with a separate rounding (``acc_in_max=False``), which
+this hardware does not build.
+"""
+
+from amaranth.hdl import Signal, signed
+from amaranth.lib.wiring import In
+
+from lowbit.hdl.catalog import Param, Unit
+from lowbit.hdl.shared_exp_adder import AccumulatingDot, _config
+from lowbit.models import formats as _formats
+from lowbit.models import shared_exp as _se
+
+__all__ = ["BfpAdder", "UNITS"]
+
+
+class BfpAdder(AccumulatingDot):
+    """BFP block dot product accumulating into FP32 (see the module docstring).
+
+    Parameters
+    ----------
+    mantissa : str
+        ``"int8"`` or ``"int16"`` (both operands).
+    n : int
+        Block length, 1..64.
+    exp_bits : int
+        Width of the signed block exponents, 2..10.
+    frac_bits : int or None
+        Fraction bits below the maximum exponent (None: ``2 * bits - 4``, exact products).
+    cut, sum_bits, norm_frac_bits, norm_rounding :
+        Shared-exponent adder knobs.
+    pipeline_stages : int
+        0 or 1 input register stages.
+
+    Members
+    -------
+    a, b : In(n * bits)
+        Mantissas (two's complement), element i in bits [i*bits, (i+1)*bits).
+    a_exp, b_exp : In(signed(exp_bits))
+        Block exponents: element value = mantissa * 2^exp.
+    valid, first : In(1)
+        Add this block / restart the accumulator from +0.
+    o : Out(32)
+        FP32 code of the accumulator, ``latency = pipeline_stages + 1``.
+    """
+
+    def __init__(self, mantissa="int8", n=16, exp_bits=8, frac_bits=None, cut="toward_zero",
+                 sum_bits=None, norm_frac_bits=23, norm_rounding="nearest_even",
+                 pipeline_stages=1):
+        name = getattr(mantissa, "name", mantissa)
+        if name not in ("int8", "int16"):
+            raise ValueError(f"mantissa must be int8 or int16, not {mantissa!r}")
+        fmt = _formats.get(name)
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 64:
+            raise ValueError(f"n must be an integer from 1 to 64, not {n!r}")
+        if isinstance(exp_bits, bool) or not isinstance(exp_bits, int) or not 2 <= exp_bits <= 10:
+            raise ValueError(f"exp_bits must be an integer from 2 to 10, not {exp_bits!r}")
+        if frac_bits in (None, -1):
+            frac_bits = 2 * fmt.bits - 4
+        cfg = _config(n, "operand_sum", frac_bits, cut, sum_bits, norm_frac_bits, norm_rounding)
+        self._exp_bits = exp_bits
+        kw = dict(mantissa=name, n=n, exp_bits=exp_bits, frac_bits=frac_bits, cut=cut,
+                  sum_bits=sum_bits, norm_frac_bits=norm_frac_bits, norm_rounding=norm_rounding,
+                  pipeline_stages=pipeline_stages)
+        self._factory = lambda: BfpAdder(**kw)
+        self._setup(fmt, fmt, n, cfg, (0, 0), pipeline_stages,
+                    {"a_exp": In(signed(exp_bits)), "b_exp": In(signed(exp_bits))})
+        w = fmt.bits
+        self.port_docs = {
+            "a": f"{n} {name} mantissas, element i in bits [i*{w}, (i+1)*{w})",
+            "b": f"{n} {name} mantissas, element i in bits [i*{w}, (i+1)*{w})",
+            "a_exp": f"signed {exp_bits}-bit exponent of the a block",
+            "b_exp": f"signed {exp_bits}-bit exponent of the b block",
+            "valid": "add this pair of blocks into the accumulator",
+            "first": "restart the accumulator from +0 with this pair of blocks",
+            "o": "FP32 code of the accumulator (NaN 0x7FC00000)",
+        }
+
+    def _scale(self, m, sig):
+        scale = Signal(signed(16), name="scale_exp")
+        m.d.comb += scale.eq(sig["a_exp"].as_signed() + sig["b_exp"].as_signed())
+        return scale, None
+
+    def contract(self):
+        c = self._contract("o = sum over blocks of 2^(e_a + e_b) * sum_i m_a,i * m_b,i (FP32)",
+                           "lowbit.models.shared_exp.shared_exp_dot(scale_exp=e_a+e_b)")
+        c["mantissa"] = self._a_fmt.name
+        c["int_sum"] = "exact (computed width) unless sum_bits narrows it (wraps)"
+        return c
+
+
+def cosim_bfp(component, params, vectors, seed, sim, lanes=32):
+    """``lowbit cosim bfp-adder``: random mantissa blocks and exponents, per-lane sequences."""
+    import numpy as np
+
+    from lowbit.hdl.shared_exp_adder import cosim_sequences
+    rng = np.random.default_rng(seed)
+    fmt = component._a_fmt
+    n = component.config.n
+    V = int(vectors or 10000)
+    C = -(-V // lanes)
+    A = rng.integers(0, 1 << fmt.bits, (C, lanes, n))
+    B = rng.integers(0, 1 << fmt.bits, (C, lanes, n))
+    lim = 1 << (component._exp_bits - 1)
+    EA = rng.integers(-lim, lim, (C, lanes))
+    EB = rng.integers(-lim, lim, (C, lanes))
+    near = rng.random((C, lanes)) < 0.7                      # mostly similar exponents
+    EA = np.where(near, rng.integers(-4, 5, (C, lanes)), EA)
+    EB = np.where(near, rng.integers(-4, 5, (C, lanes)), EB)
+    first = (rng.random((C, lanes)) < 0.25).astype(np.int64)
+    first[0] = 1
+    w = component._exp_bits
+    return cosim_sequences(component, "bfp-adder", params, ("a_exp", "b_exp"),
+                           (EA & ((1 << w) - 1), EB & ((1 << w) - 1)), EA + EB, None,
+                           A, B, first, sim, lanes, seed,
+                           notes=[f"{C * lanes} blocks of n={n}, {lanes} lanes"])
+
+
+UNITS = [
+    Unit("bfp-adder", BfpAdder, (
+        Param("mantissa", "--mantissa", "choice", "int8", "mantissa type", ("int8", "int16")),
+        Param("n", "--n", "int", 16, "block length (1..64)"),
+        Param("exp_bits", "--exp-bits", "int", 8, "width of the signed block exponents"),
+        Param("frac_bits", "--frac-bits", "int", -1, "fraction bits (-1: 2*bits-4, exact)"),
+        Param("cut", "--cut", "choice", "toward_zero", "how a term is cut", _se.CUTS),
+        Param("sum_bits", "--sum-bits", "int", 0, "integer sum width (0: computed)"),
+        Param("norm_frac_bits", "--norm-frac-bits", "int", 23, "fraction bits of the result"),
+        Param("norm_rounding", "--norm-rounding", "choice", "nearest_even",
+              "rounding of the result", _se.NORM_ROUNDINGS),
+        Param("pipeline_stages", "--pipeline-stages", "int", 1, "input register stages (0..1)"),
+    ), "block floating point dot product (INT8/INT16 mantissas, shared exponents) into FP32",
+        cosim=cosim_bfp),
+]

@@ -1,0 +1,205 @@
+"""``MxDotUnit``: OCP MX block dot product with an FP32 accumulator, in Amaranth.
+
+Two blocks of ``k`` elements (MXFP8 e4m3/e5m2, MXFP6 e2m3/e3m2, MXFP4 e2m1 or MXINT8) and
+their two E8M0 scales per cycle; the ``k`` exact element products, scaled by
+``2^(X_a + X_b)``, and the FP32 accumulator go through one shared-exponent adder
+(:class:`lowbit.hdl.shared_exp_adder.Datapath`, knobs as in
+:class:`lowbit.models.shared_exp.SharedExpConfig` with ``n = k`` and ``acc_in_max=True``).
+Golden model: :func:`lowbit.models.mx.mx_dot` with ``datapath=unit.config`` (one adder
+step per block), or step by step :func:`lowbit.models.shared_exp.shared_exp_add` with
+``scale_exp`` (tested bit-exactly in co-simulation).
+
+A scale of 0xFF (NaN) makes the block's result NaN; MXINT8 elements are Q1.6 two's
+complement (0x80 = -2 accepted).  OCP MX v1.0 section 6 leaves the internal precision
+implementation-defined: the default ``frac_bits=26`` keeps 26 fraction bits below the
+largest exponent (FP32's 23 plus guard bits), cut toward zero, and the result is rounded
+to FP32 nearest-even.
+"""
+
+from amaranth.hdl import Signal, signed
+from amaranth.lib.wiring import In
+
+from lowbit.hdl.catalog import Param, Unit
+from lowbit.hdl.shared_exp_adder import AccumulatingDot, _config
+from lowbit.models import mx as _mx
+from lowbit.models import shared_exp as _se
+
+__all__ = ["MxDotUnit", "UNITS"]
+
+
+class MxDotUnit(AccumulatingDot):
+    """MX block dot product accumulating into FP32 (see the module docstring).
+
+    Parameters
+    ----------
+    elem : str
+        Element type of a (``mxfp8_e4m3``, ``mxfp8_e5m2``, ``mxfp6_e2m3``, ``mxfp6_e3m2``,
+        ``mxfp4_e2m1``, ``mxint8`` or the short names).
+    b_elem : str or None
+        Element type of b (default: ``elem``).
+    k : int
+        Block length, 1..64 (OCP: 32).
+    align, frac_bits, cut, sum_bits, norm_frac_bits, norm_rounding :
+        Shared-exponent adder knobs (:class:`~lowbit.models.shared_exp.SharedExpConfig`).
+    pipeline_stages : int
+        0 or 1 input register stages before the one-cycle accumulator loop.
+
+    Members
+    -------
+    a, b : In(k * element bits)
+        Element codes, element i in bits [i*w, (i+1)*w).
+    a_scale, b_scale : In(8)
+        E8M0 scale codes (0xFF = NaN).
+    valid : In(1)
+        Add this block.
+    first : In(1)
+        Start a new dot product (the accumulator restarts from +0 for this block).
+    o : Out(32)
+        FP32 code of the accumulator, ``latency = pipeline_stages + 1`` cycles after the
+        block's inputs.
+    """
+
+    def __init__(self, elem="mxfp8_e4m3", b_elem=None, k=32, align="operand_sum", frac_bits=26,
+                 cut="toward_zero", sum_bits=None, norm_frac_bits=23,
+                 norm_rounding="nearest_even", pipeline_stages=1):
+        a_fmt = _mx.element_format(elem)
+        b_fmt = _mx.element_format(b_elem if b_elem not in (None, "") else elem)
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 64:
+            raise ValueError(f"k must be an integer from 1 to 64, not {k!r}")
+        if isinstance(frac_bits, int) and frac_bits > 64:
+            raise ValueError(f"frac_bits must be from 0 to 64 in hardware, not {frac_bits!r}")
+        cfg = _config(k, align, frac_bits, cut, sum_bits, norm_frac_bits, norm_rounding)
+        kw = dict(elem=a_fmt.name, b_elem=b_fmt.name, k=k, align=align, frac_bits=frac_bits,
+                  cut=cut, sum_bits=sum_bits, norm_frac_bits=norm_frac_bits,
+                  norm_rounding=norm_rounding, pipeline_stages=pipeline_stages)
+        self._factory = lambda: MxDotUnit(**kw)
+        ifb = (_mx.int_frac_bits(a_fmt), _mx.int_frac_bits(b_fmt))
+        self._setup(a_fmt, b_fmt, k, cfg, ifb, pipeline_stages,
+                    {"a_scale": In(8), "b_scale": In(8)})
+        w_a, w_b = a_fmt.bits, b_fmt.bits
+        self.port_docs = {
+            "a": f"{k} {a_fmt.name} element codes, element i in bits [i*{w_a}, (i+1)*{w_a})",
+            "b": f"{k} {b_fmt.name} element codes, element i in bits [i*{w_b}, (i+1)*{w_b})",
+            "a_scale": "E8M0 scale of the a block (2^(code-127); 0xFF = NaN)",
+            "b_scale": "E8M0 scale of the b block (2^(code-127); 0xFF = NaN)",
+            "valid": "add this pair of blocks into the accumulator",
+            "first": "restart the accumulator from +0 with this pair of blocks",
+            "o": "FP32 code of the accumulator (NaN 0x7FC00000)",
+        }
+
+    def _scale(self, m, sig):
+        scale = Signal(signed(16), name="scale_exp")
+        m.d.comb += scale.eq(sig["a_scale"] + sig["b_scale"] - 254)
+        nan = Signal(name="scale_nan")
+        m.d.comb += nan.eq((sig["a_scale"] == 0xFF) | (sig["b_scale"] == 0xFF))
+        return scale, nan
+
+    def contract(self):
+        c = self._contract("o = sum over blocks of X_a * X_b * sum_i P_a,i * P_b,i (FP32)",
+                           "lowbit.models.mx.mx_dot(datapath=unit.config)")
+        c["elements"] = [self._a_fmt.name, self._b_fmt.name]
+        c["mxint8"] = "Q1.6 two's complement; 0x80 = -2 accepted on input"
+        return c
+
+
+def directed_blocks(fmt, k):
+    """The issue's directed MX cases: list of (a codes, b codes, a_scale, b_scale, name)."""
+    import numpy as np
+    z = np.zeros(k, dtype=np.int64)
+    if isinstance(fmt, _mx._formats.IntFormat):
+        mx_, sub, one = 0x7F, 0x01, 0x40
+        nan = inf = None
+        neg = 0x80
+    else:
+        mx_ = fmt.max_code
+        sub = 1
+        one = fmt.encode(np.array([1.0])).astype(np.int64)[0]
+        nan = fmt.nan_code
+        inf = fmt.inf_code
+        neg = 1 << (fmt.bits - 1)
+    alt = np.where(np.arange(k) % 2 == 0, one, one | neg)
+    cases = [
+        (z + mx_, z + mx_, 127, 127, "every element at max"),
+        (z + (mx_ | neg), z + mx_, 127, 127, "every element at -max"),
+        (z + sub, z + sub, 127, 127, "all smallest subnormal"),
+        (np.arange(k) % (1 << (fmt.bits - 1)), z + sub, 127, 127, "ramp x subnormal"),
+        (alt, z + one, 127, 127, "exact cancellation"),
+        (z, z, 127, 127, "all-zero block"),
+        (z + one, z + one, 0xFF, 127, "NaN scale 0xFF"),
+        (z + mx_, z + mx_, 0x00, 0x00, "scales 2^-127 x 2^-127"),
+        (z + mx_, z + mx_, 0xFE, 0xFE, "scales 2^127 x 2^127 (overflow)"),
+        (z + mx_, z + one, 0xFE, 0x00, "scales at both ends"),
+    ]
+    if nan is not None:
+        a = z + one
+        a[1 % k] = nan
+        cases.append((a, z + one, 127, 127, "NaN element"))
+    if inf is not None:
+        a = z + one
+        a[1 % k] = inf
+        cases.append((a, z + one, 127, 127, "Inf element"))
+        a = a.copy()
+        a[2 % k] = inf | neg
+        cases.append((a, z + one, 127, 127, "+Inf and -Inf elements"))
+        b = z + one
+        b[1 % k] = 0
+        cases.append((np.where(np.arange(k) == 1 % k, inf, one), b, 127, 127, "Inf x 0"))
+    return cases
+
+
+def cosim_mx(component, params, vectors, seed, sim, lanes=32):
+    """``lowbit cosim mx-dot``: directed cases, then random block sequences (per-lane
+    accumulation, ``first`` about every 4 blocks) against the chained model."""
+    import numpy as np
+
+    from lowbit.hdl.shared_exp_adder import cosim_sequences, random_terms
+    rng = np.random.default_rng(seed)
+    fa, fb = component._a_fmt, component._b_fmt
+    k = component.config.n
+    V = int(vectors or 10000)
+    C = -(-V // lanes)
+    A = random_terms(rng, fa, (C, lanes, k))
+    B = random_terms(rng, fb, (C, lanes, k))
+    # realistic blocks from the quantiser for about half of them
+    x = rng.standard_normal((C, lanes, k)) * 2.0 ** rng.integers(-20, 20, (C, lanes, 1))
+    y = rng.standard_normal((C, lanes, k)) * 2.0 ** rng.integers(-20, 20, (C, lanes, 1))
+    qa, sa = _mx.quantize(x.astype(np.float32), fa.name)
+    qb, sb = _mx.quantize(y.astype(np.float32), fb.name)
+    real = rng.random((C, lanes, 1)) < 0.5
+    A = np.where(real, qa.astype(np.int64), A)
+    B = np.where(real, qb.astype(np.int64), B)
+    SA = np.where(real[..., 0], sa[..., 0], rng.integers(0, 256, (C, lanes)))
+    SB = np.where(real[..., 0], sb[..., 0], rng.integers(0, 256, (C, lanes)))
+    first = (rng.random((C, lanes)) < 0.25).astype(np.int64)
+    first[0] = 1
+    cases = directed_blocks(fa, k) if fa == fb else []
+    for j, (a, b, s1, s2, _) in enumerate(cases):
+        c, l = divmod(j, lanes)
+        A[c, l], B[c, l], SA[c, l], SB[c, l] = a, b, s1, s2
+        first[c, l] = 1
+    scale_exp = (SA - 127) + (SB - 127)
+    nan = (SA == 0xFF) | (SB == 0xFF)
+    return cosim_sequences(component, "mx-dot", params, ("a_scale", "b_scale"),
+                           (SA.astype(np.uint64), SB.astype(np.uint64)), scale_exp, nan,
+                           A, B, first, sim, lanes, seed,
+                           notes=[f"{C * lanes} blocks of k={k} ({len(cases)} directed: "
+                                  + "; ".join(c[4] for c in cases) + f"), {lanes} lanes"])
+
+
+UNITS = [
+    Unit("mx-dot", MxDotUnit, (
+        Param("elem", "--elem", "choice", "mxfp8_e4m3", "element type of a", tuple(_mx.ELEMENTS)),
+        Param("b_elem", "--b-elem", "str", "", "element type of b (default: --elem)"),
+        Param("k", "--k", "int", 32, "block length (1..64)"),
+        Param("align", "--align", "choice", "operand_sum", "exponent each product aligns by",
+              _se.ALIGNS),
+        Param("frac_bits", "--frac-bits", "int", 26, "fraction bits kept below the max exponent"),
+        Param("cut", "--cut", "choice", "toward_zero", "how a term is cut to the grid", _se.CUTS),
+        Param("sum_bits", "--sum-bits", "int", 0, "integer sum width (0: computed)"),
+        Param("norm_frac_bits", "--norm-frac-bits", "int", 23, "fraction bits of the result"),
+        Param("norm_rounding", "--norm-rounding", "choice", "nearest_even",
+              "rounding of the result", _se.NORM_ROUNDINGS),
+        Param("pipeline_stages", "--pipeline-stages", "int", 1, "input register stages (0..1)"),
+    ), "OCP MX block dot product (k elements x 2 + 2 E8M0 scales) accumulating into FP32",
+        cosim=cosim_mx),
+]

@@ -1,0 +1,641 @@
+"""``SharedExpAdder``: the n-term shared-exponent adder / fused dot-product unit in Amaranth.
+
+The hardware twin of :func:`lowbit.models.shared_exp.shared_exp_add` (the module docstring
+there defines the arithmetic; every knob here has the same name and meaning).  Structure:
+
+1. unpack the 2n operand codes (:func:`lowbit.hdl.formats.unpack`, integers as
+   sign-magnitude), multiply the significands exactly, add the exponents (plus an
+   optional step scale exponent); with ``align="product"`` a leading-zero count per
+   product gives its exact exponent;
+2. max-exponent tree over the live terms (and the FP32 accumulator, which this hardware
+   always aligns with the terms: ``acc_in_max=True``);
+3. per term an alignment right shifter with guard and sticky bits and the chosen cut
+   (toward zero / floor / nearest-even / nearest-even without sticky), then negation;
+4. a two's-complement adder tree of ``sum_bits`` bits (computed from the model's bound
+   when not given; a narrower width wraps exactly like the model);
+5. leading-zero count, normalisation, rounding to ``norm_frac_bits`` (nearest-even or
+   toward zero) with FP32's exponent range, packing to an FP32 code; NaN/Inf handling.
+
+``acc_in_max=False`` (a separate rounding adder after the sum) is a model-only knob; the
+constructor rejects it.  Promotion into an FP32 accumulator every P terms is a software
+loop around the unit (the model's ``promote_every``), not part of it.
+"""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from lowbit.hdl.catalog import Param, Unit
+from lowbit.hdl.formats import unpack
+from lowbit.models import formats as _formats
+from lowbit.models import shared_exp as _se
+
+__all__ = ["SharedExpAdder", "Datapath", "UNITS"]
+
+NAN32 = 0x7FC00000
+INF32 = 0x7F800000
+_EXP = signed(16)          # every exponent in this datapath fits in 16 signed bits
+_NEG = -(1 << 14)          # sentinel exponent of zero terms
+
+
+def _lzc_bitlen(m, x, name):
+    """Bit length of unsigned ``x`` (0 for 0), as a priority encoder."""
+    w = len(x)
+    L = Signal(range(w + 1), name=name)
+    expr = Const(0, range(w + 1))
+    for i in range(w):
+        expr = Mux(x[i], i + 1, expr)
+    m.d.comb += L.eq(expr)
+    return L
+
+
+def _validate_format(name, fmt):
+    fmt = _formats.get(fmt) if isinstance(fmt, str) else fmt
+    if not isinstance(fmt, (_formats.FloatFormat, _formats.IntFormat)):
+        raise TypeError(f"{name} must be a format, not {fmt!r}")
+    if fmt.bits > 16:
+        raise ValueError(f"{name} must have at most 16 bits, not {fmt.bits} ({fmt.name})")
+    if isinstance(fmt, _formats.FloatFormat) and not fmt.signed:
+        raise ValueError(f"{name} must be a signed format, not {fmt.name}")
+    return fmt
+
+
+class Datapath:
+    """Builds the combinational shared-exponent adder inside a module (used by the units).
+
+    ``config`` is a :class:`~lowbit.models.shared_exp.SharedExpConfig` (``acc_in_max``
+    must be True; ``promote_every`` is ignored).  Call :meth:`terms` then :meth:`reduce`.
+    """
+
+    def __init__(self, config, a_format, b_format, int_frac_bits=(0, 0)):
+        self.cfg = config
+        self.a_fmt = a_format
+        self.b_fmt = b_format
+        self.ifb = int_frac_bits
+        self.t_bound = config.term_bound(a_format, b_format)
+        self.sum_bits = config.sum_bits if config.sum_bits is not None else \
+            config.needed_sum_bits(a_format, b_format)
+        self.full_bits = config.needed_sum_bits(a_format, b_format)
+
+    # -- operands ------------------------------------------------------------------------
+    def _operand(self, m, fmt, code, frac, name):
+        """sign, sig, e (signed), M, zero, nan, inf of one operand code."""
+        if isinstance(fmt, _formats.IntFormat):
+            v = code.as_signed()
+            sign = Signal(name=f"{name}_s")
+            sig = Signal(fmt.bits, name=f"{name}_sig")
+            m.d.comb += [sign.eq(v < 0), sig.eq(Mux(v < 0, -v, v))]
+            zero = Signal(name=f"{name}_z")
+            m.d.comb += zero.eq(v == 0)
+            e = Const(fmt.bits - 2 - frac, _EXP)
+            # value = |v| * 2^-frac = sig * 2^(e - M) with e = bits-2-frac, M = bits-2
+            return sign, sig, e, fmt.bits - 2, zero, Const(0), Const(0)
+        u = unpack(m, fmt, code, name=name)
+        return u.sign, u.sig, u.exp, fmt.man_bits, u.is_zero, u.is_nan, u.is_inf
+
+    def terms(self, m, a_codes, b_codes, scale=None, scale_nan=None):
+        """Per-term signals: list of dicts (sign, sig, lsb_minus_align, E, live, nan, inf)."""
+        out = []
+        for i, ac in enumerate(a_codes):
+            sa, ga, ea, Ma, za, na, ia = self._operand(m, self.a_fmt, ac, self.ifb[0], f"a{i}")
+            if self.b_fmt is not None:
+                sb, gb, eb, Mb, zb, nb, ib = self._operand(m, self.b_fmt, b_codes[i],
+                                                          self.ifb[1], f"b{i}")
+                sign = sa ^ sb
+                sig = Signal(len(ga) + len(gb), name=f"p{i}")
+                m.d.comb += sig.eq(ga * gb)
+                nan = Signal(name=f"nan{i}")
+                m.d.comb += nan.eq(na | nb | (ia & zb) | (ib & za))
+                inf = Signal(name=f"inf{i}")
+                m.d.comb += inf.eq((ia | ib) & ~nan)
+                zero = Signal(name=f"zero{i}")
+                m.d.comb += zero.eq((za | zb) & ~nan & ~inf)
+                esum = Signal(_EXP, name=f"esum{i}")
+                m.d.comb += esum.eq(ea + eb)
+                Msum = Ma + Mb
+            else:
+                sign, sig, nan, inf, zero = sa, ga, na, ia, za
+                esum = Signal(_EXP, name=f"esum{i}")
+                m.d.comb += esum.eq(ea)
+                Msum = Ma
+            if scale is not None:
+                es = Signal(_EXP, name=f"es{i}")
+                m.d.comb += es.eq(esum + scale)
+                esum = es
+            if scale_nan is not None:
+                nan2 = Signal(name=f"nans{i}")
+                m.d.comb += nan2.eq(nan | scale_nan)
+                nan = nan2
+            # value = sig * 2^(esum - Msum); E_i and c_i = E_i - lsb_i
+            if self.cfg.align == "operand_sum":
+                E = esum
+                c = Const(Msum, _EXP)
+            else:
+                L = _lzc_bitlen(m, sig, f"plen{i}")
+                E = Signal(_EXP, name=f"E{i}")
+                m.d.comb += E.eq(esum - Msum + L - 1)
+                c = Signal(_EXP, name=f"c{i}")
+                m.d.comb += c.eq(L - 1)
+            live = Signal(name=f"live{i}")
+            m.d.comb += live.eq(~zero & ~nan & ~inf)
+            out.append(dict(sign=sign, sig=sig, E=E, c=c, c_min=(Msum if self.cfg.align ==
+                                                                   "operand_sum" else 0),
+                            live=live, nan=nan, inf=inf))
+        return out
+
+    def acc_term(self, m, acc_code):
+        u = unpack(m, _formats.fp32, acc_code, name="acc")
+        live = Signal(name="acc_live")
+        m.d.comb += live.eq(~u.is_zero & ~u.is_nan & ~u.is_inf)
+        E = Signal(_EXP, name="acc_E")
+        m.d.comb += E.eq(u.exp)
+        return dict(sign=u.sign, sig=u.sig, E=E, c=Const(23, _EXP), c_min=23, live=live,
+                    nan=u.is_nan, inf=u.is_inf)
+
+    # -- the adder -----------------------------------------------------------------------
+    def _align(self, m, t, Emax, i):
+        F = self.cfg.frac_bits
+        pad = max(0, F - t["c_min"])
+        X = Cat(Const(0, pad), t["sig"]) if pad else t["sig"]
+        Wx = len(X)
+        # right shift s = (Emax - E) + c - F + pad >= 0
+        s_full = Signal(_EXP, name=f"sh{i}")
+        m.d.comb += s_full.eq(Emax - t["E"] + t["c"] - F + pad)
+        s = Signal(range(Wx + 2), name=f"shc{i}")
+        m.d.comb += s.eq(Mux(s_full > Wx + 1, Wx + 1, s_full))
+        Y = Signal(2 * Wx + 1, name=f"y{i}")
+        m.d.comb += Y.eq(Cat(Const(0, Wx + 1), X) >> s)
+        q = Y[Wx + 1:]
+        rnd = Y[Wx]
+        sticky = Y[:Wx].any()
+        cut = self.cfg.cut
+        if cut == "toward_zero":
+            up = Const(0)
+        elif cut == "floor":
+            up = t["sign"] & (rnd | sticky)
+        elif cut == "nearest_even":
+            up = rnd & (sticky | q[0])
+        else:
+            up = rnd & q[0]
+        W = self.sum_bits
+        mag = Signal(max(len(q) + 1, 1), name=f"mag{i}")
+        m.d.comb += mag.eq(q + up)
+        v = Signal(signed(W), name=f"v{i}")
+        m.d.comb += v.eq(Mux(t["live"], Mux(t["sign"], -mag, mag), 0))
+        return v
+
+    def reduce(self, m, terms, stage=None):
+        """Emax tree, align, add, normalise/round/pack.  Returns the FP32 code signal.
+
+        ``stage(list_of_signals) -> list`` may insert pipeline registers between the
+        alignment and the adder tree and between the adder tree and normalisation.
+        """
+        cfg = self.cfg
+        F = cfg.frac_bits
+        nf = cfg.norm_frac_bits
+        # max exponent tree
+        level = [Mux(t["live"], t["E"], _NEG) for t in terms]
+        k = 0
+        while len(level) > 1:
+            nxt = []
+            for j in range(0, len(level) - 1, 2):
+                x = Signal(_EXP, name=f"emax{k}_{j}")
+                m.d.comb += x.eq(Mux(level[j] > level[j + 1], level[j], level[j + 1]))
+                nxt.append(x)
+            if len(level) % 2:
+                nxt.append(level[-1])
+            level = nxt
+            k += 1
+        Emax = Signal(_EXP, name="emax")
+        m.d.comb += Emax.eq(Mux(level[0] == _NEG, 0, level[0]))
+        vals = [self._align(m, t, Emax, i) for i, t in enumerate(terms)]
+        nan = Signal(name="any_nan")
+        pinf = Signal(name="any_pinf")
+        ninf = Signal(name="any_ninf")
+        m.d.comb += [
+            pinf.eq(Cat(*[t["inf"] & ~t["sign"] for t in terms]).any()),
+            ninf.eq(Cat(*[t["inf"] & t["sign"] for t in terms]).any()),
+        ]
+        m.d.comb += nan.eq(Cat(*[t["nan"] for t in terms]).any() | (pinf & ninf))
+        if stage is not None:
+            regs = stage(vals + [Emax, nan, pinf, ninf], "align")
+            vals, (Emax, nan, pinf, ninf) = regs[:-4], regs[-4:]
+        # adder tree (wraps modulo 2^W)
+        W = self.sum_bits
+        level = vals
+        k = 0
+        while len(level) > 1:
+            nxt = []
+            for j in range(0, len(level) - 1, 2):
+                x = Signal(signed(W), name=f"sum{k}_{j}")
+                m.d.comb += x.eq(level[j] + level[j + 1])
+                nxt.append(x)
+            if len(level) % 2:
+                nxt.append(level[-1])
+            level = nxt
+            k += 1
+        S = level[0]
+        if stage is not None:
+            S, Emax, nan, pinf, ninf = stage([S, Emax, nan, pinf, ninf], "sum")
+        # normalise and round
+        neg = S[W - 1]
+        mag = Signal(W, name="nmag")
+        m.d.comb += mag.eq(Mux(neg, -S, S))
+        L = _lzc_bitlen(m, mag, "nlen")
+        lz = Signal(range(W + 1), name="nlz")
+        m.d.comb += lz.eq(W - L)
+        mn = Signal(W, name="nnorm")
+        m.d.comb += mn.eq(mag << lz)
+        Er = Signal(_EXP, name="nEr")
+        m.d.comb += Er.eq(Emax - F + L - 1)
+        P = nf + 1
+        den_full = Signal(_EXP, name="nden_full")
+        m.d.comb += den_full.eq(-126 - Er)
+        den = Signal(range(P + 3), name="nden")
+        m.d.comb += den.eq(Mux(den_full < 0, 0, Mux(den_full > P + 2, P + 2, den_full)))
+        pad = max(0, P + 1 - W)           # make the word at least P + 1 bits
+        Z = Cat(Const(0, P + 3 + pad), mn)
+        Wz = len(Z)
+        Y = Signal(Wz, name="nden_y")
+        m.d.comb += Y.eq(Z >> den)
+        kept = Y[Wz - P:]
+        rnd = Y[Wz - P - 1]
+        sticky = Y[:Wz - P - 1].any()
+        if cfg.norm_rounding == "nearest_even":
+            up = rnd & (sticky | kept[0])
+        else:
+            up = Const(0)
+        k2 = Signal(P + 1, name="nk2")
+        m.d.comb += k2.eq(kept + up)
+        e_eff = Signal(_EXP, name="neff")
+        m.d.comb += e_eff.eq(Mux(Er < -126, -126, Er))
+        full = Signal(signed(48), name="npack")
+        m.d.comb += full.eq(((e_eff + 126) << 23) + (k2 << (23 - nf)))
+        maxfin = (254 << 23) | (((1 << nf) - 1) << (23 - nf))
+        over = full >= (255 << 23)
+        magcode = Signal(31, name="nmagcode")
+        if cfg.norm_rounding == "nearest_even":
+            m.d.comb += magcode.eq(Mux(over, INF32, full[:31]))
+        else:
+            m.d.comb += magcode.eq(Mux(over, maxfin, full[:31]))
+        o = Signal(32, name="result")
+        m.d.comb += o.eq(Mux(nan, NAN32,
+                         Mux(pinf, INF32,
+                         Mux(ninf, INF32 | (1 << 31),
+                         Mux(mag == 0, 0, Cat(magcode, neg))))))
+        return o
+
+
+def _config(n, align, frac_bits, cut, sum_bits, norm_frac_bits, norm_rounding, acc_in_max=True):
+    if acc_in_max is not True:
+        raise ValueError("acc_in_max must be True in hardware (the accumulator is aligned with "
+                         "the terms); acc_in_max=False is a model-only knob")
+    return _se.SharedExpConfig(n=n, align=align, acc_in_max=True, frac_bits=frac_bits, cut=cut,
+                               sum_bits=None if sum_bits in (None, 0) else sum_bits,
+                               norm_frac_bits=norm_frac_bits, norm_rounding=norm_rounding)
+
+
+def _registers(m, latency_cuts):
+    """A ``stage`` callback registering signals at the named cuts."""
+    def stage(sigs, where):
+        if where not in latency_cuts:
+            return sigs
+        out = []
+        for j, s in enumerate(sigs):
+            r = Signal.like(s, name=f"r_{where}_{j}") if isinstance(s, Signal) else \
+                Signal(s.shape(), name=f"r_{where}_{j}")
+            m.d.sync += r.eq(s)
+            out.append(r)
+        return out
+    return stage
+
+
+_CUTS_ORDER = ("input", "align", "sum")
+
+
+class SharedExpAdder(wiring.Component):
+    """n-term shared-exponent adder: ``o = acc + sum_i a_i * b_i`` (see the module docstring).
+
+    Parameters
+    ----------
+    a_format, b_format : Format
+        Operand formats (at most 16 bits; floats signed). ``b_format=None``: the terms are
+        the ``a`` values themselves (no ``b`` port).
+    n : int
+        Number of terms, 1..64.
+    align, frac_bits, cut, sum_bits, norm_frac_bits, norm_rounding :
+        As in :class:`lowbit.models.shared_exp.SharedExpConfig` (``sum_bits`` 0 or None:
+        the computed width that cannot overflow).
+    int_frac_bits : int
+        Fraction bits of integer operands (6 for MXINT8 elements).
+    pipeline_stages : int
+        0..3 registers, placed in this order: on the inputs, after alignment, after the
+        adder tree.  ``latency == pipeline_stages``.
+    acc_in_max : bool
+        Must be True (see the module docstring).
+
+    Members
+    -------
+    a : In(n * a_bits)
+        Term i's a code in bits [i*a_bits, (i+1)*a_bits).
+    b : In(n * b_bits)
+        Term i's b code (absent when ``b_format`` is None).
+    acc : In(32)
+        FP32 code of the running accumulator (aligned with the terms).
+    o : Out(32)
+        FP32 code of the result: rounded to ``norm_frac_bits`` fraction bits; NaN =
+        0x7FC00000; zero results are +0.
+
+    Raises
+    ------
+    ValueError
+        A parameter out of range (messages as in the model's config).
+    """
+
+    def __init__(self, a_format="e4m3", b_format="e4m3", n=32, align="operand_sum",
+                 frac_bits=24, cut="toward_zero", sum_bits=None, norm_frac_bits=23,
+                 norm_rounding="nearest_even", int_frac_bits=0, pipeline_stages=1,
+                 acc_in_max=True):
+        a_fmt = _validate_format("a_format", a_format)
+        b_fmt = _validate_format("b_format", b_format) if b_format is not None else None
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 64:
+            raise ValueError(f"n must be an integer from 1 to 64, not {n!r}")
+        if isinstance(pipeline_stages, bool) or not isinstance(pipeline_stages, int) \
+                or not 0 <= pipeline_stages <= 3:
+            raise ValueError(f"pipeline_stages must be an integer from 0 to 3, not "
+                             f"{pipeline_stages!r}")
+        if isinstance(frac_bits, int) and frac_bits > 64:
+            raise ValueError(f"frac_bits must be from 0 to 64 in hardware, not {frac_bits!r}")
+        self._cfg = _config(n, align, frac_bits, cut, sum_bits, norm_frac_bits, norm_rounding,
+                            acc_in_max)
+        self._a_fmt, self._b_fmt = a_fmt, b_fmt
+        self._ifb = int(int_frac_bits)
+        self._stages = pipeline_stages
+        ports = {"a": In(n * a_fmt.bits)}
+        if b_fmt is not None:
+            ports["b"] = In(n * b_fmt.bits)
+        ports["acc"] = In(32)
+        ports["o"] = Out(32)
+        super().__init__(ports)
+        self.port_docs = {
+            "a": f"{n} {a_fmt.name} codes, term i in bits [i*{a_fmt.bits}, (i+1)*{a_fmt.bits})",
+            "acc": "FP32 code of the running accumulator, aligned with the terms",
+            "o": f"FP32 code of acc + sum of the terms ({self._cfg.norm_frac_bits} fraction "
+                 f"bits, {self._cfg.norm_rounding}); NaN 0x7FC00000",
+        }
+        if b_fmt is not None:
+            self.port_docs["b"] = (f"{n} {b_fmt.name} codes, term i in bits "
+                                   f"[i*{b_fmt.bits}, (i+1)*{b_fmt.bits})")
+
+    @property
+    def config(self):
+        """The :class:`~lowbit.models.shared_exp.SharedExpConfig` this unit implements."""
+        return self._cfg
+
+    @property
+    def latency(self):
+        return self._stages
+
+    @property
+    def is_sequential(self):
+        return self._stages > 0
+
+    def contract(self):
+        dp = Datapath(self._cfg, self._a_fmt, self._b_fmt, (self._ifb, self._ifb))
+        return {
+            "function": "o = acc + sum_i a_i * b_i (shared-exponent adder)" if self._b_fmt
+                        else "o = acc + sum_i a_i",
+            "model": "lowbit.models.shared_exp.shared_exp_add",
+            "config": self._cfg.describe(),
+            "sum_bits": dp.sum_bits,
+            "nan": "NaN operand, Inf*0 or +Inf+-Inf -> 0x7FC00000",
+            "overflow": "Inf (nearest_even) or max (toward_zero)",
+            "zero": "+0",
+            "latency_cycles": self._stages,
+        }
+
+    def elaborate(self, platform):
+        m = Module()
+        n = self._cfg.n
+        cuts = _CUTS_ORDER[:self._stages]
+        stage = _registers(m, cuts)
+        a, b, acc = self.a, getattr(self, "b", None), self.acc
+        if "input" in cuts:
+            regs = stage([a, acc] + ([b] if b is not None else []), "input")
+            a, acc = regs[0], regs[1]
+            if b is not None:
+                b = regs[2]
+        wa = self._a_fmt.bits
+        a_codes = [a[i * wa:(i + 1) * wa] for i in range(n)]
+        b_codes = None
+        if b is not None:
+            wb = self._b_fmt.bits
+            b_codes = [b[i * wb:(i + 1) * wb] for i in range(n)]
+        dp = Datapath(self._cfg, self._a_fmt, self._b_fmt, (self._ifb, self._ifb))
+        terms = dp.terms(m, a_codes, b_codes)
+        terms.append(dp.acc_term(m, acc))
+        o = dp.reduce(m, terms, stage)
+        m.d.comb += self.o.eq(o)
+        return m
+
+
+_FMT_CHOICES = ("e4m3", "e5m2", "e2m3", "e3m2", "e2m1", "int8", "fp16", "bf16")
+
+
+UNITS = [
+    Unit("shared-exp-adder", SharedExpAdder, (
+        Param("a_format", "--a", "format", "e4m3", "format of the a operands", _FMT_CHOICES),
+        Param("b_format", "--b", "format", "e4m3", "format of the b operands", _FMT_CHOICES),
+        Param("n", "--n", "int", 32, "number of terms (1..64)"),
+        Param("align", "--align", "choice", "operand_sum", "exponent each term aligns by",
+              _se.ALIGNS),
+        Param("frac_bits", "--frac-bits", "int", 24, "fraction bits kept below the max exponent"),
+        Param("cut", "--cut", "choice", "toward_zero", "how a term is cut to the grid", _se.CUTS),
+        Param("sum_bits", "--sum-bits", "int", 0, "integer sum width (0: computed, never wraps)"),
+        Param("norm_frac_bits", "--norm-frac-bits", "int", 23,
+              "fraction bits of the normalised result (13 = FP22)"),
+        Param("norm_rounding", "--norm-rounding", "choice", "nearest_even",
+              "rounding of the normalised result", _se.NORM_ROUNDINGS),
+        Param("pipeline_stages", "--pipeline-stages", "int", 1, "register stages (0..3)"),
+    ), "n-term shared-exponent adder / fused dot product with an FP32 accumulator input",
+        cosim=lambda c, p, v, s, sim: cosim_adder(c, p, v, s, sim)),
+]
+
+
+class AccumulatingDot(wiring.Component):
+    """Base of :class:`~lowbit.hdl.mx_dot.MxDotUnit` and :class:`~lowbit.hdl.bfp_adder.BfpAdder`:
+    a shared-exponent adder over one block per cycle whose FP32 accumulator is a register.
+
+    On a cycle with ``valid`` the block (after ``pipeline_stages`` input registers) is
+    added: ``acc <= adder(block, first ? +0 : acc)``; otherwise ``acc`` holds.  ``o`` is the
+    accumulator register, so ``latency = pipeline_stages + 1``.  The accumulator loop
+    (max with the accumulator's exponent, alignment, adder tree, normalisation) is one
+    cycle: a design choice that keeps one block per cycle with the accumulator inside the
+    maximum.  Subclasses provide ``_scale_ports``, ``_scale(m, regs)`` and the formats.
+    """
+
+    def _setup(self, a_fmt, b_fmt, n, cfg, ifb, pipeline_stages, scale_ports):
+        if isinstance(pipeline_stages, bool) or not isinstance(pipeline_stages, int) \
+                or not 0 <= pipeline_stages <= 1:
+            raise ValueError(f"pipeline_stages must be 0 or 1, not {pipeline_stages!r}")
+        self._a_fmt, self._b_fmt, self._cfg, self._ifb = a_fmt, b_fmt, cfg, ifb
+        self._stages = pipeline_stages
+        ports = {"a": In(n * a_fmt.bits), "b": In(n * b_fmt.bits)}
+        ports.update(scale_ports)
+        ports.update({"valid": In(1), "first": In(1), "o": Out(32)})
+        wiring.Component.__init__(self, ports)
+
+    @property
+    def config(self):
+        return self._cfg
+
+    @property
+    def latency(self):
+        return self._stages + 1
+
+    is_sequential = True
+
+    def elaborate(self, platform):
+        m = Module()
+        n = self._cfg.n
+        names = [name for name, _ in self.signature.members.items()
+                 if name not in ("o",)]
+        sig = {name: getattr(self, name) for name in names}
+        if self._stages:
+            for name in names:
+                r = Signal.like(sig[name], name=f"r_{name}")
+                m.d.sync += r.eq(sig[name])
+                sig[name] = r
+        wa, wb = self._a_fmt.bits, self._b_fmt.bits
+        a_codes = [sig["a"][i * wa:(i + 1) * wa] for i in range(n)]
+        b_codes = [sig["b"][i * wb:(i + 1) * wb] for i in range(n)]
+        scale, scale_nan = self._scale(m, sig)
+        dp = Datapath(self._cfg, self._a_fmt, self._b_fmt, self._ifb)
+        terms = dp.terms(m, a_codes, b_codes, scale=scale, scale_nan=scale_nan)
+        acc = Signal(32, name="acc")
+        acc_in = Signal(32, name="acc_in")
+        m.d.comb += acc_in.eq(Mux(sig["first"], 0, acc))
+        terms.append(dp.acc_term(m, acc_in))
+        res = dp.reduce(m, terms)
+        with m.If(sig["valid"]):
+            m.d.sync += acc.eq(res)
+        m.d.comb += self.o.eq(acc)
+        return m
+
+    def _contract(self, function, model):
+        dp = Datapath(self._cfg, self._a_fmt, self._b_fmt, self._ifb)
+        return {
+            "function": function,
+            "model": model,
+            "config": self._cfg.describe(),
+            "sum_bits": dp.sum_bits,
+            "accumulator": "FP32 register, in the max exponent, one block per valid cycle; "
+                           "first=1 restarts from +0",
+            "nan": "NaN element or scale, Inf*0, +Inf+-Inf -> 0x7FC00000 (sticky in acc)",
+            "overflow": "Inf (nearest_even) or max (toward_zero)",
+            "latency_cycles": self.latency,
+        }
+
+
+# ---------------------------------------------------------------------------------------
+# Co-simulation hooks (``lowbit cosim``); the simulator harness is imported lazily.
+
+def random_terms(rng, fmt, shape, realistic=0.5):
+    """Random operand codes: a ``realistic`` share drawn by quantising N(0,1) values scaled
+    by 2^U(-4,4), the rest uniformly random codes (NaN/Inf included)."""
+    import numpy as np
+    codes = rng.integers(0, 1 << fmt.bits, size=shape)
+    if isinstance(fmt, _formats.FloatFormat):
+        x = (rng.standard_normal(shape) * 2.0 ** rng.integers(-4, 5, shape)).astype(np.float32)
+        q = fmt.encode(x, saturate=True).astype(np.int64)
+        pick = rng.random(shape[:-1] + (1,)) < realistic
+        codes = np.where(pick, q, codes)
+    return codes
+
+
+def pack_terms(codes, bits):
+    """Rows of ``codes`` (V x n) -> one Python int per row, term i in bits [i*bits, ...)."""
+    import numpy as np
+    codes = np.asarray(codes, dtype=object)
+    out = np.zeros(codes.shape[0], dtype=object)
+    for i in range(codes.shape[1]):
+        out = out + (codes[:, i].astype(object) << (i * bits))
+    return out
+
+
+def cosim_adder(component, params, vectors, seed, sim, lanes=32):
+    """Random terms and accumulators through the generated adder vs ``shared_exp_add``."""
+    import time
+
+    import numpy as np
+
+    from lowbit.sim import cosim
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    V = int(vectors or 10000)
+    cfg, fa, fb = component.config, component._a_fmt, component._b_fmt
+    n = cfg.n
+    A = random_terms(rng, fa, (V, n))
+    B = random_terms(rng, fb, (V, n)) if fb is not None else None
+    acc = (rng.standard_normal(V) * 2.0 ** rng.integers(-30, 30, V)).astype(np.float32)
+    acc = se_round(acc, cfg)
+    acc[rng.random(V) < 0.2] = 0
+    want = _se.fp32_codes(_se.shared_exp_add(
+        A.astype(fa.code_dtype), None if B is None else B.astype(fb.code_dtype), fa, fb, cfg,
+        acc=acc.astype(np.float64), int_frac_bits=component._ifb))
+    inputs = {"a": pack_terms(A, fa.bits), "acc": acc.view(np.uint32).astype(np.uint64)}
+    if B is not None:
+        inputs["b"] = pack_terms(B, fb.bits)
+    kw = dict(a_format=fa, b_format=fb, n=n, align=cfg.align, frac_bits=cfg.frac_bits,
+              cut=cfg.cut, sum_bits=cfg.sum_bits, norm_frac_bits=cfg.norm_frac_bits,
+              norm_rounding=cfg.norm_rounding, int_frac_bits=component._ifb,
+              pipeline_stages=component._stages)
+    got = cosim.run_lanes(lambda: SharedExpAdder(**kw), inputs, ["o"], lanes=lanes, sim=sim)
+    return cosim.CosimReport.compare(
+        "shared-exp-adder", params, got.simulator, seed, {"acc": inputs["acc"]},
+        {"o": want.astype(np.uint64)}, {"o": got["o"]}, seconds=time.perf_counter() - t0,
+        notes=[f"{V} random steps of {n} terms + accumulator, {lanes} lanes"])
+
+
+def se_round(acc, cfg):
+    """Accumulator stimuli on the unit's result grid (what a chained unit feeds back)."""
+    import numpy as np
+    return _se.add_round(acc.astype(np.float64), np.zeros(acc.shape), cfg.norm_frac_bits,
+                         cfg.norm_rounding).astype(np.float32)
+
+
+def cosim_sequences(component, unit_name, params, scale_names, scale_values, scale_exp,
+                    scale_nan, A, B, first, sim, lanes, seed, notes=()):
+    """Drive per-lane block sequences (cycles x lanes) through an :class:`AccumulatingDot`
+    and compare with the chained model (one ``shared_exp_add`` step per block)."""
+    import time
+
+    import numpy as np
+
+    from lowbit.sim import cosim
+    t0 = time.perf_counter()
+    cfg, fa, fb = component.config, component._a_fmt, component._b_fmt
+    C, L, n = A.shape
+    want = np.zeros((C, L), dtype=np.uint32)
+    acc = np.zeros(L)
+    for c in range(C):
+        acc = np.where(first[c] == 1, 0.0, acc)
+        r = _se.shared_exp_add(A[c].astype(fa.code_dtype), B[c].astype(fb.code_dtype), fa, fb,
+                               cfg, acc=acc, scale_exp=scale_exp[c],
+                               int_frac_bits=component._ifb).astype(np.float64)
+        if scale_nan is not None:
+            r = np.where(scale_nan[c], np.nan, r)
+        acc = r
+        want[c] = _se.fp32_codes(r)
+    inputs = {"a": pack_terms(A.reshape(C * L, n), fa.bits).reshape(C, L),
+              "b": pack_terms(B.reshape(C * L, n), fb.bits).reshape(C, L),
+              "valid": np.ones((C, L), dtype=np.uint64), "first": first.astype(np.uint64)}
+    for name, v in zip(scale_names, scale_values):
+        inputs[name] = v
+    factory = component._factory
+    got = cosim.run_lanes(factory, inputs, ["o"], lanes=L, sim=sim)
+    flat = {k: np.asarray(v).reshape(C * L) for k, v in inputs.items() if k != "valid"}
+    return cosim.CosimReport.compare(
+        unit_name, params, got.simulator, seed, flat,
+        {"o": want.reshape(-1).astype(np.uint64)}, {"o": np.asarray(got["o"])[:C].reshape(-1)},
+        seconds=time.perf_counter() - t0, notes=list(notes))

@@ -1,0 +1,182 @@
+# amaranth: UnusedElaboratable=no
+"""SharedExpAdder / MxDotUnit / BfpAdder in Amaranth's simulator against the golden model."""
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from lowbit.hdl.bfp_adder import BfpAdder
+from lowbit.hdl.catalog import get_unit
+from lowbit.hdl.manifest import manifest, ports
+from lowbit.hdl.mx_dot import MxDotUnit, directed_blocks
+from lowbit.hdl.shared_exp_adder import SharedExpAdder, pack_terms, random_terms
+from lowbit.models import formats, mx
+from lowbit.models import shared_exp as se
+
+RNG = np.random.default_rng(99)
+
+
+def run_adder(dut, A, B, acc):
+    fa, fb = dut._a_fmt, dut._b_fmt
+    pa, pb = pack_terms(A, fa.bits), pack_terms(B, fb.bits)
+    got = []
+
+    async def tb(ctx):
+        for i in range(len(A)):
+            ctx.set(dut.a, int(pa[i]))
+            ctx.set(dut.b, int(pb[i]))
+            ctx.set(dut.acc, int(acc[i].view(np.uint32)))
+            await ctx.delay(1e-9)
+            got.append(ctx.get(dut.o))
+
+    sim = Simulator(dut)
+    sim.add_testbench(tb)
+    sim.run()
+    return np.array(got, dtype=np.uint32)
+
+
+@pytest.mark.parametrize("fa, fb, kw", [
+    ("e4m3", "e4m3", dict(frac_bits=13, cut="floor", norm_frac_bits=13, norm_rounding="toward_zero")),
+    ("e5m2", "e5m2", dict(frac_bits=20, cut="nearest_even", align="product")),
+    ("e2m1", "e3m2", dict(frac_bits=6, cut="nearest_even_nosticky", sum_bits=9)),
+    ("e2m3", "e4m3", dict(frac_bits=8, cut="toward_zero", norm_frac_bits=10)),
+])
+def test_adder_matches_model(fa, fb, kw):
+    dut = SharedExpAdder(fa, fb, n=4, pipeline_stages=0, **kw)
+    fa, fb = formats.get(fa), formats.get(fb)
+    V = 300
+    A = random_terms(RNG, fa, (V, 4))
+    B = random_terms(RNG, fb, (V, 4))
+    acc = (RNG.standard_normal(V) * 2.0 ** RNG.integers(-20, 20, V)).astype(np.float32)
+    acc[:30] = 0
+    acc[30:35] = [np.inf, -np.inf, np.nan, 2.0 ** -130, -(2.0 ** 127)]
+    want = se.fp32_codes(se.shared_exp_add(A.astype(fa.code_dtype), B.astype(fb.code_dtype),
+                                           fa, fb, dut.config, acc=acc.astype(np.float64)))
+    assert np.array_equal(run_adder(dut, A, B, acc), want)
+
+
+def run_seq(dut, A, B, scales, first):
+    fa, fb = dut._a_fmt, dut._b_fmt
+    pa, pb = pack_terms(A, fa.bits), pack_terms(B, fb.bits)
+    N = len(A)
+    samples = []
+
+    async def drive(ctx):
+        for i in range(N):
+            ctx.set(dut.a, int(pa[i]))
+            ctx.set(dut.b, int(pb[i]))
+            for name, v in scales.items():
+                ctx.set(getattr(dut, name), int(v[i]))
+            ctx.set(dut.valid, 1)
+            ctx.set(dut.first, int(first[i]))
+            await ctx.tick()
+        ctx.set(dut.valid, 0)
+
+    async def mon(ctx):
+        for _ in range(N + dut.latency):
+            await ctx.tick()
+            samples.append(ctx.get(dut.o))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(drive)
+    sim.add_testbench(mon)
+    sim.run()
+    return np.array(samples[dut.latency - 1:dut.latency - 1 + N], dtype=np.uint32)
+
+
+def chain(dut, A, B, scale_exp, scale_nan, first):
+    acc = np.zeros(1)
+    out = []
+    for i in range(len(A)):
+        acc = np.zeros(1) if first[i] else acc
+        r = se.shared_exp_add(A[i:i + 1].astype(dut._a_fmt.code_dtype),
+                              B[i:i + 1].astype(dut._b_fmt.code_dtype), dut._a_fmt, dut._b_fmt,
+                              dut.config, acc=acc, scale_exp=scale_exp[i:i + 1],
+                              int_frac_bits=dut._ifb).astype(np.float64)
+        acc = np.array([np.nan]) if scale_nan[i] else r
+        out.append(se.fp32_codes(acc)[0])
+    return np.array(out, dtype=np.uint32)
+
+
+@pytest.mark.parametrize("elem", ["mxfp8_e4m3", "mxfp8_e5m2", "mxfp6_e2m3", "mxfp4_e2m1", "mxint8"])
+def test_mx_dot_unit_matches_model(elem):
+    dut = MxDotUnit(elem, k=4, pipeline_stages=1)
+    fmt = mx.element_format(elem)
+    N = 120
+    A = random_terms(RNG, fmt, (N, 4))
+    B = random_terms(RNG, fmt, (N, 4))
+    sa = RNG.integers(118, 137, N)
+    sb = RNG.integers(118, 137, N)
+    sa[::17] = RNG.integers(0, 256, len(sa[::17]))
+    for j, (a, b, s1, s2, _) in enumerate(directed_blocks(fmt, 4)):
+        A[j], B[j], sa[j], sb[j] = a, b, s1, s2
+    first = (RNG.random(N) < 0.3).astype(int)
+    first[0] = 1
+    want = chain(dut, A, B, (sa - 127) + (sb - 127), (sa == 255) | (sb == 255), first)
+    got = run_seq(dut, A, B, {"a_scale": sa, "b_scale": sb}, first)
+    assert np.array_equal(got, want)
+
+
+def test_mx_dot_unit_equals_mx_dot_model():
+    # one adder step per block, chained from +0: the model's mx_dot with datapath=config
+    dut = MxDotUnit("mxfp8_e4m3", k=4, pipeline_stages=0)
+    x = RNG.standard_normal((1, 24)).astype(np.float32)
+    y = RNG.standard_normal((1, 24)).astype(np.float32)
+    ea, sa = mx.quantize(x, "e4m3", k=4)
+    eb, sb = mx.quantize(y, "e4m3", k=4)
+    want = mx.mx_dot(ea, sa, eb, sb, "e4m3", k=4, datapath=dut.config)
+    first = np.zeros(6, int)
+    first[0] = 1
+    got = run_seq(dut, ea.reshape(6, 4).astype(np.int64), eb.reshape(6, 4).astype(np.int64),
+                  {"a_scale": sa[0], "b_scale": sb[0]}, first)
+    assert got[-1] == want.view(np.uint32)[0]
+
+
+@pytest.mark.parametrize("mant", ["int8", "int16"])
+def test_bfp_adder_matches_model(mant):
+    dut = BfpAdder(mant, n=4, pipeline_stages=0)
+    fmt = formats.get(mant)
+    N = 120
+    A = RNG.integers(0, 1 << fmt.bits, (N, 4))
+    B = RNG.integers(0, 1 << fmt.bits, (N, 4))
+    ea = RNG.integers(-128, 128, N)
+    eb = RNG.integers(-128, 128, N)
+    ea[::2] = RNG.integers(-3, 4, len(ea[::2]))
+    eb[::2] = RNG.integers(-3, 4, len(eb[::2]))
+    first = (RNG.random(N) < 0.3).astype(int)
+    first[0] = 1
+    want = chain(dut, A, B, ea + eb, np.zeros(N, bool), first)
+    got = run_seq(dut, A, B, {"a_exp": ea, "b_exp": eb}, first)
+    assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("factory, kw, msg", [
+    (SharedExpAdder, dict(n=0), r"^n must be an integer from 1 to 64, not 0$"),
+    (SharedExpAdder, dict(pipeline_stages=4), r"^pipeline_stages must be an integer from 0 to 3, not 4$"),
+    (SharedExpAdder, dict(cut="up"), r"^cut must be one of toward_zero, floor, nearest_even, "),
+    (SharedExpAdder, dict(acc_in_max=False), r"^acc_in_max must be True in hardware"),
+    (SharedExpAdder, dict(a_format="fp32"), r"^a_format must have at most 16 bits, not 32 \(fp32\)$"),
+    (SharedExpAdder, dict(frac_bits=65), r"^frac_bits must be from 0 to 64 in hardware, not 65$"),
+    (MxDotUnit, dict(k=65), r"^k must be an integer from 1 to 64, not 65$"),
+    (MxDotUnit, dict(elem="fp8"), r"^elem must be one of mxfp8_e4m3, "),
+    (MxDotUnit, dict(pipeline_stages=2), r"^pipeline_stages must be 0 or 1, not 2$"),
+    (BfpAdder, dict(mantissa="int4"), r"^mantissa must be int8 or int16, not 'int4'$"),
+    (BfpAdder, dict(exp_bits=1), r"^exp_bits must be an integer from 2 to 10, not 1$"),
+])
+def test_parameter_validation(factory, kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        factory(**kw)
+
+
+@pytest.mark.parametrize("name", ["shared-exp-adder", "mx-dot", "bfp-adder"])
+def test_catalogue_and_manifest(name):
+    unit = get_unit(name)
+    comp, params = unit.build()
+    docs = comp.port_docs
+    for p in ports(comp):
+        if p["name"] not in ("clk", "rst"):
+            assert docs.get(p["name"]), p["name"]
+    man = manifest(comp, name, params, name.replace("-", "_"))
+    assert man["latency_cycles"] == comp.latency
+    assert man["contract"]["config"]["n"] == comp.config.n
