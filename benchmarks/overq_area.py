@@ -29,6 +29,8 @@ def variants(b, acc):
     yield "overq c=0 (1 meta bit)", "overq_pe", OverqPe(b, w, acc, cascade=0, precision=False)
     yield "overq c>=1 (2 meta bits)", "overq_pe", OverqPe(b, w, acc, cascade=1, precision=False)
     yield "overq c>=1 +prec", "overq_pe", OverqPe(b, w, acc, cascade=1, precision=True)
+    yield "overq c>=1 +prec, shift operands", "overq_pe", OverqPe(b, w, acc, cascade=1,
+                                                                  precision=True, shift_at="operands")
     if acc + b <= 64:
         yield f"overq c>=1 +prec, acc+{b}", "overq_pe", OverqPe(b, w, acc + b, cascade=1,
                                                                 precision=True)
@@ -94,11 +96,14 @@ def main(argv=None):
                     ref = base.setdefault("step", fig) if label.startswith("plain") else base["step"]
                 else:
                     ref = base.setdefault("pe", fig) if label.startswith("plain") else base["pe"]
-                ratio = fig[key] / ref[key] if ref[key] else float("nan")
+                ratio = f"{fig[key] / ref[key]:>8.3f}" if ref[key] else f"{'n/a':>8}"
                 cells = "".join(f"{'-' if v is None else (f'{v:.1f}' if isinstance(v, float) else v):>10}"
                                 for v in fig.values())
-                print(f"{label:<32}{cells}{ratio:>8.3f}")
-    print(f"\nratio: {key} relative to the plain PE (or plain step) with the same accumulator "
+                print(f"{label:<32}{cells}{ratio}")
+    print("\nOn FPGA targets the ratio counts LUT4s only: compare the DSP and carry columns too "
+          "(iCE40: a plain 8x8 MAC fits one SB_MAC16 with its accumulator, the OverQ shift mux "
+          "between product and accumulator moves the adder into LUTs).")
+    print(f"ratio: {key} relative to the plain PE (or plain step) with the same accumulator "
           f"({time.perf_counter() - t0:.0f} s, results cached by lowbit.fpga)")
 
 

@@ -65,8 +65,11 @@ code   name         slot holds                           weight        shift (ac
 ``s_x s_w 2^-b``) and 0 otherwise.  Metadata bits per value: 1 when ``cascade == 0`` and
 ``precision`` is off (states OWN/RANGE), else 2.  With ``precision`` off the code 3 is reserved
 and the PE contributes 0 for it; a link (codes 1..3) in slot 0 uses a previous weight of 0.
-The metadata travels with the value along the array row (it is decoded into "take the upper
-weight" and a shift select, shared by all PEs of the row).
+In a WS array the metadata travels with the code along the array row (every PE of the row
+sees the same code and state), so each activation pipeline register grows by ``meta_bits``.
+Not implemented, possible compaction: without precision overwrite, a chain is always
+``OWN RANGE SHIFT* `` and an owner is never linked, so one "linked" bit per value suffices
+(RANGE = the first linked slot after an unlinked one); the row edge would expand it.
 
 Every other slot value is a plain b-bit code, so ``decode`` is exact: slot ``k`` contributes
 ``int(code_k) * 2^(shift_k - F)`` (in units of ``s``) to the value of position ``k - link_k``.
