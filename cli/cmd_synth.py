@@ -1,30 +1,18 @@
 """``lowbit synth <unit> [unit options] --target generic|ice40|ecp5``: synthesise one unit.
 
 The unit comes from :mod:`lowbit.hdl.catalog`; its parameters become options (``--a``,
-``--acc``, ...) exactly as for ``lowbit generate``. The options after the unit name are
-parsed by a parser built for that unit (private helper below: the shared
-``cli/unit_options.py`` did not exist when this was written), so ``lowbit synth UNIT -h``
-lists the unit's own parameters.
+``--acc``, ...) through the shared :mod:`lowbit.cli.unit_options`, exactly as for
+``lowbit generate`` and ``lowbit cosim``; ``lowbit synth UNIT -h`` lists them.
 """
 
 import argparse
 import json
 import sys
 
-__all__ = ["register", "run", "unit_parser"]
-
-from lowbit.cli.main import UsageError
+__all__ = ["register", "run"]
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        raise UsageError(message)
-
-
-def unit_parser(unit):
-    """An argument parser for the synthesis options plus the parameters of ``unit``."""
-    p = _Parser(prog=f"lowbit synth {unit.name}",
-                description=f"Synthesise {unit.name}: {unit.description}")
+def _add_common(p):
     p.add_argument("--target", default="generic", choices=("generic", "ice40", "ecp5"),
                    help="generic gate count (NAND2 equivalents), or iCE40 UP5K / ECP5 85F "
                         "place and route (default generic)")
@@ -34,14 +22,6 @@ def unit_parser(unit):
                    help="FPGA clock constraint for nextpnr (default 100)")
     p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default 1)")
     p.add_argument("--keep", metavar="DIR", help="keep the tool files (Verilog, scripts, logs) in DIR")
-    group = p.add_argument_group(f"parameters of {unit.name}")
-    for prm in unit.params:
-        kw = {"dest": f"param_{prm.name}", "default": None,
-              "help": f"{prm.help} (default {prm.default})"}
-        kw["metavar"] = ("{" + ",".join(map(str, prm.choices)) + "}" if prm.choices
-                         else {"int": "N", "bool": "BOOL", "format": "FORMAT"}.get(prm.kind, "VALUE"))
-        group.add_argument(prm.flag, **kw)
-    return p
 
 
 def register(subparsers):
@@ -59,18 +39,15 @@ def register(subparsers):
 
 
 def run(args):
-    from lowbit.hdl import catalog, manifest
+    from lowbit.cli.unit_options import typed_params, unit_parser, unit_values
     from lowbit.fpga import synth as fsynth
+    from lowbit.hdl import catalog, manifest
 
     unit = catalog.get_unit(args.unit)
-    opts = unit_parser(unit).parse_args(args.options)
-    values = {prm.name: getattr(opts, f"param_{prm.name}") for prm in unit.params
-              if getattr(opts, f"param_{prm.name}") is not None}
-    component, resolved = unit.build(**values)
-    # record ints/bools as such (the raw CLI values are strings); formats stay names
-    kinds = {prm.name: prm for prm in unit.params}
-    resolved = {k: (kinds[k].convert(v) if kinds[k].kind in ("int", "bool") else v)
-                for k, v in resolved.items()}
+    opts = unit_parser(unit, "lowbit synth", _add_common,
+                       f"Synthesise {unit.name}: {unit.description}").parse_args(args.options)
+    component, resolved = unit.build(**unit_values(opts, unit))
+    resolved = typed_params(unit, resolved)
     top = unit.name.replace("-", "_")
     text = manifest.to_verilog(component, top)
     try:
@@ -81,12 +58,19 @@ def run(args):
         return 1
     doc = {"unit": unit.name, "parameters": resolved, "latency_cycles": getattr(component, "latency", None),
            **result.to_dict(), "from_cache": result.from_cache}
+    if result.target == "generic":
+        from lowbit.fpga.energy import energy_per_op_pj
+        # gate-count energy model calibrated on Horowitz 45 nm, 0.9 V (lowbit.fpga.energy)
+        doc["energy_per_cycle_pj_45nm"] = round(energy_per_op_pj(result), 4)
     if opts.json == "-":
         print(json.dumps(doc, indent=2, sort_keys=True))
         return 0
     from rich.console import Console
     table = result.rich_table()
     table.title = f"{unit.name} ({', '.join(f'{k}={v}' for k, v in resolved.items())}) on {opts.target}"
+    if "energy_per_cycle_pj_45nm" in doc:
+        table.add_section()
+        table.add_row("energy / cycle (pJ, 45 nm model)", f"{doc['energy_per_cycle_pj_45nm']:.3f}")
     Console().print(table)
     if opts.json:
         with open(opts.json, "w") as f:

@@ -246,3 +246,36 @@ def test_cli_errors(capsys):
         assert main(["synth", name, "--target", "xc7"]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "--target" in err
+
+
+# -------------------------------------------------------------------- energy model (a)
+
+@pytest.mark.synth
+def test_energy_calibration_is_current_and_close_to_horowitz():
+    from lowbit.fpga import energy
+    cal = energy.calibrate()
+    # the module constant is the fit of the current flow (rounded to 4 digits)
+    assert cal.e_ge_fj == pytest.approx(energy.E_GE_FJ_45NM, abs=5e-5)
+    for name, ge, um2, h_um2, h_pj, m_pj in cal.rows:
+        assert m_pj == pytest.approx(cal.e_ge_fj * ge / 1000)
+        assert 0.5 < m_pj / h_pj < 2.0, name          # within 2x of every Horowitz figure
+        assert 0.5 < um2 / h_um2 < 2.5, name          # our areas are of the same order
+    # geometric-mean fit: the log residuals sum to zero
+    assert sum(__import__("math").log(r[5] / r[4]) for r in cal.rows) == pytest.approx(0, abs=1e-9)
+
+
+def test_energy_scaling_and_memory():
+    from lowbit.fpga import energy
+    e = energy.energy_per_op_pj(1000.0)
+    assert e == pytest.approx(energy.E_GE_FJ_45NM)
+    assert energy.energy_per_op_pj(1000.0, node_scale=0.5, vdd=0.45) == pytest.approx(e * 0.5 * 0.25)
+    with pytest.raises(ValueError, match=r"^vdd must be in 0\.3\.\.1\.5 V, not 2$"):
+        energy.energy_per_op_pj(10, vdd=2)
+    with pytest.raises(ValueError, match=r"^node_scale must be > 0, not 0$"):
+        energy.energy_per_op_pj(10, node_scale=0)
+    # Horowitz's three SRAM points are reproduced; the per-bit DRAM figure is 20 pJ
+    assert energy.sram_access_pj(8 * 1024) == pytest.approx(10)
+    assert energy.sram_access_pj(32 * 1024) == pytest.approx(20)
+    assert energy.sram_access_pj(1024 * 1024) == pytest.approx(100)
+    assert energy.sram_access_pj(16 * 1024, bits=32) == pytest.approx(0.5 * 10 * 2 ** 0.5)
+    assert energy.dram_access_pj(64) == 1280.0
