@@ -30,7 +30,6 @@ sum_bits=32)`` on the integer operands (tested).
 
 import numpy as np
 
-from . import formats as _formats
 from . import shared_exp as _se
 
 __all__ = ["quantize", "dequantize", "bfp_dot", "default_chunk", "bfp_config"]

@@ -79,7 +79,6 @@ exact sum rounded once (tested).
 """
 
 import dataclasses
-import math
 
 import numpy as np
 
@@ -575,7 +574,7 @@ def _sig_bits(a_fmt, b_fmt):
     return sb(a_fmt) + (sb(b_fmt) if b_fmt is not None else 0)
 
 
-def _terms(a_codes, b_codes, a_format, b_format, cfg, int_frac_bits, a_scale_exp=None):
+def _terms(a_codes, b_codes, a_format, b_format, cfg, int_frac_bits):
     a_fmt = _formats.get(a_format)
     fa = operand_fields(a_fmt, a_codes, int_frac_bits[0])
     if b_format is None:
@@ -638,7 +637,7 @@ def shared_exp_add(a_codes, b_codes, a_format, b_format, config, acc=None, scale
     return out.astype(np.float32)
 
 
-def _chain(get_terms, nsteps, cfg, tb, sig_bits, shape, step_scale=None):
+def _chain(get_terms, nsteps, cfg, tb, sig_bits, shape):
     """Chain adder steps; ``get_terms(i)`` returns the Fields of step i."""
     part = np.zeros(shape, dtype=np.float64)
     total = np.zeros(shape, dtype=np.float64)
@@ -666,11 +665,6 @@ def _pad_last(x, k, fill=0):
         widths = [(0, 0)] * (x.ndim - 1) + [(0, pad)]
         x = np.pad(x, widths, constant_values=fill)
     return x
-
-
-def _zero_code(fmt):
-    """A code that decodes to +0 (the padding code)."""
-    return 0
 
 
 def shared_exp_dot(a_codes, b_codes, a_format, b_format, config, axis=-1, int_frac_bits=0,
