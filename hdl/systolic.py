@@ -1,0 +1,634 @@
+"""Systolic GEMM array (Amaranth 0.5): ``SystolicArray``, weight- or output-stationary.
+
+The array follows, cycle for cycle, the schedule that the behavioural simulator documents and
+counts (:mod:`lowbit.sim.systolic`, module docstring "Timing model"; the mapping is SCALE-Sim
+v3's, ``scalesim/compute/systolic_compute_{os,ws}.py``), so that its cycle counts are the
+simulator's :class:`lowbit.sim.systolic.Schedule` figures and the co-simulation can check them.
+
+Processing elements (one combinational step per PE, from the MAC units of :mod:`lowbit.hdl`):
+
+* ``pe="int"``: :class:`lowbit.hdl.int_mac.IntMacStep` (INTn/UINTn operands, exact product,
+  signed ``acc_bits`` accumulator, wrap or saturate);
+* ``pe="fp"``: :class:`lowbit.hdl.fp_mac.FpMacStep` (FP8/FP6/FP4... operands, exact product,
+  ``acc_format`` accumulator rounded to nearest even, ``fused`` or ``two_roundings``, optional
+  subnormal flush and saturation).
+
+Dataflows (GEMM ``C[M, N] = A[M, K] @ B[K, N]``; ``R x C`` array; a *fold* is one tile):
+
+``ws`` (weight-stationary)
+    A fold is ``R`` preload beats (``load=1``; the weight tile ``B[k0:k0+R, n0:n0+C]`` enters
+    the top edge one row per beat, **last tile row first**, every PE row shifting its weight
+    down, so after ``R`` beats PE row ``i`` holds tile row ``i``), then ``T`` data beats
+    (``load=0``): beat ``t`` carries ``A[m_t, k0:k0+R]`` on the ``a`` lanes (lane ``i`` feeds
+    array row ``i`` through ``i`` skew registers and moves one PE right per cycle) and the
+    partial sums to continue on the ``psum`` lanes (lane ``j`` enters the top of column ``j``
+    through ``j`` skew registers; the previous K-fold's results, or the empty sum for the first
+    K-fold: 0 for INT, ``-0`` for FP). Each PE does ``psum <- step(psum, a, w)`` and passes
+    the sum down. Column ``j`` leaves the bottom ``j`` cycles after column 0 and is delayed by
+    ``C - 1 - j`` de-skew registers, so result beat ``t`` holds the ``C`` sums of data beat
+    ``t`` and appears ``R + C - 1`` cycles after that beat was accepted.
+``os`` (output-stationary)
+    A fold is ``T = K`` data beats: beat ``t`` carries ``A[m0:m0+R, t]`` on the ``a`` lanes
+    (row ``i`` skewed by ``i``, moving right) and ``B[t, n0:n0+C]`` on the ``b`` lanes (column
+    ``j`` skewed by ``j``, moving down); PE ``(i, j)`` does ``acc <- step(acc, a, b)``, the
+    first beat of a fold restarting from the empty sum. ``R + C - 1`` cycles after the fold's
+    last beat every accumulator is copied into its drain register (in the same cycle the next
+    fold's first MAC may start) and the result rows leave as ``R`` result beats, array row
+    ``R - 1`` first (in the copy cycle, straight from the accumulators) and row 0 last.
+
+``last=1`` marks the last data beat of a fold. After accepting it the array lowers ``i.ready``
+for ``R + C - 2`` cycles (the skew drain of the fold: the simulator's fold period
+``P = preload + T + (R - 1) + (C - 1)``), which is what keeps the next fold's weights
+(WS) or its accumulator restart (OS) from overtaking the data in flight. With a source that
+always has the next beat and a sink that is always ready, fold ``f`` starts at cycle ``f * P``
+(cycle 0: the first beat accepted), the last MAC is at ``folds * P - 1`` (the simulator's
+``compute_cycles``) and the last result beat at ``compute_cycles + drain`` (``drain`` = 1 for
+WS, ``R`` for OS: the simulator's ``latency``); :meth:`SystolicArray.gemm_cycles` returns
+these figures. A beat that arrives later, or a sink that is not ready, stretches the schedule
+without changing any result: result back-pressure stalls the whole array (one enable on every
+register), and a missing input beat is a bubble that travels through the array.
+
+Edge folds (``K``, ``N`` or ``M`` not multiples of the array size) keep the full-array timing;
+the ``mask`` bit of an ``a`` lane marks the lane as data: a PE whose ``a`` lane is masked passes
+its sum through unchanged (WS: the padded rows ``k >= K`` do not add ``+0`` to a ``-0`` sum;
+OS: idle rows). Unused columns compute garbage that the host ignores.
+
+Numerics: every output is one accumulation chain over ``k = 0 .. K-1`` in increasing order,
+``acc <- step(acc, A[m, k], B[k, n])`` from the empty sum, with the PE's step function, which is
+exactly :func:`lowbit.sim.systolic.gemm_numerics` with :class:`lowbit.sim.systolic.IntPE` /
+:class:`lowbit.sim.systolic.FpMacPE` (themselves :func:`lowbit.models.mac.int_mac_step` /
+:func:`lowbit.models.mac.fp_mac_step`). In WS the chain crosses K-folds through the ``psum``
+lanes (the host's ofmap buffer).
+
+Not (yet) supported: the input-stationary dataflow, the Kulisch accumulator (its state is not a
+code that can travel through ``psum``), the OverQ PE (its ``w_prev`` is the weight of the
+previous *k*, which across K-folds lives in another tile) and pipelined PEs.
+"""
+
+import operator
+
+import numpy as np
+from amaranth.hdl import EnableInserter, Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from lowbit.models import mac as model
+
+from .catalog import Param, Unit
+
+__all__ = ["SystolicArray", "GemmTiler", "UNITS", "PES", "DATAFLOWS", "MAX_DIM"]
+
+PES = ("int", "fp")
+DATAFLOWS = ("ws", "os")
+MAX_DIM = 64
+
+
+def _dim(name, value):
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        raise ValueError(f"{name} must be an integer from 1 to {MAX_DIM}, not {value!r}")
+    v = operator.index(value)
+    if not 1 <= v <= MAX_DIM:
+        raise ValueError(f"{name} must be an integer from 1 to {MAX_DIM}, not {value!r}")
+    return v
+
+
+class SystolicArray(wiring.Component):
+    """``rows x cols`` systolic GEMM array with skew/de-skew registers and stream ports.
+
+    Parameters
+    ----------
+    rows, cols : int
+        Array height ``R`` and width ``C``, 1..64.
+    pe : str
+        ``"int"`` (:class:`~lowbit.hdl.int_mac.IntMacStep`) or ``"fp"``
+        (:class:`~lowbit.hdl.fp_mac.FpMacStep`).
+    dataflow : str
+        ``"ws"`` (weight-stationary) or ``"os"`` (output-stationary).
+    a_format, b_format : str or Format, optional
+        Operand formats (``a``: the streamed ifmap, ``b``: the weights). Default ``int8``
+        (INT PE) or ``e4m3`` (FP PE). INT: ``int2..int16``/``uint2..uint16``; FP: signed float
+        formats of at most 16 bits.
+    acc_bits : int
+        INT PE: signed accumulator width, 2..64 (default 32).
+    overflow : str
+        INT PE: ``"wrap"`` or ``"saturate"`` (every step).
+    acc_format : str or FloatFormat
+        FP PE: accumulator format (``fp32``, ``fp16``, ``bf16``...; default ``fp32``).
+    mode : str
+        FP PE: ``"fused"`` (one RNE rounding per step) or ``"two_roundings"``.
+    flush_subnormals, saturate : bool
+        FP PE: flush subnormal operands/results; overflow to +-max instead of +-Inf.
+
+    Members
+    -------
+    i : In(stream.Signature(operand_layout))
+        Operand beats. Payload fields: ``a`` (``R`` codes of ``a_format``), ``mask`` (``R`` bits,
+        1 = lane ``i`` carries data), ``b`` (``C`` codes of ``b_format``: WS weight row of a
+        load beat, OS filter row), ``psum`` (WS only: ``C`` accumulator codes entering the column
+        tops), ``load`` (WS only: the beat is a weight row), ``last`` (last data beat of a fold).
+    o : Out(stream.Signature(result_layout))
+        Result beats: ``acc`` (``C`` accumulator codes; INT: two's complement) and ``last``
+        (last result beat of a fold). WS: one beat per data beat; OS: ``R`` beats per fold,
+        array row ``R - 1`` first.
+
+    Latency: :attr:`latency` ``= R + C - 1`` cycles from a WS data beat to its result beat, or
+    from an OS fold's last beat to its first result beat; whole GEMMs:
+    :meth:`gemm_cycles`.
+
+    Raises
+    ------
+    ValueError
+        A parameter out of range (the message names it and the allowed values).
+    """
+
+    def __init__(self, rows=4, cols=4, pe="int", dataflow="ws", a_format=None, b_format=None,
+                 acc_bits=32, overflow="wrap", acc_format="fp32", mode="fused",
+                 flush_subnormals=False, saturate=False):
+        self._rows = _dim("rows", rows)
+        self._cols = _dim("cols", cols)
+        if pe not in PES:
+            raise ValueError(f"pe must be one of {', '.join(PES)}, not {pe!r}")
+        if dataflow not in DATAFLOWS:
+            raise ValueError(f"dataflow must be one of {', '.join(DATAFLOWS)}, not {dataflow!r}")
+        self._pe, self._dataflow = pe, dataflow
+        if pe == "int":
+            self._a = model.check_int_operand("int8" if a_format is None else a_format, "a_format")
+            self._b = model.check_int_operand("int8" if b_format is None else b_format, "b_format")
+            self._acc_bits = model.check_acc_bits(acc_bits)
+            self._overflow = model.check_overflow(overflow)
+            self._acc_w = self._acc_bits
+            self._init = 0
+        else:
+            self._a = model.check_float_operand("e4m3" if a_format is None else a_format,
+                                                "a_format")
+            self._b = model.check_float_operand("e4m3" if b_format is None else b_format,
+                                                "b_format")
+            self._acc = model.check_acc_format(acc_format)
+            if mode not in ("fused", "two_roundings"):
+                raise ValueError(f"mode must be one of fused, two_roundings (the systolic array "
+                                 f"has no Kulisch PE), not {mode!r}")
+            self._mode = mode
+            self._flush, self._sat = bool(flush_subnormals), bool(saturate)
+            self._acc_w = self._acc.bits
+            self._init = 1 << (self._acc.bits - 1)       # -0: the golden model's empty sum
+        R, C = self._rows, self._cols
+        fields = {"a": data.ArrayLayout(self._a.bits, R), "mask": R,
+                  "b": data.ArrayLayout(self._b.bits, C)}
+        if dataflow == "ws":
+            fields["psum"] = data.ArrayLayout(self._acc_w, C)
+            fields["load"] = 1
+        fields["last"] = 1
+        self._in_layout = data.StructLayout(fields)
+        self._out_layout = data.StructLayout({"acc": data.ArrayLayout(self._acc_w, C), "last": 1})
+        super().__init__({"i": In(stream.Signature(self._in_layout)),
+                          "o": Out(stream.Signature(self._out_layout))})
+
+    # -- parameters --------------------------------------------------------------------------
+    rows = property(lambda self: self._rows)
+    cols = property(lambda self: self._cols)
+    pe = property(lambda self: self._pe)
+    dataflow = property(lambda self: self._dataflow)
+    a_format = property(lambda self: self._a)
+    b_format = property(lambda self: self._b)
+    acc_width = property(lambda self: self._acc_w)
+    operand_layout = property(lambda self: self._in_layout)
+    result_layout = property(lambda self: self._out_layout)
+
+    @property
+    def empty_sum(self):
+        """Accumulator code of the empty sum (INT: 0; FP: ``-0``)."""
+        return self._init
+
+    @property
+    def latency(self):
+        """``R + C - 1``: data beat to result beat (WS); fold's last beat to first result (OS)."""
+        return self._rows + self._cols - 1
+
+    @property
+    def latency_formula(self):
+        R, C = self._rows, self._cols
+        pre = "R" if self._dataflow == "ws" else "0"
+        drain = "1" if self._dataflow == "ws" else "R"
+        return {
+            "fold_period": f"P = {pre} + T + (R - 1) + (C - 1)",
+            "T": "M (ws: streamed ifmap rows)" if self._dataflow == "ws" else "K (os)",
+            "folds": ("ceil(K/R) * ceil(N/C)" if self._dataflow == "ws"
+                      else "ceil(M/R) * ceil(N/C)"),
+            "compute_cycles": "folds * P - 1 (cycle of the last MAC, first beat accepted at 0)",
+            "gemm_latency": f"folds * P - 1 + {drain} (cycle of the last result beat)",
+            "beat_to_result": f"R + C - 1 = {R + C - 1}",
+            "R": R, "C": C,
+            "simulator": "lowbit.sim.systolic.Schedule(M, K, N, R, C, dataflow)",
+        }
+
+    def gemm_cycles(self, M, K, N):
+        """The simulator's :class:`~lowbit.sim.systolic.Schedule` of a GEMM on this array.
+
+        Its ``compute_cycles`` (cycle of the last MAC) and ``latency`` (cycle of the last result
+        beat), counted from 0 = the cycle the first operand beat is accepted, are the RTL's with
+        a source that always has the next beat ready and a sink that is always ready.
+        """
+        from lowbit.sim.systolic import Schedule
+        return Schedule(M, K, N, self._rows, self._cols, self._dataflow)
+
+    def golden_pe(self):
+        """The :class:`lowbit.sim.systolic.PEDatapath` of this array's PE (golden numerics)."""
+        from lowbit.sim.systolic import FpMacPE, IntPE
+        if self._pe == "int":
+            return IntPE(self._a, self._b, self._acc_bits, self._overflow)
+        return FpMacPE(self._a, self._b, self._acc, self._mode, self._flush, self._sat)
+
+    # -- documentation -----------------------------------------------------------------------
+    def _field_doc(self, layout):
+        parts = []
+        for name, field in layout:
+            parts.append(f"{name}[{field.offset + field.width - 1}:{field.offset}]")
+        return ", ".join(parts)
+
+    @property
+    def port_docs(self):
+        R, C = self._rows, self._cols
+        acc = (f"signed {self._acc_bits}-bit two's complement" if self._pe == "int"
+               else f"{self._acc.name} code")
+        fields = (f"a: {R} x {self._a.name} codes (lane i at bits [i*{self._a.bits}+:{self._a.bits}]) "
+                  f"for array row i; mask: {R} bits, 1 = lane carries data; b: {C} x "
+                  f"{self._b.name} codes for column j ("
+                  + ("weight row of a load beat" if self._dataflow == "ws" else "filter row")
+                  + ")")
+        if self._dataflow == "ws":
+            fields += f"; psum: {C} x {acc} entering the column tops; load: weight-row beat"
+        fields += "; last: last data beat of a fold"
+        return {
+            "i__valid": "operand beat valid",
+            "i__ready": "array accepts the operand beat (low for R+C-2 cycles after a last beat)",
+            "i__payload": f"operand beat, {self._in_layout.size} bits: "
+                          f"{self._field_doc(self._in_layout)}; {fields}",
+            "o__valid": "result beat valid",
+            "o__ready": "sink accepts the result beat (low stalls the whole array)",
+            "o__payload": f"result beat, {self._out_layout.size} bits: "
+                          f"{self._field_doc(self._out_layout)}; acc: {C} x {acc} (column j at "
+                          f"bits [j*{self._acc_w}+:{self._acc_w}]); last: last result of a fold",
+        }
+
+    def contract(self):
+        R, C = self._rows, self._cols
+        c = {
+            "operation": "C[M,N] = A[M,K] @ B[K,N], tiled in folds",
+            "rows": R, "cols": C, "dataflow": self._dataflow, "pe": self._pe,
+            "a_format": self._a.name, "b_format": self._b.name,
+            "accumulation_order": "one chain per output over k = 0..K-1 increasing, from the "
+                                  "empty sum (int 0, fp -0); ws continues across K-folds via psum",
+            "numerics": "lowbit.sim.systolic.gemm_numerics with "
+                        + ("IntPE" if self._pe == "int" else "FpMacPE"),
+            "schedule": "lowbit.sim.systolic Schedule (fold period, folds, compute_cycles, latency)",
+            "latency_cycles": self.latency,
+            "latency_formula": self.latency_formula,
+        }
+        if self._pe == "int":
+            c.update(acc_bits=self._acc_bits, overflow=self._overflow, product="exact",
+                     rounding="none (integers)")
+        else:
+            c.update(acc_format=self._acc.name, mode=self._mode, product="exact",
+                     rounding="RNE once per step" if self._mode == "fused"
+                     else "product RNE to acc format, then add and RNE",
+                     subnormals="flushed" if self._flush else "exact",
+                     overflow="+-max (finite operands)" if self._sat else "+-Inf")
+        return c
+
+    # -- packing helpers (test benches, cocotb) -----------------------------------------------
+    def pack_operand(self, a=None, mask=None, b=None, psum=None, load=0, last=0):
+        """The ``i.payload`` bits of one beat as a Python int (missing fields are 0)."""
+        L = self._in_layout
+        word = 0
+
+        def put(name, values, width):
+            nonlocal word
+            off = L[name].offset
+            for k, v in enumerate(values):
+                word |= (int(v) & ((1 << width) - 1)) << (off + k * width)
+        if a is not None:
+            put("a", a, self._a.bits)
+        if mask is not None:
+            put("mask", mask, 1)
+        if b is not None:
+            put("b", b, self._b.bits)
+        if psum is not None:
+            put("psum", psum, self._acc_w)
+        if load:
+            word |= 1 << L["load"].offset
+        if last:
+            word |= 1 << L["last"].offset
+        return word
+
+    def unpack_result(self, word):
+        """``(acc codes as a list of C unsigned ints, last)`` of an ``o.payload`` value."""
+        word = int(word)
+        L = self._out_layout
+        w = self._acc_w
+        off = L["acc"].offset
+        acc = [(word >> (off + j * w)) & ((1 << w) - 1) for j in range(self._cols)]
+        return acc, (word >> L["last"].offset) & 1
+
+    # -- hardware ------------------------------------------------------------------------------
+    def _step(self):
+        if self._pe == "int":
+            from .int_mac import IntMacStep
+            return IntMacStep(self._a, self._b, self._acc_bits, self._overflow)
+        from .fp_mac import FpMacStep
+        return FpMacStep(self._a, self._b, self._acc, self._mode, self._flush, self._sat)
+
+    def elaborate(self, platform):
+        m = Module()
+        core = Module()
+        R, C, W = self._rows, self._cols, self._acc_w
+        ws = self._dataflow == "ws"
+        G = R + C - 2
+
+        # back-pressure: one enable on every register of the array
+        run = Signal()
+        m.d.comb += run.eq(~self.o.valid | self.o.ready)
+
+        # fold control: after a last beat, R+C-2 cycles without accepting (skew drain)
+        pend = Signal()
+        cnt = Signal(range(G + 1))
+        due = Signal()
+        core.d.comb += due.eq(pend & (cnt == 0))
+        m.d.comb += self.i.ready.eq(run & (~pend | (cnt == 0)))
+        p = self.i.payload
+        take = Signal()
+        m.d.comb += take.eq(self.i.valid & self.i.ready)
+        beat = Signal()
+        load = Signal()
+        if ws:
+            m.d.comb += [beat.eq(take & ~p.load), load.eq(take & p.load)]
+        else:
+            m.d.comb += beat.eq(take)
+        with core.If(beat & p.last):
+            core.d.sync += [pend.eq(1), cnt.eq(G)]
+        with core.Elif(due):
+            core.d.sync += pend.eq(0)
+        with core.Elif(pend):
+            core.d.sync += cnt.eq(cnt - 1)
+        fresh = Signal(init=1)          # next data beat starts a fold (OS restart)
+        with core.If(beat):
+            core.d.sync += fresh.eq(p.last)
+
+        def delay(sig, n, name):
+            for k in range(n):
+                r = Signal.like(sig, name=f"{name}_d{k}")
+                core.d.sync += r.eq(sig)
+                sig = r
+            return sig
+
+        # left edge: a lanes skewed by i (value, valid, first)
+        ah = [[None] * C for _ in range(R)]
+        for i in range(R):
+            a_i = Signal(self._a.bits, name=f"a_in{i}")
+            v_i = Signal(name=f"av_in{i}")
+            f_i = Signal(name=f"af_in{i}")
+            m.d.comb += [a_i.eq(p.a[i]), v_i.eq(beat & p.mask[i]), f_i.eq(beat & fresh)]
+            ah[i][0] = (delay(a_i, i, f"ska{i}"), delay(v_i, i, f"skv{i}"),
+                        delay(f_i, i, f"skf{i}"))
+
+        steps = {}
+        for i in range(R):
+            for j in range(C):
+                s = self._step()
+                core.submodules[f"pe_{i}_{j}"] = s
+                steps[i, j] = s
+                a, av, af = ah[i][j]
+                core.d.comb += s.a.eq(a)
+                if j + 1 < C:
+                    ra = Signal(self._a.bits, name=f"a_{i}_{j}")
+                    rv = Signal(name=f"av_{i}_{j}")
+                    rf = Signal(name=f"af_{i}_{j}")
+                    core.d.sync += [ra.eq(a), rv.eq(av), rf.eq(af)]
+                    ah[i][j + 1] = (ra, rv, rf)
+
+        out_acc = [None] * C
+        if ws:
+            # stationary weights, shifted down on load beats (last tile row first)
+            w = [[Signal(self._b.bits, name=f"w_{i}_{j}") for j in range(C)] for i in range(R)]
+            for j in range(C):
+                with core.If(load):
+                    core.d.sync += w[0][j].eq(p.b[j])
+                    for i in range(1, R):
+                        core.d.sync += w[i][j].eq(w[i - 1][j])
+            for j in range(C):
+                ps = Signal(W, name=f"ps_in{j}")
+                pv = Signal(name=f"pv_in{j}")
+                pl = Signal(name=f"pl_in{j}")
+                m.d.comb += [ps.eq(p.psum[j]), pv.eq(beat), pl.eq(beat & p.last)]
+                ps, pv, pl = delay(ps, j, f"skp{j}"), delay(pv, j, f"skpv{j}"), delay(pl, j, f"skpl{j}")
+                for i in range(R):
+                    s = steps[i, j]
+                    av = ah[i][j][1]
+                    core.d.comb += [s.b.eq(w[i][j]), s.acc_in.eq(ps)]
+                    rp = Signal(W, name=f"psum_{i}_{j}")
+                    rv = Signal(name=f"pv_{i}_{j}")
+                    rl = Signal(name=f"pl_{i}_{j}")
+                    core.d.sync += [rp.eq(Mux(av, s.acc_out, ps)), rv.eq(pv), rl.eq(pl)]
+                    ps, pv, pl = rp, rv, rl
+                out_acc[j] = delay(ps, C - 1 - j, f"dsk{j}")
+                if j == C - 1:
+                    o_valid, o_last = pv, pl
+            m.d.comb += [self.o.valid.eq(o_valid), self.o.payload.last.eq(o_last)]
+        else:
+            copy = Signal()
+            core.d.comb += copy.eq(due)
+            accs = [[Signal(W, init=self._init, name=f"acc_{i}_{j}") for j in range(C)]
+                    for i in range(R)]
+            for j in range(C):
+                b_j = Signal(self._b.bits, name=f"b_in{j}")
+                m.d.comb += b_j.eq(p.b[j])
+                b = delay(b_j, j, f"skb{j}")
+                for i in range(R):
+                    s = steps[i, j]
+                    _, av, af = ah[i][j]
+                    acc = accs[i][j]
+                    core.d.comb += [s.b.eq(b), s.acc_in.eq(Mux(af, self._init, acc))]
+                    with core.If(av):
+                        core.d.sync += acc.eq(s.acc_out)
+                    if i + 1 < R:
+                        rb = Signal(self._b.bits, name=f"b_{i}_{j}")
+                        core.d.sync += rb.eq(b)
+                        b = rb
+                # drain registers: d[i] holds row i-1 after the copy, then shifts down
+                d = [None] + [Signal(W, name=f"drain_{i}_{j}") for i in range(1, R)]
+                for i in range(1, R):
+                    if i == 1:
+                        with core.If(copy):
+                            core.d.sync += d[i].eq(accs[0][j])
+                    else:
+                        core.d.sync += d[i].eq(Mux(copy, accs[i - 1][j], d[i - 1]))
+                out_acc[j] = Mux(copy, accs[R - 1][j], d[R - 1]) if R > 1 else accs[0][j]
+            left = Signal(range(R))
+            with core.If(copy):
+                core.d.sync += left.eq(R - 1)
+            with core.Elif(left != 0):
+                core.d.sync += left.eq(left - 1)
+            m.d.comb += [self.o.valid.eq(copy | (left != 0)),
+                         self.o.payload.last.eq(Mux(copy, int(R == 1), left == 1))]
+        for j in range(C):
+            m.d.comb += self.o.payload.acc[j].eq(out_acc[j])
+        m.submodules.core = EnableInserter({"sync": run})(core)
+        return m
+
+
+class GemmTiler:
+    """Host side of a GEMM on a :class:`SystolicArray`: operand beats per fold, result placement.
+
+    Follows the fold order of :class:`lowbit.sim.systolic.Schedule` (column fold outer, row fold
+    inner) and its tiles (:meth:`~lowbit.sim.systolic.Schedule.fold_tile`). Used by the test
+    benches (Amaranth simulator and cocotb).
+
+    Parameters
+    ----------
+    array : SystolicArray
+    a_codes : array (M, K), b_codes : array (K, N)
+        Operand codes (bit patterns of the array's ``a_format`` / ``b_format``).
+    """
+
+    def __init__(self, array, a_codes, b_codes):
+        self.array = array
+        self.A = np.asarray(a_codes)
+        self.B = np.asarray(b_codes)
+        if self.A.ndim != 2 or self.B.ndim != 2 or self.A.shape[1] != self.B.shape[0]:
+            raise ValueError(f"a_codes must be (M, K) and b_codes (K, N) with equal K, not "
+                             f"{self.A.shape} and {self.B.shape}")
+        M, K = self.A.shape
+        N = self.B.shape[1]
+        self.M, self.K, self.N = M, K, N
+        self.sched = array.gemm_cycles(M, K, N)
+
+    def beats(self, f, psum=None):
+        """Packed operand beats of fold ``f``.
+
+        WS: ``R`` load beats then ``M`` data beats; ``psum`` is the ``(M, C)`` array of partial
+        sums that enter the column tops (default: the empty sum, for the first K-fold).
+        OS: ``K`` data beats.
+        """
+        arr, R, C = self.array, self.array.rows, self.array.cols
+        tile = self.sched.fold_tile(f)
+        out = []
+        if arr.dataflow == "ws":
+            (k0, k1), (n0, n1) = tile["K"], tile["N"]
+            wt = np.zeros((R, C), dtype=np.int64)
+            wt[:k1 - k0, :n1 - n0] = self.B[k0:k1, n0:n1]
+            for c in range(R):
+                out.append(arr.pack_operand(b=wt[R - 1 - c], load=1))
+            mask = [1 if i < k1 - k0 else 0 for i in range(R)]
+            if psum is None:
+                psum = np.full((self.M, C), arr.empty_sum, dtype=object)
+            for t in range(self.M):
+                a = np.zeros(R, dtype=np.int64)
+                a[:k1 - k0] = self.A[t, k0:k1]
+                out.append(arr.pack_operand(a=a, mask=mask, psum=psum[t], last=t == self.M - 1))
+        else:
+            (m0, m1), (n0, n1) = tile["M"], tile["N"]
+            mask = [1 if i < m1 - m0 else 0 for i in range(R)]
+            for t in range(self.K):
+                a = np.zeros(R, dtype=np.int64)
+                a[:m1 - m0] = self.A[m0:m1, t]
+                b = np.zeros(C, dtype=np.int64)
+                b[:n1 - n0] = self.B[t, n0:n1]
+                out.append(arr.pack_operand(a=a, mask=mask, b=b, last=t == self.K - 1))
+        return out
+
+    def beats_per_fold(self):
+        """Operand beats per fold (WS: ``R + M``; OS: ``K``)."""
+        return self.array.rows + self.M if self.array.dataflow == "ws" else self.K
+
+    def beat(self, f, k, out=None):
+        """Beat ``k`` of fold ``f``, packed; WS psum lanes read from ``out`` (the results so far:
+        the host's ofmap buffer) when the fold continues a previous K-fold."""
+        arr, R, C = self.array, self.array.rows, self.array.cols
+        tile = self.sched.fold_tile(f)
+        if arr.dataflow == "ws":
+            (k0, k1), (n0, n1) = tile["K"], tile["N"]
+            if k < R:
+                w = np.zeros(C, dtype=np.int64)
+                r = R - 1 - k
+                if r < k1 - k0:
+                    w[:n1 - n0] = self.B[k0 + r, n0:n1]
+                return arr.pack_operand(b=w, load=1)
+            t = k - R
+            a = np.zeros(R, dtype=np.int64)
+            a[:k1 - k0] = self.A[t, k0:k1]
+            ps = [arr.empty_sum] * C
+            if k0 > 0:
+                ps[:n1 - n0] = list(out[t, n0:n1])
+            return arr.pack_operand(a=a, mask=[int(i < k1 - k0) for i in range(R)], psum=ps,
+                                    last=t == self.M - 1)
+        (m0, m1), (n0, n1) = tile["M"], tile["N"]
+        a = np.zeros(R, dtype=np.int64)
+        a[:m1 - m0] = self.A[m0:m1, k]
+        b = np.zeros(C, dtype=np.int64)
+        b[:n1 - n0] = self.B[k, n0:n1]
+        return arr.pack_operand(a=a, mask=[int(i < m1 - m0) for i in range(R)], b=b,
+                                last=k == self.K - 1)
+
+    def results_per_fold(self):
+        """Result beats per fold (WS: ``M``; OS: ``R``)."""
+        return self.M if self.array.dataflow == "ws" else self.array.rows
+
+    def place(self, f, results, out):
+        """Write fold ``f``'s result beats (lists of ``C`` codes, in arrival order) into ``out``.
+
+        WS: ``out`` receives the (partial) sums of the fold's K range for its N columns; OS:
+        the final sums of its M x N tile (array row ``R - 1`` arrives first).
+        """
+        tile = self.sched.fold_tile(f)
+        (n0, n1) = tile["N"]
+        if self.array.dataflow == "ws":
+            for t, acc in enumerate(results):
+                out[t, n0:n1] = acc[:n1 - n0]
+        else:
+            (m0, m1) = tile["M"]
+            R = self.array.rows
+            for r, acc in enumerate(results):
+                i = R - 1 - r
+                if i < m1 - m0:
+                    out[m0 + i, n0:n1] = acc[:n1 - n0]
+
+    def psum_for(self, f, out):
+        """WS: the psum lanes of fold ``f``: the previous K-fold's results from ``out``, or None."""
+        fc, fr = self.sched.fold_coords(f)
+        if fr == 0:
+            return None
+        C = self.array.cols
+        (n0, n1) = self.sched.fold_tile(f)["N"]
+        ps = np.full((self.M, C), self.array.empty_sum, dtype=object)
+        ps[:, :n1 - n0] = out[:, n0:n1]
+        return ps
+
+
+def _auto(fmt):
+    return None if fmt in ("", "auto", None) else fmt
+
+
+_FMT = "operand format (int PE: int8, uint8, int4...; fp PE: e4m3, e5m2, e2m1...); auto: int8 (int PE) or e4m3 (fp PE)"
+
+UNITS = [
+    Unit("systolic", lambda rows, cols, pe, dataflow, a_format, b_format, **kw: SystolicArray(
+        rows, cols, pe, dataflow, _auto(a_format), _auto(b_format), **kw), (
+        Param("rows", "--rows", "int", 4, f"array rows R (1..{MAX_DIM})"),
+        Param("cols", "--cols", "int", 4, f"array columns C (1..{MAX_DIM})"),
+        Param("pe", "--pe", "choice", "int", "processing element: int (IntMacStep) or fp "
+              "(FpMacStep)", choices=PES),
+        Param("dataflow", "--dataflow", "choice", "ws", "weight- or output-stationary",
+              choices=DATAFLOWS),
+        Param("a_format", "--a", "str", "auto", "streamed operand " + _FMT),
+        Param("b_format", "--b", "str", "auto", "weight/filter " + _FMT),
+        Param("acc_bits", "--acc-bits", "int", 32, "int PE: signed accumulator width (2..64)"),
+        Param("overflow", "--overflow", "choice", "wrap", "int PE: accumulator overflow",
+              choices=model.INT_OVERFLOWS),
+        Param("acc_format", "--acc", "str", "fp32", "fp PE: accumulator format (fp32, fp16, bf16)"),
+        Param("mode", "--mode", "choice", "fused", "fp PE: rounding scheme",
+              choices=("fused", "two_roundings")),
+        Param("flush_subnormals", "--flush-subnormals", "bool", False,
+              "fp PE: flush subnormal inputs and results to zero"),
+        Param("saturate", "--saturate", "bool", False, "fp PE: overflow to +-max instead of +-Inf"),
+    ), "R x C systolic GEMM array (int or fp MAC PEs), weight- or output-stationary, "
+       "skew/de-skew registers, valid/ready streams; cycle schedule of lowbit.sim.systolic"),
+]
