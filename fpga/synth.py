@@ -264,8 +264,11 @@ def _run(tool, args, cwd, log_name, timeout):
     code = f"import sys, {module}; sys.exit({module}.{func}(sys.argv[1:]))"
     # Yosys' log goes to a file (-l): in the YoWASP build, standard output is lost after the
     # first linked-ABC call, but the log file is complete.
-    proc = subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, timeout=timeout,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        proc = subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, timeout=timeout,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    except subprocess.TimeoutExpired:
+        raise SynthError(f"{tool} did not finish within {timeout} s") from None
     log_path = pathlib.Path(cwd) / log_name
     log = log_path.read_text(errors="replace") if log_path.exists() else ""
     return proc.returncode, log + proc.stdout
