@@ -329,6 +329,28 @@ class SystolicArray(wiring.Component):
         acc = [(word >> (off + j * w)) & ((1 << w) - 1) for j in range(self._cols)]
         return acc, (word >> L["last"].offset) & 1
 
+    def to_golden(self, codes):
+        """Unsigned result codes -> :func:`~lowbit.sim.systolic.gemm_numerics`'s representation
+        (INT: signed int64 values; FP: uint64 accumulator codes)."""
+        codes = np.asarray(codes, dtype=object)
+        if self._pe == "int":
+            w = self._acc_w
+            return np.vectorize(lambda v: int(v) - (1 << w) if int(v) >> (w - 1) else int(v),
+                                otypes=[np.int64])(codes)
+        return codes.astype(np.uint64)
+
+    def random_operands(self, M, K, N, rng, specials=0.0):
+        """Random ``(A, B)`` operand codes; float NaN/Inf codes are replaced by 0 except in a
+        fraction ``specials`` of the elements."""
+        out = []
+        for fmt, shape in ((self._a, (M, K)), (self._b, (K, N))):
+            x = rng.integers(0, 1 << fmt.bits, shape)
+            if self._pe == "fp":
+                bad = ~np.isfinite(fmt.decode(x)) & (rng.random(shape) >= specials)
+                x[bad] = 0
+            out.append(x)
+        return tuple(out)
+
     # -- hardware ------------------------------------------------------------------------------
     def _step(self):
         if self._pe == "int":

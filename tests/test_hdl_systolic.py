@@ -2,24 +2,12 @@
 """SystolicArray in the Amaranth simulator: GEMMs bit-exact with the golden numerics in the
 array's accumulation order, and cycle counts equal to the behavioural simulator's schedule."""
 
-import json
-
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
 from lowbit.hdl.systolic import GemmTiler, SystolicArray
-from lowbit.models import formats
 from lowbit.sim.systolic import ArrayConfig, gemm_numerics
-
-
-def random_codes(fmt, shape, rng, specials=0.0):
-    """Random codes of ``fmt``; float NaN/Inf codes replaced by 0 except a fraction ``specials``."""
-    x = rng.integers(0, 1 << fmt.bits, shape)
-    if isinstance(fmt, formats.FloatFormat):
-        bad = ~np.isfinite(fmt.decode(x)) & (rng.random(shape) >= specials)
-        x[bad] = 0
-    return x
 
 
 def rtl_gemm(array, A, B, p_valid=1.0, p_ready=1.0, seed=0, max_cycles=200_000):
@@ -83,15 +71,6 @@ def golden(array, A, B):
     return np.asarray(gemm_numerics(A, B, cfg, pe=array.golden_pe()))
 
 
-def as_codes(array, C):
-    """RTL result codes -> the golden model's representation (INT: signed values)."""
-    C = np.asarray(C, dtype=object)
-    if array.pe == "int":
-        w = array.acc_width
-        return np.vectorize(lambda v: v - (1 << w) if v >> (w - 1) else v, otypes=[np.int64])(C)
-    return C.astype(np.uint64)
-
-
 def check_schedule(array, trace, M, K, N):
     """Accept/result cycles equal the simulator's Schedule (full-rate host and sink)."""
     s = array.gemm_cycles(M, K, N)
@@ -129,8 +108,131 @@ CASES = [
 def test_gemm_bit_exact_and_cycles(R, C, pe, df, M, K, N):
     array = SystolicArray(R, C, pe=pe, dataflow=df)
     rng = np.random.default_rng(R * 100 + C * 10 + M)
-    A = random_codes(array.a_format, (M, K), rng, 0.02)
-    B = random_codes(array.b_format, (K, N), rng, 0.02)
+    A, B = array.random_operands(M, K, N, rng, 0.02)
     got, trace = rtl_gemm(array, A, B)
-    assert np.array_equal(as_codes(array, got), golden(array, A, B))
+    assert np.array_equal(array.to_golden(got), golden(array, A, B))
     check_schedule(array, trace, M, K, N)
+
+
+# -- accumulator options: every PE option of the catalogue entry, bit-exact ------------------
+
+OPTIONS = [
+    dict(pe="int", a_format="int8", b_format="uint8", acc_bits=14, overflow="saturate"),
+    dict(pe="int", a_format="int4", b_format="int4", acc_bits=8, overflow="wrap"),
+    dict(pe="fp", a_format="e5m2", b_format="e4m3", acc_format="fp16", mode="fused"),
+    dict(pe="fp", acc_format="bf16", mode="two_roundings"),
+    dict(pe="fp", acc_format="fp16", saturate=True, flush_subnormals=True),
+    dict(pe="fp", a_format="e2m1", b_format="e3m2", acc_format="fp32", mode="two_roundings"),
+]
+
+
+@pytest.mark.parametrize("df", ["ws", "os"])
+@pytest.mark.parametrize("opts", OPTIONS, ids=lambda o: "-".join(map(str, o.values())))
+def test_pe_options_bit_exact(opts, df):
+    """Order-sensitive accumulators (saturating INT, FP16/BF16 with rounding at every step) show
+    that the array accumulates in the golden order: k increasing, across K-folds too."""
+    array = SystolicArray(2, 3, dataflow=df, **opts)
+    rng = np.random.default_rng(7)
+    M, K, N = 5, 7, 4
+    A, B = array.random_operands(M, K, N, rng, 0.03)
+    got, trace = rtl_gemm(array, A, B)
+    assert np.array_equal(array.to_golden(got), golden(array, A, B))
+    check_schedule(array, trace, M, K, N)
+
+
+# -- irregular host and sink: bubbles and back-pressure change the timing, never the result --
+
+@pytest.mark.parametrize("pe,df", [("int", "ws"), ("int", "os"), ("fp", "ws"), ("fp", "os")])
+def test_bubbles_and_backpressure(pe, df):
+    array = SystolicArray(3, 2, pe=pe, dataflow=df, acc_bits=16, overflow="saturate")
+    rng = np.random.default_rng(11)
+    M, K, N = 5, 7, 5
+    A, B = array.random_operands(M, K, N, rng, 0.02)
+    got, trace = rtl_gemm(array, A, B, p_valid=0.6, p_ready=0.5, seed=3)
+    assert np.array_equal(array.to_golden(got), golden(array, A, B))
+    s = array.gemm_cycles(M, K, N)
+    assert trace["result"][-1] - trace["accept"][0] > s.latency
+
+
+# -- cycle agreement sweep: every (R, C, dataflow) up to 4 x 4, several GEMM shapes ------------
+
+def _sweep():
+    rng = np.random.default_rng(2024)
+    cases = []
+    for R in range(1, 5):
+        for C in range(1, 5):
+            for df in ("ws", "os"):
+                M, K, N = (int(x) for x in rng.integers(1, 2 * max(R, C) + 2, 3))
+                cases.append((R, C, df, M, K, N))
+    return cases
+
+
+@pytest.mark.parametrize("R,C,df,M,K,N", _sweep())
+def test_cycles_equal_simulator_sweep(R, C, df, M, K, N):
+    """Accept and result cycles of the RTL equal the behavioural simulator's schedule (and the
+    GEMM is exact) for every array size 1..4 x 1..4 and both dataflows."""
+    array = SystolicArray(R, C, pe="int", dataflow=df, a_format="int4", b_format="int4",
+                          acc_bits=12)
+    rng = np.random.default_rng(R * 7 + C)
+    A, B = array.random_operands(M, K, N, rng)
+    got, trace = rtl_gemm(array, A, B)
+    assert np.array_equal(array.to_golden(got), golden(array, A, B))
+    check_schedule(array, trace, M, K, N)
+    # the simulator's layer result counts the same compute cycles
+    from lowbit.sim.systolic import simulate_gemm
+    res = simulate_gemm(M, K, N, ArrayConfig(rows=R, cols=C, dataflow=df))
+    assert trace["result"][-1] - trace["accept"][0] == res.latency
+    assert res.compute_cycles == array.gemm_cycles(M, K, N).compute_cycles
+
+
+# -- parameters and catalogue ------------------------------------------------------------------
+
+@pytest.mark.parametrize("kw,msg", [
+    (dict(rows=0), r"^rows must be an integer from 1 to 64, not 0$"),
+    (dict(cols=65), r"^cols must be an integer from 1 to 64, not 65$"),
+    (dict(rows=2.5), r"^rows must be an integer from 1 to 64, not 2\.5$"),
+    (dict(pe="overq"), r"^pe must be one of int, fp, not 'overq'$"),
+    (dict(dataflow="is"), r"^dataflow must be one of ws, os, not 'is'$"),
+    (dict(pe="fp", mode="kulisch"),
+     r"^mode must be one of fused, two_roundings \(the systolic array has no Kulisch PE\), "
+     r"not 'kulisch'$"),
+    (dict(pe="int", a_format="e4m3"),
+     r"^a_format must be an integer format int2\.\.int16 or uint2\.\.uint16, not 'e4m3'$"),
+    (dict(pe="int", acc_bits=1), r"^acc_bits must be an integer from 2 to 64, not 1$"),
+    (dict(pe="fp", acc_format="e4m3"), r"^acc_format must be an IEEE-style float format"),
+])
+def test_bad_parameters(kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        SystolicArray(**kw)
+
+
+@pytest.mark.parametrize("df", ["ws", "os"])
+def test_generate_cli(tmp_path, df):
+    import json
+    import re
+
+    from lowbit.cli.main import main
+    assert main(["generate", "systolic", "--rows", "2", "--cols", "3", "--pe", "int", "--acc-bits",
+                 "20", "--dataflow", df, "-o", str(tmp_path)]) == 0
+    text = (tmp_path / "systolic.v").read_text()
+    man = json.loads((tmp_path / "systolic.json").read_text())
+    assert man["parameters"]["dataflow"] == df and man["contract"]["dataflow"] == df
+    assert man["latency_cycles"] == 4
+    assert man["latency_formula"]["gemm_latency"].endswith(
+        ("+ 1 (cycle of the last result beat)" if df == "ws" else "+ R (cycle of the last result beat)"))
+    ports = {p["name"]: p for p in man["ports"]}
+    assert set(ports) == {"clk", "rst", "i__valid", "i__ready", "i__payload", "o__valid",
+                          "o__ready", "o__payload"}
+    assert all(p["meaning"] for p in man["ports"])
+    array = SystolicArray(2, 3, pe="int", dataflow=df, acc_bits=20)
+    assert ports["i__payload"]["width"] == array.operand_layout.size
+    assert ports["o__payload"]["width"] == array.result_layout.size == 3 * 20 + 1
+    m = re.search(r"input\s+(?:wire\s+)?\[(\d+):0\]\s+i__payload;", text)
+    assert m and int(m.group(1)) + 1 == array.operand_layout.size
+
+
+def test_generate_cli_bad_rows(capsys):
+    from lowbit.cli.main import main
+    assert main(["generate", "systolic", "--rows", "99", "-o", "/tmp/unused"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["lowbit generate: error: rows must be an integer from 1 to 64, not 99"]
