@@ -520,6 +520,9 @@ class StreamResult(dict):
 
 def _design_text(design, toplevel):
     """Return ``(verilog_text, toplevel, component_or_None)``."""
+    if isinstance(design, Lanes):
+        toplevel = toplevel or "dut"
+        return design.verilog(toplevel), toplevel, design
     if isinstance(design, wiring.Component):
         from lowbit.hdl.manifest import to_verilog
         toplevel = toplevel or "dut"
@@ -746,6 +749,43 @@ class Lanes(wiring.Component):
     @property
     def latency(self):
         return getattr(self._units[0], "latency", 0)
+
+    def verilog(self, name):
+        """Verilog of the wrapper as module ``name``: the unit converted once (module
+        ``<name>_lane``, from the first lane's component) and instantiated ``n`` times in a
+        ``generate`` loop. Same ports and behaviour as converting the Amaranth wrapper, but the
+        conversion and the Verilator build do not grow with ``n`` copies of the unit's Verilog.
+        The factory must therefore return the same design every time.
+        """
+        from lowbit.hdl.manifest import to_verilog
+        self._MustUse__used = True  # converted through its first lane
+        lane_name = f"{name}_lane"
+        unit_text = to_verilog(self._units[0], lane_name)
+        unit_ports = verilog_ports(unit_text, lane_name)
+        n = self._n
+        wide = {port: (("input" if flow == wiring.In else "output"), w)
+                for port, (_, flow, w) in self._lane_ports.items()}
+        harness = [p for p in ("clk", "rst") if p in unit_ports and p not in wide]
+        missing = set(wide) - set(unit_ports)
+        if missing:  # e.g. zero-width ports that Amaranth drops
+            raise ValueError(f"ports {sorted(missing)} of the unit are missing from its Verilog")
+        decl = [f"  input {p};" for p in harness]
+        for port, (direction, w) in wide.items():
+            decl.append(f"  {direction} [{n * w - 1}:0] {port};")
+        conns = [f".{p}({p})" for p in harness]
+        conns += [f".{port}({port}[k*{w} +: {w}])" for port, (_, w) in wide.items()]
+        wrapper = "\n".join([
+            f"module {name}({', '.join(harness + list(wide))});",
+            *decl,
+            "  genvar k;",
+            "  generate",
+            f"    for (k = 0; k < {n}; k = k + 1) begin : lane",
+            f"      {lane_name} u (" + ", ".join(conns) + ");",
+            "    end",
+            "  endgenerate",
+            "endmodule",
+        ])
+        return wrapper + "\n\n" + unit_text
 
     def elaborate(self, platform):
         m = Module()

@@ -48,26 +48,17 @@ def acc8_model(a, b, clear):
 
 
 class Mul8Comb(wiring.Component):
-    """Combinational 8x8 unsigned multiplier (no clock domain)."""
+    """Combinational (no clock domain): 8x8 unsigned multiplier ``p = a * b`` and a 100-bit
+    incrementer ``y = x + 1`` (checks ports wider than 64 bits)."""
     a: In(8)
     b: In(8)
-    p: Out(16)
-
-    def elaborate(self, platform):
-        m = Module()
-        m.d.comb += self.p.eq(self.a * self.b)
-        return m
-
-
-class Wide(wiring.Component):
-    """Registered 100-bit passthrough plus one: checks ports wider than 64 bits."""
     x: In(100)
+    p: Out(16)
     y: Out(100)
-    latency = 1
 
     def elaborate(self, platform):
         m = Module()
-        m.d.sync += self.y.eq(self.x + 1)
+        m.d.comb += [self.p.eq(self.a * self.b), self.y.eq(self.x + 1)]
         return m
 
 
@@ -106,11 +97,12 @@ def test_stream_registered_unit_bit_exact(sim):
 @pytest.mark.parametrize("sim", _sims())
 def test_combinational_and_wide_ports(sim):
     a, b = np.arange(256), np.arange(256)[::-1]
-    out = cosim.run_stream(Mul8Comb(), {"a": a, "b": b}, ["p"], sim=sim)
+    xs = np.array([0, 1, (1 << 100) - 2, (1 << 100) - 1, 12345678901234567890123456789] * 50
+                  + [7, 8, 9, 10, 11, 12], dtype=object)
+    out = cosim.run_stream(Mul8Comb(), {"a": a, "b": b, "x": xs}, ["p", "y"], sim=sim)
+    assert out.cycles == 256
     np.testing.assert_array_equal(out["p"], a * b)
-    xs = np.array([0, 1, (1 << 100) - 2, (1 << 100) - 1, 12345678901234567890123456789],
-                  dtype=object)
-    out = cosim.run_stream(Wide(), {"x": xs}, ["y"], sim=sim)
+    assert out["y"].dtype == object
     assert list(out["y"]) == [(int(x) + 1) % (1 << 100) for x in xs]
 
 
@@ -228,19 +220,20 @@ def test_which_is_not_called_for_icarus_when_missing():
 # -- lowbit cosim -------------------------------------------------------------------------------
 
 class AddK(wiring.Component):
-    """Registered (a + b + k) mod 256; the test hook's golden model ignores k, so k != 0 is a bug."""
+    """Registered (a + b) mod 256 (latency 1). Its test hook's golden model adds the parameter
+    ``bug``, so ``--bug 1`` makes every vector mismatch without changing the hardware."""
 
-    def __init__(self, k=0):
-        if not 0 <= k < 256:
-            raise ValueError(f"k must be 0..255, not {k!r}")
-        self.k = k
+    def __init__(self, bug=0):
+        if not 0 <= bug < 256:
+            raise ValueError(f"bug must be 0..255, not {bug!r}")
+        self.bug = bug
         super().__init__({"a": In(8), "b": In(8), "o": Out(8)})
 
     latency = 1
 
     def elaborate(self, platform):
         m = Module()
-        m.d.sync += self.o.eq(self.a + self.b + self.k)
+        m.d.sync += self.o.eq(self.a + self.b)
         return m
 
 
@@ -248,15 +241,15 @@ def _addk_cosim(component, params, vectors, seed, sim):
     rng = np.random.default_rng(seed)
     n = vectors or 500
     a, b = rng.integers(0, 256, n), rng.integers(0, 256, n)
-    got = cosim.run_lanes(lambda: AddK(component.k), {"a": a, "b": b}, ["o"], lanes=8, sim=sim)
+    got = cosim.run_lanes(lambda: AddK(), {"a": a, "b": b}, ["o"], lanes=8, sim=sim)
     return cosim.CosimReport.compare("addk", params, got.simulator, seed, {"a": a, "b": b},
-                                     {"o": (a + b) % 256}, {"o": got["o"]})
+                                     {"o": (a + b + component.bug) % 256}, {"o": got["o"]})
 
 
 @pytest.fixture
 def addk_catalog(monkeypatch):
     from lowbit.hdl import catalog
-    unit = catalog.Unit("addk", AddK, (catalog.Param("k", "--k", "int", 0, "constant added"),),
+    unit = catalog.Unit("addk", AddK, (catalog.Param("bug", "--bug", "int", 0, "offset of the (wrong) golden model"),),
                         "test adder", cosim=_addk_cosim)
     monkeypatch.setattr(catalog, "units", lambda: {"addk": unit})
     return unit
@@ -271,18 +264,18 @@ def test_cli_cosim_exit_statuses(addk_catalog, capsys):
     assert "vectors checked: 300" in out and "mismatches:      0" in out and "PASS" in out
     assert "seed:            4" in out
 
-    assert main(["cosim", "addk", "--k", "1", "--vectors", "300", "--seed", "4"]) == 1
+    assert main(["cosim", "addk", "--bug", "1", "--vectors", "300", "--seed", "4"]) == 1
     out = capsys.readouterr().out
     assert "mismatches:      300" in out and "FAIL" in out and "mismatch 1: inputs a=" in out
-    assert "reproduce: lowbit cosim addk --k 1 --sim" in out and "--seed 4 --vectors 300" in out
+    assert "reproduce: lowbit cosim addk --bug 1 --sim" in out and "--seed 4 --vectors 300" in out
 
 
 def test_cli_cosim_bad_input(addk_catalog, capsys):
     from lowbit.cli.main import main
     cases = [
         (["cosim", "nosuch"], "unknown unit 'nosuch'; known units: addk"),
-        (["cosim", "addk", "--k", "x"], "--k must be an integer, not 'x'"),
-        (["cosim", "addk", "--k", "300"], "k must be 0..255, not 300"),
+        (["cosim", "addk", "--bug", "x"], "--bug must be an integer, not 'x'"),
+        (["cosim", "addk", "--bug", "300"], "bug must be 0..255, not 300"),
         (["cosim", "addk", "--vectors", "0"], "--vectors must be an integer >= 1, not '0'"),
         (["cosim", "addk", "--sim", "vcs"], "--sim must be one of verilator, icarus, not 'vcs'"),
         (["cosim", "addk", "--bogus"], "unrecognized arguments: --bogus"),
@@ -301,4 +294,4 @@ def test_cli_cosim_unit_help(addk_catalog, capsys):
         main(["cosim", "addk", "-h"])
     assert exc.value.code == 0
     out = capsys.readouterr().out
-    assert "parameters of addk" in out and "--k N" in out and "--vectors N" in out
+    assert "parameters of addk" in out and "--bug N" in out and "--vectors N" in out
