@@ -439,6 +439,7 @@ def _cosim(component, params, vectors, seed, sim, lanes=64):
     import numpy as np
 
     from lowbit.sim import cosim
+    component._MustUse__silence = True       # only its parameters are used: lanes build copies
     rng = np.random.default_rng(seed)
     vectors = vectors or 100_000
     cycles = max(1, -(-vectors // lanes))

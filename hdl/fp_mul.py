@@ -193,6 +193,7 @@ def _cosim(component, params, vectors, seed, sim, lanes=256):
     import numpy as np
 
     from lowbit.sim import cosim
+    component._MustUse__silence = True       # only its parameters are used: lanes build copies
     a_f, b_f = component._a, component._b
     total = 1 << (a_f.bits + b_f.bits)
     if vectors is None or vectors >= total:
