@@ -76,7 +76,7 @@ from lowbit.models import mac as model
 
 from .catalog import Param, Unit
 
-__all__ = ["SystolicArray", "GemmTiler", "UNITS", "PES", "DATAFLOWS", "MAX_DIM"]
+__all__ = ["SystolicArray", "GemmTiler", "gemm_program", "cosim_gemm", "UNITS", "PES", "DATAFLOWS", "MAX_DIM"]
 
 PES = ("int", "fp")
 DATAFLOWS = ("ws", "os")
@@ -629,6 +629,152 @@ def _auto(fmt):
     return None if fmt in ("", "auto", None) else fmt
 
 
+def gemm_program(array, A, B):
+    """Cycle-by-cycle drive of a whole GEMM at the simulator's schedule, and what to expect.
+
+    Operand beats are offered exactly in the cycles of the behavioural simulator's schedule
+    (fold ``f`` beat ``k`` at ``f * P + k``); the sink is always ready. WS psum lanes of a
+    K-fold carry the golden partial sums of the previous K-folds (open loop; the array's own
+    partial sums of those folds are checked equal to them).
+
+    Returns
+    -------
+    inputs : dict
+        Per-cycle ``i__valid``, ``i__payload``, ``o__ready`` for
+        :func:`lowbit.sim.cosim.run_stream` (``latency=0``), ``Schedule.latency + 1`` cycles.
+    expect : dict
+        ``ready`` and ``ovalid`` (per-cycle expected ``i.ready`` / ``o.valid``: ready is low
+        exactly in the ``R + C - 2`` skew-drain cycles after each fold's last beat),
+        ``acc`` (cycles x C expected codes, -1 where not checked: unused columns / rows and
+        cycles without a result), ``last`` (cycles), ``schedule``, ``golden`` (the GEMM in the
+        golden representation).
+    """
+    from lowbit.sim.systolic import ArrayConfig, gemm_numerics
+    tl = GemmTiler(array, A, B)
+    s = tl.sched
+    R, C, w = array.rows, array.cols, array.acc_width
+    cfg = ArrayConfig(rows=R, cols=C, dataflow=array.dataflow)
+    cache = {}
+
+    def partial(k1):            # golden sums over k < k1, as unsigned codes
+        if k1 not in cache:
+            g = np.asarray(gemm_numerics(tl.A[:, :k1], tl.B[:k1, :], cfg, pe=array.golden_pe()))
+            cache[k1] = (g, np.vectorize(lambda v: int(v) & ((1 << w) - 1), otypes=[object])(g))
+        return cache[k1][1]
+
+    n = s.latency + 1
+    valid = np.zeros(n, dtype=np.uint8)
+    payload = np.zeros(n, dtype=object)
+    ready = np.ones(n, dtype=np.uint8)
+    ovalid = np.zeros(n, dtype=np.uint8)
+    acc = np.full((n, C), -1, dtype=object)
+    last = np.zeros(n, dtype=np.uint8)
+    P = s.fold_period
+    ws = array.dataflow == "ws"
+    final = partial(tl.K)
+    for f in range(s.folds):
+        tile = s.fold_tile(f)
+        (n0, n1) = tile["N"]
+        prev = None
+        if ws:
+            (k0, k1) = tile["K"]
+            prev = partial(k0) if k0 else None
+        beats = tl.beats_per_fold()
+        for k in range(beats):
+            valid[f * P + k] = 1
+            payload[f * P + k] = tl.beat(f, k, prev)
+        end = f * P + beats - 1
+        ready[end + 1:end + R + C - 1] = 0
+        if ws:
+            ref = partial(k1)
+            for t in range(tl.M):
+                c = s.output_cycle(f, t)
+                ovalid[c], last[c] = 1, t == tl.M - 1
+                acc[c, :n1 - n0] = ref[t, n0:n1]
+        else:
+            (m0, m1) = tile["M"]
+            for i in range(R):
+                c = s.output_cycle(f, i)
+                ovalid[c], last[c] = 1, i == 0
+                if i < m1 - m0:
+                    acc[c, :n1 - n0] = final[m0 + i, n0:n1]
+    inputs = {"i__valid": valid, "i__payload": payload, "o__ready": np.ones(n, dtype=np.uint8)}
+    return inputs, {"ready": ready, "ovalid": ovalid, "acc": acc, "last": last, "schedule": s,
+                    "golden": cache[tl.K][0]}
+
+
+def cosim_gemm(array, M, K, N, seed=0, sim=None, specials=0.01, unit="systolic", params=None):
+    """Co-simulate a random ``(M, K, N)`` GEMM through ``array``'s Verilog under cocotb.
+
+    Drives :func:`gemm_program` with :func:`lowbit.sim.cosim.run_stream` and compares, for every
+    cycle, ``i.ready``, ``o.valid``, the result codes and ``last`` with the simulator's schedule
+    and the golden numerics (one vector per cycle). The report's notes give the cycle figures:
+    first operand accepted at cycle 0, last result at the simulator's ``Schedule.latency``.
+
+    Returns
+    -------
+    lowbit.sim.cosim.CosimReport
+        ``report.cycles`` holds ``{"first_accept", "last_result", "schedule_latency",
+        "compute_cycles", "fold_period", "folds"}`` measured on the RTL / from the simulator.
+    """
+    import time
+
+    from lowbit.sim import cosim
+    rng = np.random.default_rng(seed)
+    A, B = array.random_operands(M, K, N, rng, specials)
+    inputs, exp = gemm_program(array, A, B)
+    t0 = time.perf_counter()
+    got = cosim.run_stream(array, inputs, ["i__ready", "o__valid", "o__payload"], latency=0,
+                           sim=sim)
+    n = len(inputs["i__valid"])
+    g_ready = np.asarray(got["i__ready"]).astype(np.uint8)
+    g_valid = np.asarray(got["o__valid"]).astype(np.uint8)
+    g_acc = np.zeros((n, array.cols), dtype=object)
+    g_last = np.zeros(n, dtype=np.uint8)
+    for c in range(n):
+        a, l = array.unpack_result(got["o__payload"][c])
+        g_acc[c] = a
+        g_last[c] = l if g_valid[c] else 0
+    e_acc = np.where(exp["acc"] == -1, g_acc, exp["acc"])
+    e_last = exp["last"]
+    s = exp["schedule"]
+    accepted = np.flatnonzero(inputs["i__valid"] & g_ready)
+    produced = np.flatnonzero(g_valid)
+    first = int(accepted[0]) if len(accepted) else -1
+    last = int(produced[-1]) if len(produced) else -1
+    params = dict(params or {"rows": array.rows, "cols": array.cols, "pe": array.pe,
+                             "dataflow": array.dataflow})
+    report = cosim.CosimReport.compare(
+        unit, params, got.simulator, seed,
+        {"cycle": np.arange(n), "i_valid": inputs["i__valid"]},
+        {"i_ready": exp["ready"], "o_valid": exp["ovalid"], "acc": e_acc, "last": e_last},
+        {"i_ready": g_ready, "o_valid": g_valid, "acc": g_acc, "last": g_last},
+        seconds=time.perf_counter() - t0,
+        notes=[f"GEMM M={M} K={K} N={N} on {array.rows}x{array.cols} {array.dataflow}: "
+               f"{s.folds} folds, fold period {s.fold_period}",
+               f"cycles: first operand accepted at {first}, last result at {last}; "
+               f"simulator Schedule.latency {s.latency} (compute_cycles {s.compute_cycles} "
+               f"+ drain {s.drain})"])
+    if last - first != s.latency or first != 0:
+        report.mismatches += 1
+        report.notes.append("CYCLE COUNT DIFFERS from the simulator")
+    report.cycles = {"first_accept": first, "last_result": last, "schedule_latency": s.latency,
+                     "compute_cycles": s.compute_cycles, "fold_period": s.fold_period,
+                     "folds": s.folds}
+    return report
+
+
+def _cosim(component, params, vectors, seed, sim):
+    """``lowbit cosim systolic``: one tiled GEMM of about ``vectors`` MACs (default ~4 folds)."""
+    R, C = component.rows, component.cols
+    M, K, N = 2 * R + 1, 2 * R + 3, 2 * C + 1
+    if vectors:
+        scale = max(1.0, (vectors / (M * K * N)) ** (1 / 3))
+        M, K, N = (int(round(x * scale)) for x in (M, K, N))
+    return cosim_gemm(component, M, K, N, seed=seed if seed is not None else 0, sim=sim,
+                      params=params)
+
+
 _FMT = "operand format (int PE: int8, uint8, int4...; fp PE: e4m3, e5m2, e2m1...); auto: int8 (int PE) or e4m3 (fp PE)"
 
 UNITS = [
@@ -652,5 +798,6 @@ UNITS = [
               "fp PE: flush subnormal inputs and results to zero"),
         Param("saturate", "--saturate", "bool", False, "fp PE: overflow to +-max instead of +-Inf"),
     ), "R x C systolic GEMM array (int or fp MAC PEs), weight- or output-stationary, "
-       "skew/de-skew registers, valid/ready streams; cycle schedule of lowbit.sim.systolic"),
+       "skew/de-skew registers, valid/ready streams; cycle schedule of lowbit.sim.systolic",
+        cosim=_cosim),
 ]
