@@ -11,7 +11,13 @@ Processing elements (one combinational step per PE, from the MAC units of :mod:`
   signed ``acc_bits`` accumulator, wrap or saturate);
 * ``pe="fp"``: :class:`lowbit.hdl.fp_mac.FpMacStep` (FP8/FP6/FP4... operands, exact product,
   ``acc_format`` accumulator rounded to nearest even, ``fused`` or ``two_roundings``, optional
-  subnormal flush and saturation).
+  subnormal flush and saturation);
+* ``pe="overq"``: :class:`lowbit.hdl.overq_pe.OverqStep` (OverQ b-bit codes with metadata on the
+  ``a`` lanes as ``code | meta << b``, signed ``w_bits`` weights, wrapping accumulator). Its
+  ``w_prev`` (the weight of slot ``k - 1``, 0 for ``k = 0``) is, in WS, the weight of the PE
+  above, and for PE row 0 a per-column register loaded by the ``wprev`` field of the load beats
+  (``B[k0 - 1, :]``, 0 for the first K-fold); in OS, the weight of the PE's previous MAC
+  (0 on the first MAC of a fold). Golden: :func:`lowbit.models.overq.overq_matmul`.
 
 Dataflows (GEMM ``C[M, N] = A[M, K] @ B[K, N]``; ``R x C`` array; a *fold* is one tile):
 
@@ -61,8 +67,7 @@ exactly :func:`lowbit.sim.systolic.gemm_numerics` with :class:`lowbit.sim.systol
 lanes (the host's ofmap buffer).
 
 Not (yet) supported: the input-stationary dataflow, the Kulisch accumulator (its state is not a
-code that can travel through ``psum``), the OverQ PE (its ``w_prev`` is the weight of the
-previous *k*, which across K-folds lives in another tile) and pipelined PEs.
+code that can travel through ``psum``), pipelined PEs and the shared-exponent PEs.
 """
 
 import operator
@@ -72,13 +77,14 @@ from amaranth.hdl import EnableInserter, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from lowbit.models import formats
 from lowbit.models import mac as model
 
 from .catalog import Param, Unit
 
 __all__ = ["SystolicArray", "GemmTiler", "gemm_program", "cosim_gemm", "UNITS", "PES", "DATAFLOWS", "MAX_DIM"]
 
-PES = ("int", "fp")
+PES = ("int", "fp", "overq")
 DATAFLOWS = ("ws", "os")
 MAX_DIM = 64
 
@@ -100,8 +106,9 @@ class SystolicArray(wiring.Component):
     rows, cols : int
         Array height ``R`` and width ``C``, 1..64.
     pe : str
-        ``"int"`` (:class:`~lowbit.hdl.int_mac.IntMacStep`) or ``"fp"``
-        (:class:`~lowbit.hdl.fp_mac.FpMacStep`).
+        ``"int"`` (:class:`~lowbit.hdl.int_mac.IntMacStep`), ``"fp"``
+        (:class:`~lowbit.hdl.fp_mac.FpMacStep`) or ``"overq"``
+        (:class:`~lowbit.hdl.overq_pe.OverqStep`).
     dataflow : str
         ``"ws"`` (weight-stationary) or ``"os"`` (output-stationary).
     a_format, b_format : str or Format, optional
@@ -118,6 +125,8 @@ class SystolicArray(wiring.Component):
         FP PE: ``"fused"`` (one RNE rounding per step) or ``"two_roundings"``.
     flush_subnormals, saturate : bool
         FP PE: flush subnormal operands/results; overflow to +-max instead of +-Inf.
+    bits, w_bits, cascade, precision, shift_at :
+        OverQ PE: as :class:`~lowbit.hdl.overq_pe.OverqStep` (``acc_bits`` too; it wraps).
 
     Members
     -------
@@ -143,7 +152,8 @@ class SystolicArray(wiring.Component):
 
     def __init__(self, rows=4, cols=4, pe="int", dataflow="ws", a_format=None, b_format=None,
                  acc_bits=32, overflow="wrap", acc_format="fp32", mode="fused",
-                 flush_subnormals=False, saturate=False):
+                 flush_subnormals=False, saturate=False, bits=4, w_bits=4, cascade=1,
+                 precision=True, shift_at="product"):
         self._rows = _dim("rows", rows)
         self._cols = _dim("cols", cols)
         if pe not in PES:
@@ -158,6 +168,18 @@ class SystolicArray(wiring.Component):
             self._overflow = model.check_overflow(overflow)
             self._acc_w = self._acc_bits
             self._init = 0
+            a_w, b_w = self._a.bits, self._b.bits
+        elif pe == "overq":
+            from .overq_pe import _Params as _OverqParams
+            q = _OverqParams()
+            q._setup(bits, w_bits, acc_bits, cascade, precision, shift_at)   # validates
+            self._q = q
+            self._acc_bits = self._acc_w = q.acc_bits
+            self._overflow = "wrap"
+            self._init = 0
+            self._a = q.config.fmt
+            self._b = formats.int_format(q.w_bits)
+            a_w, b_w = q.bits + q.meta_bits, q.w_bits
         else:
             self._a = model.check_float_operand("e4m3" if a_format is None else a_format,
                                                 "a_format")
@@ -171,11 +193,14 @@ class SystolicArray(wiring.Component):
             self._flush, self._sat = bool(flush_subnormals), bool(saturate)
             self._acc_w = self._acc.bits
             self._init = 1 << (self._acc.bits - 1)       # -0: the golden model's empty sum
+            a_w, b_w = self._a.bits, self._b.bits
+        self._a_w, self._b_w = a_w, b_w
         R, C = self._rows, self._cols
-        fields = {"a": data.ArrayLayout(self._a.bits, R), "mask": R,
-                  "b": data.ArrayLayout(self._b.bits, C)}
+        fields = {"a": data.ArrayLayout(a_w, R), "mask": R, "b": data.ArrayLayout(b_w, C)}
         if dataflow == "ws":
             fields["psum"] = data.ArrayLayout(self._acc_w, C)
+            if pe == "overq":
+                fields["wprev"] = data.ArrayLayout(b_w, C)
             fields["load"] = 1
         fields["last"] = 1
         self._in_layout = data.StructLayout(fields)
@@ -232,11 +257,31 @@ class SystolicArray(wiring.Component):
         return Schedule(M, K, N, self._rows, self._cols, self._dataflow)
 
     def golden_pe(self):
-        """The :class:`lowbit.sim.systolic.PEDatapath` of this array's PE (golden numerics)."""
+        """The :class:`lowbit.sim.systolic.PEDatapath` of this array's PE (golden numerics);
+        ``None`` for the OverQ PE (see :meth:`golden_gemm`)."""
         from lowbit.sim.systolic import FpMacPE, IntPE
+        if self._pe == "overq":
+            return None
         if self._pe == "int":
             return IntPE(self._a, self._b, self._acc_bits, self._overflow)
         return FpMacPE(self._a, self._b, self._acc, self._mode, self._flush, self._sat)
+
+    def golden_gemm(self, A, B):
+        """The golden GEMM in this array's accumulation order (result representation of
+        :meth:`to_golden`): :func:`lowbit.sim.systolic.gemm_numerics` with :meth:`golden_pe`, or
+        for the OverQ PE :func:`lowbit.models.overq.overq_matmul` (``A`` lanes are
+        ``code | meta << bits``, ``B`` signed weight values; the accumulator wraps, so the sum
+        does not depend on the order)."""
+        A, B = np.asarray(A), np.asarray(B)
+        if self._pe == "overq":
+            from lowbit.models.overq import overq_matmul
+            q = self._q
+            A = A.astype(np.int64)
+            return overq_matmul(A & ((1 << q.bits) - 1), A >> q.bits, B.astype(np.int64),
+                                q.config, q.w_bits, q.acc_bits)
+        from lowbit.sim.systolic import ArrayConfig, gemm_numerics
+        cfg = ArrayConfig(rows=self._rows, cols=self._cols, dataflow=self._dataflow)
+        return np.asarray(gemm_numerics(A, B, cfg, pe=self.golden_pe()))
 
     # -- documentation -----------------------------------------------------------------------
     def _field_doc(self, layout):
@@ -248,15 +293,22 @@ class SystolicArray(wiring.Component):
     @property
     def port_docs(self):
         R, C = self._rows, self._cols
-        acc = (f"signed {self._acc_bits}-bit two's complement" if self._pe == "int"
-               else f"{self._acc.name} code")
-        fields = (f"a: {R} x {self._a.name} codes (lane i at bits [i*{self._a.bits}+:{self._a.bits}]) "
+        acc = (f"{self._acc.name} code" if self._pe == "fp"
+               else f"signed {self._acc_bits}-bit two's complement")
+        aw, bw = self._a_w, self._b_w
+        what = (f"OverQ {self._q.bits}-bit code | {self._q.meta_bits}-bit metadata << "
+                f"{self._q.bits}" if self._pe == "overq" else f"{self._a.name} code")
+        fields = (f"a: {R} x ({what}) (lane i at bits [i*{aw}+:{aw}]) "
                   f"for array row i; mask: {R} bits, 1 = lane carries data; b: {C} x "
                   f"{self._b.name} codes for column j ("
                   + ("weight row of a load beat" if self._dataflow == "ws" else "filter row")
                   + ")")
         if self._dataflow == "ws":
-            fields += f"; psum: {C} x {acc} entering the column tops; load: weight-row beat"
+            fields += f"; psum: {C} x {acc} entering the column tops"
+            if self._pe == "overq":
+                fields += ("; wprev: load beats: the weight row above the tile (B[k0-1, :], 0 for "
+                           "the first K-fold), the OverQ w_prev of PE row 0")
+            fields += "; load: weight-row beat"
         fields += "; last: last data beat of a fold"
         return {
             "i__valid": "operand beat valid",
@@ -287,6 +339,12 @@ class SystolicArray(wiring.Component):
         if self._pe == "int":
             c.update(acc_bits=self._acc_bits, overflow=self._overflow, product="exact",
                      rounding="none (integers)")
+        elif self._pe == "overq":
+            q = self._q
+            c.update(q._contract("OverqStep"))
+            c.update(numerics="lowbit.models.overq.overq_matmul (w_prev of slot k is B[k-1], "
+                              "0 for k = 0)", a_format=f"overq int{q.bits} + meta",
+                     b_format=f"int{q.w_bits}")
         else:
             c.update(acc_format=self._acc.name, mode=self._mode, product="exact",
                      rounding="RNE once per step" if self._mode == "fused"
@@ -296,7 +354,7 @@ class SystolicArray(wiring.Component):
         return c
 
     # -- packing helpers (test benches, cocotb) -----------------------------------------------
-    def pack_operand(self, a=None, mask=None, b=None, psum=None, load=0, last=0):
+    def pack_operand(self, a=None, mask=None, b=None, psum=None, load=0, last=0, wprev=None):
         """The ``i.payload`` bits of one beat as a Python int (missing fields are 0)."""
         L = self._in_layout
         word = 0
@@ -307,11 +365,13 @@ class SystolicArray(wiring.Component):
             for k, v in enumerate(values):
                 word |= (int(v) & ((1 << width) - 1)) << (off + k * width)
         if a is not None:
-            put("a", a, self._a.bits)
+            put("a", a, self._a_w)
         if mask is not None:
             put("mask", mask, 1)
         if b is not None:
-            put("b", b, self._b.bits)
+            put("b", b, self._b_w)
+        if wprev is not None:
+            put("wprev", wprev, self._b_w)
         if psum is not None:
             put("psum", psum, self._acc_w)
         if load:
@@ -333,7 +393,7 @@ class SystolicArray(wiring.Component):
         """Unsigned result codes -> :func:`~lowbit.sim.systolic.gemm_numerics`'s representation
         (INT: signed int64 values; FP: uint64 accumulator codes)."""
         codes = np.asarray(codes, dtype=object)
-        if self._pe == "int":
+        if self._pe != "fp":
             w = self._acc_w
             return np.vectorize(lambda v: int(v) - (1 << w) if int(v) >> (w - 1) else int(v),
                                 otypes=[np.int64])(codes)
@@ -342,6 +402,12 @@ class SystolicArray(wiring.Component):
     def random_operands(self, M, K, N, rng, specials=0.0):
         """Random ``(A, B)`` operand codes; float NaN/Inf codes are replaced by 0 except in a
         fraction ``specials`` of the elements."""
+        if self._pe == "overq":
+            q = self._q
+            codes = rng.integers(0, 1 << q.bits, (M, K))
+            meta = rng.choice(np.asarray(q.config.meta_codes), (M, K))
+            w = rng.integers(-(1 << (q.w_bits - 1)), 1 << (q.w_bits - 1), (K, N))
+            return codes | (meta << q.bits), w
         out = []
         for fmt, shape in ((self._a, (M, K)), (self._b, (K, N))):
             x = rng.integers(0, 1 << fmt.bits, shape)
@@ -353,6 +419,11 @@ class SystolicArray(wiring.Component):
 
     # -- hardware ------------------------------------------------------------------------------
     def _step(self):
+        if self._pe == "overq":
+            from .overq_pe import OverqStep
+            q = self._q
+            return OverqStep(q.bits, q.w_bits, q.acc_bits, q.config.cascade, q.config.precision,
+                             q.shift_at)
         if self._pe == "int":
             from .int_mac import IntMacStep
             return IntMacStep(self._a, self._b, self._acc_bits, self._overflow)
@@ -405,7 +476,7 @@ class SystolicArray(wiring.Component):
         # left edge: a lanes skewed by i (value, valid, first)
         ah = [[None] * C for _ in range(R)]
         for i in range(R):
-            a_i = Signal(self._a.bits, name=f"a_in{i}")
+            a_i = Signal(self._a_w, name=f"a_in{i}")
             v_i = Signal(name=f"av_in{i}")
             f_i = Signal(name=f"af_in{i}")
             m.d.comb += [a_i.eq(p.a[i]), v_i.eq(beat & p.mask[i]), f_i.eq(beat & fresh)]
@@ -419,9 +490,12 @@ class SystolicArray(wiring.Component):
                 core.submodules[f"pe_{i}_{j}"] = s
                 steps[i, j] = s
                 a, av, af = ah[i][j]
-                core.d.comb += s.a.eq(a)
+                if self._pe == "overq":
+                    core.d.comb += [s.code.eq(a[:self._q.bits]), s.meta.eq(a[self._q.bits:])]
+                else:
+                    core.d.comb += s.a.eq(a)
                 if j + 1 < C:
-                    ra = Signal(self._a.bits, name=f"a_{i}_{j}")
+                    ra = Signal(self._a_w, name=f"a_{i}_{j}")
                     rv = Signal(name=f"av_{i}_{j}")
                     rf = Signal(name=f"af_{i}_{j}")
                     core.d.sync += [ra.eq(a), rv.eq(av), rf.eq(af)]
@@ -430,12 +504,17 @@ class SystolicArray(wiring.Component):
         out_acc = [None] * C
         if ws:
             # stationary weights, shifted down on load beats (last tile row first)
-            w = [[Signal(self._b.bits, name=f"w_{i}_{j}") for j in range(C)] for i in range(R)]
+            w = [[Signal(self._b_w, name=f"w_{i}_{j}") for j in range(C)] for i in range(R)]
+            overq = self._pe == "overq"
+            if overq:
+                wtop = [Signal(self._b_w, name=f"wprev_{j}") for j in range(C)]
             for j in range(C):
                 with core.If(load):
                     core.d.sync += w[0][j].eq(p.b[j])
                     for i in range(1, R):
                         core.d.sync += w[i][j].eq(w[i - 1][j])
+                    if overq:
+                        core.d.sync += wtop[j].eq(p.wprev[j])
             for j in range(C):
                 ps = Signal(W, name=f"ps_in{j}")
                 pv = Signal(name=f"pv_in{j}")
@@ -445,11 +524,17 @@ class SystolicArray(wiring.Component):
                 for i in range(R):
                     s = steps[i, j]
                     av = ah[i][j][1]
-                    core.d.comb += [s.b.eq(w[i][j]), s.acc_in.eq(ps)]
+                    if overq:
+                        core.d.comb += [s.w.eq(w[i][j]), s.psum_in.eq(ps),
+                                        s.w_prev.eq(w[i - 1][j] if i else wtop[j])]
+                        s_out = s.psum_out
+                    else:
+                        core.d.comb += [s.b.eq(w[i][j]), s.acc_in.eq(ps)]
+                        s_out = s.acc_out
                     rp = Signal(W, name=f"psum_{i}_{j}")
                     rv = Signal(name=f"pv_{i}_{j}")
                     rl = Signal(name=f"pl_{i}_{j}")
-                    core.d.sync += [rp.eq(Mux(av, s.acc_out, ps)), rv.eq(pv), rl.eq(pl)]
+                    core.d.sync += [rp.eq(Mux(av, s_out, ps)), rv.eq(pv), rl.eq(pl)]
                     ps, pv, pl = rp, rv, rl
                 out_acc[j] = delay(ps, C - 1 - j, f"dsk{j}")
                 if j == C - 1:
@@ -461,18 +546,26 @@ class SystolicArray(wiring.Component):
             accs = [[Signal(W, init=self._init, name=f"acc_{i}_{j}") for j in range(C)]
                     for i in range(R)]
             for j in range(C):
-                b_j = Signal(self._b.bits, name=f"b_in{j}")
+                b_j = Signal(self._b_w, name=f"b_in{j}")
                 m.d.comb += b_j.eq(p.b[j])
                 b = delay(b_j, j, f"skb{j}")
                 for i in range(R):
                     s = steps[i, j]
                     _, av, af = ah[i][j]
                     acc = accs[i][j]
-                    core.d.comb += [s.b.eq(b), s.acc_in.eq(Mux(af, self._init, acc))]
-                    with core.If(av):
-                        core.d.sync += acc.eq(s.acc_out)
+                    if self._pe == "overq":
+                        # w_prev: the weight of this PE's previous MAC (0 on a fold's first)
+                        bp = Signal(self._b_w, name=f"bprev_{i}_{j}")
+                        core.d.comb += [s.w.eq(b), s.w_prev.eq(Mux(af, 0, bp)),
+                                        s.psum_in.eq(Mux(af, 0, acc))]
+                        with core.If(av):
+                            core.d.sync += [acc.eq(s.psum_out), bp.eq(b)]
+                    else:
+                        core.d.comb += [s.b.eq(b), s.acc_in.eq(Mux(af, self._init, acc))]
+                        with core.If(av):
+                            core.d.sync += acc.eq(s.acc_out)
                     if i + 1 < R:
-                        rb = Signal(self._b.bits, name=f"b_{i}_{j}")
+                        rb = Signal(self._b_w, name=f"b_{i}_{j}")
                         core.d.sync += rb.eq(b)
                         b = rb
                 # drain registers: d[i] holds row i-1 after the copy, then shifts down
@@ -573,7 +666,12 @@ class GemmTiler:
                 r = R - 1 - k
                 if r < k1 - k0:
                     w[:n1 - n0] = self.B[k0 + r, n0:n1]
-                return arr.pack_operand(b=w, load=1)
+                wprev = None
+                if arr.pe == "overq":
+                    wprev = np.zeros(C, dtype=np.int64)
+                    if k0:
+                        wprev[:n1 - n0] = self.B[k0 - 1, n0:n1]
+                return arr.pack_operand(b=w, load=1, wprev=wprev)
             t = k - R
             a = np.zeros(R, dtype=np.int64)
             a[:k1 - k0] = self.A[t, k0:k1]
@@ -625,7 +723,7 @@ class GemmTiler:
         return ps
 
 
-def _auto(fmt):
+def _auto(fmt):  # noqa: E302
     return None if fmt in ("", "auto", None) else fmt
 
 
@@ -649,16 +747,14 @@ def gemm_program(array, A, B):
         cycles without a result), ``last`` (cycles), ``schedule``, ``golden`` (the GEMM in the
         golden representation).
     """
-    from lowbit.sim.systolic import ArrayConfig, gemm_numerics
     tl = GemmTiler(array, A, B)
     s = tl.sched
     R, C, w = array.rows, array.cols, array.acc_width
-    cfg = ArrayConfig(rows=R, cols=C, dataflow=array.dataflow)
     cache = {}
 
     def partial(k1):            # golden sums over k < k1, as unsigned codes
         if k1 not in cache:
-            g = np.asarray(gemm_numerics(tl.A[:, :k1], tl.B[:k1, :], cfg, pe=array.golden_pe()))
+            g = np.asarray(array.golden_gemm(tl.A[:, :k1], tl.B[:k1, :]))
             cache[k1] = (g, np.vectorize(lambda v: int(v) & ((1 << w) - 1), otypes=[object])(g))
         return cache[k1][1]
 
@@ -797,6 +893,12 @@ UNITS = [
         Param("flush_subnormals", "--flush-subnormals", "bool", False,
               "fp PE: flush subnormal inputs and results to zero"),
         Param("saturate", "--saturate", "bool", False, "fp PE: overflow to +-max instead of +-Inf"),
+        Param("bits", "--bits", "int", 4, "overq PE: code width b (2..16)"),
+        Param("w_bits", "--w-bits", "int", 4, "overq PE: signed weight width"),
+        Param("cascade", "--cascade", "int", 1, "overq PE: range-overwrite cascade depth (0..16)"),
+        Param("precision", "--precision", "bool", True, "overq PE: precision overwrite"),
+        Param("shift_at", "--shift-at", "choice", "product", "overq PE: where the shifts are",
+              choices=("product", "operands")),
     ), "R x C systolic GEMM array (int or fp MAC PEs), weight- or output-stationary, "
        "skew/de-skew registers, valid/ready streams; cycle schedule of lowbit.sim.systolic",
         cosim=_cosim),

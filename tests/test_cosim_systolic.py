@@ -43,7 +43,7 @@ def _sim():
 import os
 
 # The two largest builds run only with LOWBIT_COSIM_FULL=1 (CI test-time budget): the default set
-# still has 4x4, 8x8 and non-square arrays, both dataflows, INT8 and FP8 PEs.
+# still has 4x4, 8x8 and non-square arrays, both dataflows, INT8 and FP8 PEs (and an OverQ PE).
 _full = pytest.mark.skipif(not os.environ.get("LOWBIT_COSIM_FULL"),
                            reason="large build; set LOWBIT_COSIM_FULL=1")
 
@@ -56,6 +56,7 @@ CASES = [
     pytest.param(5, 3, "int", "os", 11, 6, 7, id="int8-5x3-os"),
     pytest.param(4, 4, "fp", "ws", 6, 9, 6, id="fp8-4x4-ws"),
     pytest.param(3, 2, "fp", "os", 7, 5, 5, id="fp8-3x2-os"),
+    pytest.param(4, 4, "overq", "ws", 6, 10, 7, id="overq4-4x4-ws"),
     pytest.param(8, 8, "int", "ws", 12, 19, 10, id="int8-8x8-ws", marks=_full),
     pytest.param(4, 4, "fp", "os", 6, 9, 6, id="fp8-4x4-os", marks=_full),
     pytest.param(2, 3, "fp", "ws", 4, 5, 7, id="fp8-2x3-ws", marks=_full),

@@ -67,8 +67,7 @@ def rtl_gemm(array, A, B, p_valid=1.0, p_ready=1.0, seed=0, max_cycles=200_000):
 
 
 def golden(array, A, B):
-    cfg = ArrayConfig(rows=array.rows, cols=array.cols, dataflow=array.dataflow)
-    return np.asarray(gemm_numerics(A, B, cfg, pe=array.golden_pe()))
+    return array.golden_gemm(A, B)
 
 
 def check_schedule(array, trace, M, K, N):
@@ -123,6 +122,10 @@ OPTIONS = [
     dict(pe="fp", acc_format="bf16", mode="two_roundings"),
     dict(pe="fp", acc_format="fp16", saturate=True, flush_subnormals=True),
     dict(pe="fp", a_format="e2m1", b_format="e3m2", acc_format="fp32", mode="two_roundings"),
+    dict(pe="overq", bits=4, w_bits=4, acc_bits=20, cascade=1, precision=True),
+    dict(pe="overq", bits=3, w_bits=5, acc_bits=18, cascade=0, precision=False,
+         shift_at="operands"),
+    dict(pe="overq", bits=4, w_bits=4, acc_bits=16, cascade=2, precision=False),
 ]
 
 
@@ -142,9 +145,11 @@ def test_pe_options_bit_exact(opts, df):
 
 # -- irregular host and sink: bubbles and back-pressure change the timing, never the result --
 
-@pytest.mark.parametrize("pe,df", [("int", "ws"), ("int", "os"), ("fp", "ws"), ("fp", "os")])
+@pytest.mark.parametrize("pe,df", [("int", "ws"), ("int", "os"), ("fp", "ws"), ("fp", "os"),
+                                   ("overq", "ws"), ("overq", "os")])
 def test_bubbles_and_backpressure(pe, df):
-    array = SystolicArray(3, 2, pe=pe, dataflow=df, acc_bits=16, overflow="saturate")
+    kw = dict(acc_bits=16, overflow="saturate") if pe != "overq" else {}
+    array = SystolicArray(3, 2, pe=pe, dataflow=df, **kw)
     rng = np.random.default_rng(11)
     M, K, N = 5, 7, 5
     A, B = array.random_operands(M, K, N, rng, 0.02)
@@ -191,7 +196,9 @@ def test_cycles_equal_simulator_sweep(R, C, df, M, K, N):
     (dict(rows=0), r"^rows must be an integer from 1 to 64, not 0$"),
     (dict(cols=65), r"^cols must be an integer from 1 to 64, not 65$"),
     (dict(rows=2.5), r"^rows must be an integer from 1 to 64, not 2\.5$"),
-    (dict(pe="overq"), r"^pe must be one of int, fp, not 'overq'$"),
+    (dict(pe="mx"), r"^pe must be one of int, fp, overq, not 'mx'$"),
+    (dict(pe="overq", acc_bits=8), r"^acc_bits must be an integer from 16 to 64, not 8$"),
+    (dict(pe="overq", shift_at="x"), r"^shift_at must be one of product, operands, not 'x'$"),
     (dict(dataflow="is"), r"^dataflow must be one of ws, os, not 'is'$"),
     (dict(pe="fp", mode="kulisch"),
      r"^mode must be one of fused, two_roundings \(the systolic array has no Kulisch PE\), "
