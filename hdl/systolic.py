@@ -82,7 +82,8 @@ from lowbit.models import mac as model
 
 from .catalog import Param, Unit
 
-__all__ = ["SystolicArray", "GemmTiler", "gemm_program", "cosim_gemm", "UNITS", "PES", "DATAFLOWS", "MAX_DIM"]
+__all__ = ["SystolicArray", "GemmTiler", "gemm_program", "cosim_gemm", "UNITS", "PES",
+           "DATAFLOWS", "MAX_DIM"]
 
 PES = ("int", "fp", "overq")
 DATAFLOWS = ("ws", "os")
@@ -332,7 +333,8 @@ class SystolicArray(wiring.Component):
                                   "empty sum (int 0, fp -0); ws continues across K-folds via psum",
             "numerics": "lowbit.sim.systolic.gemm_numerics with "
                         + ("IntPE" if self._pe == "int" else "FpMacPE"),
-            "schedule": "lowbit.sim.systolic Schedule (fold period, folds, compute_cycles, latency)",
+            "schedule": "lowbit.sim.systolic Schedule (fold period, folds, compute_cycles, "
+                        "latency)",
             "latency_cycles": self.latency,
             "latency_formula": self.latency_formula,
         }
@@ -341,8 +343,9 @@ class SystolicArray(wiring.Component):
                      rounding="none (integers)")
         elif self._pe == "overq":
             q = self._q
-            c.update(q._contract("OverqStep"))
-            c.update(numerics="lowbit.models.overq.overq_matmul (w_prev of slot k is B[k-1], "
+            c["pe_contract"] = q._contract("OverqStep")
+            c.update(acc_bits=q.acc_bits, overflow="wrap",
+                     numerics="lowbit.models.overq.overq_matmul (w_prev of slot k is B[k-1], "
                               "0 for k = 0)", a_format=f"overq int{q.bits} + meta",
                      b_format=f"int{q.w_bits}")
         else:
@@ -520,7 +523,9 @@ class SystolicArray(wiring.Component):
                 pv = Signal(name=f"pv_in{j}")
                 pl = Signal(name=f"pl_in{j}")
                 m.d.comb += [ps.eq(p.psum[j]), pv.eq(beat), pl.eq(beat & p.last)]
-                ps, pv, pl = delay(ps, j, f"skp{j}"), delay(pv, j, f"skpv{j}"), delay(pl, j, f"skpl{j}")
+                ps = delay(ps, j, f"skp{j}")
+                pv = delay(pv, j, f"skpv{j}")
+                pl = delay(pl, j, f"skpl{j}")
                 for i in range(R):
                     s = steps[i, j]
                     av = ah[i][j][1]
@@ -723,7 +728,7 @@ class GemmTiler:
         return ps
 
 
-def _auto(fmt):  # noqa: E302
+def _auto(fmt):
     return None if fmt in ("", "auto", None) else fmt
 
 
@@ -871,7 +876,8 @@ def _cosim(component, params, vectors, seed, sim):
                       params=params)
 
 
-_FMT = "operand format (int PE: int8, uint8, int4...; fp PE: e4m3, e5m2, e2m1...); auto: int8 (int PE) or e4m3 (fp PE)"
+_FMT = ("operand format (int PE: int8, uint8, int4...; fp PE: e4m3, e5m2, e2m1...); "
+        "auto: int8 (int PE) or e4m3 (fp PE); ignored by the overq PE")
 
 UNITS = [
     Unit("systolic", lambda rows, cols, pe, dataflow, a_format, b_format, **kw: SystolicArray(

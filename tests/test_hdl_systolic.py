@@ -226,7 +226,7 @@ def test_generate_cli(tmp_path, df):
     assert man["parameters"]["dataflow"] == df and man["contract"]["dataflow"] == df
     assert man["latency_cycles"] == 4
     assert man["latency_formula"]["gemm_latency"].endswith(
-        ("+ 1 (cycle of the last result beat)" if df == "ws" else "+ R (cycle of the last result beat)"))
+        ("+ 1" if df == "ws" else "+ R") + " (cycle of the last result beat)")
     ports = {p["name"]: p for p in man["ports"]}
     assert set(ports) == {"clk", "rst", "i__valid", "i__ready", "i__payload", "o__valid",
                           "o__ready", "o__payload"}
