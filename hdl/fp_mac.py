@@ -435,7 +435,7 @@ def random_sequences(a_fmt, b_fmt, cycles, lanes, rng, specials=0.02):
     return valid, clear, a, b
 
 
-def _cosim(component, params, vectors, seed, sim, lanes=64):
+def _cosim(component, params, vectors, seed, sim, lanes=16):
     import numpy as np
 
     from lowbit.sim import cosim
