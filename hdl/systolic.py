@@ -42,6 +42,14 @@ Dataflows (GEMM ``C[M, N] = A[M, K] @ B[K, N]``; ``R x C`` array; a *fold* is on
     fold's first MAC may start) and the result rows leave as ``R`` result beats, array row
     ``R - 1`` first (in the copy cycle, straight from the accumulators) and row 0 last.
 
+``is`` (input-stationary)
+    The WS hardware with the operands' roles swapped (SCALE-Sim's IS mapping: ``Sr = K``,
+    ``Sc = M``, ``T = N``): the preload beats carry tiles of ``A^T`` (the ifmap, stationary),
+    the data beats stream the columns of ``B`` (``B[k0:k0+R, n]`` on the ``a`` lanes) and
+    result beat ``t`` holds ``C[m0:m0+C, n_t]``. The multiplier's operands are swapped
+    (``b * a``), which changes nothing: the product is exact and commutative. Not with the OverQ
+    PE.
+
 ``last=1`` marks the last data beat of a fold. After accepting it the array lowers ``i.ready``
 for ``R + C - 2`` cycles (the skew drain of the fold: the simulator's fold period
 ``P = preload + T + (R - 1) + (C - 1)``), which is what keeps the next fold's weights
@@ -86,7 +94,7 @@ __all__ = ["SystolicArray", "GemmTiler", "gemm_program", "cosim_gemm", "UNITS", 
            "DATAFLOWS", "MAX_DIM"]
 
 PES = ("int", "fp", "overq")
-DATAFLOWS = ("ws", "os")
+DATAFLOWS = ("ws", "os", "is")
 MAX_DIM = 64
 
 
@@ -111,7 +119,9 @@ class SystolicArray(wiring.Component):
         (:class:`~lowbit.hdl.fp_mac.FpMacStep`) or ``"overq"``
         (:class:`~lowbit.hdl.overq_pe.OverqStep`).
     dataflow : str
-        ``"ws"`` (weight-stationary) or ``"os"`` (output-stationary).
+        ``"ws"`` (weight-stationary), ``"os"`` (output-stationary) or ``"is"``
+        (input-stationary: the WS hardware with the operands' roles swapped, see the module
+        docstring; not with the OverQ PE).
     a_format, b_format : str or Format, optional
         Operand formats (``a``: the streamed ifmap, ``b``: the weights). Default ``int8``
         (INT PE) or ``e4m3`` (FP PE). INT: ``int2..int16``/``uint2..uint16``; FP: signed float
@@ -161,6 +171,9 @@ class SystolicArray(wiring.Component):
             raise ValueError(f"pe must be one of {', '.join(PES)}, not {pe!r}")
         if dataflow not in DATAFLOWS:
             raise ValueError(f"dataflow must be one of {', '.join(DATAFLOWS)}, not {dataflow!r}")
+        if dataflow == "is" and pe == "overq":
+            raise ValueError("dataflow 'is' is not available with pe 'overq' (its metadata "
+                             "travels with the streamed activations)")
         self._pe, self._dataflow = pe, dataflow
         if pe == "int":
             self._a = model.check_int_operand("int8" if a_format is None else a_format, "a_format")
@@ -195,10 +208,14 @@ class SystolicArray(wiring.Component):
             self._acc_w = self._acc.bits
             self._init = 1 << (self._acc.bits - 1)       # -0: the golden model's empty sum
             a_w, b_w = self._a.bits, self._b.bits
+        # streamed (a lanes) and stationary (b lanes) operand formats: IS streams B's columns
+        self._sa, self._sb = (self._b, self._a) if dataflow == "is" else (self._a, self._b)
+        if dataflow == "is":
+            a_w, b_w = b_w, a_w
         self._a_w, self._b_w = a_w, b_w
         R, C = self._rows, self._cols
         fields = {"a": data.ArrayLayout(a_w, R), "mask": R, "b": data.ArrayLayout(b_w, C)}
-        if dataflow == "ws":
+        if dataflow != "os":
             fields["psum"] = data.ArrayLayout(self._acc_w, C)
             if pe == "overq":
                 fields["wprev"] = data.ArrayLayout(b_w, C)
@@ -233,13 +250,14 @@ class SystolicArray(wiring.Component):
     @property
     def latency_formula(self):
         R, C = self._rows, self._cols
-        pre = "R" if self._dataflow == "ws" else "0"
-        drain = "1" if self._dataflow == "ws" else "R"
+        pre = "0" if self._dataflow == "os" else "R"
+        drain = "R" if self._dataflow == "os" else "1"
         return {
             "fold_period": f"P = {pre} + T + (R - 1) + (C - 1)",
-            "T": "M (ws: streamed ifmap rows)" if self._dataflow == "ws" else "K (os)",
-            "folds": ("ceil(K/R) * ceil(N/C)" if self._dataflow == "ws"
-                      else "ceil(M/R) * ceil(N/C)"),
+            "T": {"ws": "M (ws: streamed ifmap rows)", "os": "K (os)",
+                  "is": "N (is: streamed filter columns)"}[self._dataflow],
+            "folds": {"ws": "ceil(K/R) * ceil(N/C)", "os": "ceil(M/R) * ceil(N/C)",
+                      "is": "ceil(K/R) * ceil(M/C)"}[self._dataflow],
             "compute_cycles": "folds * P - 1 (cycle of the last MAC, first beat accepted at 0)",
             "gemm_latency": f"folds * P - 1 + {drain} (cycle of the last result beat)",
             "beat_to_result": f"R + C - 1 = {R + C - 1}",
@@ -298,13 +316,13 @@ class SystolicArray(wiring.Component):
                else f"signed {self._acc_bits}-bit two's complement")
         aw, bw = self._a_w, self._b_w
         what = (f"OverQ {self._q.bits}-bit code | {self._q.meta_bits}-bit metadata << "
-                f"{self._q.bits}" if self._pe == "overq" else f"{self._a.name} code")
+                f"{self._q.bits}" if self._pe == "overq" else f"{self._sa.name} code")
         fields = (f"a: {R} x ({what}) (lane i at bits [i*{aw}+:{aw}]) "
                   f"for array row i; mask: {R} bits, 1 = lane carries data; b: {C} x "
-                  f"{self._b.name} codes for column j ("
-                  + ("weight row of a load beat" if self._dataflow == "ws" else "filter row")
+                  f"{self._sb.name} codes for column j ("
+                  + ("filter row" if self._dataflow == "os" else "stationary row of a load beat")
                   + ")")
-        if self._dataflow == "ws":
+        if self._dataflow != "os":
             fields += f"; psum: {C} x {acc} entering the column tops"
             if self._pe == "overq":
                 fields += ("; wprev: load beats: the weight row above the tile (B[k0-1, :], 0 for "
@@ -427,17 +445,18 @@ class SystolicArray(wiring.Component):
             q = self._q
             return OverqStep(q.bits, q.w_bits, q.acc_bits, q.config.cascade, q.config.precision,
                              q.shift_at)
+        # the product is exact and commutative, so IS may swap the multiplier's operands
         if self._pe == "int":
             from .int_mac import IntMacStep
-            return IntMacStep(self._a, self._b, self._acc_bits, self._overflow)
+            return IntMacStep(self._sa, self._sb, self._acc_bits, self._overflow)
         from .fp_mac import FpMacStep
-        return FpMacStep(self._a, self._b, self._acc, self._mode, self._flush, self._sat)
+        return FpMacStep(self._sa, self._sb, self._acc, self._mode, self._flush, self._sat)
 
     def elaborate(self, platform):
         m = Module()
         core = Module()
         R, C, W = self._rows, self._cols, self._acc_w
-        ws = self._dataflow == "ws"
+        ws = self._dataflow != "os"          # IS is the WS hardware
         G = R + C - 2
 
         # back-pressure: one enable on every register of the array
@@ -620,71 +639,44 @@ class GemmTiler:
         N = self.B.shape[1]
         self.M, self.K, self.N = M, K, N
         self.sched = array.gemm_cycles(M, K, N)
-
-    def beats(self, f, psum=None):
-        """Packed operand beats of fold ``f``.
-
-        WS: ``R`` load beats then ``M`` data beats; ``psum`` is the ``(M, C)`` array of partial
-        sums that enter the column tops (default: the empty sum, for the first K-fold).
-        OS: ``K`` data beats.
-        """
-        arr, R, C = self.array, self.array.rows, self.array.cols
-        tile = self.sched.fold_tile(f)
-        out = []
-        if arr.dataflow == "ws":
-            (k0, k1), (n0, n1) = tile["K"], tile["N"]
-            wt = np.zeros((R, C), dtype=np.int64)
-            wt[:k1 - k0, :n1 - n0] = self.B[k0:k1, n0:n1]
-            for c in range(R):
-                out.append(arr.pack_operand(b=wt[R - 1 - c], load=1))
-            mask = [1 if i < k1 - k0 else 0 for i in range(R)]
-            if psum is None:
-                psum = np.full((self.M, C), arr.empty_sum, dtype=object)
-            for t in range(self.M):
-                a = np.zeros(R, dtype=np.int64)
-                a[:k1 - k0] = self.A[t, k0:k1]
-                out.append(arr.pack_operand(a=a, mask=mask, psum=psum[t], last=t == self.M - 1))
-        else:
-            (m0, m1), (n0, n1) = tile["M"], tile["N"]
-            mask = [1 if i < m1 - m0 else 0 for i in range(R)]
-            for t in range(self.K):
-                a = np.zeros(R, dtype=np.int64)
-                a[:m1 - m0] = self.A[m0:m1, t]
-                b = np.zeros(C, dtype=np.int64)
-                b[:n1 - n0] = self.B[t, n0:n1]
-                out.append(arr.pack_operand(a=a, mask=mask, b=b, last=t == self.K - 1))
-        return out
+        # WS streams A's rows against B tiles; IS streams B's columns against A^T tiles
+        self._is = array.dataflow == "is"
+        self._S, self._W = (self.B.T, self.A.T) if self._is else (self.A, self.B)
+        self._col = "M" if self._is else "N"
+        #: length of the streamed operand per fold (M for WS, N for IS, K for OS)
+        self.T = self.sched.T
 
     def beats_per_fold(self):
         """Operand beats per fold (WS: ``R + M``; OS: ``K``)."""
-        return self.array.rows + self.M if self.array.dataflow == "ws" else self.K
+        return self.K if self.array.dataflow == "os" else self.array.rows + self.T
 
     def beat(self, f, k, out=None):
         """Beat ``k`` of fold ``f``, packed; WS psum lanes read from ``out`` (the results so far:
         the host's ofmap buffer) when the fold continues a previous K-fold."""
         arr, R, C = self.array, self.array.rows, self.array.cols
         tile = self.sched.fold_tile(f)
-        if arr.dataflow == "ws":
-            (k0, k1), (n0, n1) = tile["K"], tile["N"]
+        if arr.dataflow != "os":
+            (k0, k1), (n0, n1) = tile["K"], tile[self._col]
+            S, Wt = self._S, self._W
             if k < R:
                 w = np.zeros(C, dtype=np.int64)
                 r = R - 1 - k
                 if r < k1 - k0:
-                    w[:n1 - n0] = self.B[k0 + r, n0:n1]
+                    w[:n1 - n0] = Wt[k0 + r, n0:n1]
                 wprev = None
                 if arr.pe == "overq":
                     wprev = np.zeros(C, dtype=np.int64)
                     if k0:
-                        wprev[:n1 - n0] = self.B[k0 - 1, n0:n1]
+                        wprev[:n1 - n0] = Wt[k0 - 1, n0:n1]
                 return arr.pack_operand(b=w, load=1, wprev=wprev)
             t = k - R
             a = np.zeros(R, dtype=np.int64)
-            a[:k1 - k0] = self.A[t, k0:k1]
+            a[:k1 - k0] = S[t, k0:k1]
             ps = [arr.empty_sum] * C
             if k0 > 0:
-                ps[:n1 - n0] = list(out[t, n0:n1])
+                ps[:n1 - n0] = list(out[n0:n1, t] if self._is else out[t, n0:n1])
             return arr.pack_operand(a=a, mask=[int(i < k1 - k0) for i in range(R)], psum=ps,
-                                    last=t == self.M - 1)
+                                    last=t == self.T - 1)
         (m0, m1), (n0, n1) = tile["M"], tile["N"]
         a = np.zeros(R, dtype=np.int64)
         a[:m1 - m0] = self.A[m0:m1, k]
@@ -694,42 +686,32 @@ class GemmTiler:
                                 last=k == self.K - 1)
 
     def results_per_fold(self):
-        """Result beats per fold (WS: ``M``; OS: ``R``)."""
-        return self.M if self.array.dataflow == "ws" else self.array.rows
+        """Result beats per fold (WS: ``M``; IS: ``N``; OS: ``R``)."""
+        return self.array.rows if self.array.dataflow == "os" else self.T
 
     def place(self, f, results, out):
         """Write fold ``f``'s result beats (lists of ``C`` codes, in arrival order) into ``out``.
 
-        WS: ``out`` receives the (partial) sums of the fold's K range for its N columns; OS:
-        the final sums of its M x N tile (array row ``R - 1`` arrives first).
+        WS/IS: ``out`` receives the (partial) sums over the fold's K range (WS: beat ``t`` is
+        row ``t`` of ``out``, columns of the fold's N range; IS: beat ``t`` is column ``t``,
+        rows of the fold's M range); OS: the final sums of its M x N tile (array row ``R - 1``
+        arrives first).
         """
         tile = self.sched.fold_tile(f)
-        (n0, n1) = tile["N"]
-        if self.array.dataflow == "ws":
+        if self.array.dataflow != "os":
+            (n0, n1) = tile[self._col]
             for t, acc in enumerate(results):
-                out[t, n0:n1] = acc[:n1 - n0]
+                if self._is:
+                    out[n0:n1, t] = acc[:n1 - n0]
+                else:
+                    out[t, n0:n1] = acc[:n1 - n0]
         else:
-            (m0, m1) = tile["M"]
+            (m0, m1), (n0, n1) = tile["M"], tile["N"]
             R = self.array.rows
             for r, acc in enumerate(results):
                 i = R - 1 - r
                 if i < m1 - m0:
                     out[m0 + i, n0:n1] = acc[:n1 - n0]
-
-    def psum_for(self, f, out):
-        """WS: the psum lanes of fold ``f``: the previous K-fold's results from ``out``, or None."""
-        fc, fr = self.sched.fold_coords(f)
-        if fr == 0:
-            return None
-        C = self.array.cols
-        (n0, n1) = self.sched.fold_tile(f)["N"]
-        ps = np.full((self.M, C), self.array.empty_sum, dtype=object)
-        ps[:, :n1 - n0] = out[:, n0:n1]
-        return ps
-
-
-def _auto(fmt):
-    return None if fmt in ("", "auto", None) else fmt
 
 
 def gemm_program(array, A, B):
@@ -771,11 +753,11 @@ def gemm_program(array, A, B):
     acc = np.full((n, C), -1, dtype=object)
     last = np.zeros(n, dtype=np.uint8)
     P = s.fold_period
-    ws = array.dataflow == "ws"
+    ws = array.dataflow != "os"
     final = partial(tl.K)
     for f in range(s.folds):
         tile = s.fold_tile(f)
-        (n0, n1) = tile["N"]
+        (n0, n1) = tile["M" if array.dataflow == "is" else "N"]
         prev = None
         if ws:
             (k0, k1) = tile["K"]
@@ -788,10 +770,10 @@ def gemm_program(array, A, B):
         ready[end + 1:end + R + C - 1] = 0
         if ws:
             ref = partial(k1)
-            for t in range(tl.M):
+            for t in range(tl.T):
                 c = s.output_cycle(f, t)
-                ovalid[c], last[c] = 1, t == tl.M - 1
-                acc[c, :n1 - n0] = ref[t, n0:n1]
+                ovalid[c], last[c] = 1, t == tl.T - 1
+                acc[c, :n1 - n0] = ref[n0:n1, t] if array.dataflow == "is" else ref[t, n0:n1]
         else:
             (m0, m1) = tile["M"]
             for i in range(R):
@@ -876,6 +858,10 @@ def _cosim(component, params, vectors, seed, sim):
                       params=params)
 
 
+def _auto(fmt):
+    return None if fmt in ("", "auto", None) else fmt
+
+
 _FMT = ("operand format (int PE: int8, uint8, int4...; fp PE: e4m3, e5m2, e2m1...); "
         "auto: int8 (int PE) or e4m3 (fp PE); ignored by the overq PE")
 
@@ -884,9 +870,10 @@ UNITS = [
         rows, cols, pe, dataflow, _auto(a_format), _auto(b_format), **kw), (
         Param("rows", "--rows", "int", 4, f"array rows R (1..{MAX_DIM})"),
         Param("cols", "--cols", "int", 4, f"array columns C (1..{MAX_DIM})"),
-        Param("pe", "--pe", "choice", "int", "processing element: int (IntMacStep) or fp "
-              "(FpMacStep)", choices=PES),
-        Param("dataflow", "--dataflow", "choice", "ws", "weight- or output-stationary",
+        Param("pe", "--pe", "choice", "int", "processing element: int (IntMacStep), fp "
+              "(FpMacStep) or overq (OverqStep)", choices=PES),
+        Param("dataflow", "--dataflow", "choice", "ws",
+              "weight-, output- or input-stationary (is: the ws hardware, operands swapped)",
               choices=DATAFLOWS),
         Param("a_format", "--a", "str", "auto", "streamed operand " + _FMT),
         Param("b_format", "--b", "str", "auto", "weight/filter " + _FMT),

@@ -76,10 +76,10 @@ def check_schedule(array, trace, M, K, N):
     t0 = trace["accept"][0]
     P = s.fold_period
     for f, cyc in enumerate(trace["fold_accept"]):
-        beats = (array.rows if array.dataflow == "ws" else 0) + s.T
+        beats = (array.rows if array.dataflow != "os" else 0) + s.T
         assert [c - t0 for c in cyc] == [f * P + k for k in range(beats)]
     for f, cyc in enumerate(trace["fold_result"]):
-        if array.dataflow == "ws":
+        if array.dataflow != "os":
             want = [s.output_cycle(f, t) for t in range(s.T)]
         else:
             want = [s.output_cycle(f, i) for i in reversed(range(array.rows))]
@@ -94,6 +94,8 @@ CASES = [
     (2, 3, "int", "os", 5, 4, 7),
     (3, 2, "int", "ws", 4, 7, 5),
     (3, 2, "int", "os", 7, 3, 5),
+    (2, 3, "int", "is", 5, 7, 4),
+    (3, 2, "fp", "is", 4, 5, 6),
     (2, 2, "fp", "ws", 3, 5, 3),
     (2, 3, "fp", "os", 5, 4, 4),
     (1, 1, "int", "ws", 2, 3, 2),
@@ -129,8 +131,12 @@ OPTIONS = [
 ]
 
 
-@pytest.mark.parametrize("df", ["ws", "os"])
-@pytest.mark.parametrize("opts", OPTIONS, ids=lambda o: "-".join(map(str, o.values())))
+_IS_OPTIONS = [OPTIONS[0], OPTIONS[2]]
+
+
+@pytest.mark.parametrize("df,opts", [(df, o) for df in ("ws", "os") for o in OPTIONS]
+                         + [("is", o) for o in _IS_OPTIONS],
+                         ids=lambda o: "-".join(map(str, o.values())) if isinstance(o, dict) else o)
 def test_pe_options_bit_exact(opts, df):
     """Order-sensitive accumulators (saturating INT, FP16/BF16 with rounding at every step) show
     that the array accumulates in the golden order: k increasing, across K-folds too."""
@@ -146,7 +152,7 @@ def test_pe_options_bit_exact(opts, df):
 # -- irregular host and sink: bubbles and back-pressure change the timing, never the result --
 
 @pytest.mark.parametrize("pe,df", [("int", "ws"), ("int", "os"), ("fp", "ws"), ("fp", "os"),
-                                   ("overq", "ws"), ("overq", "os")])
+                                   ("overq", "ws"), ("overq", "os"), ("int", "is"), ("fp", "is")])
 def test_bubbles_and_backpressure(pe, df):
     kw = dict(acc_bits=16, overflow="saturate") if pe != "overq" else {}
     array = SystolicArray(3, 2, pe=pe, dataflow=df, **kw)
@@ -166,7 +172,7 @@ def _sweep():
     cases = []
     for R in range(1, 5):
         for C in range(1, 5):
-            for df in ("ws", "os"):
+            for df in ("ws", "os", "is"):
                 M, K, N = (int(x) for x in rng.integers(1, 2 * max(R, C) + 2, 3))
                 cases.append((R, C, df, M, K, N))
     return cases
@@ -175,7 +181,7 @@ def _sweep():
 @pytest.mark.parametrize("R,C,df,M,K,N", _sweep())
 def test_cycles_equal_simulator_sweep(R, C, df, M, K, N):
     """Accept and result cycles of the RTL equal the behavioural simulator's schedule (and the
-    GEMM is exact) for every array size 1..4 x 1..4 and both dataflows."""
+    GEMM is exact) for every array size 1..4 x 1..4 and every dataflow."""
     array = SystolicArray(R, C, pe="int", dataflow=df, a_format="int4", b_format="int4",
                           acc_bits=12)
     rng = np.random.default_rng(R * 7 + C)
@@ -199,7 +205,10 @@ def test_cycles_equal_simulator_sweep(R, C, df, M, K, N):
     (dict(pe="mx"), r"^pe must be one of int, fp, overq, not 'mx'$"),
     (dict(pe="overq", acc_bits=8), r"^acc_bits must be an integer from 16 to 64, not 8$"),
     (dict(pe="overq", shift_at="x"), r"^shift_at must be one of product, operands, not 'x'$"),
-    (dict(dataflow="is"), r"^dataflow must be one of ws, os, not 'is'$"),
+    (dict(dataflow="xs"), r"^dataflow must be one of ws, os, is, not 'xs'$"),
+    (dict(pe="overq", dataflow="is"),
+     r"^dataflow 'is' is not available with pe 'overq' \(its metadata travels with the "
+     r"streamed activations\)$"),
     (dict(pe="fp", mode="kulisch"),
      r"^mode must be one of fused, two_roundings \(the systolic array has no Kulisch PE\), "
      r"not 'kulisch'$"),
