@@ -57,6 +57,8 @@ CASES = [
     pytest.param(4, 4, "fp", "ws", 6, 9, 6, id="fp8-4x4-ws"),
     pytest.param(3, 2, "fp", "os", 7, 5, 5, id="fp8-3x2-os"),
     pytest.param(4, 4, "overq", "ws", 6, 10, 7, id="overq4-4x4-ws"),
+    # same Verilog as int8-4x4-ws (IS is the WS hardware; equal operand formats): no extra build
+    pytest.param(4, 4, "int", "is", 10, 9, 7, id="int8-4x4-is"),
     pytest.param(8, 8, "int", "ws", 12, 19, 10, id="int8-8x8-ws", marks=_full),
     pytest.param(4, 4, "fp", "os", 6, 9, 6, id="fp8-4x4-os", marks=_full),
     pytest.param(2, 3, "fp", "ws", 4, 5, 7, id="fp8-2x3-ws", marks=_full),
