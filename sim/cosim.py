@@ -385,6 +385,16 @@ def _save_runtime(build_dir, runtime):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _drop_intermediates(build_dir):
+    """Delete what only the C++ build needs (precompiled headers are ~70 MB each, objects,
+    archives, generated C++); the simulation runs the linked executable alone."""
+    for path in build_dir.iterdir():
+        if path.is_file() and (path.suffix in (".gch", ".o", ".a", ".d", ".cpp", ".h")
+                               or path.name.endswith(".verilator_deplist.tmp")):
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+
 def build(verilog_text, toplevel, sim, *, waves=None):
     """Compile ``verilog_text`` for ``sim`` (cached); return the build folder.
 
@@ -425,6 +435,8 @@ def build(verilog_text, toplevel, sim, *, waves=None):
                              f"{_tail(build_log)}") from None
         if runtime is not None and not runtime.is_dir():
             _save_runtime(build_dir, runtime)
+        if sim == "verilator":
+            _drop_intermediates(build_dir)
         stamp.write_text(json.dumps({"toplevel": toplevel, "simulator": sim,
                                      "version": simulator_version(sim), "waves": waves,
                                      "seconds": round(time.perf_counter() - start, 3)}) + "\n")
