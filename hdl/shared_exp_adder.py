@@ -21,7 +21,7 @@ constructor rejects it.  Promotion into an FP32 accumulator every P terms is a s
 loop around the unit (the model's ``promote_every``), not part of it.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
