@@ -142,16 +142,18 @@ class SystolicArray(wiring.Component):
     Members
     -------
     i : In(stream.Signature(operand_layout))
-        Operand beats. Payload fields: ``a`` (``R`` codes of ``a_format``), ``mask`` (``R`` bits,
-        1 = lane ``i`` carries data), ``b`` (``C`` codes of ``b_format``: WS weight row of a
-        load beat, OS filter row), ``psum`` (WS only: ``C`` accumulator codes entering the column
-        tops), ``load`` (WS only: the beat is a weight row), ``last`` (last data beat of a fold).
+        Operand beats. Payload fields: ``a`` (``R`` streamed codes: ``a_format``, IS
+        ``b_format``, OverQ ``code | meta << bits``), ``mask`` (``R`` bits, 1 = lane ``i``
+        carries data), ``b`` (``C`` codes: WS/IS stationary row of a load beat, OS filter row),
+        ``psum`` (WS/IS: ``C`` accumulator codes entering the column tops), ``wprev`` (WS with
+        the OverQ PE: the weight row above the tile), ``load`` (WS/IS: the beat is a stationary
+        row), ``last`` (last data beat of a fold).
     o : Out(stream.Signature(result_layout))
-        Result beats: ``acc`` (``C`` accumulator codes; INT: two's complement) and ``last``
-        (last result beat of a fold). WS: one beat per data beat; OS: ``R`` beats per fold,
-        array row ``R - 1`` first.
+        Result beats: ``acc`` (``C`` accumulator codes; INT/OverQ: two's complement) and
+        ``last`` (last result beat of a fold). WS/IS: one beat per data beat; OS: ``R`` beats
+        per fold, array row ``R - 1`` first.
 
-    Latency: :attr:`latency` ``= R + C - 1`` cycles from a WS data beat to its result beat, or
+    Latency: :attr:`latency` ``= R + C - 1`` cycles from a WS/IS data beat to its result beat, or
     from an OS fold's last beat to its first result beat; whole GEMMs:
     :meth:`gemm_cycles`.
 
