@@ -21,3 +21,16 @@ def pytest_collection_modifyitems(session, config, items):
     except cosim.SimulatorNotFound as e:
         pytest.exit(f"no HDL simulator for the co-simulation tests: {e} "
                     f"(set LOWBIT_ALLOW_NO_SIM=1 to skip them)", returncode=3)
+
+
+@pytest.fixture(scope="session")
+def simulator():
+    """The simulator name (``"verilator"``/``"icarus"``) for co-simulation tests.
+
+    Reached without one only under ``LOWBIT_ALLOW_NO_SIM=1`` (see above); the test skips.
+    """
+    from lowbit.sim import cosim
+    try:
+        return cosim.find_simulator()
+    except cosim.SimulatorNotFound as e:
+        pytest.skip(str(e))

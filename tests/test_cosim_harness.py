@@ -107,8 +107,8 @@ def test_combinational_and_wide_ports(sim):
 
 
 @pytest.mark.cosim
-def test_lanes_vectors_and_sequences():
-    sim = _require_sim()
+def test_lanes_vectors_and_sequences(simulator):
+    sim = simulator
     # independent vectors: V not a multiple of the lane count (padding is dropped)
     rng = np.random.default_rng(3)
     v = 1000
@@ -204,12 +204,6 @@ def test_report_compare_and_format():
     assert "inputs a=3 b=6" in text
 
 
-def _require_sim():
-    try:
-        return cosim.find_simulator()
-    except cosim.SimulatorNotFound as e:
-        pytest.skip(str(e))
-
 
 def test_which_is_not_called_for_icarus_when_missing():
     # Icarus absence is reported, not crashed on (cocotb's runner would SystemExit).
@@ -256,9 +250,8 @@ def addk_catalog(monkeypatch):
 
 
 @pytest.mark.cosim
-def test_cli_cosim_exit_statuses(addk_catalog, capsys):
+def test_cli_cosim_exit_statuses(addk_catalog, capsys, simulator):
     from lowbit.cli.main import main
-    _require_sim()
     assert main(["cosim", "addk", "--vectors", "300", "--seed", "4"]) == 0
     out = capsys.readouterr().out
     assert "vectors checked: 300" in out and "mismatches:      0" in out and "PASS" in out

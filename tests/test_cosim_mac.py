@@ -28,12 +28,6 @@ pytestmark = pytest.mark.cosim
 cosim = pytest.importorskip("lowbit.sim.cosim")
 
 
-def _sim():
-    try:
-        return cosim.find_simulator()
-    except cosim.SimulatorNotFound as e:
-        pytest.skip(str(e))
-
 
 MUL_PAIRS = [("e4m3", "e4m3"), ("e5m2", "e5m2"), ("e4m3", "e5m2"), ("e5m2", "e4m3"),
              ("e2m1", "e2m1"), ("e3m2", "e2m3")]
@@ -46,8 +40,8 @@ def mul_bank():
     return Bank(units)
 
 
-def test_multipliers_exhaustive():
-    sim = _sim()
+def test_multipliers_exhaustive(simulator):
+    sim = simulator
     A, B = np.meshgrid(np.arange(256), np.arange(256), indexing="ij")
     A, B = A.ravel(), B.ravel()
     ones = np.ones_like(A)
@@ -154,8 +148,8 @@ def make_streams(rng, cycles, lanes, special_rate=0.005):
     return valid, clear, a, b
 
 
-def test_macs_random_and_directed():
-    sim = _sim()
+def test_macs_random_and_directed(simulator):
+    sim = simulator
     rng = np.random.default_rng(2026)
     lanes = int(os.environ.get("LOWBIT_COSIM_MAC_LANES", 32))
     sequences = int(os.environ.get("LOWBIT_COSIM_MAC_SEQUENCES", 100_000))

@@ -28,7 +28,6 @@ import pytest
 
 from lowbit.hdl.mx_dot import MxDotUnit, cosim_mx
 from lowbit.hdl.shared_exp_adder import SharedExpAdder, cosim_adder
-from lowbit.sim import cosim
 
 pytestmark = pytest.mark.cosim
 
@@ -42,23 +41,17 @@ OTHER = dict(frac_bits=20, cut="nearest_even", norm_frac_bits=23,
              norm_rounding="nearest_even", align="product")
 
 
-def _sim():
-    try:
-        return cosim.find_simulator()
-    except cosim.SimulatorNotFound as e:
-        pytest.skip(str(e))
-
 
 MX_CASES = [("mxfp8_e4m3", True), ("mxint8", False), ("mxfp8_e5m2", False),
             ("mxfp6_e2m3", False), ("mxfp6_e3m2", False), ("mxfp4_e2m1", False)]
 
 
 @pytest.mark.parametrize("elem, quick", MX_CASES, ids=[c[0] for c in MX_CASES])
-def test_mx_dot_cosim(elem, quick):
+def test_mx_dot_cosim(elem, quick, simulator):
     if not (quick or ALL):
         pytest.skip("set LOWBIT_COSIM_ALL=1 to run every MX element type")
     unit = MxDotUnit(elem, k=32)
-    rep = cosim_mx(unit, {"elem": elem, "k": 32}, VECTORS, 4, _sim(), lanes=LANES)
+    rep = cosim_mx(unit, {"elem": elem, "k": 32}, VECTORS, 4, simulator, lanes=LANES)
     assert rep.vectors >= VECTORS and rep.mismatches == 0, rep.format()
 
 
@@ -68,10 +61,10 @@ ADDER_CASES = [(32, "h100", False), (4, "other", False), (32, "other", False),
 
 @pytest.mark.parametrize("n, setting, quick", ADDER_CASES,
                          ids=[f"n{c[0]}-{c[1]}" for c in ADDER_CASES])
-def test_shared_exp_adder_cosim(n, setting, quick):
+def test_shared_exp_adder_cosim(n, setting, quick, simulator):
     if not (quick or ALL):
         pytest.skip("set LOWBIT_COSIM_ALL=1 to run every adder configuration")
     kw = H100 if setting == "h100" else OTHER
     unit = SharedExpAdder("e4m3", "e4m3", n=n, pipeline_stages=2, **kw)
-    rep = cosim_adder(unit, {"n": n, **kw}, VECTORS, 5, _sim(), lanes=LANES)
+    rep = cosim_adder(unit, {"n": n, **kw}, VECTORS, 5, simulator, lanes=LANES)
     assert rep.vectors >= VECTORS and rep.mismatches == 0, rep.format()

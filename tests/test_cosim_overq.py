@@ -12,14 +12,6 @@ from lowbit.hdl import catalog
 pytestmark = pytest.mark.cosim
 
 
-def _sim():
-    from lowbit.sim import cosim
-    try:
-        return cosim.find_simulator()
-    except cosim.SimulatorNotFound as e:
-        pytest.skip(str(e))
-
-
 @pytest.mark.parametrize("params,vectors,lanes", [
     ({"bits": 4, "w_bits": 4, "acc_bits": 16, "cascade": 1, "precision": True}, 2048, 64),
     ({"bits": 4, "w_bits": 4, "acc_bits": 12, "cascade": 0, "precision": False}, 1024, 32),
@@ -27,8 +19,8 @@ def _sim():
       "shift_at": "operands"}, 1024, 64),
     ({"bits": 8, "w_bits": 8, "acc_bits": 32, "cascade": 2, "precision": True}, 8192, 32),
 ], ids=["b4-c1-prec-exhaustive", "b4-c0-1meta-exhaustive", "b4-operands-exhaustive", "b8-random"])
-def test_overq_pe_cosim(params, vectors, lanes):
-    sim = _sim()
+def test_overq_pe_cosim(params, vectors, lanes, simulator):
+    sim = simulator
     unit = catalog.get_unit("overq-pe")
     comp, resolved = unit.build(**params)
     from lowbit.hdl.overq_pe import _cosim_overq
@@ -37,8 +29,8 @@ def test_overq_pe_cosim(params, vectors, lanes):
     assert rep.vectors >= vectors
 
 
-def test_int_pe_cosim():
-    sim = _sim()
+def test_int_pe_cosim(simulator):
+    sim = simulator
     unit = catalog.get_unit("int-pe")
     comp, resolved = unit.build(bits=4, w_bits=4, acc_bits=10)
     rep = unit.cosim(comp, resolved, 4096, 6, sim)

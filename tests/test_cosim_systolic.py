@@ -30,15 +30,6 @@ from lowbit.hdl.systolic import SystolicArray, cosim_gemm
 
 pytestmark = pytest.mark.cosim
 
-cosim = pytest.importorskip("lowbit.sim.cosim")
-
-
-def _sim():
-    try:
-        return cosim.find_simulator()
-    except cosim.SimulatorNotFound as e:
-        pytest.skip(str(e))
-
 
 import os
 
@@ -66,8 +57,8 @@ CASES = [
 
 
 @pytest.mark.parametrize("R,C,pe,df,M,K,N", CASES)
-def test_gemm_cosim(R, C, pe, df, M, K, N):
-    sim = _sim()
+def test_gemm_cosim(R, C, pe, df, M, K, N, simulator):
+    sim = simulator
     array = SystolicArray(R, C, pe=pe, dataflow=df)
     rep = cosim_gemm(array, M, K, N, seed=R * 31 + C + M, sim=sim)
     assert rep.ok, rep.format()
