@@ -36,6 +36,7 @@ from .catalog import Param, Unit
 from .formats import unpack
 from .fp_mul import check_pipeline, multiply_into
 from .fp_round import EXP_SHAPE, round_pack
+from .int_mac import random_mac_control
 
 __all__ = ["FpMacStep", "KulischStep", "KulischRead", "FpMac", "UNITS",
            "accumulate_into", "kulisch_add_into", "kulisch_read_into"]
@@ -420,13 +421,7 @@ def random_sequences(a_fmt, b_fmt, cycles, lanes, rng, specials=0.02):
     exponents that make sums cancel and round.
     """
     import numpy as np
-    valid = rng.random((cycles, lanes)) < 0.9
-    clear = np.zeros((cycles, lanes), bool)
-    for k in range(lanes):
-        t = 0
-        while t < cycles:
-            clear[t, k] = True
-            t += int(rng.integers(1, 17))
+    valid, clear = random_mac_control(cycles, lanes, rng, 16)
     a = rng.integers(0, 1 << a_fmt.bits, (cycles, lanes))
     b = rng.integers(0, 1 << b_fmt.bits, (cycles, lanes))
     for fmt, x in ((a_fmt, a), (b_fmt, b)):

@@ -165,8 +165,12 @@ class IntMac(_Params, wiring.Component):
         return m
 
 
-def random_int_sequences(a_fmt, b_fmt, cycles, lanes, rng):
-    """Per-lane random streams (valid, clear, a codes, b codes) for INT MAC co-simulation."""
+def random_mac_control(cycles, lanes, rng, max_len):
+    """Per-lane random ``valid``/``clear`` streams for MAC co-simulation.
+
+    ~90 % of cycles are valid; each lane starts a new sum (``clear``) after a random run of
+    1..``max_len`` cycles, so ``clear`` sometimes falls on an idle cycle.
+    """
     import numpy as np
     valid = rng.random((cycles, lanes)) < 0.9
     clear = np.zeros((cycles, lanes), bool)
@@ -174,7 +178,13 @@ def random_int_sequences(a_fmt, b_fmt, cycles, lanes, rng):
         t = 0
         while t < cycles:
             clear[t, k] = True
-            t += int(rng.integers(1, 65))
+            t += int(rng.integers(1, max_len + 1))
+    return valid, clear
+
+
+def random_int_sequences(a_fmt, b_fmt, cycles, lanes, rng):
+    """Per-lane random streams (valid, clear, a codes, b codes) for INT MAC co-simulation."""
+    valid, clear = random_mac_control(cycles, lanes, rng, 64)
     a = rng.integers(0, 1 << a_fmt.bits, (cycles, lanes))
     b = rng.integers(0, 1 << b_fmt.bits, (cycles, lanes))
     return valid, clear, a, b
