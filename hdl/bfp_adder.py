@@ -10,17 +10,18 @@ accumulator add rounds (FP32, nearest-even), unless the accumulator's exponent
 dominates, in which case the products are cut toward zero on the accumulator's grid.
 
 Golden model: :func:`lowbit.models.shared_exp.shared_exp_add` / ``shared_exp_dot`` with
-``scale_exp = e_a + e_b`` and ``unit.config``.  Note this is the "accumulator in the
-maximum" datapath; :func:`lowbit.models.bfp.bfp_dot` models the DFP strategy of adding
-each INT32 partial sum into FP32 with a separate rounding (``acc_in_max=False``), which
-this hardware does not build.
+``scale_exp = e_a + e_b`` and ``unit.config``.  The default is the "accumulator in the
+maximum" datapath.  ``acc_in_max=False, sum_bits=32`` (exact ``frac_bits``) builds the DFP
+strategy of :func:`lowbit.models.bfp.bfp_dot` with ``chunk = n`` and ``overflow="wrap"``:
+the block's products summed in an INT32 register, converted to FP32 with one rounding,
+then added into the FP32 accumulator with another (see :func:`lowbit.models.bfp.bfp_config`).
 """
 
 from amaranth.hdl import Signal, signed
 from amaranth.lib.wiring import In
 
 from lowbit.hdl.catalog import Param, Unit
-from lowbit.hdl.shared_exp_adder import AccumulatingDot, _config
+from lowbit.hdl.shared_exp_adder import AccumulatingDot, _config, adder_params
 from lowbit.models import formats as _formats
 from lowbit.models import shared_exp as _se
 
@@ -40,7 +41,7 @@ class BfpAdder(AccumulatingDot):
         Width of the signed block exponents, 2..10.
     frac_bits : int or None
         Fraction bits below the maximum exponent (None: ``2 * bits - 4``, exact products).
-    cut, sum_bits, norm_frac_bits, norm_rounding :
+    cut, sum_bits, norm_frac_bits, norm_rounding, acc_in_max :
         Shared-exponent adder knobs.
     pipeline_stages : int
         0 or 1 input register stages.
@@ -59,7 +60,7 @@ class BfpAdder(AccumulatingDot):
 
     def __init__(self, mantissa="int8", n=16, exp_bits=8, frac_bits=None, cut="toward_zero",
                  sum_bits=None, norm_frac_bits=23, norm_rounding="nearest_even",
-                 pipeline_stages=1):
+                 pipeline_stages=1, acc_in_max=True):
         name = getattr(mantissa, "name", mantissa)
         if name not in ("int8", "int16"):
             raise ValueError(f"mantissa must be int8 or int16, not {mantissa!r}")
@@ -70,11 +71,12 @@ class BfpAdder(AccumulatingDot):
             raise ValueError(f"exp_bits must be an integer from 2 to 10, not {exp_bits!r}")
         if frac_bits in (None, -1):
             frac_bits = 2 * fmt.bits - 4
-        cfg = _config(n, "operand_sum", frac_bits, cut, sum_bits, norm_frac_bits, norm_rounding)
+        cfg = _config(n, "operand_sum", frac_bits, cut, sum_bits, norm_frac_bits, norm_rounding,
+                      acc_in_max)
         self._exp_bits = exp_bits
         kw = dict(mantissa=name, n=n, exp_bits=exp_bits, frac_bits=frac_bits, cut=cut,
                   sum_bits=sum_bits, norm_frac_bits=norm_frac_bits, norm_rounding=norm_rounding,
-                  pipeline_stages=pipeline_stages)
+                  pipeline_stages=pipeline_stages, acc_in_max=acc_in_max)
         self._factory = lambda: BfpAdder(**kw)
         self._setup(fmt, fmt, n, cfg, (0, 0), pipeline_stages,
                     {"a_exp": In(signed(exp_bits)), "b_exp": In(signed(exp_bits))})
@@ -134,13 +136,7 @@ UNITS = [
         Param("mantissa", "--mantissa", "choice", "int8", "mantissa type", ("int8", "int16")),
         Param("n", "--n", "int", 16, "block length (1..64)"),
         Param("exp_bits", "--exp-bits", "int", 8, "width of the signed block exponents"),
-        Param("frac_bits", "--frac-bits", "int", -1, "fraction bits (-1: 2*bits-4, exact)"),
-        Param("cut", "--cut", "choice", "toward_zero", "how a term is cut", _se.CUTS),
-        Param("sum_bits", "--sum-bits", "int", 0, "integer sum width (0: computed)"),
-        Param("norm_frac_bits", "--norm-frac-bits", "int", 23, "fraction bits of the result"),
-        Param("norm_rounding", "--norm-rounding", "choice", "nearest_even",
-              "rounding of the result", _se.NORM_ROUNDINGS),
-        Param("pipeline_stages", "--pipeline-stages", "int", 1, "input register stages (0..1)"),
-    ), "block floating point dot product (INT8/INT16 mantissas, shared exponents) into FP32",
+    ) + adder_params(-1, "fraction bits (-1: 2*bits-4, exact)", align=False),
+        "block floating point dot product (INT8/INT16 mantissas, shared exponents) into FP32",
         cosim=cosim_bfp),
 ]

@@ -4,7 +4,8 @@ Two blocks of ``k`` elements (MXFP8 e4m3/e5m2, MXFP6 e2m3/e3m2, MXFP4 e2m1 or MX
 their two E8M0 scales per cycle; the ``k`` exact element products, scaled by
 ``2^(X_a + X_b)``, and the FP32 accumulator go through one shared-exponent adder
 (:class:`lowbit.hdl.shared_exp_adder.Datapath`, knobs as in
-:class:`lowbit.models.shared_exp.SharedExpConfig` with ``n = k`` and ``acc_in_max=True``).
+:class:`lowbit.models.shared_exp.SharedExpConfig` with ``n = k``; by default
+``acc_in_max=True``, with ``acc_in_max=False`` a separate rounding adder adds the block sum).
 Golden model: :func:`lowbit.models.mx.mx_dot` with ``datapath=unit.config`` (one adder
 step per block), or step by step :func:`lowbit.models.shared_exp.shared_exp_add` with
 ``scale_exp`` (tested bit-exactly in co-simulation).
@@ -20,7 +21,7 @@ from amaranth.hdl import Signal, signed
 from amaranth.lib.wiring import In
 
 from lowbit.hdl.catalog import Param, Unit
-from lowbit.hdl.shared_exp_adder import AccumulatingDot, _config
+from lowbit.hdl.shared_exp_adder import AccumulatingDot, _config, adder_params
 from lowbit.models import mx as _mx
 from lowbit.models import shared_exp as _se
 
@@ -39,7 +40,7 @@ class MxDotUnit(AccumulatingDot):
         Element type of b (default: ``elem``).
     k : int
         Block length, 1..64 (OCP: 32).
-    align, frac_bits, cut, sum_bits, norm_frac_bits, norm_rounding :
+    align, frac_bits, cut, sum_bits, norm_frac_bits, norm_rounding, acc_in_max :
         Shared-exponent adder knobs (:class:`~lowbit.models.shared_exp.SharedExpConfig`).
     pipeline_stages : int
         0 or 1 input register stages before the one-cycle accumulator loop.
@@ -61,17 +62,19 @@ class MxDotUnit(AccumulatingDot):
 
     def __init__(self, elem="mxfp8_e4m3", b_elem=None, k=32, align="operand_sum", frac_bits=26,
                  cut="toward_zero", sum_bits=None, norm_frac_bits=23,
-                 norm_rounding="nearest_even", pipeline_stages=1):
+                 norm_rounding="nearest_even", pipeline_stages=1, acc_in_max=True):
         a_fmt = _mx.element_format(elem)
         b_fmt = _mx.element_format(b_elem if b_elem not in (None, "") else elem)
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 64:
             raise ValueError(f"k must be an integer from 1 to 64, not {k!r}")
         if isinstance(frac_bits, int) and frac_bits > 64:
             raise ValueError(f"frac_bits must be from 0 to 64 in hardware, not {frac_bits!r}")
-        cfg = _config(k, align, frac_bits, cut, sum_bits, norm_frac_bits, norm_rounding)
+        cfg = _config(k, align, frac_bits, cut, sum_bits, norm_frac_bits, norm_rounding,
+                      acc_in_max)
         kw = dict(elem=a_fmt.name, b_elem=b_fmt.name, k=k, align=align, frac_bits=frac_bits,
                   cut=cut, sum_bits=sum_bits, norm_frac_bits=norm_frac_bits,
-                  norm_rounding=norm_rounding, pipeline_stages=pipeline_stages)
+                  norm_rounding=norm_rounding, pipeline_stages=pipeline_stages,
+                  acc_in_max=acc_in_max)
         self._factory = lambda: MxDotUnit(**kw)
         ifb = (_mx.int_frac_bits(a_fmt), _mx.int_frac_bits(b_fmt))
         self._setup(a_fmt, b_fmt, k, cfg, ifb, pipeline_stages,
@@ -191,15 +194,7 @@ UNITS = [
         Param("elem", "--elem", "choice", "mxfp8_e4m3", "element type of a", tuple(_mx.ELEMENTS)),
         Param("b_elem", "--b-elem", "str", "", "element type of b (default: --elem)"),
         Param("k", "--k", "int", 32, "block length (1..64)"),
-        Param("align", "--align", "choice", "operand_sum", "exponent each product aligns by",
-              _se.ALIGNS),
-        Param("frac_bits", "--frac-bits", "int", 26, "fraction bits kept below the max exponent"),
-        Param("cut", "--cut", "choice", "toward_zero", "how a term is cut to the grid", _se.CUTS),
-        Param("sum_bits", "--sum-bits", "int", 0, "integer sum width (0: computed)"),
-        Param("norm_frac_bits", "--norm-frac-bits", "int", 23, "fraction bits of the result"),
-        Param("norm_rounding", "--norm-rounding", "choice", "nearest_even",
-              "rounding of the result", _se.NORM_ROUNDINGS),
-        Param("pipeline_stages", "--pipeline-stages", "int", 1, "input register stages (0..1)"),
-    ), "OCP MX block dot product (k elements x 2 + 2 E8M0 scales) accumulating into FP32",
+    ) + adder_params(26, "fraction bits kept below the max exponent"),
+        "OCP MX block dot product (k elements x 2 + 2 E8M0 scales) accumulating into FP32",
         cosim=cosim_mx),
 ]

@@ -7,8 +7,8 @@ there defines the arithmetic; every knob here has the same name and meaning).  S
    sign-magnitude), multiply the significands exactly, add the exponents (plus an
    optional step scale exponent); with ``align="product"`` a leading-zero count per
    product gives its exact exponent;
-2. max-exponent tree over the live terms (and the FP32 accumulator, which this hardware
-   always aligns with the terms: ``acc_in_max=True``);
+2. max-exponent tree over the live terms (and the FP32 accumulator when
+   ``acc_in_max=True``);
 3. per term an alignment right shifter with guard and sticky bits and the chosen cut
    (toward zero / floor / nearest-even / nearest-even without sticky), then negation;
 4. a two's-complement adder tree of ``sum_bits`` bits (computed from the model's bound
@@ -16,8 +16,11 @@ there defines the arithmetic; every knob here has the same name and meaning).  S
 5. leading-zero count, normalisation, rounding to ``norm_frac_bits`` (nearest-even or
    toward zero) with FP32's exponent range, packing to an FP32 code; NaN/Inf handling.
 
-``acc_in_max=False`` (a separate rounding adder after the sum) is a model-only knob; the
-constructor rejects it.  Promotion into an FP32 accumulator every P terms is a software
+6. with ``acc_in_max=False`` the accumulator stays out of steps 2-5; a separate two-operand
+   floating-point adder adds it to the rounded sum and rounds once more, the same way
+   (:meth:`Datapath._fp_add`, the twin of the model's ``add_round``).
+
+Promotion into an FP32 accumulator every P terms is a software
 loop around the unit (the model's ``promote_every``), not part of it.
 """
 
@@ -63,8 +66,8 @@ def _validate_format(name, fmt):
 class Datapath:
     """Builds the combinational shared-exponent adder inside a module (used by the units).
 
-    ``config`` is a :class:`~lowbit.models.shared_exp.SharedExpConfig` (``acc_in_max``
-    must be True; ``promote_every`` is ignored).  Call :meth:`terms` then :meth:`reduce`.
+    ``config`` is a :class:`~lowbit.models.shared_exp.SharedExpConfig` (``promote_every``
+    is ignored).  Call :meth:`terms` then :meth:`reduce`.
     """
 
     def __init__(self, config, a_format, b_format, int_frac_bits=(0, 0)):
@@ -184,15 +187,16 @@ class Datapath:
         m.d.comb += v.eq(Mux(t["live"], Mux(t["sign"], -mag, mag), 0))
         return v
 
-    def reduce(self, m, terms, stage=None):
+    def reduce(self, m, terms, stage=None, acc_code=None):
         """Emax tree, align, add, normalise/round/pack.  Returns the FP32 code signal.
 
         ``stage(list_of_signals) -> list`` may insert pipeline registers between the
         alignment and the adder tree and between the adder tree and normalisation.
+        ``acc_code`` (FP32 code; only with ``acc_in_max=False``, when the accumulator is not
+        one of ``terms``) is added to the rounded sum by a separate rounding adder.
         """
         cfg = self.cfg
         F = cfg.frac_bits
-        nf = cfg.norm_frac_bits
         # max exponent tree
         level = [Mux(t["live"], t["E"], _NEG) for t in terms]
         k = 0
@@ -217,9 +221,11 @@ class Datapath:
             ninf.eq(Cat(*[t["inf"] & t["sign"] for t in terms]).any()),
         ]
         m.d.comb += nan.eq(Cat(*[t["nan"] for t in terms]).any() | (pinf & ninf))
+        extra = [] if acc_code is None else [acc_code]
         if stage is not None:
-            regs = stage(vals + [Emax, nan, pinf, ninf], "align")
-            vals, (Emax, nan, pinf, ninf) = regs[:-4], regs[-4:]
+            regs = stage(vals + [Emax, nan, pinf, ninf] + extra, "align")
+            vals, (Emax, nan, pinf, ninf), extra = \
+                regs[:len(vals)], regs[len(vals):len(vals) + 4], regs[len(vals) + 4:]
         # adder tree (wraps modulo 2^W)
         W = self.sum_bits
         level = vals
@@ -236,27 +242,59 @@ class Datapath:
             k += 1
         S = level[0]
         if stage is not None:
-            S, Emax, nan, pinf, ninf = stage([S, Emax, nan, pinf, ninf], "sum")
-        # normalise and round
+            S, Emax, nan, pinf, ninf, *extra = stage([S, Emax, nan, pinf, ninf] + extra, "sum")
+        mcode, zero = self._round_pack(m, S, Emax - F, "n")
+        if not extra:
+            fin = Signal(32, name="result_fin")
+            m.d.comb += fin.eq(Mux(zero, 0, mcode))
+        else:
+            # acc_in_max=False: the rounded term sum s, then a separate adder acc + s
+            # rounded once more (model: add_round); an s that overflowed to Inf stays.
+            s = Signal(32, name="tsum")
+            m.d.comb += s.eq(Mux(zero, 0, mcode))
+            acc = unpack(m, _formats.fp32, extra[0], name="sacc")
+            r = self._fp_add(m, extra[0], s)
+            fin = Signal(32, name="result_fin")
+            m.d.comb += fin.eq(Mux(s[23:31] == 0xFF, s, r))
+            pinf2, ninf2, nan2 = Signal(name="all_pinf"), Signal(name="all_ninf"), \
+                Signal(name="all_nan")
+            m.d.comb += [
+                pinf2.eq(pinf | (acc.is_inf & ~acc.sign)),
+                ninf2.eq(ninf | (acc.is_inf & acc.sign)),
+            ]
+            m.d.comb += nan2.eq(nan | acc.is_nan | (pinf2 & ninf2))
+            nan, pinf, ninf = nan2, pinf2, ninf2
+        o = Signal(32, name="result")
+        m.d.comb += o.eq(Mux(nan, NAN32,
+                         Mux(pinf, INF32,
+                         Mux(ninf, INF32 | (1 << 31), fin))))
+        return o
+
+    def _round_pack(self, m, S, g, p):
+        """Round the two's-complement ``S * 2^g`` to ``norm_frac_bits`` fraction bits in
+        FP32's exponent range (model: ``round_fixed``); returns (FP32 code, S == 0)."""
+        cfg = self.cfg
+        nf = cfg.norm_frac_bits
+        W = len(S)
         neg = S[W - 1]
-        mag = Signal(W, name="nmag")
+        mag = Signal(W, name=f"{p}mag")
         m.d.comb += mag.eq(Mux(neg, -S, S))
-        L = _lzc_bitlen(m, mag, "nlen")
-        lz = Signal(range(W + 1), name="nlz")
+        L = _lzc_bitlen(m, mag, f"{p}len")
+        lz = Signal(range(W + 1), name=f"{p}lz")
         m.d.comb += lz.eq(W - L)
-        mn = Signal(W, name="nnorm")
+        mn = Signal(W, name=f"{p}norm")
         m.d.comb += mn.eq(mag << lz)
-        Er = Signal(_EXP, name="nEr")
-        m.d.comb += Er.eq(Emax - F + L - 1)
+        Er = Signal(_EXP, name=f"{p}Er")
+        m.d.comb += Er.eq(g + L - 1)
         P = nf + 1
-        den_full = Signal(_EXP, name="nden_full")
+        den_full = Signal(_EXP, name=f"{p}den_full")
         m.d.comb += den_full.eq(-126 - Er)
-        den = Signal(range(P + 3), name="nden")
+        den = Signal(range(P + 3), name=f"{p}den")
         m.d.comb += den.eq(Mux(den_full < 0, 0, Mux(den_full > P + 2, P + 2, den_full)))
         pad = max(0, P + 1 - W)           # make the word at least P + 1 bits
         Z = Cat(Const(0, P + 3 + pad), mn)
         Wz = len(Z)
-        Y = Signal(Wz, name="nden_y")
+        Y = Signal(Wz, name=f"{p}den_y")
         m.d.comb += Y.eq(Z >> den)
         kept = Y[Wz - P:]
         rnd = Y[Wz - P - 1]
@@ -265,32 +303,67 @@ class Datapath:
             up = rnd & (sticky | kept[0])
         else:
             up = Const(0)
-        k2 = Signal(P + 1, name="nk2")
+        k2 = Signal(P + 1, name=f"{p}k2")
         m.d.comb += k2.eq(kept + up)
-        e_eff = Signal(_EXP, name="neff")
+        e_eff = Signal(_EXP, name=f"{p}eff")
         m.d.comb += e_eff.eq(Mux(Er < -126, -126, Er))
-        full = Signal(signed(48), name="npack")
+        full = Signal(signed(48), name=f"{p}pack")
         m.d.comb += full.eq(((e_eff + 126) << 23) + (k2 << (23 - nf)))
         maxfin = (254 << 23) | (((1 << nf) - 1) << (23 - nf))
         over = full >= (255 << 23)
-        magcode = Signal(31, name="nmagcode")
+        magcode = Signal(31, name=f"{p}magcode")
         if cfg.norm_rounding == "nearest_even":
             m.d.comb += magcode.eq(Mux(over, INF32, full[:31]))
         else:
             m.d.comb += magcode.eq(Mux(over, maxfin, full[:31]))
-        o = Signal(32, name="result")
-        m.d.comb += o.eq(Mux(nan, NAN32,
-                         Mux(pinf, INF32,
-                         Mux(ninf, INF32 | (1 << 31),
-                         Mux(mag == 0, 0, Cat(magcode, neg))))))
-        return o
+        code = Signal(32, name=f"{p}code")
+        m.d.comb += code.eq(Cat(magcode, neg))
+        return code, mag == 0
+
+    def _fp_add(self, m, x_code, y_code):
+        """``x + y`` of two finite FP32 codes, rounded once like the model's ``add_round``.
+
+        The operand with the larger exponent field keeps its 24-bit significand plus two
+        guard bits and a sticky position; the other is shifted right by the exponent
+        difference (at most 28) with the bits shifted out ORed into the sticky position.
+        With a shift of at most 2 nothing is lost (the sum is exact); with a larger shift
+        the result has at least the larger operand's exponent minus 1, so its rounding unit
+        is at least twice the kept unit, and the jammed sum lies in the same open interval
+        between two kept-unit points as the exact sum: both round alike (nearest-even and
+        toward zero), so the result equals the exactly rounded sum.
+        """
+        ux = unpack(m, _formats.fp32, x_code, name="fx")
+        uy = unpack(m, _formats.fp32, y_code, name="fy")
+        swap = Signal(name="fa_swap")
+        m.d.comb += swap.eq(uy.exp > ux.exp)
+        eL, eS = Signal(_EXP, name="fa_eL"), Signal(_EXP, name="fa_eS")
+        sL, sS = Signal(24, name="fa_sigL"), Signal(24, name="fa_sigS")
+        nL, nS = Signal(name="fa_negL"), Signal(name="fa_negS")
+        m.d.comb += [
+            eL.eq(Mux(swap, uy.exp, ux.exp)), eS.eq(Mux(swap, ux.exp, uy.exp)),
+            sL.eq(Mux(swap, uy.sig, ux.sig)), sS.eq(Mux(swap, ux.sig, uy.sig)),
+            nL.eq(Mux(swap, uy.sign, ux.sign)), nS.eq(Mux(swap, ux.sign, uy.sign)),
+        ]
+        d = Signal(range(29), name="fa_d")
+        diff = Signal(_EXP, name="fa_diff")
+        m.d.comb += [diff.eq(eL - eS), d.eq(Mux(diff > 28, 28, diff))]
+        Z = Signal(54, name="fa_z")
+        m.d.comb += Z.eq(Cat(Const(0, 30), sS) >> d)
+        xs = Signal(27, name="fa_xs")
+        m.d.comb += xs.eq(Cat(Z[:28].any(), Z[28:]))
+        xl = Signal(27, name="fa_xl")
+        m.d.comb += xl.eq(sL << 3)
+        S = Signal(signed(29), name="fa_sum")
+        m.d.comb += S.eq(Mux(nL, -xl, xl) + Mux(nS, -xs, xs))
+        code, zero = self._round_pack(m, S, eL - 26, "fa_")
+        r = Signal(32, name="fa_result")
+        m.d.comb += r.eq(Mux(zero, 0, code))
+        return r
 
 
 def _config(n, align, frac_bits, cut, sum_bits, norm_frac_bits, norm_rounding, acc_in_max=True):
-    if acc_in_max is not True:
-        raise ValueError("acc_in_max must be True in hardware (the accumulator is aligned with "
-                         "the terms); acc_in_max=False is a model-only knob")
-    return _se.SharedExpConfig(n=n, align=align, acc_in_max=True, frac_bits=frac_bits, cut=cut,
+    return _se.SharedExpConfig(n=n, align=align, acc_in_max=acc_in_max, frac_bits=frac_bits,
+                               cut=cut,
                                sum_bits=None if sum_bits in (None, 0) else sum_bits,
                                norm_frac_bits=norm_frac_bits, norm_rounding=norm_rounding)
 
@@ -332,7 +405,8 @@ class SharedExpAdder(wiring.Component):
         0..3 registers, placed in this order: on the inputs, after alignment, after the
         adder tree.  ``latency == pipeline_stages``.
     acc_in_max : bool
-        Must be True (see the module docstring).
+        True: the accumulator is one more term of the adder (in the maximum exponent).
+        False: it is added to the rounded sum by a separate rounding adder.
 
     Members
     -------
@@ -341,7 +415,7 @@ class SharedExpAdder(wiring.Component):
     b : In(n * b_bits)
         Term i's b code (absent when ``b_format`` is None).
     acc : In(32)
-        FP32 code of the running accumulator (aligned with the terms).
+        FP32 code of the running accumulator (see ``acc_in_max``).
     o : Out(32)
         FP32 code of the result: rounded to ``norm_frac_bits`` fraction bits; NaN =
         0x7FC00000; zero results are +0.
@@ -379,7 +453,9 @@ class SharedExpAdder(wiring.Component):
         super().__init__(ports)
         self.port_docs = {
             "a": f"{n} {a_fmt.name} codes, term i in bits [i*{a_fmt.bits}, (i+1)*{a_fmt.bits})",
-            "acc": "FP32 code of the running accumulator, aligned with the terms",
+            "acc": "FP32 code of the running accumulator, " + (
+                "aligned with the terms" if self._cfg.acc_in_max else
+                "added to the rounded sum by a separate rounding adder"),
             "o": f"FP32 code of acc + sum of the terms ({self._cfg.norm_frac_bits} fraction "
                  f"bits, {self._cfg.norm_rounding}); NaN 0x7FC00000",
         }
@@ -433,8 +509,11 @@ class SharedExpAdder(wiring.Component):
             b_codes = [b[i * wb:(i + 1) * wb] for i in range(n)]
         dp = Datapath(self._cfg, self._a_fmt, self._b_fmt, (self._ifb, self._ifb))
         terms = dp.terms(m, a_codes, b_codes)
-        terms.append(dp.acc_term(m, acc))
-        o = dp.reduce(m, terms, stage)
+        if self._cfg.acc_in_max:
+            terms.append(dp.acc_term(m, acc))
+            o = dp.reduce(m, terms, stage)
+        else:
+            o = dp.reduce(m, terms, stage, acc_code=acc)
         m.d.comb += self.o.eq(o)
         return m
 
@@ -442,22 +521,31 @@ class SharedExpAdder(wiring.Component):
 _FMT_CHOICES = ("e4m3", "e5m2", "e2m3", "e3m2", "e2m1", "int8", "fp16", "bf16")
 
 
-UNITS = [
-    Unit("shared-exp-adder", SharedExpAdder, (
-        Param("a_format", "--a", "format", "e4m3", "format of the a operands", _FMT_CHOICES),
-        Param("b_format", "--b", "format", "e4m3", "format of the b operands", _FMT_CHOICES),
-        Param("n", "--n", "int", 32, "number of terms (1..64)"),
-        Param("align", "--align", "choice", "operand_sum", "exponent each term aligns by",
-              _se.ALIGNS),
-        Param("frac_bits", "--frac-bits", "int", 24, "fraction bits kept below the max exponent"),
+def adder_params(frac_bits, frac_help, align=True, pipeline="(0..1)"):
+    """The catalog parameters of the shared-exponent adder knobs, shared by the units built
+    on :class:`Datapath` (``frac_bits``: the unit's default)."""
+    return ((Param("align", "--align", "choice", "operand_sum", "exponent each term aligns by",
+                   _se.ALIGNS),) if align else ()) + (
+        Param("frac_bits", "--frac-bits", "int", frac_bits, frac_help),
         Param("cut", "--cut", "choice", "toward_zero", "how a term is cut to the grid", _se.CUTS),
         Param("sum_bits", "--sum-bits", "int", 0, "integer sum width (0: computed, never wraps)"),
         Param("norm_frac_bits", "--norm-frac-bits", "int", 23,
               "fraction bits of the normalised result (13 = FP22)"),
         Param("norm_rounding", "--norm-rounding", "choice", "nearest_even",
               "rounding of the normalised result", _se.NORM_ROUNDINGS),
-        Param("pipeline_stages", "--pipeline-stages", "int", 1, "register stages (0..3)"),
-    ), "n-term shared-exponent adder / fused dot product with an FP32 accumulator input",
+        Param("acc_in_max", "--acc-in-max", "bool", True,
+              "accumulator in the max exponent (false: separate rounding adder)"),
+        Param("pipeline_stages", "--pipeline-stages", "int", 1, f"register stages {pipeline}"),
+    )
+
+
+UNITS = [
+    Unit("shared-exp-adder", SharedExpAdder, (
+        Param("a_format", "--a", "format", "e4m3", "format of the a operands", _FMT_CHOICES),
+        Param("b_format", "--b", "format", "e4m3", "format of the b operands", _FMT_CHOICES),
+        Param("n", "--n", "int", 32, "number of terms (1..64)"),
+    ) + adder_params(24, "fraction bits kept below the max exponent", pipeline="(0..3)"),
+        "n-term shared-exponent adder / fused dot product with an FP32 accumulator input",
         cosim=lambda c, p, v, s, sim: cosim_adder(c, p, v, s, sim)),
 ]
 
@@ -515,8 +603,11 @@ class AccumulatingDot(wiring.Component):
         acc = Signal(32, name="acc")
         acc_in = Signal(32, name="acc_in")
         m.d.comb += acc_in.eq(Mux(sig["first"], 0, acc))
-        terms.append(dp.acc_term(m, acc_in))
-        res = dp.reduce(m, terms)
+        if self._cfg.acc_in_max:
+            terms.append(dp.acc_term(m, acc_in))
+            res = dp.reduce(m, terms)
+        else:
+            res = dp.reduce(m, terms, acc_code=acc_in)
         with m.If(sig["valid"]):
             m.d.sync += acc.eq(res)
         m.d.comb += self.o.eq(acc)
@@ -529,8 +620,10 @@ class AccumulatingDot(wiring.Component):
             "model": model,
             "config": self._cfg.describe(),
             "sum_bits": dp.sum_bits,
-            "accumulator": "FP32 register, in the max exponent, one block per valid cycle; "
-                           "first=1 restarts from +0",
+            "accumulator": "FP32 register, " + (
+                "in the max exponent" if self._cfg.acc_in_max else
+                "added to the block's rounded sum by a separate rounding adder") +
+                ", one block per valid cycle; first=1 restarts from +0",
             "nan": "NaN element or scale, Inf*0, +Inf+-Inf -> 0x7FC00000 (sticky in acc)",
             "overflow": "Inf (nearest_even) or max (toward_zero)",
             "latency_cycles": self.latency,
@@ -589,7 +682,7 @@ def cosim_adder(component, params, vectors, seed, sim, lanes=32):
     kw = dict(a_format=fa, b_format=fb, n=n, align=cfg.align, frac_bits=cfg.frac_bits,
               cut=cfg.cut, sum_bits=cfg.sum_bits, norm_frac_bits=cfg.norm_frac_bits,
               norm_rounding=cfg.norm_rounding, int_frac_bits=component._ifb,
-              pipeline_stages=component._stages)
+              pipeline_stages=component._stages, acc_in_max=cfg.acc_in_max)
     got = cosim.run_lanes(lambda: SharedExpAdder(**kw), inputs, ["o"], lanes=lanes, sim=sim)
     return cosim.CosimReport.compare(
         "shared-exp-adder", params, got.simulator, seed, {"acc": inputs["acc"]},

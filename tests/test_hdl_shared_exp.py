@@ -1,6 +1,8 @@
 # amaranth: UnusedElaboratable=no
 """SharedExpAdder / MxDotUnit / BfpAdder in Amaranth's simulator against the golden model."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
@@ -18,13 +20,15 @@ RNG = np.random.default_rng(99)
 
 def run_adder(dut, A, B, acc):
     fa, fb = dut._a_fmt, dut._b_fmt
-    pa, pb = pack_terms(A, fa.bits), pack_terms(B, fb.bits)
+    pa = pack_terms(A, fa.bits)
+    pb = pack_terms(B, fb.bits) if fb is not None else None
     got = []
 
     async def tb(ctx):
         for i in range(len(A)):
             ctx.set(dut.a, int(pa[i]))
-            ctx.set(dut.b, int(pb[i]))
+            if pb is not None:
+                ctx.set(dut.b, int(pb[i]))
             ctx.set(dut.acc, int(acc[i].view(np.uint32)))
             await ctx.delay(1e-9)
             got.append(ctx.get(dut.o))
@@ -40,6 +44,10 @@ def run_adder(dut, A, B, acc):
     ("e5m2", "e5m2", dict(frac_bits=20, cut="nearest_even", align="product")),
     ("e2m1", "e3m2", dict(frac_bits=6, cut="nearest_even_nosticky", sum_bits=9)),
     ("e2m3", "e4m3", dict(frac_bits=8, cut="toward_zero", norm_frac_bits=10)),
+    # the accumulator outside the maximum: a separate rounding adder after the sum
+    ("e4m3", "e4m3", dict(frac_bits=13, cut="floor", norm_frac_bits=13,
+                          norm_rounding="toward_zero", acc_in_max=False)),
+    ("e5m2", "e5m2", dict(frac_bits=20, cut="nearest_even", acc_in_max=False)),
 ])
 def test_adder_matches_model(fa, fb, kw):
     dut = SharedExpAdder(fa, fb, n=4, pipeline_stages=0, **kw)
@@ -151,11 +159,65 @@ def test_bfp_adder_matches_model(mant):
     assert np.array_equal(got, want)
 
 
+def _near_pairs(n, rng):
+    """FP32 accumulators and bf16 terms chosen to stress a two-operand adder: exponent
+    differences 0..40 either way, near-cancellation, subnormals, zeros, both signs."""
+    acc = rng.integers(0, 0x7F800000, n, dtype=np.int64).astype(np.uint32).view(np.float32)
+    acc = acc * np.where(rng.random(n) < 0.5, -1, 1).astype(np.float32)
+    shift = rng.integers(-40, 41, n).astype(np.float64)
+    t = (acc.astype(np.float64) * 2.0 ** shift * (1 + rng.standard_normal(n) * 2.0 ** -6))
+    t = np.where(rng.random(n) < 0.3, -acc.astype(np.float64) * (1 + rng.integers(-4, 5, n)
+                                                                * 2.0 ** -8), t)
+    codes = formats.bf16.encode(np.clip(t, -3e38, 3e38)).astype(np.int64)
+    acc[:8] = [0.0, -0.0, 2.0 ** -149, -(2.0 ** -149), 2.0 ** -126, 3e38, -3e38, 1.0]
+    codes[:8] = [0x0001, 0x8001, 0x0001, 0x0000, 0x8080, 0x7F7F, 0x7F7F, 0xBF80]
+    return acc, codes
+
+
+@pytest.mark.parametrize("nf, rounding", [(23, "nearest_even"), (13, "toward_zero"),
+                                          (10, "nearest_even")])
+def test_separate_rounding_adder_matches_model(nf, rounding):
+    # n = 1 bf16 value per step, kept exactly (frac_bits 8 >= bf16's 7): the step is
+    # acc + round(t), so this drives the two-operand adder (Datapath._fp_add) directly.
+    dut = SharedExpAdder("bf16", None, n=1, frac_bits=8, norm_frac_bits=nf,
+                         norm_rounding=rounding, acc_in_max=False, pipeline_stages=0)
+    acc, codes = _near_pairs(1500, np.random.default_rng(nf))
+    acc = se.add_round(acc.astype(np.float64), np.zeros(len(acc)), nf, rounding).astype(np.float32)
+    want = se.fp32_codes(se.shared_exp_add(codes[:, None].astype(np.uint16), None, "bf16", None,
+                                           dut.config, acc=acc.astype(np.float64)))
+    got = run_adder(dut, codes[:, None], None, acc)
+    assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("mant", ["int8", "int16"])
+def test_bfp_adder_builds_the_dfp_strategy(mant):
+    # acc_in_max=False, sum_bits=32, exact frac_bits: the block's INT32 partial sum, one
+    # rounding to FP32, one FP32 add: models.bfp.bfp_dot with chunk = n, overflow="wrap"
+    from lowbit.models import bfp
+    fmt = formats.get(mant)
+    n = 8
+    dut = BfpAdder(mant, n=n, sum_bits=32, acc_in_max=False, pipeline_stages=1)
+    assert dataclasses.replace(dut.config, name="bfp") == bfp.bfp_config(fmt.bits, fmt.bits, n)
+    blocks = 40
+    lo, hi = -(1 << (fmt.bits - 1)), 1 << (fmt.bits - 1)
+    A = RNG.integers(lo, hi, (blocks, n))
+    B = RNG.integers(lo, hi, (blocks, n))
+    A[:4], B[:4] = lo, lo                              # INT16: the INT32 sum wraps
+    ea = RNG.integers(-6, 7, blocks)
+    eb = RNG.integers(-6, 7, blocks)
+    want = bfp.bfp_dot(A.reshape(-1), ea, B.reshape(-1), eb, mant, k=n, chunk=n)
+    first = np.zeros(blocks, int)
+    first[0] = 1
+    mask = (1 << fmt.bits) - 1
+    got = run_seq(dut, A & mask, B & mask, {"a_exp": ea & 0xFF, "b_exp": eb & 0xFF}, first)
+    assert got[-1] == np.float32(want).view(np.uint32)
+
+
 @pytest.mark.parametrize("factory, kw, msg", [
     (SharedExpAdder, dict(n=0), r"^n must be an integer from 1 to 64, not 0$"),
     (SharedExpAdder, dict(pipeline_stages=4), r"^pipeline_stages must be an integer from 0 to 3, not 4$"),
     (SharedExpAdder, dict(cut="up"), r"^cut must be one of toward_zero, floor, nearest_even, "),
-    (SharedExpAdder, dict(acc_in_max=False), r"^acc_in_max must be True in hardware"),
+    (SharedExpAdder, dict(acc_in_max=1), r"^acc_in_max must be True or False, not 1$"),
     (SharedExpAdder, dict(a_format="fp32"), r"^a_format must have at most 16 bits, not 32 \(fp32\)$"),
     (SharedExpAdder, dict(frac_bits=65), r"^frac_bits must be from 0 to 64 in hardware, not 65$"),
     (MxDotUnit, dict(k=65), r"^k must be an integer from 1 to 64, not 65$"),
