@@ -20,6 +20,13 @@ Flow (one Yosys run)::
     abc -liberty cells.lib              # combinational logic -> the gate set below
     opt_clean; check -assert; stat -liberty cells.lib; write_json
 
+The mapped netlist (the top module of ``write_json``, reduced to its ports, cells and the
+``init`` values of flip-flop outputs) is kept beside the cached result, as a second cache
+entry under :func:`netlist_key`, and returned by :func:`generic_netlist` (used by the
+gate-level simulator :mod:`lowbit.fpga.netlist_sim`). The :class:`SynthResult` itself is
+unchanged, so results cached before the netlist was kept stay valid; a result without its
+netlist entry is recomputed only when the netlist is asked for.
+
 ``cells.lib`` is a liberty file written by this module from :data:`CELLS` (function and
 area only; no timing, so ABC maps for area with unit delays). Relative areas are those
 of the Nangate 45 nm Open Cell Library (PDK v1.3, ``NangateOpenCellLibrary_typical.lib``,
@@ -92,7 +99,7 @@ from . import cache as _cache
 
 __all__ = ["SynthResult", "SynthError", "LatchError", "CELLS", "GE_UM2", "TARGETS",
            "synth", "cache_key", "tool_versions", "liberty_text", "logic_depth",
-           "verilog_ports", "ooc_wrapper"]
+           "verilog_ports", "ooc_wrapper", "generic_netlist", "netlist_key"]
 
 #: Bump when a flow script or the parsing changes, so that old cache entries miss.
 FLOW_VERSION = "2"
@@ -407,7 +414,7 @@ def _generic(verilog_text, top, workdir, timeout):
     yosys_area = float(m.group(1)) if m else None
     if yosys_area is not None and abs(yosys_area - area_um2) > 1e-3 * max(1.0, area_um2):
         raise SynthError(f"area mismatch: yosys stat {yosys_area} um^2, cell sum {area_um2} um^2")
-    return dict(
+    fields = dict(
         cells=dict(sorted(counts.items())),
         flip_flops=sum(n for t, n in counts.items() if CELLS[t].ff),
         area_ge=round(area_um2 / GE_UM2, 3),
@@ -416,6 +423,31 @@ def _generic(verilog_text, top, workdir, timeout):
                "sequential_area_ge": round(sum(n * cell_ge(t) for t, n in counts.items()
                                                if CELLS[t].ff), 3)},
     )
+    return fields, _compact_netlist(module)
+
+
+def _compact_netlist(module):
+    """The parts of a mapped Yosys JSON module that a gate-level simulation needs: ports
+    (direction, bits), cells (type, connections) and the ``init`` value of every bit that
+    has one (flip-flop outputs of registers with an initial value), as ``{bit: 0/1}``."""
+    init = {}
+    for net in module.get("netnames", {}).values():
+        value = net.get("attributes", {}).get("init")
+        if value is None:
+            continue
+        if isinstance(value, int):
+            value = format(value, f"0{len(net['bits'])}b")
+        value = str(value)
+        for i, b in enumerate(net["bits"]):
+            if isinstance(b, int) and i < len(value) and value[-1 - i] in "01":
+                init[str(b)] = int(value[-1 - i])
+    return {
+        "ports": {n: {"direction": p["direction"], "bits": p["bits"]}
+                  for n, p in module["ports"].items()},
+        "cells": {n: {"type": c["type"], "connections": c["connections"]}
+                  for n, c in module["cells"].items()},
+        "init": init,
+    }
 
 
 # ---------------------------------------------------------------------------------------
@@ -627,9 +659,10 @@ def synth(verilog_text, top, target="generic", *, use_cache=True, freq_mhz=100.0
     else:
         workdir = pathlib.Path(tempfile.mkdtemp(prefix="lowbit-synth-"))
         cleanup = workdir
+    netlist = None
     try:
         if target == "generic":
-            fields = _generic(verilog_text, top, workdir, timeout)
+            fields, netlist = _generic(verilog_text, top, workdir, timeout)
         else:
             fields = _fpga(verilog_text, top, target, workdir, timeout, freq_mhz, int(seed), clock)
     finally:
@@ -637,5 +670,47 @@ def synth(verilog_text, top, target="generic", *, use_cache=True, freq_mhz=100.0
             shutil.rmtree(cleanup, ignore_errors=True)
     result = SynthResult(top=top, target=target, tools=tools, key=key, **fields)
     if use_cache:
+        if netlist is not None:                   # the netlist first: a result never lacks it
+            _cache.store(netlist_key(key), {"netlist": netlist}, cache_directory)
         _cache.store(key, result.to_dict(), cache_directory)
+    if netlist is not None:
+        result._netlist = netlist
     return result
+
+
+def netlist_key(key):
+    """Cache key of the mapped netlist that belongs to the generic result cached under ``key``."""
+    return hashlib.sha256(f"netlist:{key}".encode()).hexdigest()
+
+
+def generic_netlist(verilog_text, top, *, use_cache=True, timeout=1800, cache_directory=None):
+    """Synthesise with the generic flow and return ``(SynthResult, netlist)``.
+
+    ``netlist`` is the mapped top module as a dict: ``ports`` (name -> direction, bits),
+    ``cells`` (name -> type, connections; Yosys JSON conventions: bits are net numbers or the
+    constants ``"0"``, ``"1"``, ``"x"``, ``"z"``) and ``init`` (net number as a string -> initial
+    value 0/1 of flip-flop outputs). Both come from the cache when it holds them; a cached
+    result whose netlist entry is missing or damaged is synthesised again.
+
+    Raises
+    ------
+    ValueError, LatchError, SynthError
+        As :func:`synth`.
+    """
+    if use_cache:
+        result = synth(verilog_text, top, "generic", use_cache=True, timeout=timeout,
+                       cache_directory=cache_directory)
+        net = getattr(result, "_netlist", None)
+        if net is None:
+            hit = _cache.load(netlist_key(result.key), ("netlist",), cache_directory)
+            net = hit["netlist"] if hit is not None else None
+        if net is not None:
+            return result, net
+        # result cached before netlists were kept: run the flow again, store both
+        result = synth(verilog_text, top, "generic", use_cache=False, timeout=timeout)
+        net = result._netlist
+        _cache.store(netlist_key(result.key), {"netlist": net}, cache_directory)
+        _cache.store(result.key, result.to_dict(), cache_directory)
+        return result, net
+    result = synth(verilog_text, top, "generic", use_cache=False, timeout=timeout)
+    return result, result._netlist
