@@ -1,0 +1,253 @@
+# amaranth: UnusedElaboratable=no
+"""The UART GEMM top level (lowbit.fpga.gemm_top) driven by the host driver (lowbit.fpga.host)
+through a simulated serial link bridged to its UART pins (Amaranth simulator), bit-exact with
+the golden GEMM (lowbit.sim.systolic.gemm_numerics), run cycles equal to the simulator's
+schedule. Small arrays and a fast UART (4-5 clock cycles per bit) keep this to a few seconds
+per GEMM."""
+
+import importlib.util
+
+import numpy as np
+import pytest
+from amaranth.hdl import Module
+from amaranth.sim import Simulator
+
+from lowbit.fpga.gemm_top import MAGIC, GemmTop
+from lowbit.fpga.host import GemmDevice, ProtocolError, SimSerial
+from lowbit.fpga.uart import UartRx, UartTx
+from lowbit.sim.systolic import ArrayConfig, FpMacPE, IntPE, Schedule, gemm_numerics
+
+
+async def stream_put(ctx, s, payload):
+    ctx.set(s.valid, 1)
+    ctx.set(s.payload, payload)
+    await ctx.tick().until(s.ready)
+    ctx.set(s.valid, 0)
+
+
+# -- UART -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("divisor", [4, 7])
+def test_uart_loopback(divisor):
+    """UartTx -> UartRx: every byte value in back-to-back frames arrives intact, and the
+    first frame (0x00: start bit + 8 zero bits) is low for exactly 9 * divisor cycles."""
+    m = Module()
+    m.submodules.tx = tx = UartTx(divisor)
+    m.submodules.rx = rx = UartRx(divisor)
+    m.d.comb += rx.rx.eq(tx.tx)
+    data = list(range(256))
+    got, errors, low = [], [], []
+
+    async def send(ctx):
+        for b in data:
+            await stream_put(ctx, tx.i, b)
+
+    async def recv(ctx):
+        ctx.set(rx.o.ready, 1)
+        while len(got) < len(data):
+            await ctx.tick()
+            if ctx.get(rx.o.valid):
+                got.append(ctx.get(rx.o.payload))
+            if ctx.get(rx.error):
+                errors.append(1)
+
+    async def line(ctx):
+        n = 0
+        while True:
+            await ctx.tick()
+            if not ctx.get(tx.tx):
+                n += 1
+            elif n:
+                low.append(n)
+                return
+
+    sim = Simulator(m)
+    sim.add_clock(1e-6)
+    sim.add_testbench(send)
+    sim.add_testbench(recv)
+    sim.add_testbench(line, background=True)
+    sim.run()
+    assert got == data
+    assert not errors
+    assert low == [9 * divisor]
+
+
+def test_uart_framing_error():
+    """A frame whose stop bit is low is dropped and flagged on ``error``."""
+    D = 4
+    rx = UartRx(D)
+    got, errors = [], []
+
+    async def bench(ctx):
+        for bits in ([0] + [1, 0] * 4 + [0], [1] * 20, [0] + [1, 0] * 4 + [1], [1] * 3 * D):
+            for v in bits:
+                ctx.set(rx.rx, v)
+                for _ in range(D):
+                    await ctx.tick()
+                    if ctx.get(rx.o.valid):
+                        got.append(ctx.get(rx.o.payload))
+                        ctx.set(rx.o.ready, 1)
+                    if ctx.get(rx.error):
+                        errors.append(len(got))
+
+    sim = Simulator(rx)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    assert got == [0x55]
+    assert errors == [0]
+
+
+@pytest.mark.parametrize("cls", [UartRx, UartTx])
+@pytest.mark.parametrize("bad", [3, 0, 1 << 21, 4.0, True])
+def test_uart_divisor_range(cls, bad):
+    with pytest.raises(ValueError, match=r"^divisor must be an integer from 4 to 1048576 "
+                                         r"\(clock cycles per bit\), not "):
+        cls(bad)
+
+
+# -- GEMM through the UART top ------------------------------------------------------------------
+
+def _device(**kw):
+    top = GemmTop(**kw)
+    return top, GemmDevice(SimSerial(top))
+
+
+def _check_gemm(top, dev, A, B, golden_pe):
+    got = dev.gemm(A, B)
+    cfg = ArrayConfig(rows=top.rows, cols=top.cols, dataflow="ws")
+    want = np.asarray(gemm_numerics(A, B, cfg, pe=golden_pe))
+    assert got.dtype.kind == want.dtype.kind
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(got, dev.golden(A, B))
+    R, C = top.rows, top.cols
+    M, K = A.shape
+    N = B.shape[1]
+    m_blocks = -(-M // top.depth)
+    assert len(dev.runs) == -(-N // C) * m_blocks * -(-K // R)
+    for M_run, kv, cycles in dev.runs:
+        # one fold: the simulator's schedule (first beat accepted = cycle 0, last result)
+        assert cycles == Schedule(M_run, kv, C, R, C, "ws").latency == top.run_cycles(M_run, kv)
+        assert cycles == 2 * R + M_run + C - 2
+
+
+def test_gemm_int8_saturating():
+    """INT8 x INT8 on 3x4, 16-bit saturating accumulator (the result depends on the order of
+    the chain, which crosses K-folds through the result buffer); M > depth (two M blocks),
+    K and N not multiples of the array size."""
+    top, dev = _device(rows=3, cols=4, pe="int", depth=4, divisor=4, acc_bits=16,
+                       overflow="saturate")
+    assert dev.params == {"rows": 3, "cols": 4, "depth": 4, "dataflow": "ws", "pe": "int",
+                          "a_format": "int8", "b_format": "int8", "acc_bits": 16,
+                          "overflow": "saturate"}
+    rng = np.random.default_rng(7)
+    M, K, N = 6, 8, 5
+    A = rng.integers(0, 256, (M, K))
+    B = rng.integers(0, 256, (K, N))
+    A[0, :] = 0x7F                       # a row that saturates at +32767 then comes back down
+    B[:4, 0] = 0x7F
+    B[4:, 0] = 0x80
+    _check_gemm(top, dev, A, B, IntPE("int8", "int8", 16, "saturate"))
+    assert dev.gemm(A, B)[0, 0] != (A[0].astype(np.int64) - 256 * (A[0] > 127)) @ \
+        (B[:, 0] - 256 * (B[:, 0] > 127))     # saturation did happen (the case is meaningful)
+
+
+def test_gemm_int8_wrap():
+    """INT8 on 4x4 with the default 32-bit wrapping accumulator: extreme codes."""
+    top, dev = _device(rows=4, cols=4, pe="int", depth=8, divisor=5)
+    rng = np.random.default_rng(3)
+    M, K, N = 5, 6, 5
+    A = rng.choice([0x00, 0x01, 0x7F, 0x80, 0xFF], (M, K))
+    B = rng.integers(0, 256, (K, N))
+    _check_gemm(top, dev, A, B, IntPE())
+
+
+def test_gemm_fp8_e4m3_fp32():
+    """FP8 E4M3 x E4M3 -> FP32 (fused RNE) on 3x2: random codes with NaN, subnormals, zeros of
+    both signs; a column of -0 products checks that padded lanes (K = 7 on 3 rows) leave the
+    -0 empty sum alone (the lane mask)."""
+    top, dev = _device(rows=3, cols=2, pe="fp", depth=8, divisor=4)
+    rng = np.random.default_rng(11)
+    M, K, N = 5, 7, 3
+    A, B = top.array.random_operands(M, K, N, rng, specials=0.05)
+    A[0, :] = 0x80                       # -0
+    B[:, 0] = 0x01                       # +min subnormal: row 0 x column 0 is a chain of -0
+    A[1, :3] = 0x01
+    _check_gemm(top, dev, A, B, FpMacPE("e4m3", "e4m3", "fp32", "fused"))
+    got = dev.gemm(A, B)
+    assert int(got[0, 0]) == 0x80000000   # -0 survived the padded fold
+
+
+def test_gemm_fp8_e5m2_fp16_two_roundings():
+    """E5M2 x E4M3 -> FP16 with two roundings and saturation on 2x2 (2-byte result codes)."""
+    top, dev = _device(rows=2, cols=2, pe="fp", depth=4, divisor=4, a_format="e5m2",
+                       b_format="e4m3", acc_format="fp16", mode="two_roundings", saturate=True)
+    rng = np.random.default_rng(5)
+    A, B = top.array.random_operands(5, 5, 3, rng, specials=0.0)
+    _check_gemm(top, dev, A, B, FpMacPE("e5m2", "e4m3", "fp16", "two_roundings", False, True))
+
+
+# -- protocol -----------------------------------------------------------------------------------
+
+def test_protocol_errors_and_info():
+    """Unknown opcode -> 0xE0; out-of-range arguments -> 0xE1 and the command is ignored; the
+    device keeps working afterwards."""
+    top = GemmTop(rows=2, cols=2, pe="int", depth=4, divisor=4)
+    ser = SimSerial(top, timeout_cycles=2000)
+    dev = GemmDevice(ser)
+    assert top.descriptor.startswith(MAGIC + " rows=2 cols=2 depth=4")
+    ser.write(b"Z")
+    assert ser.read(2) == b"\xe0"
+    for cmd in (b"A\x04\x00",            # M = 5 > depth
+                b"R\x00\x00\x00\x00",    # kv = 0
+                b"R\x00\x00\x03\x00",    # kv = 3 > R
+                b"R\x00\x00\x01\x02",    # unknown flag bit
+                b"C\xff\xff"):           # M = 65536
+        ser.write(cmd)
+        assert ser.read(2) == b"\xe1", cmd
+    with pytest.raises(ProtocolError, match=r"^run: device answered 0xe1 \(argument out of "
+                                            r"range\)$"):
+        dev._write(b"R\x00\x00\x00\x00")
+        dev._status("run")
+    A = np.array([[1, 2], [3, 0xFF]])
+    B = np.array([[1, 0], [0xFE, 1]])
+    np.testing.assert_array_equal(dev.gemm(A, B), [[-3, 2], [5, -1]])
+    with pytest.raises(ProtocolError, match=r"^timeout: the device sent 0 of 1 expected bytes$"):
+        dev._read(1)
+
+
+def test_host_argument_checks():
+    top = GemmTop(rows=2, cols=2, pe="int", depth=4, divisor=4)
+    dev = GemmDevice(SimSerial(top))
+    with pytest.raises(ValueError, match=r"^a_codes must be \(M, K\) and b_codes \(K, N\) with "
+                                         r"equal K >= 1, not \(2, 3\) and \(2, 2\)$"):
+        dev.gemm(np.zeros((2, 3), int), np.zeros((2, 2), int))
+    with pytest.raises(ValueError, match=r"^b_codes must be int8 codes in 0\.\.255$"):
+        dev.gemm(np.zeros((2, 2), int), np.full((2, 2), 256))
+    with pytest.raises(ValueError, match=r"^M must be in 1\.\.4 \(the device's buffer depth\), "
+                                         r"not 5$"):
+        dev.run(5, 1, False)
+    with pytest.raises(TypeError, match=r"^port must be a device path or an object with read"):
+        GemmDevice(object())
+
+
+@pytest.mark.skipif(importlib.util.find_spec("serial") is not None, reason="pyserial installed")
+def test_device_path_needs_pyserial():
+    with pytest.raises(RuntimeError, match=r"needs pyserial, which is not installed: "
+                                           r"pip install pyserial$"):
+        GemmDevice("/dev/ttyUSB0")
+
+
+@pytest.mark.parametrize("kw, msg", [
+    (dict(pe="overq"), r"^pe must be one of int, fp, not 'overq'$"),
+    (dict(depth=0), r"^depth must be an integer from 1 to 65536, not 0$"),
+    (dict(divisor=2), r"^divisor must be an integer from 4 to 1048576 \(clock cycles per bit\), "
+                      r"not 2$"),
+    (dict(a_format="int12"), r"^a_format must be at most 8 bits wide \(one byte per code\), "
+                             r"not 'int12'$"),
+    (dict(rows=0), r"^rows must be an integer from 1 to 64, not 0$"),
+    (dict(dataflow="os"), r"^dataflow is fixed to 'ws' in GemmTop$"),
+])
+def test_top_parameters(kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        GemmTop(**kw)
