@@ -11,7 +11,8 @@ Processing elements (one combinational step per PE, from the MAC units of :mod:`
   signed ``acc_bits`` accumulator, wrap or saturate);
 * ``pe="fp"``: :class:`lowbit.hdl.fp_mac.FpMacStep` (FP8/FP6/FP4... operands, exact product,
   ``acc_format`` accumulator rounded to nearest even, ``fused`` or ``two_roundings``, optional
-  subnormal flush and saturation);
+  subnormal flush and saturation), or with ``mode="kulisch"``
+  :class:`lowbit.hdl.fp_mac.KulischStep` (see "Kulisch accumulator" below);
 * ``pe="overq"``: :class:`lowbit.hdl.overq_pe.OverqStep` (OverQ b-bit codes with metadata on the
   ``a`` lanes as ``code | meta << b``, signed ``w_bits`` weights, wrapping accumulator). Its
   ``w_prev`` (the weight of slot ``k - 1``, 0 for ``k = 0``) is, in WS, the weight of the PE
@@ -67,21 +68,53 @@ the ``mask`` bit of an ``a`` lane marks the lane as data: a PE whose ``a`` lane 
 its sum through unchanged (WS: the padded rows ``k >= K`` do not add ``+0`` to a ``-0`` sum;
 OS: idle rows). Unused columns compute garbage that the host ignores.
 
+Kulisch accumulator (``pe="fp", mode="kulisch"``): the accumulator is the exact fixed-point
+state of :func:`lowbit.hdl.fp_mac.kulisch_add_into`: a signed ``width``-bit two's-complement
+value whose LSB weighs ``2^lsb_exp`` (``kulisch_width(a_format, b_format, terms)``; e4m3 x e4m3,
+4096 terms: 49 bits, ``2^-18``) and 4 flag bits (NaN seen, +Inf seen, -Inf seen, every product
+so far -0), packed as ``fixed | flags << width`` (``width + 4`` bits); a new sum is ``fixed = 0``
+with the -0 flag (:attr:`SystolicArray.empty_sum` ``= 8 << width``). Nothing is rounded while
+accumulating; the state is rounded once (RNE, :func:`lowbit.hdl.fp_mac.kulisch_read_into`) to
+``acc_format`` at the bottom edge, by one combinational read-out unit per column, in the same
+cycle (the timing and every cycle count are those of the other PEs).
+
+* WS/IS: the psum travelling down a column is the state itself. At the bottom the de-skew
+  registers delay the state (not a rounded code), and the read-out follows them: result beats
+  carry both ``acc`` (the rounded code) and ``state`` (the exact state). K-tiling: the host
+  stores the ``state`` fields and returns them on the next K-fold's ``psum`` lanes (``width +
+  4`` bits per column), so the partial result re-enters exactly and the whole K is rounded
+  once: the result is the golden FP MAC in Kulisch mode over all of K
+  (:func:`lowbit.models.mac.fp_mac`), whatever the tiling. (An FP32 psum would need a register
+  covering FP32's whole range, ~280 bits, to re-enter exactly, and would round once per K-fold;
+  the host keeps ``width + 4``-bit words instead.)
+* OS: each PE keeps its state; at the drain copy the states move into the drain registers
+  (``width + 4`` bits) and shift down to the bottom edge, where the column's read-out unit
+  rounds them. The alternative, a read-out unit in every PE and ``acc_format``-wide drain
+  registers, costs ``R x C`` read-outs instead of ``C``: one read-out (e4m3 x e4m3 -> fp32,
+  49-bit register) is about 1050 gate equivalents (``lowbit.fpga.synth``, target generic),
+  against about 170 for the 21 extra drain-register bits per PE. OS needs no K-tiling (a
+  fold covers all of K).
+* IS: the WS hardware, as above (the product and the register are symmetric in the operand
+  formats).
+
+Beyond ``terms`` products the register wraps modulo ``2^width`` (as the golden model does).
+Golden: :class:`lowbit.sim.systolic.KulischPE` (``kulisch_step`` / ``kulisch_read``).
+
 Numerics: every output is one accumulation chain over ``k = 0 .. K-1`` in increasing order,
 ``acc <- step(acc, A[m, k], B[k, n])`` from the empty sum, with the PE's step function, which is
 exactly :func:`lowbit.sim.systolic.gemm_numerics` with :class:`lowbit.sim.systolic.IntPE` /
-:class:`lowbit.sim.systolic.FpMacPE` (themselves :func:`lowbit.models.mac.int_mac_step` /
-:func:`lowbit.models.mac.fp_mac_step`). In WS the chain crosses K-folds through the ``psum``
+:class:`lowbit.sim.systolic.FpMacPE` / :class:`lowbit.sim.systolic.KulischPE` (themselves
+:func:`lowbit.models.mac.int_mac_step` / :func:`lowbit.models.mac.fp_mac_step` /
+:func:`lowbit.models.mac.kulisch_step`). In WS the chain crosses K-folds through the ``psum``
 lanes (the host's ofmap buffer).
 
-Not (yet) supported: the input-stationary dataflow, the Kulisch accumulator (its state is not a
-code that can travel through ``psum``), pipelined PEs and the shared-exponent PEs.
+Not (yet) supported: pipelined PEs and the shared-exponent PEs.
 """
 
 import operator
 
 import numpy as np
-from amaranth.hdl import EnableInserter, Module, Mux, Signal
+from amaranth.hdl import Cat, EnableInserter, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -133,9 +166,15 @@ class SystolicArray(wiring.Component):
     acc_format : str or FloatFormat
         FP PE: accumulator format (``fp32``, ``fp16``, ``bf16``...; default ``fp32``).
     mode : str
-        FP PE: ``"fused"`` (one RNE rounding per step) or ``"two_roundings"``.
+        FP PE: ``"fused"`` (one RNE rounding per step), ``"two_roundings"`` or ``"kulisch"``
+        (exact fixed-point accumulator rounded once at the bottom edge; every dataflow; see the
+        module docstring).
     flush_subnormals, saturate : bool
-        FP PE: flush subnormal operands/results; overflow to +-max instead of +-Inf.
+        FP PE: flush subnormal operands/results; overflow to +-max instead of +-Inf (Kulisch:
+        of the read-out).
+    terms : int
+        FP PE, Kulisch: products summed exactly, 1..2**32 (sizes the register, default 4096);
+        beyond it the register wraps.
     bits, w_bits, cascade, precision, shift_at :
         OverQ PE: as :class:`~lowbit.hdl.overq_pe.OverqStep` (``acc_bits`` too; it wraps).
 
@@ -145,13 +184,15 @@ class SystolicArray(wiring.Component):
         Operand beats. Payload fields: ``a`` (``R`` streamed codes: ``a_format``, IS
         ``b_format``, OverQ ``code | meta << bits``), ``mask`` (``R`` bits, 1 = lane ``i``
         carries data), ``b`` (``C`` codes: WS/IS stationary row of a load beat, OS filter row),
-        ``psum`` (WS/IS: ``C`` accumulator codes entering the column tops), ``wprev`` (WS with
+        ``psum`` (WS/IS: ``C`` accumulator codes entering the column tops; Kulisch: ``C``
+        packed exact states, :attr:`psum_width` bits each), ``wprev`` (WS with
         the OverQ PE: the weight row above the tile), ``load`` (WS/IS: the beat is a stationary
         row), ``last`` (last data beat of a fold).
     o : Out(stream.Signature(result_layout))
-        Result beats: ``acc`` (``C`` accumulator codes; INT/OverQ: two's complement) and
-        ``last`` (last result beat of a fold). WS/IS: one beat per data beat; OS: ``R`` beats
-        per fold, array row ``R - 1`` first.
+        Result beats: ``acc`` (``C`` accumulator codes; INT/OverQ: two's complement; Kulisch:
+        the state rounded once), ``state`` (Kulisch, WS/IS only: the ``C`` exact states, for
+        the psum lanes of the next K-fold) and ``last`` (last result beat of a fold).
+        WS/IS: one beat per data beat; OS: ``R`` beats per fold, array row ``R - 1`` first.
 
     Latency: :attr:`latency` ``= R + C - 1`` cycles from a WS/IS data beat to its result beat, or
     from an OS fold's last beat to its first result beat; whole GEMMs:
@@ -166,7 +207,7 @@ class SystolicArray(wiring.Component):
     def __init__(self, rows=4, cols=4, pe="int", dataflow="ws", a_format=None, b_format=None,
                  acc_bits=32, overflow="wrap", acc_format="fp32", mode="fused",
                  flush_subnormals=False, saturate=False, bits=4, w_bits=4, cascade=1,
-                 precision=True, shift_at="product"):
+                 precision=True, shift_at="product", terms=4096):
         self._rows = _dim("rows", rows)
         self._cols = _dim("cols", cols)
         if pe not in PES:
@@ -177,6 +218,8 @@ class SystolicArray(wiring.Component):
             raise ValueError("dataflow 'is' is not available with pe 'overq' (its metadata "
                              "travels with the streamed activations)")
         self._pe, self._dataflow = pe, dataflow
+        self._mode = None
+        self._ps_w = None
         if pe == "int":
             self._a = model.check_int_operand("int8" if a_format is None else a_format, "a_format")
             self._b = model.check_int_operand("int8" if b_format is None else b_format, "b_format")
@@ -202,14 +245,19 @@ class SystolicArray(wiring.Component):
             self._b = model.check_float_operand("e4m3" if b_format is None else b_format,
                                                 "b_format")
             self._acc = model.check_acc_format(acc_format)
-            if mode not in ("fused", "two_roundings"):
-                raise ValueError(f"mode must be one of fused, two_roundings (the systolic array "
-                                 f"has no Kulisch PE), not {mode!r}")
-            self._mode = mode
+            self._mode = model.check_mode(mode)
             self._flush, self._sat = bool(flush_subnormals), bool(saturate)
             self._acc_w = self._acc.bits
             self._init = 1 << (self._acc.bits - 1)       # -0: the golden model's empty sum
+            if self._mode == "kulisch":
+                self._terms = model.check_terms(terms)
+                self._kw, self._klsb = model.kulisch_width(self._a, self._b, self._terms)
+                # the state: fixed (signed kw bits) | flags << kw; a new sum is 0 with the -0 flag
+                self._ps_w = self._kw + 4
+                self._init = model.K_NEGZERO << self._kw
             a_w, b_w = self._a.bits, self._b.bits
+        if self._ps_w is None:
+            self._ps_w = self._acc_w                      # psum lanes = result codes
         # streamed (a lanes) and stationary (b lanes) operand formats: IS streams B's columns
         self._sa, self._sb = (self._b, self._a) if dataflow == "is" else (self._a, self._b)
         if dataflow == "is":
@@ -218,13 +266,17 @@ class SystolicArray(wiring.Component):
         R, C = self._rows, self._cols
         fields = {"a": data.ArrayLayout(a_w, R), "mask": R, "b": data.ArrayLayout(b_w, C)}
         if dataflow != "os":
-            fields["psum"] = data.ArrayLayout(self._acc_w, C)
+            fields["psum"] = data.ArrayLayout(self._ps_w, C)
             if pe == "overq":
                 fields["wprev"] = data.ArrayLayout(b_w, C)
             fields["load"] = 1
         fields["last"] = 1
         self._in_layout = data.StructLayout(fields)
-        self._out_layout = data.StructLayout({"acc": data.ArrayLayout(self._acc_w, C), "last": 1})
+        out_fields = {"acc": data.ArrayLayout(self._acc_w, C)}
+        if self.kulisch and dataflow != "os":
+            out_fields["state"] = data.ArrayLayout(self._ps_w, C)
+        out_fields["last"] = 1
+        self._out_layout = data.StructLayout(out_fields)
         super().__init__({"i": In(stream.Signature(self._in_layout)),
                           "o": Out(stream.Signature(self._out_layout))})
 
@@ -236,12 +288,25 @@ class SystolicArray(wiring.Component):
     a_format = property(lambda self: self._a)
     b_format = property(lambda self: self._b)
     acc_width = property(lambda self: self._acc_w)
+    psum_width = property(lambda self: self._ps_w)
+    mode = property(lambda self: self._mode)
     operand_layout = property(lambda self: self._in_layout)
     result_layout = property(lambda self: self._out_layout)
 
     @property
+    def kulisch(self):
+        """True for the FP PE with the Kulisch (exact fixed-point) accumulator."""
+        return self._mode == "kulisch"
+
+    @property
+    def kulisch_width(self):
+        """``(width, lsb_exp)`` of the Kulisch register (``None`` for other PEs)."""
+        return (self._kw, self._klsb) if self.kulisch else None
+
+    @property
     def empty_sum(self):
-        """Accumulator code of the empty sum (INT: 0; FP: ``-0``)."""
+        """psum-lane value of the empty sum (INT: 0; FP: ``-0``; Kulisch: the packed new-sum
+        state, ``fixed = 0`` with the -0 flag: ``8 << width``)."""
         return self._init
 
     @property
@@ -280,12 +345,27 @@ class SystolicArray(wiring.Component):
     def golden_pe(self):
         """The :class:`lowbit.sim.systolic.PEDatapath` of this array's PE (golden numerics);
         ``None`` for the OverQ PE (see :meth:`golden_gemm`)."""
-        from lowbit.sim.systolic import FpMacPE, IntPE
+        from lowbit.sim.systolic import FpMacPE, IntPE, KulischPE
         if self._pe == "overq":
             return None
         if self._pe == "int":
             return IntPE(self._a, self._b, self._acc_bits, self._overflow)
+        if self.kulisch:
+            return KulischPE(self._a, self._b, self._acc, self._terms, self._flush, self._sat)
         return FpMacPE(self._a, self._b, self._acc, self._mode, self._flush, self._sat)
+
+    def golden_state(self, A, B):
+        """Kulisch PE: the exact accumulator states of the GEMM (what the ``state`` fields of the
+        result beats carry and the psum lanes take), packed as ``fixed mod 2^width | flags <<
+        width`` (object array of ints): :func:`lowbit.sim.systolic.gemm_numerics` with
+        ``KulischPE(..., output="state")``."""
+        if not self.kulisch:
+            raise ValueError("golden_state needs pe 'fp' with mode 'kulisch'")
+        from lowbit.sim.systolic import ArrayConfig, KulischPE, gemm_numerics
+        pe = KulischPE(self._a, self._b, self._acc, self._terms, self._flush, self._sat,
+                       output="state")
+        cfg = ArrayConfig(rows=self._rows, cols=self._cols, dataflow=self._dataflow)
+        return np.asarray(gemm_numerics(np.asarray(A), np.asarray(B), cfg, pe=pe), dtype=object)
 
     def golden_gemm(self, A, B):
         """The golden GEMM in this array's accumulation order (result representation of
@@ -316,6 +396,13 @@ class SystolicArray(wiring.Component):
         R, C = self._rows, self._cols
         acc = (f"{self._acc.name} code" if self._pe == "fp"
                else f"signed {self._acc_bits}-bit two's complement")
+        psum = acc
+        if self.kulisch:
+            kw = self._kw
+            psum = (f"Kulisch state ({kw + 4} bits: fixed[{kw - 1}:0] signed two's complement, "
+                    f"LSB weight 2^{self._klsb}; flags[{kw + 3}:{kw}]: bit {kw} NaN seen, "
+                    f"{kw + 1} +Inf seen, {kw + 2} -Inf seen, {kw + 3} every product so far -0; "
+                    f"empty sum {self._init:#x})")
         aw, bw = self._a_w, self._b_w
         what = (f"OverQ {self._q.bits}-bit code | {self._q.meta_bits}-bit metadata << "
                 f"{self._q.bits}" if self._pe == "overq" else f"{self._sa.name} code")
@@ -325,7 +412,7 @@ class SystolicArray(wiring.Component):
                   + ("filter row" if self._dataflow == "os" else "stationary row of a load beat")
                   + ")")
         if self._dataflow != "os":
-            fields += f"; psum: {C} x {acc} entering the column tops"
+            fields += f"; psum: {C} x {psum} entering the column tops"
             if self._pe == "overq":
                 fields += ("; wprev: load beats: the weight row above the tile (B[k0-1, :], 0 for "
                            "the first K-fold), the OverQ w_prev of PE row 0")
@@ -340,7 +427,13 @@ class SystolicArray(wiring.Component):
             "o__ready": "sink accepts the result beat (low stalls the whole array)",
             "o__payload": f"result beat, {self._out_layout.size} bits: "
                           f"{self._field_doc(self._out_layout)}; acc: {C} x {acc} (column j at "
-                          f"bits [j*{self._acc_w}+:{self._acc_w}]); last: last result of a fold",
+                          f"bits [j*{self._acc_w}+:{self._acc_w}]"
+                          + ("; the Kulisch state rounded once (RNE) at the bottom edge"
+                             if self.kulisch else "") + ")"
+                          + (f"; state: {C} x {psum}, the exact partial sum (store it for the "
+                             f"psum lanes of the next K-fold)"
+                             if self.kulisch and self._dataflow != "os" else "")
+                          + "; last: last result of a fold",
         }
 
     def contract(self):
@@ -350,9 +443,11 @@ class SystolicArray(wiring.Component):
             "rows": R, "cols": C, "dataflow": self._dataflow, "pe": self._pe,
             "a_format": self._a.name, "b_format": self._b.name,
             "accumulation_order": "one chain per output over k = 0..K-1 increasing, from the "
-                                  "empty sum (int 0, fp -0); ws continues across K-folds via psum",
+                                  "empty sum (int 0, fp -0, kulisch 0 with the -0 flag); ws "
+                                  "continues across K-folds via psum",
             "numerics": "lowbit.sim.systolic.gemm_numerics with "
-                        + ("IntPE" if self._pe == "int" else "FpMacPE"),
+                        + ("IntPE" if self._pe == "int" else
+                           "KulischPE" if self.kulisch else "FpMacPE"),
             "schedule": "lowbit.sim.systolic Schedule (fold period, folds, compute_cycles, "
                         "latency)",
             "latency_cycles": self.latency,
@@ -368,6 +463,29 @@ class SystolicArray(wiring.Component):
                      numerics="lowbit.models.overq.overq_matmul (w_prev of slot k is B[k-1], "
                               "0 for k = 0)", a_format=f"overq int{q.bits} + meta",
                      b_format=f"int{q.w_bits}")
+        elif self.kulisch:
+            ws = self._dataflow != "os"
+            c.update(acc_format=self._acc.name, mode=self._mode, product="exact",
+                     rounding="none while accumulating (exact fixed-point sum); RNE once to "
+                              "acc_format at the bottom edge of each column",
+                     subnormals="flushed" if self._flush else "exact",
+                     overflow="read-out: +-max (finite operands)" if self._sat
+                     else "read-out: +-Inf",
+                     kulisch={"width": self._kw, "lsb_exponent": self._klsb,
+                              "state_bits": self._ps_w, "exact_terms": self._terms,
+                              "beyond_terms": "wraps modulo 2^width",
+                              "flags": "bit width+0 NaN, +1 +Inf, +2 -Inf, +3 all products -0",
+                              "empty_sum": self._init,
+                              "k_folds": ("the exact state leaves on the result beats' state "
+                                          "field and re-enters on the psum lanes: one rounding "
+                                          "over all K") if ws else
+                                         "none needed (os: a fold covers all of K)",
+                              "where": ("the state travels down the columns; read-out units: "
+                                        "one per column, after the de-skew registers")
+                                       if ws else
+                                       ("each PE keeps the state; on drain the state shifts "
+                                        "down the drain registers and one read-out unit per "
+                                        "column rounds it at the bottom edge")})
         else:
             c.update(acc_format=self._acc.name, mode=self._mode, product="exact",
                      rounding="RNE once per step" if self._mode == "fused"
@@ -396,7 +514,7 @@ class SystolicArray(wiring.Component):
         if wprev is not None:
             put("wprev", wprev, self._b_w)
         if psum is not None:
-            put("psum", psum, self._acc_w)
+            put("psum", psum, self._ps_w)
         if load:
             word |= 1 << L["load"].offset
         if last:
@@ -411,6 +529,16 @@ class SystolicArray(wiring.Component):
         off = L["acc"].offset
         acc = [(word >> (off + j * w)) & ((1 << w) - 1) for j in range(self._cols)]
         return acc, (word >> L["last"].offset) & 1
+
+    def unpack_state(self, word):
+        """Kulisch PE, WS/IS: the ``C`` packed exact states of an ``o.payload`` value (what the
+        host stores for the psum lanes of the next K-fold)."""
+        if "state" not in dict(iter(self._out_layout)):
+            raise ValueError("unpack_state needs pe 'fp' with mode 'kulisch' and dataflow ws or is")
+        word = int(word)
+        w = self._ps_w
+        off = self._out_layout["state"].offset
+        return [(word >> (off + j * w)) & ((1 << w) - 1) for j in range(self._cols)]
 
     def to_golden(self, codes):
         """Unsigned result codes -> :func:`~lowbit.sim.systolic.gemm_numerics`'s representation
@@ -451,13 +579,33 @@ class SystolicArray(wiring.Component):
         if self._pe == "int":
             from .int_mac import IntMacStep
             return IntMacStep(self._sa, self._sb, self._acc_bits, self._overflow)
+        if self.kulisch:
+            from .fp_mac import KulischStep
+            return KulischStep(self._sa, self._sb, self._terms, self._flush)
         from .fp_mac import FpMacStep
         return FpMacStep(self._sa, self._sb, self._acc, self._mode, self._flush, self._sat)
+
+    def _connect(self, core, s, acc_in):
+        """Drive PE ``s``'s accumulator input from ``acc_in``; return its accumulator output
+        (INT/FP: the code; Kulisch: ``Cat(fixed, flags)``). Not for the OverQ PE."""
+        if self.kulisch:
+            kw = self._kw
+            core.d.comb += [s.fixed_in.eq(acc_in[:kw]), s.flags_in.eq(acc_in[kw:])]
+            return Cat(s.fixed_out, s.flags_out)
+        core.d.comb += s.acc_in.eq(acc_in)
+        return s.acc_out
+
+    def _read(self, m, state, name):
+        """Kulisch read-out (combinational): the packed state rounded once to ``acc_format``."""
+        from .fp_mac import kulisch_read_into
+        kw = self._kw
+        return kulisch_read_into(m, self._acc, kw, self._klsb, state[:kw], state[kw:],
+                                 self._sat, self._flush, name=name)
 
     def elaborate(self, platform):
         m = Module()
         core = Module()
-        R, C, W = self._rows, self._cols, self._acc_w
+        R, C, W = self._rows, self._cols, self._ps_w
         ws = self._dataflow != "os"          # IS is the WS hardware
         G = R + C - 2
 
@@ -555,14 +703,20 @@ class SystolicArray(wiring.Component):
                                         s.w_prev.eq(w[i - 1][j] if i else wtop[j])]
                         s_out = s.psum_out
                     else:
-                        core.d.comb += [s.b.eq(w[i][j]), s.acc_in.eq(ps)]
-                        s_out = s.acc_out
+                        core.d.comb += s.b.eq(w[i][j])
+                        s_out = self._connect(core, s, ps)
                     rp = Signal(W, name=f"psum_{i}_{j}")
                     rv = Signal(name=f"pv_{i}_{j}")
                     rl = Signal(name=f"pl_{i}_{j}")
                     core.d.sync += [rp.eq(Mux(av, s_out, ps)), rv.eq(pv), rl.eq(pl)]
                     ps, pv, pl = rp, rv, rl
                 out_acc[j] = delay(ps, C - 1 - j, f"dsk{j}")
+                if self.kulisch:
+                    # the exact state leaves (for the next K-fold) and is rounded once here,
+                    # after the de-skew registers: they hold only the state, one read-out unit
+                    # per column
+                    m.d.comb += self.o.payload.state[j].eq(out_acc[j])
+                    out_acc[j] = self._read(m, out_acc[j], f"kr{j}")
                 if j == C - 1:
                     o_valid, o_last = pv, pl
             m.d.comb += [self.o.valid.eq(o_valid), self.o.payload.last.eq(o_last)]
@@ -587,9 +741,10 @@ class SystolicArray(wiring.Component):
                         with core.If(av):
                             core.d.sync += [acc.eq(s.psum_out), bp.eq(b)]
                     else:
-                        core.d.comb += [s.b.eq(b), s.acc_in.eq(Mux(af, self._init, acc))]
+                        core.d.comb += s.b.eq(b)
+                        s_out = self._connect(core, s, Mux(af, self._init, acc))
                         with core.If(av):
-                            core.d.sync += acc.eq(s.acc_out)
+                            core.d.sync += acc.eq(s_out)
                     if i + 1 < R:
                         rb = Signal(self._b_w, name=f"b_{i}_{j}")
                         core.d.sync += rb.eq(b)
@@ -603,6 +758,12 @@ class SystolicArray(wiring.Component):
                     else:
                         core.d.sync += d[i].eq(Mux(copy, accs[i - 1][j], d[i - 1]))
                 out_acc[j] = Mux(copy, accs[R - 1][j], d[R - 1]) if R > 1 else accs[0][j]
+                if self.kulisch:
+                    # the drain registers shift the exact state; one read-out unit per column
+                    # rounds it at the bottom edge (cheaper than one per PE, see the docstring)
+                    st = Signal(W, name=f"kstate{j}")
+                    m.d.comb += st.eq(out_acc[j])
+                    out_acc[j] = self._read(m, st, f"kr{j}")
             left = Signal(range(R))
             with core.If(copy):
                 core.d.sync += left.eq(R - 1)
@@ -654,7 +815,9 @@ class GemmTiler:
 
     def beat(self, f, k, out=None):
         """Beat ``k`` of fold ``f``, packed; WS psum lanes read from ``out`` (the results so far:
-        the host's ofmap buffer) when the fold continues a previous K-fold."""
+        the host's ofmap buffer, ``(M, N)``) when the fold continues a previous K-fold. For the
+        Kulisch PE ``out`` holds the exact states (the result beats' ``state`` fields, see
+        :meth:`SystolicArray.unpack_state`), not the rounded codes."""
         arr, R, C = self.array, self.array.rows, self.array.cols
         tile = self.sched.fold_tile(f)
         if arr.dataflow != "os":
@@ -722,7 +885,8 @@ def gemm_program(array, A, B):
     Operand beats are offered exactly in the cycles of the behavioural simulator's schedule
     (fold ``f`` beat ``k`` at ``f * P + k``); the sink is always ready. WS psum lanes of a
     K-fold carry the golden partial sums of the previous K-folds (open loop; the array's own
-    partial sums of those folds are checked equal to them).
+    partial sums of those folds are checked equal to them). Kulisch PE: the psum lanes carry the
+    golden exact states, and the result beats' ``state`` fields are checked equal to them too.
 
     Returns
     -------
@@ -734,12 +898,14 @@ def gemm_program(array, A, B):
         exactly in the ``R + C - 2`` skew-drain cycles after each fold's last beat),
         ``acc`` (cycles x C expected codes, -1 where not checked: unused columns / rows and
         cycles without a result), ``last`` (cycles), ``schedule``, ``golden`` (the GEMM in the
-        golden representation).
+        golden representation); Kulisch PE in WS/IS: ``state`` (cycles x C expected packed exact
+        states, -1 where not checked).
     """
     tl = GemmTiler(array, A, B)
     s = tl.sched
     R, C, w = array.rows, array.cols, array.acc_width
-    cache = {}
+    cache, scache = {}, {}
+    kul = array.kulisch
 
     def partial(k1):            # golden sums over k < k1, as unsigned codes
         if k1 not in cache:
@@ -747,12 +913,18 @@ def gemm_program(array, A, B):
             cache[k1] = (g, np.vectorize(lambda v: int(v) & ((1 << w) - 1), otypes=[object])(g))
         return cache[k1][1]
 
+    def pstate(k1):             # Kulisch: exact golden states over k < k1, packed
+        if k1 not in scache:
+            scache[k1] = array.golden_state(tl.A[:, :k1], tl.B[:k1, :])
+        return scache[k1]
+
     n = s.latency + 1
     valid = np.zeros(n, dtype=np.uint8)
     payload = np.zeros(n, dtype=object)
     ready = np.ones(n, dtype=np.uint8)
     ovalid = np.zeros(n, dtype=np.uint8)
     acc = np.full((n, C), -1, dtype=object)
+    state = np.full((n, C), -1, dtype=object)
     last = np.zeros(n, dtype=np.uint8)
     P = s.fold_period
     ws = array.dataflow != "os"
@@ -763,7 +935,7 @@ def gemm_program(array, A, B):
         prev = None
         if ws:
             (k0, k1) = tile["K"]
-            prev = partial(k0) if k0 else None
+            prev = (pstate(k0) if kul else partial(k0)) if k0 else None
         beats = tl.beats_per_fold()
         for k in range(beats):
             valid[f * P + k] = 1
@@ -776,6 +948,9 @@ def gemm_program(array, A, B):
                 c = s.output_cycle(f, t)
                 ovalid[c], last[c] = 1, t == tl.T - 1
                 acc[c, :n1 - n0] = ref[n0:n1, t] if array.dataflow == "is" else ref[t, n0:n1]
+                if kul:
+                    st = pstate(k1)
+                    state[c, :n1 - n0] = st[n0:n1, t] if array.dataflow == "is" else st[t, n0:n1]
         else:
             (m0, m1) = tile["M"]
             for i in range(R):
@@ -784,8 +959,11 @@ def gemm_program(array, A, B):
                 if i < m1 - m0:
                     acc[c, :n1 - n0] = final[m0 + i, n0:n1]
     inputs = {"i__valid": valid, "i__payload": payload, "o__ready": np.ones(n, dtype=np.uint8)}
-    return inputs, {"ready": ready, "ovalid": ovalid, "acc": acc, "last": last, "schedule": s,
-                    "golden": cache[tl.K][0]}
+    exp = {"ready": ready, "ovalid": ovalid, "acc": acc, "last": last, "schedule": s,
+           "golden": cache[tl.K][0]}
+    if kul and ws:
+        exp["state"] = state
+    return inputs, exp
 
 
 def cosim_gemm(array, M, K, N, seed=0, sim=None, specials=0.01, unit="systolic", params=None):
@@ -822,6 +1000,14 @@ def cosim_gemm(array, M, K, N, seed=0, sim=None, specials=0.01, unit="systolic",
         g_last[c] = l if g_valid[c] else 0
     e_acc = np.where(exp["acc"] == -1, g_acc, exp["acc"])
     e_last = exp["last"]
+    want = {"i_ready": exp["ready"], "o_valid": exp["ovalid"], "acc": e_acc, "last": e_last}
+    have = {"i_ready": g_ready, "o_valid": g_valid, "acc": g_acc, "last": g_last}
+    if "state" in exp:
+        g_state = np.zeros((n, array.cols), dtype=object)
+        for c in range(n):
+            g_state[c] = array.unpack_state(got["o__payload"][c])
+        want["state"] = np.where(exp["state"] == -1, g_state, exp["state"])
+        have["state"] = g_state
     s = exp["schedule"]
     accepted = np.flatnonzero(inputs["i__valid"] & g_ready)
     produced = np.flatnonzero(g_valid)
@@ -832,8 +1018,7 @@ def cosim_gemm(array, M, K, N, seed=0, sim=None, specials=0.01, unit="systolic",
     report = cosim.CosimReport.compare(
         unit, params, got.simulator, seed,
         {"cycle": np.arange(n), "i_valid": inputs["i__valid"]},
-        {"i_ready": exp["ready"], "o_valid": exp["ovalid"], "acc": e_acc, "last": e_last},
-        {"i_ready": g_ready, "o_valid": g_valid, "acc": g_acc, "last": g_last},
+        want, have,
         seconds=time.perf_counter() - t0,
         notes=[f"GEMM M={M} K={K} N={N} on {array.rows}x{array.cols} {array.dataflow}: "
                f"{s.folds} folds, fold period {s.fold_period}",
@@ -883,8 +1068,11 @@ UNITS = [
         Param("overflow", "--overflow", "choice", "wrap", "int PE: accumulator overflow",
               choices=model.INT_OVERFLOWS),
         Param("acc_format", "--acc", "str", "fp32", "fp PE: accumulator format (fp32, fp16, bf16)"),
-        Param("mode", "--mode", "choice", "fused", "fp PE: rounding scheme",
-              choices=("fused", "two_roundings")),
+        Param("mode", "--mode", "choice", "fused", "fp PE: rounding scheme (kulisch: exact "
+              "fixed-point accumulator, rounded once at the bottom edge)",
+              choices=model.FP_MAC_MODES),
+        Param("terms", "--terms", "int", 4096, "fp PE, kulisch: products summed exactly (sizes "
+              "the register; beyond it wraps)"),
         Param("flush_subnormals", "--flush-subnormals", "bool", False,
               "fp PE: flush subnormal inputs and results to zero"),
         Param("saturate", "--saturate", "bool", False, "fp PE: overflow to +-max instead of +-Inf"),
@@ -894,7 +1082,8 @@ UNITS = [
         Param("precision", "--precision", "bool", True, "overq PE: precision overwrite"),
         Param("shift_at", "--shift-at", "choice", "product", "overq PE: where the shifts are",
               choices=("product", "operands")),
-    ), "R x C systolic GEMM array (int or fp MAC PEs), weight- or output-stationary, "
-       "skew/de-skew registers, valid/ready streams; cycle schedule of lowbit.sim.systolic",
+    ), "R x C systolic GEMM array (int, fp (fused, two roundings, Kulisch) or OverQ PEs), "
+       "weight-, output- or input-stationary, skew/de-skew registers, valid/ready streams; "
+       "cycle schedule of lowbit.sim.systolic",
         cosim=_cosim),
 ]

@@ -101,6 +101,8 @@ order, in every dataflow (OS: inside one PE; WS/IS: down a column, continued acr
 the psum-in of the column top). :func:`gemm_numerics` applies a PE step function ``acc <- step(acc,
 a, b)`` in that order, vectorised over the outputs: :class:`IntPE` and :class:`FpMacPE` wrap the
 golden model's :func:`lowbit.models.mac.int_mac_step` and :func:`lowbit.models.mac.fp_mac_step`;
+:class:`KulischPE` the exact fixed-point accumulator (:func:`lowbit.models.mac.kulisch_step`, its
+state carried across WS/IS K-folds and rounded once by :func:`lowbit.models.mac.kulisch_read`);
 :class:`Fp32AccPE` is a float64-to-float32 shortcut. Any object with the :class:`PEDatapath`
 methods plugs in (e.g. an OverQ PE step).
 """
@@ -118,7 +120,8 @@ import numpy as np
 __all__ = [
     "DATAFLOWS", "EVENT_CLASSES", "ArrayConfig", "Schedule", "schedule", "LayerResult", "SimResult",
     "simulate_gemm", "simulate_layer", "simulate_topology", "CostModel", "NullCostModel",
-    "PEDatapath", "IntPE", "FpMacPE", "Fp32AccPE", "gemm_numerics", "reference_numerics",
+    "PEDatapath", "IntPE", "FpMacPE", "KulischPE", "Fp32AccPE", "gemm_numerics",
+    "reference_numerics",
 ]
 
 DATAFLOWS = ("os", "ws", "is")
@@ -886,7 +889,7 @@ class FpMacPE:
         Default ``"fp32"``.
     mode : {"fused", "two_roundings"}
         See :mod:`lowbit.models.mac` (``"kulisch"`` keeps a fixed-point state and is not a
-        per-step code accumulator).
+        per-step code accumulator: :class:`KulischPE`).
     flush_subnormals, saturate : bool
     """
 
@@ -900,7 +903,8 @@ class FpMacPE:
         self.b_format = formats.get(b_format) if isinstance(b_format, str) else b_format
         self.acc_format = check_acc_format(acc_format)
         if mode not in ("fused", "two_roundings"):
-            raise ValueError(f"mode must be 'fused' or 'two_roundings', not {mode!r}")
+            raise ValueError(f"mode must be 'fused' or 'two_roundings' (KulischPE for 'kulisch'), "
+                             f"not {mode!r}")
         self.mode, self.flush_subnormals, self.saturate = mode, bool(flush_subnormals), bool(saturate)
         self.name = f"{self.a_format.name}x{self.b_format.name}_{self.acc_format.name}_{mode}"
 
@@ -920,6 +924,94 @@ class FpMacPE:
 
     def result(self, acc):
         return acc
+
+
+class KulischPE:
+    """Floating-point MAC PE with a Kulisch (exact fixed-point) accumulator.
+
+    The golden model's ``mode="kulisch"`` (:func:`lowbit.models.mac.kulisch_step` /
+    :func:`lowbit.models.mac.kulisch_read`): the accumulator is a
+    :class:`lowbit.models.mac.KulischState`, a signed ``width``-bit two's-complement register
+    whose LSB weighs ``2^lsb_exp`` (``(width, lsb_exp) = kulisch_width(a_format, b_format,
+    terms)``) plus four flag bits (NaN seen, +Inf seen, -Inf seen, every product so far was
+    -0). A new sum starts from ``kulisch_new_sum`` (0 with the -0 flag); ``step`` adds the
+    exact product (wrapping modulo ``2^width`` beyond ``terms`` products, as the register
+    does); ``result`` rounds the state **once** (RNE) to ``acc_format`` codes, or with
+    ``output="state"`` returns the state packed as the systolic array's psum lanes carry it:
+    the Python int ``(fixed mod 2^width) | flags << width``.
+
+    The exact sum is associative (modular integer addition, OR/AND of flags), so the result
+    does not depend on the accumulation order; :func:`gemm_numerics` still follows the
+    array's order. Over a whole chain it equals :func:`lowbit.models.mac.fp_mac` with
+    ``mode="kulisch"`` (one rounding at the end).
+
+    Parameters
+    ----------
+    a_format, b_format : str or FloatFormat
+    acc_format : str or FloatFormat
+        Read-out format (default ``"fp32"``).
+    terms : int
+        Products summed exactly (sizes the register), 1..2**32 (default 4096).
+    flush_subnormals, saturate : bool
+        Subnormal operands read as zero and subnormal read-outs flushed; overflow of the
+        read-out to +-max instead of +-Inf.
+    output : {"code", "state"}
+        What ``result`` returns.
+    """
+
+    order_independent = False
+
+    def __init__(self, a_format="e4m3", b_format="e4m3", acc_format="fp32", terms=4096,
+                 flush_subnormals=False, saturate=False, output="code"):
+        from lowbit.models import mac
+        self.a_format = mac.check_float_operand(a_format, "a_format")
+        self.b_format = mac.check_float_operand(b_format, "b_format")
+        self.acc_format = mac.check_acc_format(acc_format)
+        self.terms = mac.check_terms(terms)
+        if output not in ("code", "state"):
+            raise ValueError(f"output must be 'code' or 'state', not {output!r}")
+        self.flush_subnormals, self.saturate, self.output = (bool(flush_subnormals),
+                                                             bool(saturate), output)
+        self.width, self.lsb_exp = mac.kulisch_width(self.a_format, self.b_format, self.terms)
+        self.name = (f"{self.a_format.name}x{self.b_format.name}_{self.acc_format.name}_kulisch"
+                     f"{self.width}")
+
+    def init(self, shape):
+        from lowbit.models.mac import kulisch_new_sum
+        return kulisch_new_sum(shape)
+
+    def decode_a(self, codes):
+        return np.asarray(codes)
+
+    def decode_b(self, codes):
+        return np.asarray(codes)
+
+    def step(self, acc, a, b):
+        from lowbit.models.mac import kulisch_step
+        return kulisch_step(acc, a, b, self.a_format, self.b_format, self.terms,
+                            self.flush_subnormals)
+
+    def result(self, acc):
+        if self.output == "state":
+            return self.pack(acc)
+        from lowbit.models.mac import kulisch_read
+        return kulisch_read(acc, self.acc_format, self.lsb_exp, self.saturate,
+                            self.flush_subnormals)
+
+    def pack(self, state):
+        """``KulischState`` -> object array of ``(fixed mod 2^width) | flags << width``."""
+        fixed = np.asarray(state.fixed, dtype=object)
+        flags = np.asarray(state.flags).astype(object)
+        return (fixed & ((1 << self.width) - 1)) | (flags << self.width)
+
+    def unpack(self, packed):
+        """Inverse of :meth:`pack`."""
+        from lowbit.models.mac import KulischState
+        p = np.asarray(packed, dtype=object)
+        w = self.width
+        raw = p & ((1 << w) - 1)
+        fixed = np.asarray(raw - ((raw >> (w - 1)) << w), dtype=object)
+        return KulischState(fixed, np.asarray(p >> w, dtype=object).astype(np.int64) & 15)
 
 
 class Fp32AccPE:
@@ -995,7 +1087,8 @@ def gemm_numerics(a_codes, b_codes, cfg, pe=None, block_rows=1024):
         Checked for consistency; the order above holds for every dataflow and array size.
     pe : PEDatapath, optional
         Default ``IntPE()`` (INT8 x INT8, 32-bit wrapping accumulator). :class:`FpMacPE` for the
-        golden FP MAC (FP8 operands, FP32/FP16/BF16 accumulator).
+        golden FP MAC (FP8 operands, FP32/FP16/BF16 accumulator), :class:`KulischPE` for its
+        exact fixed-point accumulator.
 
     Returns
     -------
@@ -1033,7 +1126,7 @@ def reference_numerics(a_codes, b_codes, pe):
     b = pe.decode_b(np.asarray(b_codes))
     M, K = a.shape
     N = b.shape[1]
-    out = pe.init((M, N))
+    out = np.array(pe.result(pe.init((M, N))))      # dtype template (Kulisch: state -> codes)
     for m in range(M):
         for n in range(N):
             acc = pe.init(())

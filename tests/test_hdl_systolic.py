@@ -14,26 +14,29 @@ def rtl_gemm(array, A, B, p_valid=1.0, p_ready=1.0, seed=0, max_cycles=200_000):
     """Run ``A @ B`` through ``array`` in the Amaranth simulator with a reactive host.
 
     The host offers the next beat whenever it has one (with probability ``p_valid`` per cycle),
-    builds WS psum lanes from the array's own previous K-fold results (its ofmap buffer), and
-    takes result beats with probability ``p_ready``. Returns ``(C, trace)``: the result codes
-    and a dict of the cycles at which beats were accepted / results produced (cycle 0 = reset
-    released).
+    builds WS psum lanes from the array's own previous K-fold results (its ofmap buffer; for
+    the Kulisch PE the exact states of the result beats' ``state`` fields), and takes result
+    beats with probability ``p_ready``. Returns ``(C, trace)``: the result codes and a dict of
+    the cycles at which beats were accepted / results produced (cycle 0 = reset released);
+    Kulisch WS/IS: ``trace["state"]``, the last exact state of every output.
     """
     tl = GemmTiler(array, A, B)
     s = tl.sched
     rng = np.random.default_rng(seed)
     out = np.zeros((tl.M, tl.N), dtype=object)
-    trace = {"accept": [], "result": [], "fold_accept": [], "fold_result": []}
+    kst = array.kulisch and array.dataflow != "os"
+    states = np.zeros((tl.M, tl.N), dtype=object)
+    trace = {"accept": [], "result": [], "fold_accept": [], "fold_result": [], "state": states}
     per_fold = tl.results_per_fold()
 
     async def bench(ctx):
-        f, k, results, cycle = 0, 0, [], 0
+        f, k, results, sresults, cycle = 0, 0, [], [], 0
         nb = tl.beats_per_fold()
         while len(trace["fold_result"]) < s.folds:
             offer = f < s.folds and rng.random() < p_valid
             ctx.set(array.i.valid, offer)
             if offer:
-                ctx.set(array.i.payload.as_value(), tl.beat(f, k, out))
+                ctx.set(array.i.payload.as_value(), tl.beat(f, k, states if kst else out))
             ctx.set(array.o.ready, bool(rng.random() < p_ready))
             _, _, iv, ir, ov, orr, op = await ctx.tick().sample(
                 array.i.valid, array.i.ready, array.o.valid, array.o.ready,
@@ -50,11 +53,15 @@ def rtl_gemm(array, A, B, p_valid=1.0, p_ready=1.0, seed=0, max_cycles=200_000):
                 trace["result"].append(cycle)
                 acc, last = array.unpack_result(op)
                 results.append(acc)
+                if kst:
+                    sresults.append(array.unpack_state(op))
                 assert last == (len(results) == per_fold)
                 if len(results) == per_fold:
                     tl.place(len(trace["fold_result"]), results, out)
+                    if kst:
+                        tl.place(len(trace["fold_result"]), sresults, states)
                     trace["fold_result"].append(trace["result"][-per_fold:])
-                    results = []
+                    results, sresults = [], []
             cycle += 1
             assert cycle < max_cycles
         ctx.set(array.i.valid, 0)
@@ -196,6 +203,125 @@ def test_cycles_equal_simulator_sweep(R, C, df, M, K, N):
     assert res.compute_cycles == array.gemm_cycles(M, K, N).compute_cycles
 
 
+# -- Kulisch (exact fixed-point) accumulator ---------------------------------------------------
+
+def fp_mac_kulisch(array, A, B):
+    """Independent oracle: the golden FP MAC (:func:`lowbit.models.mac.fp_mac`, ``mode="kulisch"``)
+    over all of K per output, one rounding at the end (no systolic order, no K-folds)."""
+    from lowbit.models.mac import fp_mac
+    pe = array.golden_pe()
+    return fp_mac(np.asarray(A)[:, None, :], np.asarray(B).T[None, :, :], pe.a_format,
+                  pe.b_format, pe.acc_format, "kulisch", pe.flush_subnormals, pe.saturate,
+                  pe.terms)
+
+
+def check_kulisch(array, A, B, got, trace):
+    want = golden(array, A, B)
+    assert np.array_equal(array.to_golden(got), want)
+    assert np.array_equal(want, fp_mac_kulisch(array, A, B))
+    if array.dataflow != "os":
+        # the exact states the array handed back for the psum lanes, last K-fold: the whole sum
+        assert np.array_equal(trace["state"], array.golden_state(A, B))
+
+
+KULISCH_CASES = [
+    # rows, cols, dataflow, M, K, N (M, K, N larger than the array: several folds, K-folds)
+    (1, 1, "ws", 2, 3, 2),
+    (2, 3, "ws", 5, 7, 4),
+    (4, 4, "ws", 6, 9, 6),
+    (3, 2, "is", 4, 7, 5),
+    (1, 4, "is", 5, 3, 2),
+    (2, 2, "os", 3, 5, 3),
+    (4, 3, "os", 6, 4, 7),
+    (1, 1, "os", 2, 3, 2),
+]
+
+
+@pytest.mark.parametrize("R,C,df,M,K,N", KULISCH_CASES)
+def test_kulisch_gemm_bit_exact_and_cycles(R, C, df, M, K, N):
+    """FP8 PE with the Kulisch accumulator: the state travels down the columns (WS/IS) and across
+    K-folds exactly, or stays in the PE (OS), and is rounded once at the bottom edge; results
+    equal gemm_numerics (KulischPE) and the golden FP MAC over all of K, on the schedule."""
+    array = SystolicArray(R, C, pe="fp", dataflow=df, mode="kulisch")
+    assert array.kulisch_width == (49, -18)          # e4m3 x e4m3, 4096 terms: 37 + 12 bits
+    rng = np.random.default_rng(R * 100 + C * 10 + M)
+    A, B = array.random_operands(M, K, N, rng, 0.02)
+    got, trace = rtl_gemm(array, A, B)
+    check_kulisch(array, A, B, got, trace)
+    check_schedule(array, trace, M, K, N)
+
+
+KULISCH_OPTIONS = [
+    dict(a_format="e5m2", b_format="e4m3", acc_format="fp16", saturate=True,
+         flush_subnormals=True),
+    dict(a_format="e2m1", b_format="e3m2", acc_format="bf16"),
+    # a register for 2 terms summing 7: wraps modulo 2^width exactly as the model does
+    dict(acc_format="fp32", terms=2),
+]
+
+
+@pytest.mark.parametrize("df,opts", [(df, o) for df in ("ws", "os", "is")
+                                     for o in KULISCH_OPTIONS],
+                         ids=lambda o: "-".join(map(str, o.values())) if isinstance(o, dict) else o)
+def test_kulisch_options_bit_exact(df, opts):
+    array = SystolicArray(2, 3, pe="fp", dataflow=df, mode="kulisch", **opts)
+    rng = np.random.default_rng(5)
+    M, K, N = 5, 7, 4
+    A, B = array.random_operands(M, K, N, rng, 0.03)
+    if opts.get("terms") == 2:
+        mx = int(array.a_format.encode(array.a_format.max))
+        A[0], B[:, 0] = mx, mx                  # C[0, 0] = 7 * max^2: beyond the register
+    got, trace = rtl_gemm(array, A, B)
+    check_kulisch(array, A, B, got, trace)
+    check_schedule(array, trace, M, K, N)
+    if opts.get("terms") == 2:
+        wide = SystolicArray(2, 3, pe="fp", dataflow=df, mode="kulisch", terms=K)
+        assert not np.array_equal(golden(wide, A, B), golden(array, A, B))   # it did wrap
+
+
+@pytest.mark.parametrize("df", ["ws", "os", "is"])
+def test_kulisch_specials_across_k_folds(df):
+    """NaN, +-Inf and the sign of an exact zero live in the four flag bits, which cross the
+    K-folds with the fixed-point value: rows of -0 products only give -0, Inf of both signs in
+    one sum NaN, x + (-x) +0."""
+    array = SystolicArray(2, 2, pe="fp", dataflow=df, mode="kulisch", a_format="e5m2",
+                          b_format="e5m2")
+    e = array.a_format
+    z, nz, one, m_one, inf, m_inf, nan = (int(e.encode(v)) for v in (
+        0.0, -0.0, 1.0, -1.0, np.inf, -np.inf, np.nan))
+    M, K, N = 6, 5, 3
+    A = np.full((M, K), z)
+    A[0] = nz                                   # -0 * +1 five times: -0
+    A[1] = [one, m_one, z, nz, z]               # 1 - 1 + 0: +0
+    A[2, 3] = inf                               # +Inf in the second K-fold only
+    A[3, 0], A[3, 4] = inf, m_inf               # Inf - Inf across K-folds: NaN
+    A[4, 2] = nan
+    A[5] = [one, nz, nz, nz, m_one]
+    B = np.full((K, N), one)
+    B[:, 2] = m_one                              # column 2: products of the other sign
+    got, trace = rtl_gemm(array, A, B)
+    check_kulisch(array, A, B, got, trace)
+    from lowbit.models import formats
+    r = formats.get("fp32").decode(np.asarray(got, dtype=np.uint64))
+    assert np.signbit(r[0, 0]) and r[0, 0] == 0 and not np.signbit(r[0, 2]) and r[0, 2] == 0
+    assert r[1, 0] == 0 and not np.signbit(r[1, 0])
+    assert r[2, 0] == np.inf and r[2, 2] == -np.inf
+    assert np.isnan(r[3]).all() and np.isnan(r[4]).all()
+    assert r[5, 0] == 0 and not np.signbit(r[5, 0])
+
+
+@pytest.mark.parametrize("df", ["ws", "os"])
+def test_kulisch_bubbles_and_backpressure(df):
+    array = SystolicArray(3, 2, pe="fp", dataflow=df, mode="kulisch", acc_format="fp16")
+    rng = np.random.default_rng(13)
+    M, K, N = 5, 7, 5
+    A, B = array.random_operands(M, K, N, rng, 0.02)
+    got, trace = rtl_gemm(array, A, B, p_valid=0.6, p_ready=0.5, seed=4)
+    check_kulisch(array, A, B, got, trace)
+    s = array.gemm_cycles(M, K, N)
+    assert trace["result"][-1] - trace["accept"][0] > s.latency
+
+
 # -- parameters and catalogue ------------------------------------------------------------------
 
 @pytest.mark.parametrize("kw,msg", [
@@ -209,9 +335,10 @@ def test_cycles_equal_simulator_sweep(R, C, df, M, K, N):
     (dict(pe="overq", dataflow="is"),
      r"^dataflow 'is' is not available with pe 'overq' \(its metadata travels with the "
      r"streamed activations\)$"),
-    (dict(pe="fp", mode="kulisch"),
-     r"^mode must be one of fused, two_roundings \(the systolic array has no Kulisch PE\), "
-     r"not 'kulisch'$"),
+    (dict(pe="fp", mode="exact"),
+     r"^mode must be one of fused, two_roundings, kulisch, not 'exact'$"),
+    (dict(pe="fp", mode="kulisch", terms=0),
+     r"^terms must be an integer from 1 to 4294967296, not 0$"),
     (dict(pe="int", a_format="e4m3"),
      r"^a_format must be an integer format int2\.\.int16 or uint2\.\.uint16, not 'e4m3'$"),
     (dict(pe="int", acc_bits=1), r"^acc_bits must be an integer from 2 to 64, not 1$"),
@@ -252,3 +379,36 @@ def test_generate_cli_bad_rows(capsys):
     assert main(["generate", "systolic", "--rows", "99", "-o", "/tmp/unused"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["lowbit generate: error: rows must be an integer from 1 to 64, not 99"]
+
+
+@pytest.mark.parametrize("df", ["ws", "os"])
+def test_generate_cli_kulisch(tmp_path, df):
+    """``lowbit generate systolic --pe fp --mode kulisch``: Verilog plus a manifest whose ports
+    and contract give the state layout (WS: the psum lanes and the result beats' state field)."""
+    import json
+
+    from lowbit.cli.main import main
+    assert main(["generate", "systolic", "--rows", "3", "--cols", "2", "--pe", "fp", "--mode",
+                 "kulisch", "--terms", "256", "--acc", "fp16", "--dataflow", df,
+                 "-o", str(tmp_path)]) == 0
+    man = json.loads((tmp_path / "systolic.json").read_text())
+    assert (tmp_path / "systolic.v").read_text().count("module systolic") == 1
+    array = SystolicArray(3, 2, pe="fp", dataflow=df, mode="kulisch", terms=256,
+                          acc_format="fp16")
+    width, lsb = array.kulisch_width
+    assert (width, lsb) == (37 + 8, -18) and array.psum_width == width + 4
+    k = man["contract"]["kulisch"]
+    assert (k["width"], k["lsb_exponent"], k["state_bits"], k["exact_terms"]) == (45, -18, 49, 256)
+    assert k["empty_sum"] == array.empty_sum == 8 << 45
+    assert man["parameters"]["mode"] == "kulisch" and man["contract"]["acc_format"] == "fp16"
+    assert man["contract"]["numerics"].endswith("KulischPE")
+    ports = {p["name"]: p for p in man["ports"]}
+    assert ports["i__payload"]["width"] == array.operand_layout.size
+    assert ports["o__payload"]["width"] == array.result_layout.size
+    if df == "ws":
+        assert array.result_layout.size == 2 * 16 + 2 * 49 + 1
+        assert array.operand_layout.size == 3 * 8 + 3 + 2 * 8 + 2 * 49 + 2
+        assert "Kulisch state (49 bits" in ports["i__payload"]["meaning"]
+        assert "state: 2 x Kulisch state" in ports["o__payload"]["meaning"]
+    else:
+        assert array.result_layout.size == 2 * 16 + 1

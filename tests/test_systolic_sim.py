@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from lowbit.sim.systolic import (
-    ArrayConfig, Fp32AccPE, FpMacPE, IntPE, NullCostModel, Schedule, gemm_numerics, reference_numerics,
+    ArrayConfig, Fp32AccPE, FpMacPE, IntPE, KulischPE, NullCostModel, Schedule, gemm_numerics,
+    reference_numerics,
     schedule, simulate_gemm, simulate_topology,
 )
 from lowbit.sim.topology import (
@@ -595,8 +596,74 @@ def test_numerics_validation():
         IntPE(acc_bits=64)
     with pytest.raises(ValueError, match=r"^overflow must be 'wrap' or 'saturate', not 'clip'$"):
         IntPE(overflow="clip")
-    with pytest.raises(ValueError, match=r"^mode must be 'fused' or 'two_roundings', not 'kulisch'$"):
+    with pytest.raises(ValueError, match=r"^mode must be 'fused' or 'two_roundings' \(KulischPE for "
+                                         r"'kulisch'\), not 'kulisch'$"):
         FpMacPE(mode="kulisch")
+    with pytest.raises(ValueError, match=r"^output must be 'code' or 'state', not 'value'$"):
+        KulischPE(output="value")
+    with pytest.raises(ValueError, match=r"^terms must be an integer from 1 to 4294967296, not 0$"):
+        KulischPE(terms=0)
+    with pytest.raises(ValueError, match=r"^acc_format must be an IEEE-style float format"):
+        KulischPE(acc_format="e4m3")
+
+
+def test_kulisch_numerics_exact_sum_rounded_once():
+    """KulischPE: the exact sum of the products rounded once to FP32. Oracle: ml_dtypes decode,
+    exact float64 products, ``math.fsum`` (the exact sum: a multiple of 2^-18 below 2^30 has at
+    most 48 significant bits, so float64 holds it) and one float64 -> float32 rounding (RNE)."""
+    import math
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    rng = np.random.default_rng(9)
+    K = 64
+    codes = np.array([c for c in range(256) if c & 0x7F != 0x7F], dtype=np.uint8)
+    a = rng.choice(codes, (9, K))
+    b = rng.choice(codes, (K, 7))
+    a[0] = 0x80                                   # -0 products only: -0
+    b[:, 6] = 0                                   # +0 * x: +0
+    pe = KulischPE("e4m3", "e4m3", "fp32")
+    assert (pe.width, pe.lsb_exp) == (49, -18)
+    got = gemm_numerics(a, b, ArrayConfig(4, 4, "ws"), pe=pe)
+    av = a.view(ml_dtypes.float8_e4m3fn).astype(np.float64)
+    bv = b.view(ml_dtypes.float8_e4m3fn).astype(np.float64)
+    want = np.zeros((9, 7), dtype=np.float32)
+    for m in range(9):
+        for n in range(7):
+            p = av[m] * bv[:, n]
+            want[m, n] = np.float32(math.fsum(p))
+            if want[m, n] == 0:                   # an exact zero: -0 iff every product is -0
+                want[m, n] = -0.0 if np.all((p == 0) & np.signbit(p)) else 0.0
+    assert np.signbit(want[0, 6]) and want[0, 6] == 0 and not np.signbit(want[0, 0])
+    np.testing.assert_array_equal(got.astype(np.uint32), want.view(np.uint32))
+    # order-independent (exact), scalar reference, and the golden FP MAC over the whole row
+    np.testing.assert_array_equal(gemm_numerics(a[:, ::-1], b[::-1], ArrayConfig(2, 2, "os"), pe=pe),
+                                  got)
+    np.testing.assert_array_equal(reference_numerics(a[:3, :9], b[:9, :3], pe),
+                                  gemm_numerics(a[:3, :9], b[:9, :3], ArrayConfig(), pe=pe))
+    from lowbit.models.mac import fp_mac
+    np.testing.assert_array_equal(fp_mac(a[:, None, :], b.T[None], "e4m3", "e4m3", "fp32", "kulisch"),
+                                  got)
+    # an FP32 accumulator rounding every step differs somewhere: this case shows it
+    fused = gemm_numerics(a, b, ArrayConfig(), pe=FpMacPE("e4m3", "e4m3", "fp32", "fused"))
+    assert np.any(fused != got)
+
+
+def test_kulisch_state_output_packs_fixed_and_flags():
+    rng = np.random.default_rng(3)
+    a = rng.integers(0, 1 << 5, (4, 6))           # e5m2 codes, Inf/NaN included
+    a[0, 0] = 0x7C                                # +Inf
+    a[1, 0] = 0x7D                                # NaN
+    b = rng.integers(0, 1 << 5, (6, 3))
+    b[0] = 0x3C                                   # +1
+    pe = KulischPE("e5m2", "e5m2", "bf16", terms=8)
+    ps = KulischPE("e5m2", "e5m2", "bf16", terms=8, output="state")
+    st = gemm_numerics(a, b, ArrayConfig(), pe=ps)
+    assert st.dtype == object and all(0 <= int(v) < 1 << (ps.width + 4) for v in st.flat)
+    flags = np.vectorize(lambda v: int(v) >> ps.width)(st)
+    assert (flags[0] & 2).all() and (flags[1] & 1).all()      # +Inf seen; NaN seen
+    state = ps.unpack(st)
+    np.testing.assert_array_equal(pe.result(state), gemm_numerics(a, b, ArrayConfig(), pe=pe))
+    np.testing.assert_array_equal(ps.pack(state), st)
+    assert all(-(1 << (ps.width - 1)) <= int(v) < 1 << (ps.width - 1) for v in state.fixed.flat)
 
 
 # ---------------------------------------------------------------------------------------------------
