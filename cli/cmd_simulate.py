@@ -5,6 +5,11 @@ Examples::
     lowbit simulate --gemm 512 512 512 --rows 32 --cols 32 --dataflow os
     lowbit simulate --topology Resnet18.csv --config scale.cfg --csv out.csv --json out.json
     lowbit simulate --gemm 128 768 768 --dataflow ws --dram-bw 16 --schedule
+    lowbit simulate --topology Resnet18.csv --pe e4m3_fp32 --cost --json out.json
+
+``--cost`` adds energy per layer and in total and the array area from
+:class:`lowbit.fpga.cost_model.SynthCostModel` (the configured PE synthesised with Yosys, once,
+cached; Horowitz-calibrated 45 nm energies; SRAM area model of :mod:`lowbit.fpga.energy`).
 
 Settings come from the defaults (32 x 32, WS, 64 KiB SRAMs, CALC bandwidth), then the SCALE-Sim
 ``--config`` file, then the explicit options.
@@ -37,6 +42,20 @@ def register(subparsers):
     p.add_argument("--dram-bw", metavar="WORDS|CALC", help="DRAM words/cycle, or CALC for no stalls (default)")
     p.add_argument("--word-bytes", type=_int("--word-bytes"), help="bytes per word (default 1, as SCALE-Sim)")
     p.add_argument("--pe", help="PE datapath name carried into the report (default int8)")
+    cost = p.add_argument_group("cost (area and energy, 45 nm by default)")
+    cost.add_argument("--cost", action="store_true",
+                      help="report energy (per layer, total) and array area (PEs + SRAM) from the "
+                           "synthesis-calibrated cost model; synthesises the --pe PE once (cached)")
+    cost.add_argument("--node-scale", type=_num("--node-scale"), metavar="F",
+                      help="energy factor for logic and SRAM vs 45 nm (default 1)")
+    cost.add_argument("--vdd", type=_num("--vdd"), metavar="V",
+                      help="supply voltage 0.3..1.5 V; energies scale by (V/0.9)^2 (default 0.9)")
+    cost.add_argument("--area-scale", type=_num("--area-scale"), metavar="F",
+                      help="area factor for PEs and SRAM vs 45 nm (default 1)")
+    cost.add_argument("--ofmap-word", choices=("operand", "acc"),
+                      help="width of an ofmap access: the word (default) or the PE accumulator")
+    cost.add_argument("--pe-area-ge", type=_num("--pe-area-ge"), metavar="GE",
+                      help="use this PE area (NAND2 equivalents) instead of synthesising the PE")
     p.add_argument("--csv", metavar="FILE", help="write per-layer results as CSV")
     p.add_argument("--json", metavar="FILE", help="write per-layer results as JSON")
     p.add_argument("--schedule", action="store_true", help="also print the fold schedule of each layer")
@@ -90,12 +109,81 @@ def _config(args):
     return ArrayConfig(**kw)
 
 
+_COST_OPTS = (("node_scale", "--node-scale"), ("vdd", "--vdd"), ("area_scale", "--area-scale"),
+              ("ofmap_word", "--ofmap-word"), ("pe_area_ge", "--pe-area-ge"))
+
+
+def _cost_model(args):
+    """The SynthCostModel asked for by --cost and its options (None without --cost)."""
+    given = [flag for attr, flag in _COST_OPTS if getattr(args, attr, None) is not None]
+    if not args.cost:
+        if given:
+            raise ValueError(f"{given[0]} needs --cost")
+        return None
+    from lowbit.fpga.cost_model import SynthCostModel
+    kw = {attr: getattr(args, attr) for attr, _ in _COST_OPTS if getattr(args, attr) is not None}
+    try:
+        return SynthCostModel(**kw)
+    except ValueError as e:
+        msg = str(e)
+        for attr, flag in _COST_OPTS:
+            if msg.startswith(attr + " "):
+                raise ValueError(flag + msg[len(attr):]) from None
+        raise
+
+
+def _cost_lines(res, model, cfg):
+    d = model.describe(cfg)
+    a = d["area_um2"]
+    e = res.total.energy_breakdown_pj
+    tot = res.total.energy_pj or 0.0
+    mac = e.get("mac", 0.0)
+    sram = sum(v for k, v in e.items() if k.startswith("sram"))
+    dram = sum(v for k, v in e.items() if k.startswith("dram"))
+
+    def pct(x):
+        return f"{100 * x / tot:.1f}%" if tot else "-"
+    ff = "" if d["pe_flip_flops"] is None else f", {d['pe_flip_flops']} FF"
+    return [
+        f"cost model {d['model']} (45 nm x node-scale {d['node_scale']:g}, {d['vdd']:g} V, "
+        f"area x {d['area_scale']:g}): PE {d['pe']} ({cfg.dataflow}) {d['pe_area_ge']:.1f} GE = "
+        f"{d['pe_area_um2']:.1f} um^2{ff}, E_MAC {d['e_mac_pj']:.3f} pJ",
+        f"array area {a['total'] / 1e6:.4f} mm^2 = {a['n_pe']} PEs {a['pes'] / 1e6:.4f} mm^2 + SRAM "
+        f"{a['sram'] / 1e6:.4f} mm^2 (ifmap {a['sram_ifmap'] / 1e6:.4f}, filter {a['sram_filter'] / 1e6:.4f}, "
+        f"ofmap {a['sram_ofmap'] / 1e6:.4f})",
+        f"energy total {tot / 1e6:.3f} uJ: MAC {mac / 1e6:.3f} uJ ({pct(mac)}), SRAM {sram / 1e6:.3f} uJ "
+        f"({pct(sram)}), DRAM {dram / 1e6:.3f} uJ ({pct(dram)})",
+    ]
+
+
+def _cost_csv(res, area_um2):
+    """The simulator's CSV with energy per event group and the array area appended."""
+    import csv
+    import io
+    rows = list(csv.reader(io.StringIO(res.to_csv())))
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(rows[0] + ["energy_mac_pj", "energy_sram_pj", "energy_dram_pj", "area_mm2"])
+    for row, l in zip(rows[1:], res.layers + [res.total]):
+        e = l.energy_breakdown_pj
+        w.writerow(row + [e.get("mac"), sum(v for k, v in e.items() if k.startswith("sram")),
+                          sum(v for k, v in e.items() if k.startswith("dram")), area_um2 / 1e6])
+    return buf.getvalue()
+
+
 def run(args):
     from rich.console import Console
     from lowbit.sim.systolic import schedule, simulate_topology
     from lowbit.sim.topology import gemm_layer, read_topology
 
     cfg = _config(args)
+    model = _cost_model(args)
+    if model is not None:
+        from lowbit.fpga.cost_model import parse_pe
+        try:
+            parse_pe(cfg.pe)          # a bad --pe fails before any synthesis
+        except ValueError as e:
+            raise ValueError(f"--{e}") from None
     if args.gemm:
         vals = []
         for name, v in zip("MKN", args.gemm):
@@ -110,11 +198,17 @@ def run(args):
         layers = read_topology(args.topology, kind=args.topology_kind)
         if not layers:
             raise ValueError(f"--topology file {args.topology!r} has no layers")
-    res = simulate_topology(layers, cfg, progress=len(layers) > 1 and sys.stderr.isatty())
+    if model is not None:
+        model.pe_cost(cfg)            # synthesise (or read the cache) before the progress bar
+    res = simulate_topology(layers, cfg, cost_model=model,
+                            progress=len(layers) > 1 and sys.stderr.isatty())
     # rich assumes 80 columns when stdout is not a terminal; the table needs about 160
     con = Console() if sys.stdout.isatty() else Console(width=200)
     if not args.quiet:
         con.print(res.table())
+        if model is not None:
+            for line in _cost_lines(res, model, cfg):
+                con.print(line, highlight=False)
     if args.schedule:
         for l in layers:
             s = schedule(*l.gemm, cfg)
@@ -124,7 +218,19 @@ def run(args):
                       f"{ph['col_skew']} col skew = {ph['period']} cycles; compute_cycles = {s.compute_cycles}, "
                       f"latency = {s.latency} (drain {ph['drain']})")
     if args.csv:
-        res.to_csv(args.csv)
+        if model is None:
+            res.to_csv(args.csv)
+        else:
+            with open(args.csv, "w", newline="") as f:
+                f.write(_cost_csv(res, res.area_um2))
     if args.json:
-        res.to_json(args.json)
+        if model is None:
+            res.to_json(args.json)
+        else:
+            import json
+            d = res.as_dict()
+            d["area_mm2"] = res.area_um2 / 1e6
+            d["cost"] = model.describe(cfg)
+            with open(args.json, "w") as f:
+                f.write(json.dumps(d, indent=2) + "\n")
     return 0
