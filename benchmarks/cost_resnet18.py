@@ -1,0 +1,91 @@
+"""Area and energy of ResNet-18 on a 32 x 32 systolic array with INT8 vs FP8 PEs.
+
+    python benchmarks/cost_resnet18.py [--dataflow ws] [--pes int8,e4m3_fp16,e4m3_fp32]
+                                       [--topology Resnet18.csv] [--config scale.cfg]
+                                       [--ofmap-word operand|acc]
+
+The network is SCALE-Sim's ResNet-18 topology (../shared/data/scalesim/Resnet18.csv, 21 conv/FC
+layers) on the array of SCALE-Sim's example ``scale.cfg`` (32 x 32, 64 KiB ifmap/filter/ofmap
+SRAMs, CALC bandwidth), simulated by :func:`lowbit.sim.systolic.simulate_topology` with the
+cost model :class:`lowbit.fpga.cost_model.SynthCostModel` (each PE synthesised once, generic
+flow, cached; 45 nm, 0.9 V). Prints, per PE: PE area, array area (PEs + SRAM), energy per
+layer sum split into MAC / SRAM / DRAM, and ratios to INT8. The same per-PE figure is what
+``lowbit simulate --topology ... --pe PE --cost`` prints.
+"""
+
+import argparse
+import pathlib
+import sys
+import time
+
+from lowbit.cli.table import print_table
+from lowbit.fpga.cost_model import SynthCostModel
+from lowbit.sim.systolic import ArrayConfig, simulate_topology
+from lowbit.sim.topology import read_topology
+
+SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "scalesim"
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--topology", default=str(SHARED / "Resnet18.csv"))
+    ap.add_argument("--config", default=str(SHARED / "scale.cfg"))
+    ap.add_argument("--dataflow", choices=("ws", "os", "is"), default="ws")
+    ap.add_argument("--rows", type=int, default=32)
+    ap.add_argument("--cols", type=int, default=32)
+    ap.add_argument("--pes", default="int8,e4m3_fp16,e4m3_fp32,e5m2_fp32",
+                    help="comma-separated PE names (lowbit.fpga.cost_model.parse_pe)")
+    ap.add_argument("--ofmap-word", choices=("operand", "acc"), default="operand",
+                    help="ofmap (partial-sum) access width: the 1-byte word or the PE accumulator")
+    args = ap.parse_args(argv)
+    for p in (args.topology, args.config):
+        if not pathlib.Path(p).is_file():
+            print(f"cost_resnet18: error: {p} does not exist", file=sys.stderr)
+            return 2
+    layers = read_topology(args.topology)
+    base = ArrayConfig.from_scalesim_cfg(args.config, rows=args.rows, cols=args.cols,
+                                         dataflow=args.dataflow, dram_bw="CALC")
+    head = ["PE", "PE GE", "PE FF", "E_MAC pJ", "area mm2", "PEs mm2", "SRAM mm2", "energy uJ",
+            "MAC uJ", "SRAM uJ", "DRAM uJ", "pJ/MAC all", "area vs INT8", "energy vs INT8",
+            "MAC energy vs INT8"]
+    rows = [head]
+    ref = None
+    cycles = macs = None
+    for pe in [p.strip() for p in args.pes.split(",") if p.strip()]:
+        cfg = base.replace(pe=pe)
+        model = SynthCostModel(ofmap_word=args.ofmap_word)
+        t0 = time.perf_counter()
+        pc = model.pe_cost(cfg)
+        t_syn = time.perf_counter() - t0
+        res = simulate_topology(layers, cfg, cost_model=model)
+        e = res.total.energy_breakdown_pj
+        mac = e["mac"]
+        sram = sum(v for k, v in e.items() if k.startswith("sram"))
+        dram = sum(v for k, v in e.items() if k.startswith("dram"))
+        tot = res.total.energy_pj
+        area = res.area_um2
+        br = model.area_breakdown_um2(cfg)
+        if ref is None:
+            ref = (area, tot, mac)
+        cycles, macs = res.total.total_cycles, res.total.macs
+        rows.append([pc.spec.key, f"{pc.area_ge:.0f}", str(pc.flip_flops), f"{pc.e_mac_pj:.3f}",
+                     f"{area / 1e6:.3f}", f"{br['pes'] / 1e6:.3f}", f"{br['sram'] / 1e6:.3f}",
+                     f"{tot / 1e6:.1f}", f"{mac / 1e6:.1f}", f"{sram / 1e6:.1f}", f"{dram / 1e6:.1f}",
+                     f"{tot / res.total.macs:.2f}", f"{area / ref[0]:.2f}x", f"{tot / ref[1]:.2f}x",
+                     f"{mac / ref[2]:.2f}x"])
+        print(f"{pc.spec.key}: PE synthesis {t_syn:.1f} s ({'cache' if t_syn < 1 else 'Yosys'})",
+              file=sys.stderr)
+    print_table(rows, title=(f"ResNet-18 ({len(layers)} layers, {macs:,} MACs, {cycles:,} cycles) on "
+                             f"{args.rows}x{args.cols} {args.dataflow.upper()}, SRAM "
+                             f"{base.ifmap_sram_kib:g}/{base.filter_sram_kib:g}/{base.ofmap_sram_kib:g} KiB, "
+                             f"45 nm 0.9 V, ofmap accesses at {args.ofmap_word} width"))
+    print("Energy: MACs x E_MAC (gate-count model of the synthesised PE, Horowitz-calibrated) + SRAM "
+          "words x Horowitz per-access energy (log-log in capacity, linear in width) + DRAM words x "
+          "20 pJ/bit. Area: PEs (generic synthesis, 1 GE = 0.798 um^2) + SRAM (CACTI 146 F^2 cell, "
+          "capacity-dependent array efficiency). Array edge registers, control, clock tree and "
+          "leakage are not included.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
