@@ -1,0 +1,403 @@
+"""Data-dependent energy per operation from gate-level toggles (issue 7, 2b).
+
+The unit is synthesised with the generic flow (:func:`lowbit.fpga.synth.generic_netlist`,
+Nangate-45-like gate set), its mapped netlist is simulated cycle by cycle on operand streams
+(:mod:`lowbit.fpga.netlist_sim`, zero delay, many streams at once), every output transition
+of every net is counted, and each transition costs the switching energy of the capacitance
+it charges or discharges::
+
+    E_transition = 1/2 * C_net * Vdd^2
+    C_net = C_internal(driver) + sum(C_pin(load pins)) + C_port(output-port bits)
+            + C_wire(fanout)
+    E_clock  = (C_CK + C_wire(1) + C_clock_internal) * Vdd^2      per flip-flop per cycle
+    E / op   = (sum over counted cycles of all the above) / (operations in those cycles)
+
+Operations are the cycles with ``valid`` set (each stream, each counted cycle), or every
+cycle when the unit has no ``valid`` input. Energy is reported in four parts: ``logic``
+(transitions of combinational cell outputs), ``flip_flops`` (transitions of flip-flop
+outputs: internal nodes and the load they drive), ``clock`` (flip-flop clock pins, every
+cycle whatever the data) and ``inputs`` (charging the unit's input pins and wires, paid by
+whatever drives them; a unit fed from registers would see it in those registers).
+
+Capacitances (fF; 45 nm). Sources and how sure each value is:
+
+* Input-pin capacitances :data:`PIN_CAP_FF`: Nangate 45 nm Open Cell Library (PDK v1.3,
+  ``NangateOpenCellLibrary_typical.lib``, X1 cells, typical corner 1.1 V / 25 C). INV_X1 A
+  = 1.700230, BUF_X1 A = 0.974659, NAND2_X1 A1 = 1.599032, NOR2_X1 A1 = 1.714471, AND2_X1 A1
+  = 0.918145, OR2_X1 A1 = 0.946814 and XOR2_X1 (one pin) = 2.411453 fF appear verbatim in
+  public material quoting the library (parser sample output and scripts); every other value
+  is **recalled** from the library (second pins, AOI21/OAI21/XNOR2/MUX2, the flip-flops),
+  not re-read here, and may be off by roughly 10 %. Our AOI21 ``!((A&B)|C)`` is Nangate's
+  AOI21 ``!(A|(B1&B2))`` with A, B = B1, B2 and C = A (likewise OAI21).
+* Internal (parasitic) output capacitance, :data:`PARASITIC`: not in the liberty file (its
+  internal_power tables hold it, not read here), so it is **estimated** with the method of
+  logical effort: a cell's parasitic delay ``p`` (inverter 1, NAND2/NOR2 2, AOI21/OAI21 7/3,
+  XOR2/XNOR2 4, 2:1 mux 4; Sutherland, Sproull and Harris, "Logical Effort", 1999, table 1.3,
+  and Weste and Harris, "CMOS VLSI Design", 4th ed., table 4.3, both recalled) times the
+  diffusion capacitance of a unit inverter, taken equal to its input capacitance (gamma = 1,
+  the books' usual assumption): ``C_internal = p * C_in(INV_X1)``. Two-stage cells (BUF =
+  INV+INV, AND2 = NAND2+INV, OR2 = NOR2+INV) add the internal node (one unit inverter input)
+  and the output stage (p = 1): BUF 3, AND2/OR2 4. Nangate's X1 two-stage cells have small
+  first stages (their input pins are about half INV_X1's), so this overstates them somewhat.
+* Flip-flops (**estimates**): a Q transition also switches the slave latch's internal nodes
+  (:data:`FF_Q_PARASITIC` = 5 unit inverters: 4 latch nodes + the output stage); the clock
+  switches the CK pin, one fanout of clock wire and the cell's internal clock inverters
+  (:data:`FF_CLOCK_INTERNAL_FF` = 2 unit inverter inputs) up and down every cycle, whatever
+  the data. Clock-tree buffers and their wires above one fanout per flip-flop are not
+  counted (a real clock tree adds to this).
+* Wire load (**recalled**): the library's default wire-load model ``5K_hvratio_1_1``,
+  capacitance 0.1774 fF per unit length, ``fanout_length`` (1: 1.746, 2: 3.9394, 3: 6.4626,
+  4: 9.2201, 5: 11.9123, 6: 14.8358, 7: 18.6155, 8: 22.6727, 9: 25.4842, 11: 27.0320),
+  slope 5.0613 beyond; linear interpolation between the points. About 0.31 fF for one
+  fanout, 0.7 fF for two.
+* Output ports: each output bit is assumed to drive one DFF_X1 D pin (the next register)
+  through one fanout of wire.
+
+Voltage: the library's figures are capacitances, so the energy scales exactly with
+``Vdd^2``; the default 0.9 V is Horowitz's, as in the gate-count view
+(:mod:`lowbit.fpga.energy`), so that the two views compare directly. ``node_scale``
+multiplies the result for another node.
+
+Where this view and the gate-count view (a) disagree, and why
+--------------------------------------------------------------
+* Activity. (a) charges every gate equivalent the same energy per operation, fitted on
+  combinational integer adders and multipliers driven with fresh random operands every
+  cycle. Here each net costs what it actually toggles: a MAC's accumulator register and the
+  upper accumulator bits toggle little, the exponent logic of an FP unit toggles less than a
+  multiplier array, and the clock costs every flip-flop the same each cycle whatever the
+  data. Units rich in flip-flops (FP32/Kulisch accumulators) therefore pay clock energy
+  that (a) prices as 5.7 GE of average logic per flip-flop.
+* Glitching is not modelled. The simulation has zero delay, so a net switches at most once
+  per cycle; in silicon, unequal path delays make nets switch several times before they
+  settle, most of all in deep arithmetic (array multipliers, carry chains, normalisers).
+  Horowitz's measured energies include glitches, (b) does not, so (b) is a lower bound on
+  the logic energy and under-counts deep units relatively more than shallow ones.
+* Data dependence. Real tensors are not uniform codes: ReLU activations are zero or small
+  and never negative (the sign bit and high bits stay put), images have zero backgrounds,
+  weights cluster around zero. Products of zeros do not disturb the multiplier, and a zero
+  term leaves the accumulator's register unchanged, so the energy per MAC on real tensors
+  is lower than on uniform random codes, by a unit-dependent amount (:mod:`benchmarks/
+  energy_views.py` prints both).
+* Absolute scale. (a) is calibrated to Horowitz's measured numbers; (b) is built from
+  capacitances with estimated internal parts and no glitches or clock tree, so its absolute
+  values are less certain than its ratios; the benchmark also runs (b) on (a)'s calibration
+  circuits to show the scale factor between the two.
+"""
+
+import dataclasses
+
+import numpy as np
+
+from . import netlist_sim as _ns
+from . import synth as _synth
+
+__all__ = ["PIN_CAP_FF", "PARASITIC", "C_UNIT_FF", "FF_Q_PARASITIC", "FF_CLOCK_INTERNAL_FF",
+           "wire_cap_ff", "net_capacitances_ff", "clock_cap_per_ff_ff", "ToggleEnergy",
+           "toggle_energy", "dot_streams"]
+
+#: Input-pin capacitances in fF (Nangate 45 nm typical, X1 cells; see the module docstring
+#: for which values are confirmed and which are recalled).
+PIN_CAP_FF = {
+    "INV": {"A": 1.700230},
+    "BUF": {"A": 0.974659},
+    "NAND2": {"A": 1.599032, "B": 1.663184},
+    "NOR2": {"A": 1.714471, "B": 1.651345},
+    "AND2": {"A": 0.918145, "B": 0.974700},
+    "OR2": {"A": 0.946814, "B": 0.990009},
+    "AOI21": {"A": 1.646, "B": 1.679, "C": 1.627},
+    "OAI21": {"A": 1.636, "B": 1.557, "C": 1.671},
+    "XOR2": {"A": 2.232, "B": 2.411453},
+    "XNOR2": {"A": 2.123, "B": 2.570},
+    "MUX2": {"A": 0.946, "B": 0.941, "S": 1.914},
+    "DFF": {"D": 1.140, "C": 0.950},
+    "DFFR": {"D": 1.128, "RN": 1.414, "C": 0.949},
+    "DFFS": {"D": 1.106, "SN": 1.331, "C": 0.950},
+}
+
+#: Unit inverter capacitance (INV_X1 input pin), the unit of the parasitic estimates.
+C_UNIT_FF = PIN_CAP_FF["INV"]["A"]
+
+#: Internal output capacitance of a combinational cell, in unit inverters (logical effort's
+#: parasitic delay; two-stage cells include their internal node). Estimates, see above.
+PARASITIC = {"INV": 1.0, "BUF": 3.0, "NAND2": 2.0, "NOR2": 2.0, "AND2": 4.0, "OR2": 4.0,
+             "AOI21": 7 / 3, "OAI21": 7 / 3, "XOR2": 4.0, "XNOR2": 4.0, "MUX2": 4.0}
+
+#: Internal capacitance switched with a flip-flop's Q, in unit inverters (estimate).
+FF_Q_PARASITIC = 5.0
+
+#: Internal clock capacitance of a flip-flop, fF, switched up and down every cycle (estimate).
+FF_CLOCK_INTERNAL_FF = 2 * C_UNIT_FF
+
+#: Load of one output-port bit: one DFF_X1 D pin.
+PORT_LOAD_FF = PIN_CAP_FF["DFF"]["D"]
+
+# Nangate wire-load model 5K_hvratio_1_1 (recalled): fF per unit length, fanout -> length.
+_WIRE_C = 0.1774
+_WIRE_LEN = {1: 1.7460, 2: 3.9394, 3: 6.4626, 4: 9.2201, 5: 11.9123, 6: 14.8358, 7: 18.6155,
+             8: 22.6727, 9: 25.4842, 11: 27.0320}
+_WIRE_SLOPE = 5.0613
+
+assert set(PIN_CAP_FF) == set(_synth.CELLS), "toggle_energy out of step with synth.CELLS"
+
+
+def wire_cap_ff(fanout):
+    """Wire capacitance (fF) of nets with ``fanout`` loads (array or int); 0 for fanout 0."""
+    f = np.asarray(fanout, dtype=np.float64)
+    xs = np.array(sorted(_WIRE_LEN), dtype=np.float64)
+    ys = np.array([_WIRE_LEN[int(x)] for x in xs])
+    length = np.interp(f, xs, ys)
+    top = xs[-1]
+    length = np.where(f > top, ys[-1] + (f - top) * _WIRE_SLOPE, length)
+    return np.where(f > 0, _WIRE_C * length, 0.0)
+
+
+def net_capacitances_ff(net):
+    """``(internal, external)`` capacitance in fF of every row of a :class:`Netlist`.
+
+    ``internal``: the driver's parasitic (combinational cells, flip-flop Q; 0 for inputs and
+    constants). ``external``: the load pins, output-port loads and the wire.
+    """
+    n = net.n_nets
+    ext = np.zeros(n)
+    fanout = net.port_loads.astype(np.float64).copy()
+    for r, loads in enumerate(net.loads):
+        for t, p in loads:
+            ext[r] += PIN_CAP_FF[t][p]
+        fanout[r] += len(loads)
+    ext += net.port_loads * PORT_LOAD_FF + wire_cap_ff(fanout)
+    internal = np.zeros(n)
+    for r, d in enumerate(net.driver):
+        if d in PARASITIC:
+            internal[r] = PARASITIC[d] * C_UNIT_FF
+        elif d == "ff":
+            internal[r] = FF_Q_PARASITIC * C_UNIT_FF
+    internal[:2] = ext[:2] = 0.0
+    return internal, ext
+
+
+def clock_cap_per_ff_ff(ff_type="DFF"):
+    """Capacitance (fF) the clock switches up and down in one flip-flop every cycle."""
+    return PIN_CAP_FF[ff_type]["C"] + float(wire_cap_ff(1)) + FF_CLOCK_INTERNAL_FF
+
+
+_CATEGORIES = ("logic", "flip_flops", "clock", "inputs")
+
+
+@dataclasses.dataclass
+class ToggleEnergy:
+    """Result of :func:`toggle_energy` (energies in pJ, 45 nm at ``vdd`` unless scaled).
+
+    Attributes
+    ----------
+    pj_per_op : float
+        Total energy per operation.
+    breakdown : dict
+        ``logic``, ``flip_flops``, ``clock``, ``inputs`` -> pJ per operation (sum =
+        ``pj_per_op``).
+    toggle_rates : dict
+        Mean output transitions per net per cycle per stream: ``logic`` (combinational cell
+        outputs), ``flip_flops`` (Q), ``inputs`` (input-port bits).
+    by_cell_type : dict
+        Cell type -> ``{"cells", "toggle_rate", "pj_per_op"}`` (clock energy under the
+        flip-flop types' ``"clock_pj_per_op"``).
+    ops, cycles, streams : int
+        Operations, counted cycles and streams behind the averages.
+    vdd, node_scale : float
+    cells, flip_flops, depth : int
+        Netlist size, flip-flops and combinational levels.
+    """
+    pj_per_op: float
+    breakdown: dict
+    toggle_rates: dict
+    by_cell_type: dict
+    ops: int
+    cycles: int
+    streams: int
+    vdd: float
+    node_scale: float
+    cells: int
+    flip_flops: int
+    depth: int
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+def _as_netlist(design, top, use_cache):
+    if isinstance(design, _ns.Netlist):
+        return design
+    if isinstance(design, dict):
+        return _ns.Netlist(design, top)
+    if isinstance(design, str):
+        if top is None:
+            raise ValueError("top must name the Verilog module, not None")
+        return _ns.Netlist(_synth.generic_netlist(design, top, use_cache=use_cache)[1])
+    from amaranth.lib import wiring
+    if isinstance(design, wiring.Component):
+        from lowbit.hdl.manifest import to_verilog
+        name = top or "lowbit_unit"
+        return _ns.Netlist(_synth.generic_netlist(to_verilog(design, name), name,
+                                                  use_cache=use_cache)[1])
+    raise ValueError(f"design must be Verilog text, an Amaranth component, a netlist dict or a "
+                     f"Netlist, not {type(design).__name__}")
+
+
+def toggle_energy(design, top=None, stimulus=None, *, ops=None, vdd=0.9, node_scale=1.0,
+                  warmup=4, use_cache=True):
+    """Energy per operation of ``design`` on ``stimulus`` from gate-level toggle counts.
+
+    Parameters
+    ----------
+    design : str, Component, dict or Netlist
+        Verilog text (with ``top``), an Amaranth component (converted as module ``top``,
+        default ``lowbit_unit``), a mapped netlist dict
+        (:func:`lowbit.fpga.synth.generic_netlist`) or a parsed :class:`Netlist`.
+    top : str
+        Top module name (Verilog) or module name to give the component.
+    stimulus : dict
+        Input port -> ``(cycles, streams)`` integer array (see
+        :func:`lowbit.fpga.netlist_sim.simulate`; e.g. from :func:`dot_streams`).
+    ops : None, int or array
+        Operations in the counted cycles: None counts the set ``valid`` bits of
+        ``stimulus["valid"]`` (every cycle of every stream if there is no ``valid``); an int
+        is taken as is; a ``(cycles, streams)`` boolean array is summed over the counted cycles.
+    vdd : float
+        Supply voltage, 0.3..1.5 V (default 0.9 V, Horowitz's).
+    node_scale : float
+        Factor (> 0) for another technology node (1 at 45 nm).
+    warmup : int
+        Cycles simulated before counting starts (registers leave their reset state).
+
+    Returns
+    -------
+    ToggleEnergy
+
+    Raises
+    ------
+    ValueError
+        Bad ``vdd``, ``node_scale``, ``warmup``, stimulus or ``ops``.
+    """
+    vdd = float(vdd)
+    if not 0.3 <= vdd <= 1.5:
+        raise ValueError(f"vdd must be in 0.3..1.5 V, not {vdd!r}")
+    if not node_scale > 0:
+        raise ValueError(f"node_scale must be > 0, not {node_scale!r}")
+    if not stimulus:
+        raise ValueError("stimulus must map input ports to (cycles, streams) arrays, not empty")
+    cycles = np.shape(next(iter(stimulus.values())))[0]
+    warmup = int(warmup)
+    if not 0 <= warmup < cycles:
+        raise ValueError(f"warmup must be in 0..{cycles - 1} (fewer than the stimulus cycles), "
+                         f"not {warmup!r}")
+    net = _as_netlist(design, top, use_cache)
+    res = _ns.simulate(net, stimulus, count_toggles=True, warmup=max(warmup, 1), outputs=[])
+    counted = res.counted_cycles
+    streams = res.streams
+    if ops is None:
+        if "valid" in stimulus:
+            ops = int(np.count_nonzero(np.asarray(stimulus["valid"])[cycles - counted:]))
+        else:
+            ops = counted * streams
+    elif np.ndim(ops) == 2:
+        ops = int(np.count_nonzero(np.asarray(ops)[cycles - counted:]))
+    else:
+        ops = int(ops)
+    if ops <= 0:
+        raise ValueError(f"ops must be > 0 (operations in the counted cycles), not {ops!r}")
+
+    internal, external = net_capacitances_ff(net)
+    half_v2 = 0.5 * vdd * vdd * 1e-3 * node_scale          # fF * V^2 -> pJ, times 1/2
+    e_net = res.toggles * (internal + external) * half_v2  # pJ per row, all counted cycles
+    kinds = np.array(net.driver)
+    comb = np.isin(kinds, list(PARASITIC))
+    ffq = kinds == "ff"
+    inp = kinds == "input"
+    clock_per_cycle = sum(clock_cap_per_ff_ff(t) for t in net.ff_types) * vdd * vdd * 1e-3 * node_scale
+    e_clock = clock_per_cycle * counted * streams
+    totals = {"logic": float(e_net[comb].sum()), "flip_flops": float(e_net[ffq].sum()),
+              "clock": float(e_clock), "inputs": float(e_net[inp].sum())}
+
+    def rate(mask):
+        n = int(mask.sum()) * counted * streams
+        return float(res.toggles[mask].sum()) / n if n else 0.0
+
+    by_type = {}
+    for t in sorted(set(kinds[comb]) | set(net.ff_types)):
+        if t in PARASITIC:
+            rows = np.array([r for _, ct, r in net.cells if ct == t], dtype=np.intp)
+        else:
+            rows = np.array([q for q, ft in zip(net.ff_q, net.ff_types) if ft == t], dtype=np.intp)
+        m = np.zeros(net.n_nets, bool)
+        m[rows] = True
+        d = {"cells": int(len(rows)), "toggle_rate": rate(m),
+             "pj_per_op": float(e_net[rows].sum()) / ops}
+        if t not in PARASITIC:
+            d["clock_pj_per_op"] = (clock_cap_per_ff_ff(t) * vdd * vdd * 1e-3 * node_scale
+                                    * len(rows) * counted * streams / ops)
+        by_type[t] = d
+    return ToggleEnergy(
+        pj_per_op=sum(totals.values()) / ops,
+        breakdown={k: totals[k] / ops for k in _CATEGORIES},
+        toggle_rates={"logic": rate(comb), "flip_flops": rate(ffq), "inputs": rate(inp)},
+        by_cell_type=by_type, ops=ops, cycles=counted, streams=streams, vdd=vdd,
+        node_scale=float(node_scale), cells=len(net.cells), flip_flops=net.n_ff, depth=net.depth)
+
+
+def dot_streams(blocks, lanes, cycles, *, start="clear", rng=None):
+    """Operand streams of back-to-back dot products for a streaming MAC / PE.
+
+    Parameters
+    ----------
+    blocks : list of dict
+        Each block maps input ports (e.g. ``"a"``, ``"b"``) to ``(n_dots, K)`` integer
+        arrays: ``n_dots`` dot products of length ``K`` (``K`` may differ between blocks,
+        e.g. one block per network layer).
+    lanes : int
+        Independent streams (1..65536).
+    cycles : int
+        Cycles per stream (>= 1).
+    start : str
+        Port set on the first term of every dot product (``"clear"`` for the MACs,
+        ``"first"`` for the OverQ/INT PEs).
+    rng : numpy.random.Generator, optional
+        Chooses the dot products: each lane draws them one after another, uniformly over
+        all multiply-accumulates of all blocks (a block is chosen with probability
+        proportional to ``n_dots * K``), until ``cycles`` are filled (the last one cut short).
+
+    Returns
+    -------
+    dict
+        Port -> ``(cycles, lanes)`` int64, plus ``"valid"`` (all ones) and ``start``.
+    """
+    lanes, cycles = int(lanes), int(cycles)
+    if not 1 <= lanes <= 65536:
+        raise ValueError(f"lanes must be in 1..65536, not {lanes!r}")
+    if cycles < 1:
+        raise ValueError(f"cycles must be >= 1, not {cycles!r}")
+    if not blocks:
+        raise ValueError("blocks must hold at least one block of dot products, not none")
+    ports = list(blocks[0])
+    for b in blocks:
+        if list(b) != ports:
+            raise ValueError(f"every block must have the ports {ports}, not {list(b)}")
+    rng = rng if rng is not None else np.random.default_rng(0)
+    arrs = [{p: np.asarray(b[p], dtype=np.int64) for p in ports} for b in blocks]
+    sizes = np.array([a[ports[0]].shape[0] * a[ports[0]].shape[1] for a in arrs], dtype=np.float64)
+    prob = sizes / sizes.sum()
+    out = {p: np.zeros((cycles, lanes), np.int64) for p in ports}
+    first = np.zeros((cycles, lanes), np.int64)
+    for lane in range(lanes):
+        t = 0
+        while t < cycles:
+            bi = rng.choice(len(arrs), p=prob)
+            blk = arrs[bi]
+            n, k = blk[ports[0]].shape
+            i = rng.integers(n)
+            m = min(k, cycles - t)
+            for p in ports:
+                out[p][t:t + m, lane] = blk[p][i, :m]
+            first[t, lane] = 1
+            t += m
+    out["valid"] = np.ones((cycles, lanes), np.int64)
+    out[start] = first
+    return out
