@@ -3,6 +3,7 @@
     python benchmarks/cost_resnet18.py [--dataflow ws] [--pes int8,e4m3_fp16,e4m3_fp32]
                                        [--topology Resnet18.csv] [--config scale.cfg]
                                        [--ofmap-word operand|acc]
+    python benchmarks/cost_resnet18.py --check-array     # model vs synthesised arrays (minutes cold)
 
 The network is SCALE-Sim's ResNet-18 topology (../shared/data/scalesim/Resnet18.csv, 21 conv/FC
 layers) on the array of SCALE-Sim's example ``scale.cfg`` (32 x 32, 64 KiB ifmap/filter/ofmap
@@ -11,6 +12,10 @@ cost model :class:`lowbit.fpga.cost_model.SynthCostModel` (each PE synthesised o
 flow, cached; 45 nm, 0.9 V). Prints, per PE: PE area, array area (PEs + SRAM), energy per
 layer sum split into MAC / SRAM / DRAM, and ratios to INT8. The same per-PE figure is what
 ``lowbit simulate --topology ... --pe PE --cost`` prints.
+
+``--check-array`` checks the PE + edge-register area model against generic synthesis of the
+whole generated ``systolic`` unit (:data:`CHECKS`: small arrays; 8x8 takes about 1.5 CPU-min
+cold, cached afterwards).
 """
 
 import argparse
@@ -26,6 +31,45 @@ from lowbit.sim.topology import read_topology
 SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "scalesim"
 
 
+#: (PE name, systolic unit parameters, rows, cols, dataflow) compared by --check-array.
+CHECKS = [
+    ("int8", {"pe": "int"}, 2, 2, "ws"),
+    ("int8", {"pe": "int"}, 4, 4, "ws"),
+    ("int8", {"pe": "int"}, 8, 8, "ws"),
+    ("int8", {"pe": "int"}, 4, 4, "os"),
+    ("int8", {"pe": "int"}, 4, 2, "is"),
+    ("e4m3_fp16", {"pe": "fp", "acc_format": "fp16"}, 4, 4, "ws"),
+    ("overq4", {"pe": "overq"}, 4, 4, "ws"),
+    ("overq4", {"pe": "overq"}, 4, 4, "os"),
+]
+
+
+def check_array():
+    """Synthesise whole arrays and compare with rows*cols*PE + edge registers."""
+    from lowbit.fpga import synth
+    from lowbit.fpga.cost_model import REG_BIT_GE
+    from lowbit.hdl.catalog import get_unit
+    from lowbit.hdl.manifest import to_verilog
+    rows = [["PE", "array", "df", "measured GE", "PEs GE", "edge bits", "edges GE", "model GE",
+             "model/measured", "measured FF"]]
+    for pe, params, r, c, df in CHECKS:
+        comp, _ = get_unit("systolic").build(rows=r, cols=c, dataflow=df, **params)
+        top = f"sa_{params['pe']}_{r}x{c}_{df}"
+        t0 = time.perf_counter()
+        res = synth.synth(to_verilog(comp, top), top, "generic")
+        cfg = ArrayConfig(rows=r, cols=c, dataflow=df, pe=pe)
+        model = SynthCostModel()
+        br = model.area_breakdown_um2(cfg)
+        pes, edges = br["pes"] / 0.798, br["edge_bits"] * REG_BIT_GE
+        rows.append([pe, f"{r}x{c}", df, f"{res.area_ge:.0f}", f"{pes:.0f}", str(br["edge_bits"]),
+                     f"{edges:.0f}", f"{pes + edges:.0f}", f"{(pes + edges) / res.area_ge:.3f}",
+                     str(res.flip_flops)])
+        print(f"{top}: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    print_table(rows, title="Array area: model (rows*cols*PE + edge registers) vs generic synthesis "
+                            "of the generated systolic unit")
+    return 0
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--topology", default=str(SHARED / "Resnet18.csv"))
@@ -37,7 +81,11 @@ def main(argv=None):
                     help="comma-separated PE names (lowbit.fpga.cost_model.parse_pe)")
     ap.add_argument("--ofmap-word", choices=("operand", "acc"), default="operand",
                     help="ofmap (partial-sum) access width: the 1-byte word or the PE accumulator")
+    ap.add_argument("--check-array", action="store_true",
+                    help="compare the area model with synthesis of whole small arrays and exit")
     args = ap.parse_args(argv)
+    if args.check_array:
+        return check_array()
     for p in (args.topology, args.config):
         if not pathlib.Path(p).is_file():
             print(f"cost_resnet18: error: {p} does not exist", file=sys.stderr)

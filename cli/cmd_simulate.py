@@ -41,7 +41,9 @@ def register(subparsers):
     p.add_argument("--ofmap-sram", type=_num("--ofmap-sram"), metavar="KIB", help="ofmap SRAM KiB (default 64)")
     p.add_argument("--dram-bw", metavar="WORDS|CALC", help="DRAM words/cycle, or CALC for no stalls (default)")
     p.add_argument("--word-bytes", type=_int("--word-bytes"), help="bytes per word (default 1, as SCALE-Sim)")
-    p.add_argument("--pe", help="PE datapath name carried into the report (default int8)")
+    p.add_argument("--pe", help="PE datapath name carried into the report (default int8); with --cost "
+                                "it names the PE that is costed: int8, uint8, int8xint4_acc24, e4m3_fp32, "
+                                "e5m2_fp16, e4m3_bf16_two_roundings, overq4, ...")
     cost = p.add_argument_group("cost (area and energy, 45 nm by default)")
     cost.add_argument("--cost", action="store_true",
                       help="report energy (per layer, total) and array area (PEs + SRAM) from the "
@@ -148,8 +150,10 @@ def _cost_lines(res, model, cfg):
         f"cost model {d['model']} (45 nm x node-scale {d['node_scale']:g}, {d['vdd']:g} V, "
         f"area x {d['area_scale']:g}): PE {d['pe']} ({cfg.dataflow}) {d['pe_area_ge']:.1f} GE = "
         f"{d['pe_area_um2']:.1f} um^2{ff}, E_MAC {d['e_mac_pj']:.3f} pJ",
-        f"array area {a['total'] / 1e6:.4f} mm^2 = {a['n_pe']} PEs {a['pes'] / 1e6:.4f} mm^2 + SRAM "
-        f"{a['sram'] / 1e6:.4f} mm^2 (ifmap {a['sram_ifmap'] / 1e6:.4f}, filter {a['sram_filter'] / 1e6:.4f}, "
+        f"array area {a['total'] / 1e6:.4f} mm^2 = {a['n_pe']} PEs {a['pes'] / 1e6:.4f} mm^2 + edge "
+        f"registers {a['edges'] / 1e6:.4f} mm^2 ({a['edge_bits']} bits) + SRAM "
+        f"{a['sram'] / 1e6:.4f} mm^2 (ifmap {a['sram_ifmap'] / 1e6:.4f}, "
+        f"filter {a['sram_filter'] / 1e6:.4f}, "
         f"ofmap {a['sram_ofmap'] / 1e6:.4f})",
         f"energy total {tot / 1e6:.3f} uJ: MAC {mac / 1e6:.3f} uJ ({pct(mac)}), SRAM {sram / 1e6:.3f} uJ "
         f"({pct(sram)}), DRAM {dram / 1e6:.3f} uJ ({pct(dram)})",

@@ -8,7 +8,8 @@ Model
 -----
 Array area (um^2)::
 
-    area = rows * cols * A_PE  +  sum over ifmap/filter/ofmap of sram_area_um2(KiB * 1024)
+    area = rows * cols * A_PE  +  edge_bits * (DFF + MUX2) * 0.798
+           +  sum over ifmap/filter/ofmap of sram_area_um2(KiB * 1024)
 
 * ``A_PE`` = ``area_ge * 0.798 um^2`` (1 GE = one Nangate 45 nm NAND2_X1,
   :data:`lowbit.fpga.synth.GE_UM2`) of **one processing element as the systolic RTL builds it**
@@ -28,10 +29,19 @@ Array area (um^2)::
     restart multiplexer, and the drain register of the output shift chain (and, for the
     OverQ PE, the previous-weight register).
 
-  The array's edge registers (input skew, psum skew, output de-skew: O(R^2 + C^2) words) and
-  its fold controller are not in ``A_PE`` and not counted (the issue's model is "PEs +
-  buffers"); on a 32 x 32 WS INT8 array they would add roughly 10-20 % (estimate from the
-  register bit counts, not synthesised).
+  Plus the array's **edge registers**, which are not in any PE: the input skew (row ``i``
+  delays its streamed operand, valid and fold-start bits by ``i`` registers), WS/IS: the
+  partial-sum skew (column ``j``: ``j`` registers of psum + valid + last) and the output
+  de-skew (``C - 1 - j`` accumulator registers), OS: the filter skew (``j`` registers); minus
+  the registers a boundary PE does not have (last column: no forward register; OS: last row
+  no filter forward, row 0 no drain register). :func:`edge_register_bits` counts them from
+  the RTL's structure; each bit costs a flip-flop plus its enable multiplexer (DFF + MUX2 =
+  8 GE, the array's registers all sit behind its global enable). Measured check (INT8 WS,
+  generic synthesis of the generated ``systolic`` unit, ``benchmarks/cost_resnet18.py
+  --check-array``): 2x2 5,733 GE vs 5,763 predicted, 4x4 24,416 vs 24,587, 8x8 100,419 vs
+  101,419 (all within 1 %); the edges are 18 % of the PE area at 8x8 and about 20 % at
+  32x32. The fold controller (a counter) is not counted. ``edges=False`` leaves them out
+  (the issue's "PEs + buffers").
 * SRAM: :func:`lowbit.fpga.energy.sram_area_um2` of each operand SRAM's full capacity
   (both halves of the double buffer), 6T cell of CACTI (146 F^2) with a capacity-dependent
   array efficiency; see the notes in :mod:`lowbit.fpga.energy`.
@@ -92,7 +102,8 @@ from lowbit.models import formats
 from . import energy as _energy
 from . import synth as _synth
 
-__all__ = ["PESpec", "parse_pe", "pe_name", "SystolicPE", "PECost", "SynthCostModel"]
+__all__ = ["PESpec", "parse_pe", "pe_name", "SystolicPE", "pe_verilog", "edge_register_bits",
+           "REG_BIT_GE", "PECost", "SynthCostModel"]
 
 OFMAP_WORDS = ("operand", "acc")
 
@@ -349,6 +360,38 @@ def pe_verilog(spec, dataflow):
     return top, to_verilog(SystolicPE(spec, dataflow), top)
 
 
+def _widths(spec, dataflow):
+    """(streamed operand width, stationary/filter operand width, accumulator width)."""
+    if spec.kind == "overq":
+        from lowbit.models.overq import OverqConfig
+        return spec.bits + OverqConfig(spec.bits, 1, True).meta_bits, spec.w_bits, spec.acc_bits
+    a, b = formats.get(spec.a).bits, formats.get(spec.b).bits
+    if dataflow == "is":
+        a, b = b, a
+    return a, b, spec.acc_width
+
+
+def edge_register_bits(spec, rows, cols, dataflow):
+    """Register bits of an ``rows x cols`` array outside ``rows * cols`` :class:`SystolicPE`
+    (skew and de-skew registers, minus the boundary PEs' missing registers; see the module
+    docstring). May be negative for a 1-wide array."""
+    R, C = rows, cols
+    aw, bw, W = _widths(spec, dataflow)
+    tri_r, tri_c = R * (R - 1) // 2, C * (C - 1) // 2
+    bits = tri_r * (aw + 2) - R * (aw + 2)            # input skew; last column: no a forward
+    if dataflow == "os":
+        bits += tri_c * bw - C * bw - C * W          # filter skew; last row: no b forward; row 0: no drain
+    else:
+        bits += tri_c * (W + 2) + tri_c * W          # psum skew (+ valid, last); output de-skew
+        if spec.kind == "overq":
+            bits += C * bw                           # w_prev registers above row 0
+    return bits
+
+
+#: Area of one register bit behind an enable, in GE: DFF + MUX2 of the generic cell set.
+REG_BIT_GE = _synth.cell_ge("DFF") + _synth.cell_ge("MUX2")
+
+
 # ---------------------------------------------------------------------------------------
 # the cost model
 
@@ -393,6 +436,8 @@ class SynthCostModel:
         or the PE's accumulator width (partial sums).
     pe_area_ge : float, optional
         Use this PE area (GE) instead of synthesising (e.g. a figure from a previous run).
+    edges : bool
+        Count the array's edge registers (:func:`edge_register_bits`) in the area.
     use_cache : bool
         Use the synthesis cache.
 
@@ -403,7 +448,7 @@ class SynthCostModel:
     name = "synth45"
 
     def __init__(self, node_scale=1.0, vdd=0.9, area_scale=1.0, ofmap_word="operand",
-                 pe_area_ge=None, use_cache=True):
+                 pe_area_ge=None, edges=True, use_cache=True):
         self.node_scale = _pos("node_scale", node_scale)
         self.vdd = _pos("vdd", vdd, 0.3, 1.5)
         self.area_scale = _pos("area_scale", area_scale)
@@ -411,6 +456,7 @@ class SynthCostModel:
             raise ValueError(f"ofmap_word must be one of {', '.join(OFMAP_WORDS)}, not {ofmap_word!r}")
         self.ofmap_word = ofmap_word
         self.pe_area_ge = None if pe_area_ge is None else _pos("pe_area_ge", pe_area_ge)
+        self.edges = bool(edges)
         self.use_cache = bool(use_cache)
         self._pe = {}
 
@@ -469,20 +515,22 @@ class SynthCostModel:
         return None if u is None else float(count) * u
 
     def area_breakdown_um2(self, cfg):
-        """``{"pe", "pes", "n_pe", "sram_ifmap", "sram_filter", "sram_ofmap", "sram", "total"}``
-        in um^2 (``n_pe`` a count)."""
-        pe = self.pe_cost(cfg).area_um2
+        """``{"n_pe", "pe", "pes", "edge_bits", "edges", "sram_ifmap", "sram_filter",
+        "sram_ofmap", "sram", "total"}`` in um^2 (``n_pe``, ``edge_bits`` counts)."""
+        pc = self.pe_cost(cfg)
         n = cfg.rows * cfg.cols
-        out = {"n_pe": n, "pe": pe, "pes": n * pe}
+        eb = edge_register_bits(pc.spec, cfg.rows, cfg.cols, cfg.dataflow) if self.edges else 0
+        out = {"n_pe": n, "pe": pc.area_um2, "pes": n * pc.area_um2, "edge_bits": eb,
+               "edges": eb * REG_BIT_GE * _synth.GE_UM2 * self.area_scale}
         for op in ("ifmap", "filter", "ofmap"):
             out[f"sram_{op}"] = _energy.sram_area_um2(getattr(cfg, f"{op}_sram_kib") * 1024,
                                                       node_scale_area=self.area_scale)
         out["sram"] = out["sram_ifmap"] + out["sram_filter"] + out["sram_ofmap"]
-        out["total"] = out["pes"] + out["sram"]
+        out["total"] = out["pes"] + out["edges"] + out["sram"]
         return out
 
     def area_um2(self, cfg):
-        """Array area in um^2: PEs + the three operand SRAMs."""
+        """Array area in um^2: PEs + edge registers + the three operand SRAMs."""
         return self.area_breakdown_um2(cfg)["total"]
 
     def describe(self, cfg):
@@ -493,4 +541,5 @@ class SynthCostModel:
                 "pe_logic_depth": pc.logic_depth, "e_mac_pj": pc.e_mac_pj,
                 "unit_energy_pj": self.unit_energy_pj(cfg),
                 "area_um2": self.area_breakdown_um2(cfg), "node_scale": self.node_scale,
-                "vdd": self.vdd, "area_scale": self.area_scale, "ofmap_word": self.ofmap_word}
+                "vdd": self.vdd, "area_scale": self.area_scale, "ofmap_word": self.ofmap_word,
+                "edges": self.edges}

@@ -15,7 +15,8 @@ import pytest
 from lowbit.cli.main import main
 from lowbit.fpga import energy
 from lowbit.fpga import synth as synth_mod
-from lowbit.fpga.cost_model import PESpec, SynthCostModel, SystolicPE, parse_pe, pe_name, pe_verilog
+from lowbit.fpga.cost_model import (REG_BIT_GE, PESpec, SynthCostModel, SystolicPE, edge_register_bits,
+                                    parse_pe, pe_name, pe_verilog)
 from lowbit.sim.systolic import (EVENT_CLASSES, ArrayConfig, Fp32AccPE, FpMacPE, IntPE,
                                  simulate_gemm, simulate_topology)
 
@@ -108,7 +109,8 @@ def test_parse_pe(name, spec):
 
 @pytest.mark.parametrize("bad, why", [
     ("foo", ""), ("int8_fp32", " ('int8' is not a float format of at most 16 bits)"),
-    ("e4m3_kulisch", " (the systolic RTL has no Kulisch PE)"), ("int8_acc80", " (accumulator width must be 2..64, not 80)"),
+    ("e4m3_kulisch", " (the systolic RTL has no Kulisch PE)"),
+    ("int8_acc80", " (accumulator width must be 2..64, not 80)"),
     ("int3x", ""), ("e4m3xint8_fp32", " ('int8' is not a float format of at most 16 bits)"),
     ("fp32xfp32_fp32", " ('fp32' is not a float format of at most 16 bits)"),
     ("overq1", " (OverQ: b and w 2..16, accumulator 2..64)"),
@@ -141,19 +143,38 @@ def _cfg(**kw):
     return ArrayConfig(**{"rows": 16, "cols": 8, "dataflow": "ws", "pe": "int8", **kw})
 
 
-def test_area_is_pes_plus_srams():
+def test_area_is_pes_plus_edges_plus_srams():
     cfg = _cfg(ifmap_sram_kib=8, filter_sram_kib=32, ofmap_sram_kib=100)
     m = SynthCostModel(pe_area_ge=1000)
     sram = CELL * ((65536 + energy.K_PERIPH * 256) + 262144 / 0.817717)
     b = 25 * KIB * 8
     sram += 4 * CELL * (b + energy.K_PERIPH * math.sqrt(b))
-    want = 16 * 8 * 1000 * 0.798 + sram
+    # 16x8 WS int8: a skew 120 x (8+2) - last column's a forward 16 x 10, psum skew 28 x (32+2),
+    # de-skew 28 x 32 = 2888 bits of DFF + MUX2 (8 GE)
+    edges = 2888 * 8 * 0.798
+    want = 16 * 8 * 1000 * 0.798 + edges + sram
     assert m.area_um2(cfg) == pytest.approx(want, rel=1e-12)
     br = m.area_breakdown_um2(cfg)
     assert br["n_pe"] == 128 and br["pe"] == pytest.approx(798.0) and br["pes"] == pytest.approx(102144.0)
+    assert br["edge_bits"] == 2888 and br["edges"] == pytest.approx(edges, rel=1e-12)
     assert br["total"] == pytest.approx(want, rel=1e-12)
     m2 = SynthCostModel(pe_area_ge=1000, area_scale=0.25)
     assert m2.area_um2(cfg) == pytest.approx(0.25 * want, rel=1e-12)
+    m3 = SynthCostModel(pe_area_ge=1000, edges=False)
+    assert m3.area_um2(cfg) == pytest.approx(16 * 8 * 1000 * 0.798 + sram, rel=1e-12)
+
+
+@pytest.mark.parametrize("pe, r, c, df, bits", [
+    ("int8", 16, 8, "ws", 120 * 10 - 16 * 10 + 28 * 34 + 28 * 32),
+    ("int8", 16, 8, "os", 120 * 10 - 16 * 10 + 28 * 8 - 8 * 8 - 8 * 32),   # b skew, last row, row 0 drain
+    ("int8xint4", 16, 8, "is", 120 * 6 - 16 * 6 + 28 * 34 + 28 * 32),      # IS streams the int4 operand
+    ("e4m3_fp16", 4, 4, "ws", 6 * 10 - 4 * 10 + 6 * 18 + 6 * 16),
+    ("overq4", 4, 4, "ws", 6 * 8 - 4 * 8 + 6 * 34 + 6 * 32 + 4 * 4),      # 4-bit code + 2 meta; w_prev row
+    ("int8", 1, 1, "ws", -10),
+])
+def test_edge_register_bits(pe, r, c, df, bits):
+    assert edge_register_bits(parse_pe(pe), r, c, df) == bits
+    assert REG_BIT_GE == pytest.approx(8.0)
 
 
 def test_unit_energies_hand_computed():
@@ -258,9 +279,10 @@ def test_cli_cost_output(tmp_path, capsys):
     m = SynthCostModel(pe_area_ge=1000)
     r = simulate_gemm(64, 48, 40, cfg, cost_model=m)
     area = m.area_um2(cfg)
-    # 128 * 798 um^2 + 3 * 189559 um^2
-    assert area / 1e6 == pytest.approx(0.67082, abs=1e-5)
-    assert f"array area {area / 1e6:.4f} mm^2 = 128 PEs 0.1021 mm^2 + SRAM 0.5687 mm^2" in out
+    # 128 * 798 um^2 + 2888 edge bits * 8 GE * 0.798 um^2 + 3 * 189559 um^2
+    assert area / 1e6 == pytest.approx(0.68926, abs=1e-5)
+    assert (f"array area {area / 1e6:.4f} mm^2 = 128 PEs 0.1021 mm^2 + edge registers 0.0184 mm^2 "
+            f"(2888 bits) + SRAM 0.5687 mm^2") in out
     assert f"energy total {r.energy_pj / 1e6:.3f} uJ" in out
     assert "E_MAC 0.451 pJ" in out and "energy uJ" in out
     d = json.loads(j.read_text())
@@ -329,8 +351,9 @@ def test_synthesised_pe(pe, df, ffs):
     assert pc.area_ge == r.area_ge and pc.flip_flops == r.flip_flops == ffs
     assert pc.area_um2 == pytest.approx(r.area_ge * 0.798, rel=1e-12)
     assert pc.e_mac_pj == pytest.approx(0.4507 * r.area_ge / 1000, rel=1e-12)
-    assert m.area_um2(cfg) == pytest.approx(128 * r.area_ge * 0.798 + 3 * energy.sram_area_um2(64 * KIB),
-                                            rel=1e-12)
+    eb = edge_register_bits(parse_pe(pe), 16, 8, df)
+    assert m.area_um2(cfg) == pytest.approx(128 * r.area_ge * 0.798 + eb * 8 * 0.798
+                                            + 3 * energy.sram_area_um2(64 * KIB), rel=1e-12)
     assert m.pe_cost(cfg) is pc                   # kept per (PE, dataflow)
 
 
@@ -341,4 +364,6 @@ def test_cli_cost_synthesised(capsys):
     top, text = pe_verilog(parse_pe("int8"), "ws")
     ge = synth_mod.synth(text, top, "generic").area_ge
     assert f"PE int8xint8_acc32_wrap (ws) {ge:.1f} GE = {ge * 0.798:.1f} um^2, 52 FF" in out
-    assert f"array area {(1024 * ge * 0.798 + 3 * energy.sram_area_um2(64 * KIB)) / 1e6:.4f} mm^2" in out
+    eb = edge_register_bits(parse_pe("int8"), 32, 32, "ws")
+    want = 1024 * ge * 0.798 + eb * 8 * 0.798 + 3 * energy.sram_area_um2(64 * KIB)
+    assert f"array area {want / 1e6:.4f} mm^2" in out
