@@ -36,12 +36,13 @@ Array area (um^2)::
   the registers a boundary PE does not have (last column: no forward register; OS: last row
   no filter forward, row 0 no drain register). :func:`edge_register_bits` counts them from
   the RTL's structure; each bit costs a flip-flop plus its enable multiplexer (DFF + MUX2 =
-  8 GE, the array's registers all sit behind its global enable). Measured check (INT8 WS,
-  generic synthesis of the generated ``systolic`` unit, ``benchmarks/cost_resnet18.py
-  --check-array``): 2x2 5,733 GE vs 5,763 predicted, 4x4 24,416 vs 24,587, 8x8 100,419 vs
-  101,419 (all within 1 %); the edges are 18 % of the PE area at 8x8 and about 20 % at
-  32x32. The fold controller (a counter) is not counted. ``edges=False`` leaves them out
-  (the issue's "PEs + buffers").
+  8 GE, the array's registers all sit behind its global enable). Measured check, generic
+  synthesis of the whole generated ``systolic`` unit vs this model
+  (``benchmarks/cost_resnet18.py --check-array``; model/measured): INT8 WS 2x2 1.005, 4x4
+  1.007, 8x8 1.010 (100,419 GE measured); INT8 OS 4x4 1.012; INT8 IS 4x2 1.013; E4M3/FP16
+  WS 4x4 0.997; OverQ-4 WS 4x4 1.022, OS 4x4 1.004. The edges are 19 % of the PE area at
+  8x8 and 22 % at 32x32 (INT8 WS, model). The fold controller (a counter) is not counted
+  separately. ``edges=False`` leaves the edges out (the issue's "PEs + buffers").
 * SRAM: :func:`lowbit.fpga.energy.sram_area_um2` of each operand SRAM's full capacity
   (both halves of the double buffer), 6T cell of CACTI (146 F^2) with a capacity-dependent
   array efficiency; see the notes in :mod:`lowbit.fpga.energy`.
