@@ -41,6 +41,8 @@ CHECKS = [
     ("e4m3_fp16", {"pe": "fp", "acc_format": "fp16"}, 4, 4, "ws"),
     ("overq4", {"pe": "overq"}, 4, 4, "ws"),
     ("overq4", {"pe": "overq"}, 4, 4, "os"),
+    ("e4m3_kulisch", {"pe": "fp", "mode": "kulisch"}, 4, 4, "ws"),
+    ("e4m3_kulisch", {"pe": "fp", "mode": "kulisch"}, 4, 4, "os"),
 ]
 
 
@@ -50,8 +52,8 @@ def check_array():
     from lowbit.fpga.cost_model import REG_BIT_GE
     from lowbit.hdl.catalog import get_unit
     from lowbit.hdl.manifest import to_verilog
-    rows = [["PE", "array", "df", "measured GE", "PEs GE", "edge bits", "edges GE", "model GE",
-             "model/measured", "measured FF"]]
+    rows = [["PE", "array", "df", "measured GE", "PEs GE", "edge bits", "edges GE", "read-out GE",
+             "model GE", "model/measured", "measured FF"]]
     for pe, params, r, c, df in CHECKS:
         comp, _ = get_unit("systolic").build(rows=r, cols=c, dataflow=df, **params)
         top = f"sa_{params['pe']}_{r}x{c}_{df}"
@@ -61,8 +63,10 @@ def check_array():
         model = SynthCostModel()
         br = model.area_breakdown_um2(cfg)
         pes, edges = br["pes"] / 0.798, br["edge_bits"] * REG_BIT_GE
+        rd = br["readout"] / 0.798
+        tot = pes + edges + rd
         rows.append([pe, f"{r}x{c}", df, f"{res.area_ge:.0f}", f"{pes:.0f}", str(br["edge_bits"]),
-                     f"{edges:.0f}", f"{pes + edges:.0f}", f"{(pes + edges) / res.area_ge:.3f}",
+                     f"{edges:.0f}", f"{rd:.0f}", f"{tot:.0f}", f"{tot / res.area_ge:.3f}",
                      str(res.flip_flops)])
         print(f"{top}: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     print_table(rows, title="Array area: model (rows*cols*PE + edge registers) vs generic synthesis "
@@ -77,7 +81,7 @@ def main(argv=None):
     ap.add_argument("--dataflow", choices=("ws", "os", "is"), default="ws")
     ap.add_argument("--rows", type=int, default=32)
     ap.add_argument("--cols", type=int, default=32)
-    ap.add_argument("--pes", default="int8,e4m3_fp16,e4m3_fp32,e5m2_fp32",
+    ap.add_argument("--pes", default="int8,e4m3_fp16,e4m3_fp32,e4m3_kulisch,e5m2_fp32",
                     help="comma-separated PE names (lowbit.fpga.cost_model.parse_pe)")
     ap.add_argument("--ofmap-word", choices=("operand", "acc"), default="operand",
                     help="ofmap (partial-sum) access width: the 1-byte word or the PE accumulator")

@@ -43,7 +43,7 @@ def register(subparsers):
     p.add_argument("--word-bytes", type=_int("--word-bytes"), help="bytes per word (default 1, as SCALE-Sim)")
     p.add_argument("--pe", help="PE datapath name carried into the report (default int8); with --cost "
                                 "it names the PE that is costed: int8, uint8, int8xint4_acc24, e4m3_fp32, "
-                                "e5m2_fp16, e4m3_bf16_two_roundings, overq4, ...")
+                                "e5m2_fp16, e4m3_bf16_two_roundings, e4m3_kulisch, overq4, ...")
     cost = p.add_argument_group("cost (area and energy, 45 nm by default)")
     cost.add_argument("--cost", action="store_true",
                       help="report energy (per layer, total) and array area (PEs + SRAM) from the "

@@ -83,18 +83,29 @@ PE names
   means ``e4m3``); also :class:`~lowbit.sim.systolic.FpMacPE` and
   :class:`~lowbit.sim.systolic.Fp32AccPE` names (``e4m3xe4m3_fp32_fused``,
   ``e4m3xe4m3_fp32acc``);
+* Kulisch (exact fixed-point accumulator, read out once to ``<acc>``):
+  ``<a>[x<b>]_kulisch[<width>][_<acc>][_t<terms>]`` or ``<a>[x<b>]_<acc>_kulisch[<width>]``
+  (the :class:`~lowbit.sim.systolic.KulischPE` name, e.g. ``e4m3xe4m3_fp32_kulisch49``);
+  default FP32 read-out and 4096 terms; a width fixes the register (``terms`` = the largest
+  count of products that width sums exactly);
 * OverQ: ``overq<b>[_w<n>][_acc<N>]`` (default ``w = b``, 32-bit accumulator).
 
 :func:`pe_name` gives the name for a :class:`~lowbit.sim.systolic.PEDatapath` object, so the
-PE used for numerics (``gemm_numerics``) and the PE that is costed are the same. The
-systolic RTL has no Kulisch (exact fixed-point) PE, so there is no cost for one here.
+PE used for numerics (``gemm_numerics``) and the PE that is costed are the same.
+
+Kulisch PE: the array carries the exact state (``width + 4`` bits) in the psum, accumulator,
+skew, de-skew and drain registers, and rounds it once per column at the bottom edge
+(:class:`lowbit.hdl.fp_mac.KulischRead`, combinational). Those ``cols`` read-out units are
+synthesised too and added to the area; their energy (:func:`lowbit.fpga.energy.energy_per_op_pj`
+of one read-out) is charged once per ofmap SRAM write (each result word leaving the array
+passes one read-out).
 """
 
 import dataclasses
 import math
 import re
 
-from amaranth.hdl import EnableInserter, Module, Mux, Signal
+from amaranth.hdl import Cat, EnableInserter, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -103,7 +114,8 @@ from lowbit.models import formats
 from . import energy as _energy
 from . import synth as _synth
 
-__all__ = ["PESpec", "parse_pe", "pe_name", "SystolicPE", "pe_verilog", "edge_register_bits",
+__all__ = ["PESpec", "parse_pe", "pe_name", "SystolicPE", "pe_verilog", "readout_verilog",
+           "edge_register_bits",
            "REG_BIT_GE", "PECost", "SynthCostModel"]
 
 OFMAP_WORDS = ("operand", "acc")
@@ -118,8 +130,10 @@ class PESpec:
     """A processing element as the systolic RTL supports it.
 
     ``kind`` is ``"int"``, ``"fp"`` or ``"overq"``; ``a``/``b`` are format names (ifmap,
-    filter); int: ``acc_bits``, ``overflow``; fp: ``acc``, ``mode``; overq: ``bits``,
-    ``w_bits``, ``acc_bits``.
+    filter); int: ``acc_bits``, ``overflow``; fp: ``acc``, ``mode`` (``"fused"``,
+    ``"two_roundings"``, ``"kulisch"``), ``terms`` (Kulisch: products summed exactly;
+    canonical, the largest count for the register width); overq: ``bits``, ``w_bits``,
+    ``acc_bits``.
     """
     kind: str
     a: str
@@ -130,10 +144,23 @@ class PESpec:
     mode: str = "fused"
     bits: int = 0
     w_bits: int = 0
+    terms: int = 0
+
+    @property
+    def kulisch(self):
+        return self.kind == "fp" and self.mode == "kulisch"
+
+    @property
+    def kulisch_width(self):
+        """Width of the Kulisch fixed-point register (flags excluded)."""
+        from lowbit.models.mac import kulisch_width
+        return kulisch_width(self.a, self.b, self.terms)[0]
 
     @property
     def acc_width(self):
-        """Accumulator width in bits."""
+        """Accumulator (psum lane) width in bits; Kulisch: the packed state, width + 4."""
+        if self.kulisch:
+            return self.kulisch_width + 4
         return formats.get(self.acc).bits if self.kind == "fp" else self.acc_bits
 
     @property
@@ -141,6 +168,8 @@ class PESpec:
         """Canonical name (parses back to the same spec)."""
         if self.kind == "int":
             return f"{self.a}x{self.b}_acc{self.acc_bits}_{self.overflow}"
+        if self.kulisch:
+            return f"{self.a}x{self.b}_{self.acc}_kulisch{self.kulisch_width}"
         if self.kind == "fp":
             return f"{self.a}x{self.b}_{self.acc}_{self.mode}"
         return f"overq{self.bits}_w{self.w_bits}_acc{self.acc_bits}"
@@ -148,12 +177,16 @@ class PESpec:
 
 _PE_FORMS = ("int8, uint8, int4, int8xint4 [_acc<N>] [_wrap|_saturate]; "
              "<fp>[x<fp>]_<fp32|fp16|bf16>[acc][_fused|_two_roundings] (e4m3_fp32, fp8_fp32acc); "
-             "overq<b>[_w<n>][_acc<N>]")
+             "<fp>[x<fp>]_kulisch[<width>][_<acc>][_t<terms>]; overq<b>[_w<n>][_acc<N>]")
 
 _INT_RE = re.compile(r"(u?int\d+)(?:x(u?int\d+))?(?:_acc(\d+))?(?:_(wrap|saturate))?")
 _FP_RE = re.compile(r"([a-z][a-z0-9]*?)(?:x([a-z][a-z0-9]*?))?_(fp32|fp16|bf16)(acc)?"
                     r"(?:_(fused|two_roundings))?")
 _OVERQ_RE = re.compile(r"overq(\d+)(?:_w(\d+))?(?:_acc(\d+))?")
+_KUL_RE = re.compile(r"([a-z][a-z0-9]*?)(?:x([a-z][a-z0-9]*?))?_kulisch(\d*)(?:_(fp32|fp16|bf16))?"
+                     r"(?:_t(\d+))?")
+_KUL2_RE = re.compile(r"([a-z][a-z0-9]*?)(?:x([a-z][a-z0-9]*?))?_(fp32|fp16|bf16)_kulisch(\d*)"
+                      r"(?:_t(\d+))?")
 
 
 def _bad(name, why=""):
@@ -199,6 +232,12 @@ def parse_pe(name):
         if not (2 <= bits <= 16 and 2 <= w <= 16 and 2 <= acc <= 64):
             raise _bad(name, " (OverQ: b and w 2..16, accumulator 2..64)")
         return PESpec("overq", f"int{bits}", f"int{w}", acc_bits=acc, bits=bits, w_bits=w)
+    m = _KUL_RE.fullmatch(s)
+    k = None if m else _KUL2_RE.fullmatch(s)
+    if m or k:
+        a_s, b_s, width, acc, terms = ((m[1], m[2], m[3], m[4], m[5]) if m else
+                                       (k[1], k[2], k[4], k[3], k[5]))
+        return _kulisch_spec(name, a_s, b_s, width, acc or "fp32", terms)
     m = _FP_RE.fullmatch(s)
     if m:
         a_name = "e4m3" if m[1] == "fp8" else m[1]
@@ -206,17 +245,36 @@ def parse_pe(name):
         a = _fmt(a_name, "fp", name)
         b = _fmt(b_name, "fp", name)
         return PESpec("fp", a, b, acc=m[3], mode=m[5] or "fused")
-    if "kulisch" in s:
-        raise _bad(name, " (the systolic RTL has no Kulisch PE)")
     raise _bad(name)
+
+
+def _kulisch_spec(name, a_s, b_s, width, acc, terms):
+    from lowbit.models.mac import kulisch_width
+    a_name = "e4m3" if a_s == "fp8" else a_s
+    b_name = "e4m3" if b_s == "fp8" else (b_s or a_name)
+    a = _fmt(a_name, "fp", name)
+    b = _fmt(b_name, "fp", name)
+    base = kulisch_width(a, b, 1)[0]              # width for one product
+    if width and terms:
+        raise _bad(name, " (give the Kulisch width or the terms, not both)")
+    if width:
+        w = int(width)
+        if not base <= w <= base + 32:
+            raise _bad(name, f" (Kulisch width for {a}x{b} must be {base}..{base + 32}, not {w})")
+    else:
+        t = int(terms or 4096)
+        if not 1 <= t <= 1 << 32:
+            raise _bad(name, f" (terms must be 1..{1 << 32}, not {t})")
+        w = kulisch_width(a, b, t)[0]
+    return PESpec("fp", a, b, acc=acc, mode="kulisch", terms=1 << (w - base))
 
 
 def pe_name(datapath):
     """PE name of a :class:`lowbit.sim.systolic.PEDatapath` object (IntPE, FpMacPE,
     Fp32AccPE), for :attr:`ArrayConfig.pe`; a string is checked and returned.
 
-    FpMacPE with ``flush_subnormals`` or ``saturate`` has no PE name here (the cost model
-    synthesises the default FP PE), so it raises ValueError.
+    FpMacPE/KulischPE with ``flush_subnormals`` or ``saturate`` has no PE name here (the cost
+    model synthesises the default FP PE), so it raises ValueError.
     """
     if isinstance(datapath, str):
         parse_pe(datapath)
@@ -228,10 +286,16 @@ def pe_name(datapath):
         if datapath.flush_subnormals or datapath.saturate:
             raise ValueError("pe: FpMacPE with flush_subnormals or saturate has no cost-model PE name")
         return f"{datapath.a_format.name}x{datapath.b_format.name}_{datapath.acc_format.name}_{datapath.mode}"
+    if cls == "KulischPE":
+        if datapath.flush_subnormals or datapath.saturate:
+            raise ValueError("pe: KulischPE with flush_subnormals or saturate has no cost-model PE name")
+        return (f"{datapath.a_format.name}x{datapath.b_format.name}_{datapath.acc_format.name}"
+                f"_kulisch{datapath.width}")
     if cls == "Fp32AccPE":
         # same sums as FpMacPE(..., "fp32", "fused") (checked in tests/test_systolic_sim.py)
         return f"{datapath.a_format.name}x{datapath.b_format.name}_fp32_fused"
-    raise ValueError(f"pe must be an IntPE, FpMacPE, Fp32AccPE or a PE name, not {datapath!r}")
+    raise ValueError(f"pe must be an IntPE, FpMacPE, KulischPE, Fp32AccPE or a PE name, "
+                     f"not {datapath!r}")
 
 
 # ---------------------------------------------------------------------------------------
@@ -250,8 +314,29 @@ def _step(spec, dataflow):
     if spec.kind == "int":
         from lowbit.hdl.int_mac import IntMacStep
         return IntMacStep(fa, fb, spec.acc_bits, spec.overflow), fa.bits, fb.bits
+    if spec.kulisch:
+        from lowbit.hdl.fp_mac import KulischStep
+        return KulischStep(fa, fb, spec.terms, False), fa.bits, fb.bits
     from lowbit.hdl.fp_mac import FpMacStep
     return FpMacStep(fa, fb, formats.get(spec.acc), spec.mode, False, False), fa.bits, fb.bits
+
+
+def _connect(core, spec, s, acc_in):
+    """Drive the step's accumulator input; return its output (Kulisch: packed state)."""
+    if spec.kulisch:
+        kw = spec.kulisch_width
+        core.d.comb += [s.fixed_in.eq(acc_in[:kw]), s.flags_in.eq(acc_in[kw:])]
+        return Cat(s.fixed_out, s.flags_out)
+    core.d.comb += s.acc_in.eq(acc_in)
+    return s.acc_out
+
+
+def _empty_sum(spec):
+    if spec.kulisch:
+        return 8 << spec.kulisch_width        # fixed 0, flag "every product so far -0"
+    if spec.kind == "fp":
+        return 1 << (spec.acc_width - 1)      # -0
+    return 0
 
 
 class SystolicPE(wiring.Component):
@@ -320,7 +405,7 @@ class SystolicPE(wiring.Component):
         else:
             core.d.comb += s.a.eq(self.a)
         if self._df == "os":
-            init = 1 << (self._w - 1) if spec.kind == "fp" else 0
+            init = _empty_sum(spec)
             acc = Signal(self._w, init=init)
             rb = Signal(self._bw)
             core.d.sync += rb.eq(self.b)
@@ -331,9 +416,10 @@ class SystolicPE(wiring.Component):
                 with core.If(self.av):
                     core.d.sync += [acc.eq(s.psum_out), bp.eq(self.b)]
             else:
-                core.d.comb += [s.b.eq(self.b), s.acc_in.eq(Mux(self.af, init, acc))]
+                core.d.comb += s.b.eq(self.b)
+                out = _connect(core, spec, s, Mux(self.af, init, acc))
                 with core.If(self.av):
-                    core.d.sync += acc.eq(s.acc_out)
+                    core.d.sync += acc.eq(out)
             d = Signal(self._w)
             core.d.sync += d.eq(Mux(self.copy, self.acc_up, self.drain_up))
             m.d.comb += [self.b_o.eq(rb), self.acc_o.eq(acc), self.drain_o.eq(d)]
@@ -345,13 +431,23 @@ class SystolicPE(wiring.Component):
                 core.d.comb += [s.w.eq(w), s.w_prev.eq(self.w_i), s.psum_in.eq(self.ps)]
                 out = s.psum_out
             else:
-                core.d.comb += [s.b.eq(w), s.acc_in.eq(self.ps)]
-                out = s.acc_out
+                core.d.comb += s.b.eq(w)
+                out = _connect(core, spec, s, self.ps)
             rp, rv, rl = Signal(self._w), Signal(), Signal()
             core.d.sync += [rp.eq(Mux(self.av, out, self.ps)), rv.eq(self.pv), rl.eq(self.pl)]
             m.d.comb += [self.w_o.eq(w), self.ps_o.eq(rp), self.pv_o.eq(rv), self.pl_o.eq(rl)]
         m.submodules.core = EnableInserter({"sync": self.run})(core)
         return m
+
+
+def readout_verilog(spec):
+    """``(top, verilog)`` of the Kulisch column read-out (:class:`lowbit.hdl.fp_mac.KulischRead`)."""
+    from lowbit.hdl.fp_mac import KulischRead
+    from lowbit.hdl.manifest import to_verilog
+    if not spec.kulisch:
+        raise ValueError(f"spec must be a Kulisch PE, not {spec.key!r}")
+    top = "lowbit_kread_" + re.sub(r"[^a-z0-9_]", "_", spec.key)
+    return top, to_verilog(KulischRead(spec.a, spec.b, spec.acc, spec.terms, False, False), top)
 
 
 def pe_verilog(spec, dataflow):
@@ -401,7 +497,8 @@ REG_BIT_GE = _synth.cell_ge("DFF") + _synth.cell_ge("MUX2")
 class PECost:
     """Cost of one PE: ``area_ge`` (NAND2 equivalents), ``area_um2`` (scaled), ``e_mac_pj``
     (energy of one MAC), ``source`` ("synth" or "given") and, when synthesised,
-    ``flip_flops``, ``logic_depth`` and the Verilog module name ``top``."""
+    ``flip_flops``, ``logic_depth`` and the Verilog module name ``top``. Kulisch PE:
+    ``readout_ge`` / ``e_readout_pj`` of the column read-out unit (0 otherwise)."""
     spec: PESpec
     dataflow: str
     area_ge: float
@@ -411,6 +508,8 @@ class PECost:
     flip_flops: object = None
     logic_depth: object = None
     top: str = ""
+    readout_ge: float = 0.0
+    e_readout_pj: float = 0.0
 
 
 def _pos(name, v, lo=None, hi=None):
@@ -481,8 +580,13 @@ class SynthCostModel:
                 ge, source = r.area_ge, "synth"
                 flip_flops, depth = r.flip_flops, r.logic_depth
             e = _energy.energy_per_op_pj(ge, node_scale=self.node_scale, vdd=self.vdd)
+            rd = e_rd = 0.0
+            if spec.kulisch:
+                rtop, rtext = readout_verilog(spec)
+                rd = _synth.synth(rtext, rtop, "generic", use_cache=self.use_cache).area_ge
+                e_rd = _energy.energy_per_op_pj(rd, node_scale=self.node_scale, vdd=self.vdd)
             self._pe[key] = PECost(spec, cfg.dataflow, ge, ge * _synth.GE_UM2 * self.area_scale, e,
-                                   source, flip_flops, depth, top)
+                                   source, flip_flops, depth, top, rd, e_rd)
         return self._pe[key]
 
     def _word_bits(self, cfg, operand):
@@ -506,7 +610,8 @@ class SynthCostModel:
         for op in ("ifmap", "filter", "ofmap"):
             u[f"sram_read_{op}"] = self.sram_access_pj(cfg, op)
             u[f"dram_read_{op}"] = self.dram_access_pj(cfg, op)
-        u["sram_write_ofmap"] = u["sram_read_ofmap"]
+        # Kulisch: every result word leaving the array passes its column's read-out once
+        u["sram_write_ofmap"] = u["sram_read_ofmap"] + self.pe_cost(cfg).e_readout_pj
         u["dram_write_ofmap"] = u["dram_read_ofmap"]
         return u
 
@@ -516,22 +621,24 @@ class SynthCostModel:
         return None if u is None else float(count) * u
 
     def area_breakdown_um2(self, cfg):
-        """``{"n_pe", "pe", "pes", "edge_bits", "edges", "sram_ifmap", "sram_filter",
-        "sram_ofmap", "sram", "total"}`` in um^2 (``n_pe``, ``edge_bits`` counts)."""
+        """``{"n_pe", "pe", "pes", "edge_bits", "edges", "readout", "sram_ifmap", "sram_filter",
+        "sram_ofmap", "sram", "total"}`` in um^2 (``n_pe``, ``edge_bits`` counts; ``readout``:
+        the Kulisch PE's ``cols`` column read-out units, else 0)."""
         pc = self.pe_cost(cfg)
         n = cfg.rows * cfg.cols
         eb = edge_register_bits(pc.spec, cfg.rows, cfg.cols, cfg.dataflow) if self.edges else 0
         out = {"n_pe": n, "pe": pc.area_um2, "pes": n * pc.area_um2, "edge_bits": eb,
-               "edges": eb * REG_BIT_GE * _synth.GE_UM2 * self.area_scale}
+               "edges": eb * REG_BIT_GE * _synth.GE_UM2 * self.area_scale,
+               "readout": cfg.cols * pc.readout_ge * _synth.GE_UM2 * self.area_scale}
         for op in ("ifmap", "filter", "ofmap"):
             out[f"sram_{op}"] = _energy.sram_area_um2(getattr(cfg, f"{op}_sram_kib") * 1024,
                                                       node_scale_area=self.area_scale)
         out["sram"] = out["sram_ifmap"] + out["sram_filter"] + out["sram_ofmap"]
-        out["total"] = out["pes"] + out["edges"] + out["sram"]
+        out["total"] = out["pes"] + out["edges"] + out["readout"] + out["sram"]
         return out
 
     def area_um2(self, cfg):
-        """Array area in um^2: PEs + edge registers + the three operand SRAMs."""
+        """Array area in um^2: PEs + edge registers (+ Kulisch read-outs) + the three SRAMs."""
         return self.area_breakdown_um2(cfg)["total"]
 
     def describe(self, cfg):
@@ -540,6 +647,7 @@ class SynthCostModel:
         return {"model": self.name, "pe": pc.spec.key, "pe_source": pc.source,
                 "pe_area_ge": pc.area_ge, "pe_area_um2": pc.area_um2, "pe_flip_flops": pc.flip_flops,
                 "pe_logic_depth": pc.logic_depth, "e_mac_pj": pc.e_mac_pj,
+                "readout_area_ge": pc.readout_ge, "e_readout_pj": pc.e_readout_pj,
                 "unit_energy_pj": self.unit_energy_pj(cfg),
                 "area_um2": self.area_breakdown_um2(cfg), "node_scale": self.node_scale,
                 "vdd": self.vdd, "area_scale": self.area_scale, "ofmap_word": self.ofmap_word,

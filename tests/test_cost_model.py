@@ -17,7 +17,7 @@ from lowbit.fpga import energy
 from lowbit.fpga import synth as synth_mod
 from lowbit.fpga.cost_model import (REG_BIT_GE, PESpec, SynthCostModel, SystolicPE, edge_register_bits,
                                     parse_pe, pe_name, pe_verilog)
-from lowbit.sim.systolic import (EVENT_CLASSES, ArrayConfig, Fp32AccPE, FpMacPE, IntPE,
+from lowbit.sim.systolic import (EVENT_CLASSES, ArrayConfig, Fp32AccPE, FpMacPE, IntPE, KulischPE,
                                  simulate_gemm, simulate_topology)
 
 KIB = 1024
@@ -100,6 +100,11 @@ def test_access_energies_match_horowitz_rows():
     ("e4m3xe4m3_fp32acc", PESpec("fp", "e4m3", "e4m3", acc="fp32")),
     ("e2m1_bf16", PESpec("fp", "e2m1", "e2m1", acc="bf16")),
     ("overq4", PESpec("overq", "int4", "int4", acc_bits=32, bits=4, w_bits=4)),
+    ("e4m3_kulisch", PESpec("fp", "e4m3", "e4m3", acc="fp32", mode="kulisch", terms=4096)),
+    ("e4m3xe4m3_fp32_kulisch49", PESpec("fp", "e4m3", "e4m3", acc="fp32", mode="kulisch", terms=4096)),
+    # 1000 terms need the same register as 1024: the canonical terms is the register's capacity
+    ("e5m2_kulisch_fp16_t1000", PESpec("fp", "e5m2", "e5m2", acc="fp16", mode="kulisch", terms=1024)),
+    ("e4m3_kulisch37", PESpec("fp", "e4m3", "e4m3", acc="fp32", mode="kulisch", terms=1)),
     ("overq4_w8_acc24", PESpec("overq", "int4", "int8", acc_bits=24, bits=4, w_bits=8)),
 ])
 def test_parse_pe(name, spec):
@@ -109,7 +114,8 @@ def test_parse_pe(name, spec):
 
 @pytest.mark.parametrize("bad, why", [
     ("foo", ""), ("int8_fp32", " ('int8' is not a float format of at most 16 bits)"),
-    ("e4m3_kulisch", " (the systolic RTL has no Kulisch PE)"),
+    ("e4m3_kulisch99", " (Kulisch width for e4m3xe4m3 must be 37..69, not 99)"),
+    ("e4m3_kulisch49_t4096", " (give the Kulisch width or the terms, not both)"),
     ("int8_acc80", " (accumulator width must be 2..64, not 80)"),
     ("int3x", ""), ("e4m3xint8_fp32", " ('int8' is not a float format of at most 16 bits)"),
     ("fp32xfp32_fp32", " ('fp32' is not a float format of at most 16 bits)"),
@@ -128,10 +134,15 @@ def test_pe_name_of_datapaths():
     assert parse_pe(pe_name(FpMacPE("e5m2", "e5m2", "fp16", "two_roundings"))) == PESpec(
         "fp", "e5m2", "e5m2", acc="fp16", mode="two_roundings")
     assert parse_pe(pe_name(Fp32AccPE())) == parse_pe("e4m3_fp32")
+    assert pe_name(KulischPE()) == "e4m3xe4m3_fp32_kulisch49"
+    assert parse_pe(pe_name(KulischPE("e5m2", "e4m3", "bf16", terms=100))) == PESpec(
+        "fp", "e5m2", "e4m3", acc="bf16", mode="kulisch", terms=128)
+    assert parse_pe("e4m3_kulisch").acc_width == 49 + 4       # van Baalen's INT37 + 12 guard bits
     assert pe_name("int8") == "int8"
     with pytest.raises(ValueError, match=r"^pe: FpMacPE with flush_subnormals or saturate"):
         pe_name(FpMacPE(saturate=True))
-    with pytest.raises(ValueError, match=r"^pe must be an IntPE, FpMacPE, Fp32AccPE or a PE name"):
+    with pytest.raises(ValueError,
+                       match=r"^pe must be an IntPE, FpMacPE, KulischPE, Fp32AccPE or a PE name, not 3$"):
         pe_name(3)
 
 
@@ -170,6 +181,7 @@ def test_area_is_pes_plus_edges_plus_srams():
     ("int8xint4", 16, 8, "is", 120 * 6 - 16 * 6 + 28 * 34 + 28 * 32),      # IS streams the int4 operand
     ("e4m3_fp16", 4, 4, "ws", 6 * 10 - 4 * 10 + 6 * 18 + 6 * 16),
     ("overq4", 4, 4, "ws", 6 * 8 - 4 * 8 + 6 * 34 + 6 * 32 + 4 * 4),      # 4-bit code + 2 meta; w_prev row
+    ("e4m3_kulisch", 4, 4, "ws", 6 * 10 - 4 * 10 + 6 * 55 + 6 * 53),        # 49-bit state + 4 flags
     ("int8", 1, 1, "ws", -10),
 ])
 def test_edge_register_bits(pe, r, c, df, bits):
@@ -355,6 +367,28 @@ def test_synthesised_pe(pe, df, ffs):
     assert m.area_um2(cfg) == pytest.approx(128 * r.area_ge * 0.798 + eb * 8 * 0.798
                                             + 3 * energy.sram_area_um2(64 * KIB), rel=1e-12)
     assert m.pe_cost(cfg) is pc                   # kept per (PE, dataflow)
+
+
+@pytest.mark.synth
+def test_synthesised_kulisch_pe():
+    """Kulisch PE: the state (49 + 4 bits) in the psum register, one read-out per column."""
+    from lowbit.fpga.cost_model import readout_verilog
+    cfg = _cfg(pe="e4m3_kulisch", dataflow="ws")
+    m = SynthCostModel()
+    pc = m.pe_cost(cfg)
+    spec = parse_pe("e4m3_kulisch")
+    r = synth_mod.synth(*reversed(pe_verilog(spec, "ws")), "generic")
+    rd = synth_mod.synth(*reversed(readout_verilog(spec)), "generic")
+    assert pc.flip_flops == r.flip_flops == 8 + 2 + 8 + 53 + 2 and rd.flip_flops == 0
+    assert pc.area_ge == r.area_ge and pc.readout_ge == rd.area_ge
+    eb = 120 * 10 - 16 * 10 + 28 * 55 + 28 * 53
+    want = (128 * r.area_ge * 0.798 + eb * 8 * 0.798 + 8 * rd.area_ge * 0.798
+            + 3 * energy.sram_area_um2(64 * KIB))
+    assert m.area_um2(cfg) == pytest.approx(want, rel=1e-12)
+    u = m.unit_energy_pj(cfg)
+    assert u["mac"] == pytest.approx(0.4507 * r.area_ge / 1000, rel=1e-12)
+    assert u["sram_write_ofmap"] == pytest.approx(2.5 + 0.4507 * rd.area_ge / 1000, rel=1e-12)
+    assert u["sram_read_ofmap"] == pytest.approx(2.5)
 
 
 @pytest.mark.synth
