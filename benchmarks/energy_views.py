@@ -26,7 +26,9 @@ baseline), synthesised with the generic flow (Nangate-45-like gates, results cac
     defaults) at the OverQ-MSE scale, weights int4 per channel at the MSE clipping scale, as
     the benchmark's OverQ rows; INT4 PE: plain int4 codes at the MSE clipping scales.
 
-Both views at 45 nm, 0.9 V. Then the ratios to the INT8 MAC in each view, the breakdown of
+The random streams are also run with unit delay (``delay="unit"``, every transition on
+the way to the settled value counted) to bracket glitching. Both views at 45 nm, 0.9 V.
+Then the ratios to the INT8 MAC in each view, the breakdown of
 (b), and (b) on (a)'s calibration circuits against Horowitz's figures (the scale between
 the two views). Where and why the views disagree: see ``lowbit.fpga.toggle_energy``.
 """
@@ -147,6 +149,8 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--units", nargs="*", help="subset of unit keys")
     ap.add_argument("--json", metavar="FILE", help="write the figures as JSON")
+    ap.add_argument("--no-unit-delay", action="store_true",
+                    help="skip the unit-delay (glitch) runs on the random streams")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     units = [u for u in UNITS if not args.units or u[0] in args.units or u[0] == "int8"]
@@ -165,25 +169,41 @@ def main(argv=None):
             stim = te.dot_streams(blocks, args.lanes, args.cycles, start=start,
                                   rng=np.random.default_rng(args.seed + 1))
             views[view] = te.toggle_energy(net, stimulus=stim, warmup=WARMUP)
+            if view == "random" and not args.no_unit_delay:
+                views["unit"] = te.toggle_energy(net, stimulus=stim, warmup=WARMUP, delay="unit")
         rows.append(dict(key=key, label=label, area_ge=result.area_ge, flip_flops=result.flip_flops,
                          depth=result.logic_depth, a=e_a, b_random=views["random"], b_real=views["real"],
-                         zeros=real.zero_fraction[kind]))
+                         b_unit=views.get("unit"), zeros=real.zero_fraction[kind]))
         print(f"  {label}: (a) {e_a:.3f}  (b) random {views['random'].pj_per_op:.3f}  "
               f"real {views['real'].pj_per_op:.3f} pJ/MAC  ({time.perf_counter() - t0:.0f} s)",
               file=sys.stderr)
 
     ref = rows[0]
-    table = [["unit", "GE", "FF", "(a) pJ", "x INT8", "(b) rnd pJ", "x INT8", "(b) real pJ", "x INT8",
-              "real/rnd", "(b)/(a) rnd"]]
+    table = [["unit", "GE", "FF", "depth", "(a) pJ", "x INT8", "(b) rnd pJ", "x INT8", "(b) real pJ",
+              "x INT8", "real/rnd", "(b)/(a) rnd"]]
     for r in rows:
-        table.append([r["label"], f"{r['area_ge']:.0f}", str(r["flip_flops"]),
+        table.append([r["label"], f"{r['area_ge']:.0f}", str(r["flip_flops"]), str(r["depth"]),
                       f"{r['a']:.3f}", f"{r['a'] / ref['a']:.2f}",
                       f"{r['b_random'].pj_per_op:.3f}", f"{r['b_random'].pj_per_op / ref['b_random'].pj_per_op:.2f}",
                       f"{r['b_real'].pj_per_op:.3f}", f"{r['b_real'].pj_per_op / ref['b_real'].pj_per_op:.2f}",
                       f"{r['b_real'].pj_per_op / r['b_random'].pj_per_op:.2f}",
                       f"{r['b_random'].pj_per_op / r['a']:.2f}"])
     print_table(table, title=f"Energy per MAC, 45 nm, 0.9 V: (a) gate-count model, (b) gate-level "
-                             f"toggles ({args.lanes} streams x {args.cycles - WARMUP} counted cycles)")
+                             f"toggles, zero delay ({args.lanes} streams x {args.cycles - WARMUP} "
+                             f"counted cycles)")
+    if rows[0]["b_unit"] is not None:
+        uref = rows[0]["b_unit"]
+        ut = [["unit", "depth", "(b) zero-delay pJ", "x INT8", "(b) unit-delay pJ", "x INT8",
+               "unit/zero", "logic toggles/net/cyc zero", "unit"]]
+        for r in rows:
+            z, u = r["b_random"], r["b_unit"]
+            ut.append([r["label"], str(r["depth"]), f"{z.pj_per_op:.3f}",
+                       f"{z.pj_per_op / ref['b_random'].pj_per_op:.2f}", f"{u.pj_per_op:.3f}",
+                       f"{u.pj_per_op / uref.pj_per_op:.2f}", f"{u.pj_per_op / z.pj_per_op:.2f}",
+                       f"{z.toggle_rates['logic']:.3f}", f"{u.toggle_rates['logic']:.3f}"])
+        print_table(ut, title="Glitching, random streams: zero delay (no glitches) vs transport "
+                              "unit delay (every cell 1 unit, no inertial filtering: overstates "
+                              "glitches in deep logic); the truth lies in between")
     brk = [["unit", "stream", "logic", "flip-flops", "clock", "inputs", "toggle/net/cyc logic",
             "FF", "zero operands a/b"]]
     for r in rows:
@@ -195,7 +215,8 @@ def main(argv=None):
                        + [f"{e.toggle_rates['logic']:.3f}", f"{e.toggle_rates['flip_flops']:.3f}", z])
     print_table(brk, title="(b) breakdown, pJ per MAC, and activity")
 
-    cal = [["circuit", "GE", "Horowitz pJ", "(a) pJ", "(b) random pJ", "(b) / Horowitz"]]
+    cal = [["circuit", "GE", "depth", "Horowitz pJ", "(a) pJ", "(b) random pJ", "(b) / Horowitz",
+            "(b) unit-delay pJ", "/ Horowitz"]]
     rng = np.random.default_rng(args.seed)
     for name, text in energy.CALIBRATION_OPS.items():
         w = int(name[3:])
@@ -204,8 +225,14 @@ def main(argv=None):
                 "b": rng.integers(0, 1 << w, (args.cycles, args.lanes), dtype=np.int64)}
         e = te.toggle_energy(netd, stimulus=stim, warmup=1)
         h = energy.HOROWITZ_45NM[name][0]
-        cal.append([name, f"{res.area_ge:.0f}", f"{h:g}", f"{energy.energy_per_op_pj(res):.3f}",
-                    f"{e.pj_per_op:.3f}", f"{e.pj_per_op / h:.2f}"])
+        line = [name, f"{res.area_ge:.0f}", str(res.logic_depth), f"{h:g}",
+                f"{energy.energy_per_op_pj(res):.3f}", f"{e.pj_per_op:.3f}", f"{e.pj_per_op / h:.2f}"]
+        if args.no_unit_delay:
+            line += ["-", "-"]
+        else:
+            u = te.toggle_energy(netd, stimulus=stim, warmup=1, delay="unit")
+            line += [f"{u.pj_per_op:.3f}", f"{u.pj_per_op / h:.2f}"]
+        cal.append(line)
     print_table(cal, title="(b) on the calibration circuits of (a) (combinational, fresh random "
                            "operands every cycle) against Horowitz 45 nm")
     print(f"({time.perf_counter() - t0:.0f} s)")
@@ -213,6 +240,7 @@ def main(argv=None):
         doc = [{"key": r["key"], "label": r["label"], "area_ge": r["area_ge"],
                 "flip_flops": r["flip_flops"], "a_pj_per_mac": r["a"],
                 "b_random": r["b_random"].to_dict(), "b_real": r["b_real"].to_dict(),
+                "b_random_unit_delay": r["b_unit"].to_dict() if r["b_unit"] else None,
                 "real_zero_fraction_a_b": r["zeros"]} for r in rows]
         with open(args.json, "w") as f:
             json.dump({"lanes": args.lanes, "cycles": args.cycles, "warmup": WARMUP,

@@ -38,10 +38,15 @@ t". Flip-flops start at their ``init`` value (the Verilog initial value, which A
 to the reset value) or 0. All flip-flop clock pins must be driven by one primary input, the
 clock; it is not part of the stimulus and must not feed logic.
 
-A zero-delay simulation sees at most one transition per net per cycle: hazards and glitches
-(several transitions of a net within one cycle, caused by unequal path delays) are not
-modelled, so toggle counts are a lower bound on real switching activity (see
-:mod:`lowbit.fpga.toggle_energy`).
+By default the simulation has zero delay and sees at most one transition per net per cycle:
+hazards and glitches (several transitions of a net within one cycle, caused by unequal path
+delays) are not modelled, so toggle counts are a lower bound on real switching activity.
+``delay="unit"`` gives every cell one unit of delay and evaluates all cells in lock-step from
+the previous step's values until nothing changes (at most ``depth`` steps per cycle), so
+that every intermediate transition is counted: the classic unit-delay estimate of glitching
+(e.g. Najm, "A survey of power estimation techniques in VLSI circuits", IEEE Trans. VLSI
+Systems 2(4), 1994). Real delays differ per cell and load, so it is an estimate, neither a
+bound nor a measurement (see :mod:`lowbit.fpga.toggle_energy`).
 """
 
 import dataclasses
@@ -237,6 +242,16 @@ class Netlist:
             start = index[by_name[order[i]]["connections"]["Y"][0]]
             self._groups.append((t, start, start + (j - i), ins))
             i = j
+        # the same cells grouped by type only, for the unit-delay mode (all levels at once)
+        self._by_type = []
+        for t in sorted({g[0] for g in self._groups}):
+            gs = [g for g in self._groups if g[0] == t]
+            outs = np.concatenate([np.arange(s, e, dtype=np.intp) for _, s, e, _ in gs])
+            ins = tuple(np.concatenate([g[3][k] for g in gs]) for k in range(len(_OPS[t][0])))
+            self._by_type.append((t, outs, ins))
+        self.comb_rows = np.zeros(rows, dtype=bool)
+        for _, s, e, _ in self._groups:
+            self.comb_rows[s:e] = True
 
         self.ff_q = np.array([index[c["connections"]["Q"][0]] for _, c in ffs], dtype=np.intp)
         self.ff_d = np.array([row(c["connections"]["D"][0]) for _, c in ffs], dtype=np.intp)
@@ -276,6 +291,28 @@ class Netlist:
         """Evaluate every combinational group in level order on the state array ``V``."""
         for t, s, e, ins in self._groups:
             V[s:e] = _OPS[t][1](*(V[i] for i in ins))
+
+    def settle_unit_delay(self, V, counts=None, mask=None):
+        """Settle with one unit of delay per cell, counting every transition (glitches too).
+
+        Each step evaluates every combinational cell from the values of the previous step
+        (all cells at once); the loop ends when nothing changes (at most ``depth`` steps). The
+        settled values equal those of :meth:`settle`. With ``counts``, the transitions of
+        each cell output in the streams of ``mask`` are added to ``counts[row]``.
+        """
+        for _ in range(self.depth + 1):
+            new = [_OPS[t][1](*(V[i] for i in ins)) for t, _, ins in self._by_type]
+            changed = False
+            for (t, outs, _), val in zip(self._by_type, new):
+                diff = val ^ V[outs]
+                if diff.any():
+                    changed = True
+                    if counts is not None:
+                        counts[outs] += np.bitwise_count(diff & mask).sum(axis=1, dtype=np.int64)
+                    V[outs] = val
+            if not changed:
+                return
+        raise AssertionError("unit-delay settle did not converge")   # acyclic: cannot happen
 
     def apply_async(self, V):
         """Force flip-flops whose asynchronous reset/set is active; True if a Q changed."""
@@ -372,7 +409,7 @@ class SimResult:
         return float(self.toggles[rows].sum()) / n if n else 0.0
 
 
-def simulate(netlist, stimulus, *, cycles=None, outputs=None, count_toggles=False, warmup=1):
+def simulate(netlist, stimulus, *, outputs=None, count_toggles=False, warmup=1, delay="zero"):
     """Run ``netlist`` cycle by cycle on many independent streams.
 
     Parameters
@@ -390,6 +427,11 @@ def simulate(netlist, stimulus, *, cycles=None, outputs=None, count_toggles=Fals
     warmup : int
         First cycle whose transitions are counted (0..cycles; cycle 0 compares against the
         all-zero state before the first settle, so the default 1 skips it).
+    delay : {"zero", "unit"}
+        ``"zero"``: every net switches at most once per cycle (no glitches). ``"unit"``: every
+        cell has one unit of delay, and every transition of a cell output on the way to the
+        settled value is counted (glitches under the unit-delay assumption; primary inputs and
+        flip-flop outputs switch at the start of the cycle). Outputs are the same.
 
     Returns
     -------
@@ -398,8 +440,10 @@ def simulate(netlist, stimulus, *, cycles=None, outputs=None, count_toggles=Fals
     Raises
     ------
     ValueError
-        Unknown port names, mismatched shapes, or ``warmup`` out of range.
+        Unknown port names, mismatched shapes, ``warmup`` or ``delay`` out of range.
     """
+    if delay not in ("zero", "unit"):
+        raise ValueError(f"delay must be 'zero' or 'unit', not {delay!r}")
     net = netlist if isinstance(netlist, Netlist) else Netlist(netlist)
     if not stimulus:
         raise ValueError("stimulus must give at least one input port, not an empty dict")
@@ -436,16 +480,26 @@ def simulate(netlist, stimulus, *, cycles=None, outputs=None, count_toggles=Fals
     for t in range(n_cycles):
         for n, p in packed_in.items():
             V[net.inputs[n]] = p[t]
-        net.settle(V)
+        counting = count_toggles and t >= warmup
+
+        def settle():
+            if delay == "unit":
+                net.settle_unit_delay(V, toggles if counting else None, mask)
+            else:
+                net.settle(V)
+        settle()
         for _ in range(8):
             if not net._async or not net.apply_async(V):
                 break
-            net.settle(V)
+            settle()
         for o, r in out_rows.items():
             rec[o][t] = V[r]
         if count_toggles:
-            if t >= warmup:
-                toggles += np.bitwise_count((V ^ prev) & mask).sum(axis=1, dtype=np.int64)
+            if counting:
+                cyc = np.bitwise_count((V ^ prev) & mask).sum(axis=1, dtype=np.int64)
+                if delay == "unit":          # cell outputs were counted step by step
+                    cyc[net.comb_rows] = 0
+                toggles += cyc
             prev[...] = V
         net.clock_edge(V)
     outs = {o: unpack_streams(p, streams) for o, p in rec.items()}

@@ -203,6 +203,8 @@ class ToggleEnergy:
     ops, cycles, streams : int
         Operations, counted cycles and streams behind the averages.
     vdd, node_scale : float
+    delay : str
+        ``"zero"`` or ``"unit"`` (the simulation's delay model).
     cells, flip_flops, depth : int
         Netlist size, flip-flops and combinational levels.
     """
@@ -215,6 +217,7 @@ class ToggleEnergy:
     streams: int
     vdd: float
     node_scale: float
+    delay: str
     cells: int
     flip_flops: int
     depth: int
@@ -243,7 +246,7 @@ def _as_netlist(design, top, use_cache):
 
 
 def toggle_energy(design, top=None, stimulus=None, *, ops=None, vdd=0.9, node_scale=1.0,
-                  warmup=4, use_cache=True):
+                  warmup=4, delay="zero", use_cache=True):
     """Energy per operation of ``design`` on ``stimulus`` from gate-level toggle counts.
 
     Parameters
@@ -267,6 +270,9 @@ def toggle_energy(design, top=None, stimulus=None, *, ops=None, vdd=0.9, node_sc
         Factor (> 0) for another technology node (1 at 45 nm).
     warmup : int
         Cycles simulated before counting starts (registers leave their reset state).
+    delay : {"zero", "unit"}
+        Zero-delay (no glitches; the default) or unit-delay simulation (glitches under the
+        assumption of one unit of delay per cell), see :func:`lowbit.fpga.netlist_sim.simulate`.
 
     Returns
     -------
@@ -275,8 +281,10 @@ def toggle_energy(design, top=None, stimulus=None, *, ops=None, vdd=0.9, node_sc
     Raises
     ------
     ValueError
-        Bad ``vdd``, ``node_scale``, ``warmup``, stimulus or ``ops``.
+        Bad ``vdd``, ``node_scale``, ``warmup``, ``delay``, stimulus or ``ops``.
     """
+    if delay not in ("zero", "unit"):
+        raise ValueError(f"delay must be 'zero' or 'unit', not {delay!r}")
     vdd = float(vdd)
     if not 0.3 <= vdd <= 1.5:
         raise ValueError(f"vdd must be in 0.3..1.5 V, not {vdd!r}")
@@ -290,7 +298,8 @@ def toggle_energy(design, top=None, stimulus=None, *, ops=None, vdd=0.9, node_sc
         raise ValueError(f"warmup must be in 0..{cycles - 1} (fewer than the stimulus cycles), "
                          f"not {warmup!r}")
     net = _as_netlist(design, top, use_cache)
-    res = _ns.simulate(net, stimulus, count_toggles=True, warmup=max(warmup, 1), outputs=[])
+    res = _ns.simulate(net, stimulus, count_toggles=True, warmup=max(warmup, 1), outputs=[],
+                       delay=delay)
     counted = res.counted_cycles
     streams = res.streams
     if ops is None:
@@ -340,7 +349,7 @@ def toggle_energy(design, top=None, stimulus=None, *, ops=None, vdd=0.9, node_sc
         breakdown={k: totals[k] / ops for k in _CATEGORIES},
         toggle_rates={"logic": rate(comb), "flip_flops": rate(ffq), "inputs": rate(inp)},
         by_cell_type=by_type, ops=ops, cycles=counted, streams=streams, vdd=vdd,
-        node_scale=float(node_scale), cells=len(net.cells), flip_flops=net.n_ff, depth=net.depth)
+        node_scale=float(node_scale), delay=delay, cells=len(net.cells), flip_flops=net.n_ff, depth=net.depth)
 
 
 def dot_streams(blocks, lanes, cycles, *, start="clear", rng=None):

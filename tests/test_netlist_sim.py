@@ -211,3 +211,36 @@ def test_generic_netlist_cache(tmp_path, monkeypatch):
     assert n3 == n1 and (cache.cache_dir() / f"{fs.netlist_key(r1.key)}.json").exists()
     x = np.arange(16)[None, :]
     assert np.array_equal(ns.simulate(n3, {"x": x}).outputs["y"][0], 15 - np.arange(16))
+
+
+def test_unit_delay_counts_glitches():
+    # y = x XOR (x delayed by two inverters): zero delay, y is constant 0; unit delay, a change
+    # of x makes y pulse (two transitions) before it settles
+    net = {"ports": {"x": {"direction": "input", "bits": [2]},
+                     "y": {"direction": "output", "bits": [5]}},
+           "cells": {"i1": {"type": "INV", "connections": {"A": [2], "Y": [3]}},
+                     "i2": {"type": "INV", "connections": {"A": [3], "Y": [4]}},
+                     "x": {"type": "XOR2", "connections": {"A": [2], "B": [4], "Y": [5]}}}}
+    x = (np.arange(11)[:, None] % 2).repeat(3, axis=1)
+    z = ns.simulate(net, {"x": x}, count_toggles=True)
+    u = ns.simulate(net, {"x": x}, count_toggles=True, delay="unit")
+    assert np.array_equal(z.outputs["y"], u.outputs["y"]) and not z.outputs["y"].any()
+    assert z.cell_toggles() == {"i1": 30, "i2": 30, "x": 0}
+    assert u.cell_toggles() == {"i1": 30, "i2": 30, "x": 60}
+    with pytest.raises(ValueError, match=r"^delay must be 'zero' or 'unit', not 'real'$"):
+        ns.simulate(net, {"x": x}, delay="real")
+
+
+@pytest.mark.synth
+def test_unit_delay_same_outputs_and_more_toggles_on_a_mac():
+    from lowbit.hdl.int_mac import random_int_sequences
+    _, net = _netlist("int-mac", "ns_int8_mac")
+    f = formats.get("int8")
+    valid, clear, a, b = random_int_sequences(f, f, 40, 64, np.random.default_rng(6))
+    stim = {"a": a, "b": b, "valid": valid.astype(np.uint8), "clear": clear.astype(np.uint8)}
+    z = ns.simulate(net, stim, count_toggles=True)
+    u = ns.simulate(net, stim, count_toggles=True, delay="unit")
+    assert np.array_equal(z.outputs["acc"], u.outputs["acc"])
+    # per net: at least the zero-delay count, and the same parity (glitches come in pairs)
+    assert (u.toggles >= z.toggles).all() and ((u.toggles - z.toggles) % 2 == 0).all()
+    assert u.toggles.sum() > z.toggles.sum()

@@ -42,6 +42,9 @@ def test_hand_computed_energy():
     assert r.pj_per_op == pytest.approx((c_x0 + c_n + c_y) * per, rel=1e-12)
     assert r.toggle_rates["logic"] == 1.0 and r.toggle_rates["inputs"] == 0.5
     assert r.by_cell_type["INV"]["toggle_rate"] == 1.0
+    # no reconvergence, so unit delay adds no glitches here
+    assert te.toggle_energy(_inv_nand(), stimulus={"x": x}, warmup=1, delay="unit").pj_per_op == \
+        pytest.approx(r.pj_per_op, rel=1e-12)
     # energy scales with Vdd^2 and node_scale exactly
     r2 = te.toggle_energy(_inv_nand(), stimulus={"x": x}, warmup=1, vdd=0.45, node_scale=3.0)
     assert r2.pj_per_op == pytest.approx(r.pj_per_op * 0.25 * 3.0, rel=1e-12)
@@ -125,6 +128,8 @@ def test_errors():
         te.toggle_energy(3.5, stimulus={"x": x})
     with pytest.raises(ValueError, match=r"^top must name the Verilog module, not None$"):
         te.toggle_energy("module m(); endmodule", stimulus={"x": x})
+    with pytest.raises(ValueError, match=r"^delay must be 'zero' or 'unit', not 'sdf'$"):
+        te.toggle_energy(_inv_nand(), stimulus={"x": x}, delay="sdf")
     with pytest.raises(ValueError, match=r"^lanes must be in 1\.\.65536, not 0$"):
         te.dot_streams([{"a": x}], lanes=0, cycles=3)
 
