@@ -19,8 +19,9 @@ activity per gate equal to that of the calibration circuits (random operands, as
 published figures); it ignores glitching differences between shallow and deep logic
 (multipliers glitch more than adders, which is part of why the per-GE fit differs between
 them, see the residuals) and counts a flip-flop like 5.7 GE of logic. The data-dependent
-view (issue 7, 2b: toggles of the gate-level netlist) is the check on this one and is not
-built yet.
+view (issue 7, 2b) is :mod:`lowbit.fpga.toggle_energy` (toggles of the gate-level netlist);
+its docstring and ``benchmarks/energy_views.py`` say where the two views disagree and why
+(activity per GE differs between units; glitching; zeros in real tensors).
 
 Sources
 -------
