@@ -35,11 +35,13 @@ from lowbit.models import mac as model
 from .catalog import Param, Unit
 from .formats import unpack
 from .fp_mul import check_pipeline, multiply_into
-from .fp_round import EXP_SHAPE, round_pack
-from .int_mac import random_mac_control
+from .fp_round import EXP_SHAPE, Cuts, round_pack
+from .int_mac import lut_multiply_into, random_mac_control
 
 __all__ = ["FpMacStep", "KulischStep", "KulischRead", "FpMac", "UNITS",
-           "accumulate_into", "kulisch_add_into", "kulisch_read_into"]
+           "accumulate_into", "kulisch_add_into", "kulisch_read_into",
+           "kulisch_term_into", "kulisch_accumulate_into", "kulisch_read_pipelined_into",
+           "KULISCH_CUTS"]
 
 
 def _operand(m, fmt, code, flush, name):
@@ -171,6 +173,132 @@ def kulisch_read_into(m, acc_fmt, width, lsb, fixed, flags, saturate, flush, nam
     return out
 
 
+# -- pipelined Kulisch datapath ---------------------------------------------------------------
+#
+# Used by FpMac(mode="kulisch", pipeline_stages >= 1).  The product is never packed into a
+# product-format code: the operands are decoded and the exact product is aligned directly,
+#
+#     a * b = (sig_a * sig_b) * 2^((e_a - emin_a) + (e_b - emin_b)) * 2^lsb,
+#
+# with lsb = (emin_a - ma) + (emin_b - mb) the LSB weight of the register
+# (lowbit.models.mac.kulisch_width) and e the unpacked exponent (emin for subnormals), so
+# the term is the significand product shifted left by a small non-negative amount.  The
+# accumulator loop is then only a width-bit add (a subtraction is ~term + 1, the +1 a
+# carry-in), and the read-out (magnitude, leading-zero count, normalising shift, RNE)
+# runs after the register, in as many stages as KULISCH_CUTS allows.
+
+#: Register cut points of the pipelined Kulisch MAC, in the order ``pipeline_stages`` adds
+#: them (``pipeline_stages = k`` uses the first ``k``).  Operand side: ``unpack`` after the
+#: operand decode (significands, shift amount, specials), ``decode`` after the significand
+#: product, ``term`` the aligned term before the accumulator.  Read-out: ``mag`` after the
+#: magnitude (negation), ``lz1`` inside the leading-zero count (after its 8-bit blocks),
+#: ``lz`` after it, ``norm1`` between the two steps
+#: of the normalising shift, ``norm`` after it, ``rnd`` after the guard/sticky bits,
+#: ``round`` after the rounding increment,
+#: ``out`` the result code.
+KULISCH_CUTS = ("term", "out", "decode", "mag", "norm", "unpack", "lz", "round", "norm1",
+                "lz1", "rnd")
+
+
+def kulisch_term_into(m, a_fmt, b_fmt, a, b, flush, width, cut=None, name="kt"):
+    """Logic decoding ``a * b`` into the aligned Kulisch term (no product code).
+
+    Returns a dict of Values: ``term`` (unsigned ``width`` bits: |a*b| / 2^lsb modulo
+    2^width, 0 unless the product is finite and non-zero), ``sign``, ``nan`` (NaN operand or
+    Inf * 0), ``inf`` (an Inf operand, not NaN) and ``zero`` (a zero operand, not NaN; with
+    ``flush`` subnormal operands count as zeros).  ``cut`` (a :class:`~lowbit.hdl.fp_round.Cuts`)
+    may register after the operand decode (point ``"unpack"``) and after the significand
+    product (``"decode"``), before the alignment shift.  The significand product is built
+    from LUTs (:func:`~lowbit.hdl.int_mac.lut_multiply_into`), not a ``$mul`` (which an FPGA
+    flow would put in a slow unregistered DSP block).
+    """
+    cut = cut if cut is not None else (lambda point, sigs: sigs)
+    ua = unpack(m, a_fmt, a, f"{name}_a")
+    ub = unpack(m, b_fmt, b, f"{name}_b")
+    za = ua.is_zero | (ua.is_sub if flush else 0)
+    zb = ub.is_zero | (ub.is_sub if flush else 0)
+    nan = Signal(name=f"{name}_nan")
+    inf = Signal(name=f"{name}_inf")
+    zero = Signal(name=f"{name}_zero")
+    fin = Signal(name=f"{name}_fin")
+    m.d.comb += [nan.eq(ua.is_nan | ub.is_nan | (ua.is_inf & zb) | (ub.is_inf & za)),
+                 inf.eq((ua.is_inf | ub.is_inf) & ~nan),
+                 zero.eq((za | zb) & ~nan),
+                 fin.eq(~(za | zb | ua.is_nan | ub.is_nan | ua.is_inf | ub.is_inf))]
+    da, db = a_fmt.emax - a_fmt.emin, b_fmt.emax - b_fmt.emin
+    sh = Signal(range(da + db + 1), name=f"{name}_sh")
+    m.d.comb += sh.eq((ua.exp - a_fmt.emin)[:len(Signal(range(da + 1)))]
+                      + (ub.exp - b_fmt.emin)[:len(Signal(range(db + 1)))])
+    d = cut("unpack", {"sa": ua.sig, "sb": ub.sig, "sh": sh, "sign": ua.sign ^ ub.sign,
+                       "nan": nan, "inf": inf, "zero": zero, "fin": fin})
+    sbits = len(ua.sig) + len(ub.sig)
+    sig, _ = lut_multiply_into(m, d["sa"], d["sb"], sbits, name=f"{name}_m")
+    d = cut("decode", {"sig": sig, "sh": d["sh"], "sign": d["sign"], "nan": d["nan"],
+                       "inf": d["inf"], "zero": d["zero"], "fin": d["fin"]})
+    full = Signal(sbits + da + db, name=f"{name}_full")
+    m.d.comb += full.eq(Mux(d["fin"], d["sig"], 0) << d["sh"])
+    term = Signal(width, name=f"{name}_term")
+    m.d.comb += term.eq(full)
+    return {"term": term, "sign": d["sign"], "nan": d["nan"], "inf": d["inf"], "zero": d["zero"]}
+
+
+def kulisch_accumulate_into(m, width, fixed_in, flags_in, t, name="ka"):
+    """Logic for one exact Kulisch step from a decoded term ``t`` (see :func:`kulisch_term_into`);
+    returns (fixed, flags) as :func:`kulisch_add_into` does for a product code.
+
+    ``fixed = fixed_in + (sign ? ~term + 1 : term)`` modulo ``2^width``: one ``width``-bit add
+    whose carry-in is the sign (a single carry chain on an FPGA).  If ``t`` has a key ``"x"``
+    (``term ^ (sign ? all ones : 0)``, e.g. computed before a pipeline register), it is used
+    in place of ``term``.
+    """
+    s = t["sign"]
+    if "x" in t:
+        x = t["x"]
+    else:
+        x = Signal(width, name=f"{name}_x")
+        m.d.comb += x.eq(t["term"] ^ Mux(s, (1 << width) - 1, 0))
+    fixed = Signal(signed(width), name=f"{name}_fixed")
+    m.d.comb += fixed.eq((Cat(Const(1, 1), fixed_in[:width]) + Cat(s, x))[1:width + 1])
+    flags = Signal(4, name=f"{name}_flags")
+    m.d.comb += [
+        flags[_NAN].eq(flags_in[_NAN] | t["nan"]),
+        flags[_PINF].eq(flags_in[_PINF] | (t["inf"] & ~s)),
+        flags[_NINF].eq(flags_in[_NINF] | (t["inf"] & s)),
+        flags[_NEGZ].eq(flags_in[_NEGZ] & t["zero"] & s),
+    ]
+    return fixed, flags
+
+
+def kulisch_read_pipelined_into(m, acc_fmt, width, lsb, fixed, flags, saturate, flush, cut,
+                                name="krp"):
+    """:func:`kulisch_read_into` with optional registers: ``cut`` (a
+    :class:`~lowbit.hdl.fp_round.Cuts`) may register after the magnitude (point ``"mag"``),
+    the leading-zero count (``"lz"``), the normalising shift (``"norm"``) and on the result
+    (``"out"``).  Returns the code signal, ``cut.count`` cycles after ``fixed``/``flags``
+    (the caller's ``cut.carry`` signals are delayed alongside)."""
+    neg = fixed[width - 1]
+    mag = Signal(width, name=f"{name}_mag")
+    m.d.comb += mag.eq(Mux(neg, -fixed.as_signed(), fixed))
+    sign = Signal(name=f"{name}_sign")
+    m.d.comb += sign.eq(Mux(fixed == 0, flags[_NEGZ], neg))
+    d = cut("mag", {"mag": mag, "sign": sign, "flags": flags})
+    fl = Signal(4, name=f"{name}_fl")
+    m.d.comb += fl.eq(d["flags"])
+    cut.carry["_krp_flags"] = fl
+    finite = ~(fl[_NAN] | fl[_PINF] | fl[_NINF])
+    code = round_pack(m, acc_fmt, d["sign"], d["mag"], lsb, 0, saturate=saturate, flush=flush,
+                      finite=finite, name=f"{name}_r", cut=cut, tree_lz=True)
+    fl = cut.carry.pop("_krp_flags")
+    out = Signal(acc_fmt.bits, name=f"{name}_out")
+    with m.If(fl[_NAN] | (fl[_PINF] & fl[_NINF])):
+        m.d.comb += out.eq(acc_fmt.nan_code)
+    with m.Elif(fl[_PINF] | fl[_NINF]):
+        m.d.comb += out.eq(Cat(Const(acc_fmt.inf_code, acc_fmt.bits - 1), fl[_NINF]))
+    with m.Else():
+        m.d.comb += out.eq(code)
+    return cut("out", {"out": out})["out"]
+
+
 class _Params:
     def _validate(self, a_format, b_format, acc_format, mode, flush_subnormals, saturate, terms):
         self._a = model.check_float_operand(a_format, "a_format")
@@ -290,10 +418,16 @@ class FpMac(_Params, wiring.Component):
     terms : int
         Kulisch mode: number of products the fixed-point register sums exactly (sizes it).
     pipeline_stages : int
-        0..2 (kulisch 0..3): 1 registers the exact product before the accumulator adder, 2 also
-        registers the operands, 3 (kulisch) registers the rounded read-out.  The accumulator
-        loop is always one cycle, so a term can be accepted every cycle.
-        ``latency = 1 + pipeline_stages``.
+        fused / two_roundings 0..2: 1 registers the exact product before the accumulator
+        adder, 2 also registers the operands.  kulisch 0..11: 0 is the one-cycle datapath
+        (multiplier, product-code unpack and alignment, add, read-out in one path); 1..11
+        use the pipelined datapath (:func:`kulisch_term_into`,
+        :func:`kulisch_accumulate_into`, :func:`kulisch_read_pipelined_into`): the loop is
+        only the ``kulisch_width``-bit add, and ``k`` stages place registers at the first
+        ``k`` points of :data:`KULISCH_CUTS` (1: the aligned term; 2: also the result;
+        3..11: the decode and read-out steps).  11 meets 150 MHz on ECP5 (nextpnr-ecp5,
+        speed grade 6; ``benchmarks/ecp5_timing.py``).  The accumulator loop is always one
+        cycle, so a term can be accepted every cycle.  ``latency = 1 + pipeline_stages``.
 
     Members
     -------
@@ -318,7 +452,8 @@ class FpMac(_Params, wiring.Component):
     def __init__(self, a_format="e4m3", b_format="e4m3", acc_format="fp32", mode="fused",
                  flush_subnormals=False, saturate=False, terms=4096, pipeline_stages=0):
         self._validate(a_format, b_format, acc_format, mode, flush_subnormals, saturate, terms)
-        self._stages = check_pipeline(pipeline_stages, 3 if self._mode == "kulisch" else 2)
+        self._stages = check_pipeline(pipeline_stages,
+                                      len(KULISCH_CUTS) if self._mode == "kulisch" else 2)
         super().__init__({"a": In(self._a.bits), "b": In(self._b.bits), "valid": In(1),
                           "clear": In(1), "acc": Out(self._acc.bits), "acc_valid": Out(1)})
 
@@ -367,6 +502,8 @@ class FpMac(_Params, wiring.Component):
         return c
 
     def elaborate(self, platform):
+        if self._mode == "kulisch" and self._stages >= 1:
+            return self._elaborate_kulisch_pipelined()
         m = Module()
         a, b, v, c = self.a, self.b, self.valid, self.clear
         if self._stages >= 2:
@@ -403,10 +540,36 @@ class FpMac(_Params, wiring.Component):
         with m.Elif(c):
             m.d.sync += [fixed.eq(0), flags.eq(0)]
         out = kulisch_read_into(m, self._acc, w, self._klsb, fixed, flags, self._sat, self._flush)
-        if self._stages >= 3:
-            m.d.sync += [self.acc.eq(out), self.acc_valid.eq(vout)]
-        else:
-            m.d.comb += [self.acc.eq(out), self.acc_valid.eq(vout)]
+        m.d.comb += [self.acc.eq(out), self.acc_valid.eq(vout)]
+        return m
+
+    def _elaborate_kulisch_pipelined(self):
+        m = Module()
+        w = self._kwidth
+        cut = Cuts(m, KULISCH_CUTS[:self._stages], "kp")
+        cut.carry = {"v": self.valid, "c": self.clear}
+        t = kulisch_term_into(m, self._a, self._b, self.a, self.b, self._flush, w, cut)
+        x = Signal(w)
+        m.d.comb += x.eq(t.pop("term") ^ Mux(t["sign"], (1 << w) - 1, 0))
+        t = cut("term", {**t, "x": x})
+        v, c = cut.carry["v"], cut.carry["c"]
+        fixed = Signal(signed(w))
+        flags = Signal(4)
+        f_start = Signal(signed(w))
+        g_start = Signal(4)
+        m.d.comb += [f_start.eq(Mux(c, 0, fixed)), g_start.eq(Mux(c, 1 << _NEGZ, flags))]
+        nf, ng = kulisch_accumulate_into(m, w, f_start, g_start, t)
+        with m.If(v):
+            m.d.sync += [fixed.eq(nf), flags.eq(ng)]
+        with m.Elif(c):
+            m.d.sync += [fixed.eq(0), flags.eq(0)]
+        vout = Signal()
+        m.d.sync += vout.eq(v)
+        cut.carry = {"v": vout}
+        out = kulisch_read_pipelined_into(m, self._acc, w, self._klsb, fixed, flags, self._sat,
+                                          self._flush, cut)
+        assert cut.count == self._stages
+        m.d.comb += [self.acc.eq(out), self.acc_valid.eq(cut.carry["v"])]
         return m
 
 
@@ -470,7 +633,7 @@ UNITS = [
         Param("saturate", "--saturate", "bool", False, "overflow to +-max instead of +-Inf"),
         Param("terms", "--terms", "int", 4096, "kulisch: products summed exactly (sizes the register)"),
         Param("pipeline_stages", "--pipeline", "int", 0,
-              "extra register stages (0..2; kulisch 0..3)"),
+              f"extra register stages (0..2; kulisch 0..{len(KULISCH_CUTS)})"),
     ), "FP multiply-accumulate: exact product into fp32/fp16/bf16, fused, two roundings or "
        "Kulisch", cosim=_cosim),
 ]

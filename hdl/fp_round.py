@@ -11,11 +11,19 @@
     results to zero of the same sign.  ``sticky`` means "something non-zero below bit 0"; the
     caller guarantees (by the jamming argument in :mod:`lowbit.hdl.fp_mac`) that this does not
     change the rounding.  Specials are the caller's business.
+``leading_zeros_tree(m, v, name)``
+    the same count as ``leading_zeros`` from a balanced tree (depth ``log2(len(v))`` 2:1
+    muxes instead of a ``len(v)``-deep priority chain), for pipelined datapaths.
+``Cuts``
+    optional pipeline registers at named points of a datapath: ``round_pack(..., cut=Cuts(...),
+    tree_lz=True)`` can register its state after the leading-zero count (point ``"lz"``),
+    after the normalising shift (``"norm"``) and after the rounding increment (``"round"``); ``Cuts.carry`` holds the caller's signals that
+    travel alongside (delayed by the same number of cycles).
 """
 
-from amaranth.hdl import Cat, Const, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Mux, Signal, Value, signed
 
-__all__ = ["leading_zeros", "round_pack", "EXP_SHAPE"]
+__all__ = ["leading_zeros", "leading_zeros_tree", "round_pack", "Cuts", "EXP_SHAPE"]
 
 #: Signed width used for every internal exponent (fp32 subnormals, windows: |e| < 600).
 EXP_SHAPE = signed(12)
@@ -32,10 +40,100 @@ def leading_zeros(m, v, name):
     return out
 
 
-def round_pack(m, fmt, sign, mag, lsb_exp, sticky, *, saturate, flush, finite, name):
+def _lzc_tree(x):
+    """(x == 0, leading zeros of x modulo len(x)) for len(x) a power of two >= 2."""
+    if len(x) == 2:
+        return ~x[1] & ~x[0], ~x[1]
+    h = len(x) // 2
+    zh, ch = _lzc_tree(x[h:])
+    zl, cl = _lzc_tree(x[:h])
+    return zh & zl, Mux(zh, Cat(cl, Const(1, 1)), Cat(ch, Const(0, 1)))
+
+
+def _lzc_combine(blocks):
+    """Combine per-block (zero, count) pairs (LSB block first) as :func:`_lzc_tree` does."""
+    while len(blocks) > 1:
+        nxt = []
+        for k in range(0, len(blocks), 2):
+            (zl, cl), (zh, ch) = blocks[k], blocks[k + 1]
+            nxt.append((zh & zl, Mux(zh, Cat(cl, Const(1, 1)), Cat(ch, Const(0, 1)))))
+        blocks = nxt
+    return blocks[0]
+
+
+def leading_zeros_tree(m, v, name, cut=None, carry=None):
+    """Add a balanced leading-zero counter to ``m``: the number of leading zeros of ``v``
+    (``len(v)`` when ``v`` is 0), as a Signal of ``range(len(v) + 1)``.
+
+    With ``cut`` (a :class:`Cuts`), the per-8-bit-block counts may be registered (point
+    ``"lz1"``) together with the Values of the dict ``carry``, which is updated in place.
+    """
+    w = len(v)
+    k = max(1, (w - 1).bit_length())
+    v = Cat(Const(0, (1 << k) - w), v) if (1 << k) > w else v     # zeros below: same count
+    if cut is not None and k > 3:
+        blocks = [_lzc_tree(v[i:i + 8]) for i in range(0, 1 << k, 8)]
+        sigs = dict(carry)
+        for i, (z, c) in enumerate(blocks):
+            sigs[f"z{i}"], sigs[f"n{i}"] = z, c
+        d = cut("lz1", sigs)
+        blocks = [(d[f"z{i}"], d[f"n{i}"]) for i in range(len(blocks))]
+        carry.update({key: d[key] for key in carry})
+        zero, count = _lzc_combine(blocks)
+    else:
+        zero, count = _lzc_tree(v)
+    out = Signal(range(w + 1), name=name)
+    m.d.comb += out.eq(Mux(zero, w, count))
+    return out
+
+
+class Cuts:
+    """Pipeline registers at named points of a datapath (see :func:`round_pack`).
+
+    ``cuts(point, sigs)`` returns ``sigs`` (a dict of Values) unchanged when ``point`` is not
+    in ``points``; otherwise registers them (and every Value of the ``carry`` dict, in place)
+    in the ``sync`` domain and returns the registered copies.  ``count`` is the number of
+    register stages placed so far.
+    """
+
+    def __init__(self, m, points, name):
+        self.m, self.points, self.name = m, frozenset(points), name
+        self.carry = {}
+        self.count = 0
+
+    def __call__(self, point, sigs):
+        if point not in self.points:
+            return sigs
+        self.count += 1
+        self.carry = self._reg(point, self.carry, "c")
+        return self._reg(point, sigs, "s")
+
+    def _reg(self, point, sigs, tag):
+        out = {}
+        for k, v in sigs.items():
+            if isinstance(v, int):
+                out[k] = v
+                continue
+            v = Value.cast(v)
+            r = Signal(v.shape(), name=f"{self.name}_{point}_{tag}_{k}")
+            self.m.d.sync += r.eq(v)
+            out[k] = r
+        return out
+
+
+def round_pack(m, fmt, sign, mag, lsb_exp, sticky, *, saturate, flush, finite, name, cut=None,
+               tree_lz=False):
     """Round ``mag * 2^lsb_exp`` (plus sticky) to ``fmt``; returns the code signal.
 
     ``saturate`` (Python bool) clamps overflow to +-max when the Value ``finite`` is 1.
+    ``cut`` (a :class:`Cuts`, default none) may register the state at the points ``"lz1"``
+    (inside the tree leading-zero count, after its 8-bit blocks; ``tree_lz`` only), ``"lz"``
+    (after the leading-zero count), ``"norm1"`` (between the two steps of the normalising
+    left shift, by a multiple of 8 and by 0..7), ``"norm"`` (after the normalising shift), ``"rnd"``
+    (after the guard/sticky logic, before the rounding increment) and ``"round"``
+    (after the rounding increment, before the overflow check and packing);
+    ``tree_lz`` uses :func:`leading_zeros_tree`.  The defaults build the same circuit as
+    before these options existed.
     """
     M, E = fmt.man_bits, fmt.exp_bits
     pt = M + 1
@@ -45,7 +143,19 @@ def round_pack(m, fmt, sign, mag, lsb_exp, sticky, *, saturate, flush, finite, n
         mag = Cat(Const(0, pad), mag)
         lsb_exp = lsb_exp - pad
         n += pad
-    lz = leading_zeros(m, mag, f"{name}_lz")
+    if tree_lz and cut is not None:
+        carry = {"mag": mag, "sign": sign, "sticky": sticky, "finite": finite,
+                 "lsb_exp": lsb_exp}
+        lz = leading_zeros_tree(m, mag, f"{name}_lz", cut, carry)
+        mag, sign, sticky, finite, lsb_exp = (carry[k] for k in ("mag", "sign", "sticky",
+                                                                 "finite", "lsb_exp"))
+    else:
+        lz = (leading_zeros_tree if tree_lz else leading_zeros)(m, mag, f"{name}_lz")
+    if cut is not None:
+        d = cut("lz", {"mag": mag, "lz": lz, "sign": sign, "sticky": sticky, "finite": finite,
+                       "lsb_exp": lsb_exp})
+        mag, lz, sign, sticky, finite, lsb_exp = (d[k] for k in ("mag", "lz", "sign", "sticky",
+                                                                 "finite", "lsb_exp"))
     top = Signal(EXP_SHAPE, name=f"{name}_top")          # exponent of bit n-1 before shifting
     room = Signal(EXP_SHAPE, name=f"{name}_room")
     m.d.comb += [top.eq(lsb_exp + (n - 1)), room.eq(top - fmt.emin)]
@@ -59,13 +169,31 @@ def round_pack(m, fmt, sign, mag, lsb_exp, sticky, *, saturate, flush, finite, n
         m.d.comb += left.eq(room)
     shifted_l = Signal(n, name=f"{name}_shl")
     shifted_r = Signal(n, name=f"{name}_shr")
-    m.d.comb += [shifted_l.eq((mag << left)[:n]), shifted_r.eq(mag >> right)]
     lost_r = Signal(name=f"{name}_lost")
-    m.d.comb += lost_r.eq((shifted_r << right)[:n] != mag)
-    N = Signal(n, name=f"{name}_norm")
-    m.d.comb += N.eq(Mux(right != 0, shifted_r, shifted_l))
     e_top = Signal(EXP_SHAPE, name=f"{name}_etop")
-    m.d.comb += e_top.eq(top - left + right)
+    m.d.comb += [shifted_r.eq(mag >> right), lost_r.eq((shifted_r << right)[:n] != mag),
+                 e_top.eq(top - left + right)]
+    rnz = right != 0
+    if cut is not None and len(left) > 3:
+        # the left shift in two steps (multiples of 8, then 0..7) with point "norm1" between
+        coarse = Signal(n, name=f"{name}_shl8")
+        m.d.comb += coarse.eq((mag << Cat(Const(0, 3), left[3:]))[:n])
+        d = cut("norm1", {"coarse": coarse, "fine": left[:3], "shr": shifted_r, "lost": lost_r,
+                          "rnz": rnz, "e_top": e_top, "sign": sign, "sticky": sticky,
+                          "finite": finite})
+        coarse, fine, shifted_r, lost_r, rnz, e_top, sign, sticky, finite = (
+            d[k] for k in ("coarse", "fine", "shr", "lost", "rnz", "e_top", "sign", "sticky",
+                           "finite"))
+        m.d.comb += shifted_l.eq((coarse << fine)[:n])
+    else:
+        m.d.comb += shifted_l.eq((mag << left)[:n])
+    N = Signal(n, name=f"{name}_norm")
+    m.d.comb += N.eq(Mux(rnz, shifted_r, shifted_l))
+    if cut is not None:
+        d = cut("norm", {"N": N, "e_top": e_top, "lost": lost_r, "sign": sign, "sticky": sticky,
+                         "finite": finite})
+        N, e_top, lost_r, sign, sticky, finite = (d[k] for k in ("N", "e_top", "lost", "sign",
+                                                                 "sticky", "finite"))
     normal = N[n - 1]
     kept = N[n - pt:n]
     guard = N[n - pt - 1]
@@ -77,10 +205,25 @@ def round_pack(m, fmt, sign, mag, lsb_exp, sticky, *, saturate, flush, finite, n
     over_pre = normal & (e_top > fmt.emax)
     packed = Cat(kept[:M], field[:E])
     rnd = guard & (st | kept[0])
+    if cut is not None:
+        d = cut("rnd", {"packed": packed, "rnd": rnd, "over_pre": over_pre, "sign": sign,
+                        "finite": finite})
+        packed, rnd, over_pre, sign, finite = (d[k] for k in ("packed", "rnd", "over_pre",
+                                                              "sign", "finite"))
     rounded = Signal(M + E + 1, name=f"{name}_rounded")
     m.d.comb += rounded.eq(packed + rnd)
+    if cut is not None:
+        d = cut("round", {"rounded": rounded, "over_pre": over_pre, "sign": sign,
+                          "finite": finite})
+        rounded, over_pre, sign, finite = (d[k] for k in ("rounded", "over_pre", "sign",
+                                                          "finite"))
     over = Signal(name=f"{name}_over")
-    m.d.comb += over.eq(over_pre | (rounded >= fmt.inf_code))
+    if cut is None:
+        m.d.comb += over.eq(over_pre | (rounded >= fmt.inf_code))
+    else:
+        # the same test as bit logic (inf_code is the all-ones exponent over M zero bits),
+        # so that an FPGA flow does not spend a carry chain on the comparison
+        m.d.comb += over.eq(over_pre | rounded[M + E] | (rounded[M:M + E] == (1 << E) - 1))
     mcode = Signal(M + E, name=f"{name}_mag")
     with m.If(over):
         if saturate:

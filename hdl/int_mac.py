@@ -6,7 +6,7 @@ and ``b`` are INTn/UINTn (n = 2..16, mixed signedness), the product is exact
 modulo ``2^acc_bits`` or saturates.  A new sum starts from 0.
 """
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -16,7 +16,10 @@ from .catalog import Param, Unit
 from .formats import layout
 from .fp_mul import check_pipeline
 
-__all__ = ["IntMacStep", "IntMac", "UNITS", "int_accumulate_into"]
+__all__ = ["IntMacStep", "IntMac", "UNITS", "int_accumulate_into", "lut_multiply_into"]
+
+#: Largest ``pipeline_stages`` of :class:`IntMac`.
+MAX_PIPELINE = 3
 
 
 def int_accumulate_into(m, acc_bits, overflow, acc_in, p, name="iacc"):
@@ -30,6 +33,72 @@ def int_accumulate_into(m, acc_bits, overflow, acc_in, p, name="iacc"):
     else:
         m.d.comb += out.eq(s[:acc_bits])
     return out
+
+
+def lut_multiply_into(m, a, b, pbits, cuts=(), name="lmul"):
+    """Logic for the exact product ``a * b`` as a tree of partial products; returns (p, regs).
+
+    ``a`` and ``b`` are signed or unsigned Values; ``p`` is a ``pbits``-bit Value holding the
+    product modulo ``2^pbits`` (exact when the product fits ``pbits`` signed bits; read it
+    with ``.as_signed()``).  No ``$mul`` cell is made, so an FPGA flow maps it to LUTs and
+    carry chains instead of a DSP block.
+
+    Every term is computed modulo ``2^pbits``: one partial product per bit of ``b``
+    (``b_i ? a : 0`` at weight ``2^i``; for a signed ``b`` the top one is
+    ``b_top ? ~a : 0`` plus ``b_top`` at weight ``2^(m-1)``, i.e. ``-a`` without a negation
+    chain: the ``+ b_top`` enters its first adder as a carry-in).  Terms are summed pairwise,
+    level by level; the ``d`` low bits of the lower-weight term bypass the adder, so each
+    adder is one carry chain of ``pbits - shift`` bits.  A register is placed after each tree
+    level whose number (1 = the first sums) is in ``cuts``; ``regs`` is the number of registers
+    on the path (the caller delays its other signals by as many cycles).
+    """
+    n = len(b)
+    a_ext = Signal(pbits, name=f"{name}_a")
+    m.d.comb += a_ext.eq(a)                       # sign- or zero-extended, as a's shape says
+    terms = []                                    # (value, shift, carry-in or None)
+    for i in range(n):
+        w = pbits - i
+        if w <= 0:
+            continue
+        t = Signal(w, name=f"{name}_pp{i}")
+        if i == n - 1 and b.shape().signed:
+            m.d.comb += t.eq(Mux(b[i], ~a_ext[:w], 0))
+            terms.append((t, i, b[i]))
+        else:
+            m.d.comb += t.eq(Mux(b[i], a_ext[:w], 0))
+            terms.append((t, i, None))
+
+    def add(x, y):          # x: the lower shift, no carry-in; y: maybe a carry-in
+        (xv, xs, xc), (yv, ys, yc) = x, y
+        assert xc is None and ys >= xs
+        d = ys - xs
+        hw = pbits - ys
+        cin = yc if yc is not None else Const(0, 1)
+        hi = (Cat(Const(1, 1), xv[d:]) + Cat(cin, yv))[1:hw + 1]
+        return Cat(xv[:d], hi), xs, None
+
+    level, regs = 0, 0
+    while len(terms) > 1:
+        level += 1
+        nxt = [add(terms[k], terms[k + 1]) for k in range(0, len(terms) - 1, 2)]
+        if len(terms) % 2:
+            nxt.append(terms[-1])
+        if level in cuts:
+            regd = []
+            for k, (v, sh, c) in enumerate(nxt):
+                r = Signal(len(v), name=f"{name}_l{level}_{k}")
+                m.d.sync += r.eq(v)
+                if c is not None:
+                    rc = Signal(name=f"{name}_l{level}_{k}_c")
+                    m.d.sync += rc.eq(c)
+                    c = rc
+                regd.append((r, sh, c))
+            nxt, regs = regd, regs + 1
+        terms = nxt
+    v, sh, c = terms[0]
+    p = Signal(pbits, name=f"{name}_p")
+    m.d.comb += p.eq((Cat(Const(0, sh), v) + (c if c is not None else 0))[:pbits])
+    return p, regs
 
 
 class _Params:
@@ -83,7 +152,15 @@ class IntMac(_Params, wiring.Component):
     overflow : str
         ``"wrap"`` (two's complement) or ``"saturate"`` (clamp to the accumulator range).
     pipeline_stages : int
-        0..2: 1 registers the product, 2 also the operands; ``latency = 1 + pipeline_stages``.
+        0..3: 1 registers the product, 2 also the operands; ``latency = 1 + pipeline_stages``.
+        0..2 multiply with one ``a * b`` (an FPGA flow maps it to a DSP block, e.g. one ECP5
+        MULT18X18D).  3 builds the product from partial products in LUTs and carry chains
+        (:func:`lut_multiply_into`) with a register in the middle of the adder tree, so that
+        no path crosses an unregistered DSP: Yosys does not pack fabric registers into the
+        ECP5 DSP's internal registers, and its combinational delay (3.93 ns in nextpnr-ecp5,
+        speed grade 6) plus the routing into and out of the DSP tile bounds a
+        register-DSP-register path near 146 MHz (benchmarks/ecp5_timing.py).  Every depth
+        accepts one term per cycle.
 
     Members
     -------
@@ -107,7 +184,7 @@ class IntMac(_Params, wiring.Component):
     def __init__(self, a_format="int8", b_format="int8", acc_bits=32, overflow="wrap",
                  pipeline_stages=0):
         self._validate(a_format, b_format, acc_bits, overflow)
-        self._stages = check_pipeline(pipeline_stages, 2)
+        self._stages = check_pipeline(pipeline_stages, MAX_PIPELINE)
         super().__init__({"a": In(layout(self._a)), "b": In(layout(self._b)), "valid": In(1),
                           "clear": In(1), "acc": Out(signed(self._acc_bits)),
                           "acc_valid": Out(1)})
@@ -141,12 +218,27 @@ class IntMac(_Params, wiring.Component):
     def elaborate(self, platform):
         m = Module()
         a, b, v, c = self.a, self.b, self.valid, self.clear
-        if self._stages >= 2:
+        if self._stages == 2:
             ra, rb, rv, rc = Signal.like(a), Signal.like(b), Signal(), Signal()
             m.d.sync += [ra.eq(a), rb.eq(b), rv.eq(v), rc.eq(c)]
             a, b, v, c = ra, rb, rv, rc
         p = Signal(signed(self._pbits), attrs={"keep": 1})  # keep: see note below
-        if self._stages >= 1:
+        if self._stages >= 3:
+            # a register after each of the first two adder-tree levels (padded with plain
+            # delay registers when the tree has fewer levels), then the product register
+            q, regs = lut_multiply_into(m, a, b, self._pbits, cuts=(1, 2))
+            for _ in range(2 - regs):
+                rq = Signal(self._pbits)
+                m.d.sync += rq.eq(q)
+                q = rq
+            for _ in range(2):
+                rv, rc = Signal(), Signal()
+                m.d.sync += [rv.eq(v), rc.eq(c)]
+                v, c = rv, rc
+            rv, rc = Signal(), Signal()
+            m.d.sync += [p.eq(q.as_signed()), rv.eq(v), rc.eq(c)]
+            v, c = rv, rc
+        elif self._stages >= 1:
             rv, rc = Signal(), Signal()
             m.d.sync += [p.eq(a * b), rv.eq(v), rc.eq(c)]
             v, c = rv, rc
@@ -223,7 +315,8 @@ UNITS = [
         Param("acc_bits", "--acc-bits", "int", 32, "signed accumulator width (2..64)"),
         Param("overflow", "--overflow", "choice", "wrap", "accumulator overflow policy",
               choices=model.INT_OVERFLOWS),
-        Param("pipeline_stages", "--pipeline", "int", 0, "extra register stages (0..2)"),
+        Param("pipeline_stages", "--pipeline", "int", 0,
+              f"extra register stages (0..{MAX_PIPELINE}; 3: LUT multiplier, no DSP)"),
     ), "integer multiply-accumulate, INTn/UINTn operands, signed wrap/saturate accumulator",
         cosim=_cosim),
 ]

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from lowbit.hdl.fp_mac import FpMac, FpMacStep, KulischRead, KulischStep, random_sequences
+from lowbit.hdl.fp_mac import (KULISCH_CUTS, FpMac, FpMacStep, KulischRead, KulischStep,
+                               random_sequences)
 from lowbit.hdl.fp_mul import FpMulCore, FpMultiplier
-from lowbit.hdl.int_mac import IntMac, IntMacStep, random_int_sequences
+from lowbit.hdl.int_mac import IntMac, IntMacStep, lut_multiply_into, random_int_sequences
 from lowbit.models import formats, mac
 
 
@@ -146,15 +147,92 @@ def test_fp_mac_sequences(an, bn, accn, mode, stages, flush, sat):
     assert np.array_equal(got["acc_valid"], valid[:, 0])
 
 
+# every depth of the pipelined Kulisch datapath (1..11), over formats with subnormals, fnuz
+# specials, flush and saturation, each bit-exact at latency 1 + pipeline_stages
+KULISCH_DEPTH_CONFIGS = [
+    ("e4m3", "e4m3", "fp32", False, False), ("e5m2", "e5m2", "fp16", False, True),
+    ("e3m2", "e2m3", "bf16", True, False), ("e4m3fnuz", "e5m2", "fp16", False, False),
+]
+
+
+@pytest.mark.parametrize("stages", range(1, len(KULISCH_CUTS) + 1))
+def test_kulisch_pipeline_depths(stages):
+    an, bn, accn, flush, sat = KULISCH_DEPTH_CONFIGS[stages % len(KULISCH_DEPTH_CONFIGS)]
+    rng = np.random.default_rng(100 + stages)
+    a, b = formats.get(an), formats.get(bn)
+    valid, clear, A, B = random_sequences(a, b, 300, 1, rng, specials=0.03)
+    dut = FpMac(a, b, accn, "kulisch", flush, sat, terms=64, pipeline_stages=stages)
+    assert dut.latency == 1 + stages == dut.contract()["latency_cycles"]
+    want = mac.mac_stream(valid, clear, A, B, kind="fp", a_format=a, b_format=b, acc_format=accn,
+                          mode="kulisch", flush_subnormals=flush, saturate=sat, terms=64)[:, 0]
+    got = run_seq(dut, {"a": A[:, 0], "b": B[:, 0], "valid": valid[:, 0], "clear": clear[:, 0]},
+                  ["acc", "acc_valid"], dut.latency)
+    assert np.array_equal(got["acc"], want)
+    assert np.array_equal(got["acc_valid"], valid[:, 0])
+
+
+def test_kulisch_pipelined_e4m3_exhaustive_products():
+    """Every e4m3 x e4m3 code pair as a one-term sum through the deepest pipeline (the aligned
+    term of kulisch_term_into against the model's product-code path), default 4096 terms."""
+    A, B = np.meshgrid(np.arange(256), np.arange(256), indexing="ij")
+    A, B = A.ravel()[::7], B.ravel()[::7]             # a stride that still meets every a and b
+    n = len(A)
+    ones = np.ones(n, bool)
+    dut = FpMac("e4m3", "e4m3", "fp32", "kulisch", pipeline_stages=len(KULISCH_CUTS))
+    want = mac.mac_stream(ones[:, None], ones[:, None], A[:, None], B[:, None], kind="fp",
+                          a_format="e4m3", b_format="e4m3", acc_format="fp32",
+                          mode="kulisch")[:, 0]
+    got = run_seq(dut, {"a": A, "b": B, "valid": ones, "clear": ones}, ["acc"], dut.latency)
+    assert np.array_equal(got["acc"], want)
+
+
+@pytest.mark.parametrize("an,bn", [("int8", "int8"), ("uint8", "int8"), ("int8", "uint8"),
+                                   ("uint8", "uint8"), ("int2", "int2"), ("uint3", "int16"),
+                                   ("int16", "int16"), ("int5", "uint2")])
+def test_lut_multiply(an, bn):
+    a, b = formats.get(an), formats.get(bn)
+    rng = np.random.default_rng(7)
+    if a.bits + b.bits <= 12:                         # exhaustive up to 4096 pairs
+        A, B = np.meshgrid(np.arange(1 << a.bits), np.arange(1 << b.bits), indexing="ij")
+        A, B = A.ravel(), B.ravel()
+    else:
+        A, B = rng.integers(0, 1 << a.bits, 800), rng.integers(0, 1 << b.bits, 800)
+        A[:4], B[:4] = [0, 1 << (a.bits - 1), (1 << a.bits) - 1, 0], \
+            [1 << (b.bits - 1), 1 << (b.bits - 1), (1 << b.bits) - 1, 0]
+    from amaranth.hdl import Module, Signal
+    from amaranth.lib import wiring
+    from amaranth.lib.wiring import In, Out
+
+    from lowbit.hdl.formats import layout
+    pbits = mac.int_product_bits(a, b)
+
+    class Mul(wiring.Component):
+        def __init__(self):
+            super().__init__({"a": In(layout(a)), "b": In(layout(b)), "p": Out(pbits)})
+
+        def elaborate(self, platform):
+            m = Module()
+            p, regs = lut_multiply_into(m, self.a, self.b, pbits)
+            assert regs == 0
+            m.d.comb += self.p.eq(p)
+            return m
+    got = run_comb(Mul(), {"a": a.decode(A), "b": b.decode(B)}, ["p"])["p"]
+    got = np.where(got >= 1 << (pbits - 1), got - (1 << pbits), got)
+    assert np.array_equal(got, mac.int_mul(A, B, a, b))
+
+
 @pytest.mark.parametrize("an,bn,acc_bits,overflow,stages", [
     ("int8", "int8", 32, "wrap", 0), ("uint8", "uint8", 18, "wrap", 1),
     ("int8", "uint8", 20, "saturate", 2), ("uint4", "int16", 24, "saturate", 0),
+    ("int8", "int8", 32, "wrap", 3), ("uint8", "int8", 18, "saturate", 3),
+    ("int2", "uint3", 8, "wrap", 3),
 ])
 def test_int_mac_sequences(an, bn, acc_bits, overflow, stages):
     rng = np.random.default_rng(acc_bits)
     a, b = formats.get(an), formats.get(bn)
     valid, clear, A, B = random_int_sequences(a, b, 400, 1, rng)
     dut = IntMac(a, b, acc_bits, overflow, stages)
+    assert dut.latency == 1 + stages == dut.contract()["latency_cycles"]
     want = mac.mac_stream(valid, clear, A, B, kind="int", a_format=a, b_format=b,
                           acc_bits=acc_bits, overflow=overflow)[:, 0]
     got = run_seq(dut, {"a": a.decode(A[:, 0]), "b": b.decode(B[:, 0]), "valid": valid[:, 0],
@@ -177,7 +255,15 @@ def test_int_mac_step():
 def test_parameter_errors():
     with pytest.raises(ValueError, match=r"^pipeline_stages must be an integer from 0 to 2, not 3$"):
         FpMac(pipeline_stages=3)
-    FpMac(mode="kulisch", pipeline_stages=3)
+    FpMac(mode="kulisch", pipeline_stages=11)
+    with pytest.raises(ValueError, match=r"^pipeline_stages must be an integer from 0 to 11, "
+                                         r"not 12$"):
+        FpMac(mode="kulisch", pipeline_stages=12)
+    with pytest.raises(ValueError, match=r"^pipeline_stages must be an integer from 0 to 3, not 4$"):
+        IntMac(pipeline_stages=4)
+    with pytest.raises(ValueError, match=r"^pipeline_stages must be an integer from 0 to 3, "
+                                         r"not -1$"):
+        IntMac(pipeline_stages=-1)
     with pytest.raises(ValueError, match=r"^pipeline_stages must be an integer from 0 to 1, not 2$"):
         FpMultiplier(pipeline_stages=2)
     with pytest.raises(ValueError, match=r"^acc_format must be an IEEE-style float format "
