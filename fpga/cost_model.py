@@ -40,7 +40,8 @@ Array area (um^2)::
   synthesis of the whole generated ``systolic`` unit vs this model
   (``benchmarks/cost_resnet18.py --check-array``; model/measured): INT8 WS 2x2 1.005, 4x4
   1.007, 8x8 1.010 (100,419 GE measured); INT8 OS 4x4 1.012; INT8 IS 4x2 1.013; E4M3/FP16
-  WS 4x4 0.997; OverQ-4 WS 4x4 1.022, OS 4x4 1.004. The edges are 19 % of the PE area at
+  WS 4x4 1.006; OverQ-4 WS 4x4 1.022, OS 4x4 1.004; E4M3 Kulisch (with the 4 read-outs) WS
+  4x4 1.004, OS 4x4 1.030. The edges are 19 % of the PE area at
   8x8 and 22 % at 32x32 (INT8 WS, model). The fold controller (a counter) is not counted
   separately. ``edges=False`` leaves the edges out (the issue's "PEs + buffers").
 * SRAM: :func:`lowbit.fpga.energy.sram_area_um2` of each operand SRAM's full capacity
