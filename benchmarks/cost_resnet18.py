@@ -97,7 +97,7 @@ def main(argv=None):
     layers = read_topology(args.topology)
     base = ArrayConfig.from_scalesim_cfg(args.config, rows=args.rows, cols=args.cols,
                                          dataflow=args.dataflow, dram_bw="CALC")
-    head = ["PE", "PE GE", "PE FF", "E_MAC pJ", "area mm2", "PEs mm2", "SRAM mm2", "energy uJ",
+    head = ["PE", "PE GE", "PE FF", "E_MAC pJ", "area mm2", "PEs mm2", "edges mm2", "SRAM mm2", "energy uJ",
             "MAC uJ", "SRAM uJ", "DRAM uJ", "pJ/MAC all", "area vs INT8", "energy vs INT8",
             "MAC energy vs INT8"]
     rows = [head]
@@ -121,7 +121,8 @@ def main(argv=None):
             ref = (area, tot, mac)
         cycles, macs = res.total.total_cycles, res.total.macs
         rows.append([pc.spec.key, f"{pc.area_ge:.0f}", str(pc.flip_flops), f"{pc.e_mac_pj:.3f}",
-                     f"{area / 1e6:.3f}", f"{br['pes'] / 1e6:.3f}", f"{br['sram'] / 1e6:.3f}",
+                     f"{area / 1e6:.3f}", f"{br['pes'] / 1e6:.3f}",
+                     f"{(br['edges'] + br['readout']) / 1e6:.3f}", f"{br['sram'] / 1e6:.3f}",
                      f"{tot / 1e6:.1f}", f"{mac / 1e6:.1f}", f"{sram / 1e6:.1f}", f"{dram / 1e6:.1f}",
                      f"{tot / res.total.macs:.2f}", f"{area / ref[0]:.2f}x", f"{tot / ref[1]:.2f}x",
                      f"{mac / ref[2]:.2f}x"])
@@ -133,9 +134,9 @@ def main(argv=None):
                              f"45 nm 0.9 V, ofmap accesses at {args.ofmap_word} width"))
     print("Energy: MACs x E_MAC (gate-count model of the synthesised PE, Horowitz-calibrated) + SRAM "
           "words x Horowitz per-access energy (log-log in capacity, linear in width) + DRAM words x "
-          "20 pJ/bit. Area: PEs (generic synthesis, 1 GE = 0.798 um^2) + SRAM (CACTI 146 F^2 cell, "
-          "capacity-dependent array efficiency). Array edge registers, control, clock tree and "
-          "leakage are not included.")
+          "20 pJ/bit. Area: PEs (generic synthesis, 1 GE = 0.798 um^2) + edge registers (skew/de-skew, "
+          "8 GE/bit; Kulisch: + column read-outs) + SRAM (CACTI 146 F^2 cell, capacity-dependent "
+          "array efficiency). Fold control, clock tree and leakage are not included.")
     return 0
 
 
