@@ -338,13 +338,20 @@ class Netlist:
 
 def pack_streams(values, bits, streams_padded=None):
     """Pack ``values`` of shape ``(cycles, streams)`` (integers, two's complement for negative
-    ones) into ``(cycles, bits, words)`` uint64, bit ``i`` of stream ``s`` at bit ``s % 64`` of
+    ones; an object array of Python integers for ports wider than 64 bits) into ``(cycles, bits, words)`` uint64, bit ``i`` of stream ``s`` at bit ``s % 64`` of
     word ``s // 64``."""
     v = np.asarray(values)
     if v.ndim != 2:
         raise ValueError(f"stimulus arrays must have shape (cycles, streams), not {v.shape}")
     cycles, streams = v.shape
     padded = streams_padded or -(-streams // 64) * 64
+    if v.dtype == object:                      # Python integers: ports wider than 64 bits
+        parts = []
+        for lo in range(0, bits, 32):
+            w = min(32, bits - lo)
+            chunk = np.asarray((v >> lo) & ((1 << w) - 1), dtype=np.int64)
+            parts.append(pack_streams(chunk, w, padded))
+        return np.concatenate(parts, axis=1)
     if v.dtype.kind not in "iub":
         raise ValueError(f"stimulus arrays must hold integers, not {v.dtype}")
     u = v.astype(np.int64).view(np.uint64) if v.dtype.kind == "i" else v.astype(np.uint64)

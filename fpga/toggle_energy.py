@@ -134,7 +134,7 @@ from . import synth as _synth
 
 __all__ = ["PIN_CAP_FF", "PARASITIC", "C_UNIT_FF", "FF_Q_PARASITIC", "FF_CLOCK_INTERNAL_FF",
            "wire_cap_ff", "net_capacitances_ff", "clock_cap_per_ff_ff", "ToggleEnergy",
-           "toggle_energy", "dot_streams"]
+           "toggle_energy", "dot_streams", "random_stimulus"]
 
 #: Input-pin capacitances in fF (Nangate 45 nm typical, X1 cells; see the module docstring
 #: for which values are confirmed and which are recalled).
@@ -450,4 +450,73 @@ def dot_streams(blocks, lanes, cycles, *, start="clear", rng=None):
             t += m
     out["valid"] = np.ones((cycles, lanes), np.int64)
     out[start] = first
+    return out
+
+
+#: Input ports that :func:`random_stimulus` drives as controls rather than data.
+CONTROL_PORTS = {"valid": "one", "clear": "start", "first": "start", "rst": "zero"}
+
+
+def random_stimulus(ports, lanes=256, cycles=256, *, formats=None, dot_length=64, rng=None):
+    """Uniform random operand streams for any unit, from its port list.
+
+    Parameters
+    ----------
+    ports : list of (name, width)
+        The unit's input ports (``clk`` is skipped).
+    lanes, cycles : int
+        Streams and cycles per stream.
+    formats : dict, optional
+        Port -> number format: the port gets codes drawn uniformly over the format's finite
+        values (NaN/Inf codes redrawn); other data ports get uniform random bit patterns.
+    dot_length : int
+        ``clear``/``first`` is set every ``dot_length`` cycles (in every stream), ``valid``
+        always, ``rst`` never (:data:`CONTROL_PORTS`).
+    rng : numpy.random.Generator, optional
+
+    Returns
+    -------
+    dict
+        Port -> ``(cycles, lanes)`` int64 (object arrays of Python ints for ports wider than
+        62 bits).
+    """
+    lanes, cycles, dot_length = int(lanes), int(cycles), int(dot_length)
+    if not 1 <= lanes <= 65536:
+        raise ValueError(f"lanes must be in 1..65536, not {lanes!r}")
+    if cycles < 1:
+        raise ValueError(f"cycles must be >= 1, not {cycles!r}")
+    if dot_length < 1:
+        raise ValueError(f"dot_length must be >= 1, not {dot_length!r}")
+    rng = rng if rng is not None else np.random.default_rng(0)
+    formats = formats or {}
+    out = {}
+    for name, width in ports:
+        if name == "clk":
+            continue
+        kind = CONTROL_PORTS.get(name)
+        if kind == "one":
+            out[name] = np.ones((cycles, lanes), np.int64)
+        elif kind == "zero":
+            out[name] = np.zeros((cycles, lanes), np.int64)
+        elif kind == "start":
+            v = np.zeros((cycles, lanes), np.int64)
+            v[::dot_length] = 1
+            out[name] = v
+        elif name in formats:
+            fmt = formats[name]
+            codes = rng.integers(0, 1 << fmt.bits, (cycles, lanes))
+            for _ in range(100):
+                bad = ~np.isfinite(np.asarray(fmt.decode(codes), dtype=np.float64))
+                if not bad.any():
+                    break
+                codes[bad] = rng.integers(0, 1 << fmt.bits, int(bad.sum()))
+            out[name] = codes
+        elif width <= 62:
+            out[name] = rng.integers(0, 1 << int(width), (cycles, lanes))
+        else:                                  # wide ports: Python integers, 62 bits at a time
+            v = np.zeros((cycles, lanes), dtype=object)
+            for lo in range(0, int(width), 62):
+                w = min(62, int(width) - lo)
+                v = v + (rng.integers(0, 1 << w, (cycles, lanes)).astype(object) << lo)
+            out[name] = v
     return out

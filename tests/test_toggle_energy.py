@@ -166,3 +166,49 @@ def test_int8_mac_toggles_match_model_and_quiet_data_costs_the_clock():
     clk = sum(te.clock_cap_per_ff_ff(t) for t in net.ff_types) * 0.81e-3
     assert e.pj_per_op == pytest.approx(clk, rel=1e-12)
     assert e.breakdown["logic"] == 0 and e.flip_flops == net.n_ff == 33
+
+
+def test_random_stimulus():
+    from lowbit.models import formats
+    e5m2 = formats.get("e5m2")
+    ports = [("clk", 1), ("rst", 1), ("a", 8), ("b", 8), ("valid", 1), ("clear", 1), ("wide", 100)]
+    s = te.random_stimulus(ports, lanes=70, cycles=130, formats={"a": e5m2}, dot_length=64,
+                           rng=np.random.default_rng(1))
+    assert set(s) == {"rst", "a", "b", "valid", "clear", "wide"}
+    assert not s["rst"].any() and s["valid"].all()
+    assert np.array_equal(np.flatnonzero(s["clear"][:, 5]), [0, 64, 128])
+    assert np.isfinite(e5m2.decode(s["a"])).all() and len(np.unique(s["a"])) == 256 - 8  # 2 Inf, 6 NaN
+    assert len(np.unique(s["b"])) == 256
+    w = s["wide"]
+    assert w.dtype == object and max(int(x) for x in w.ravel()) < 1 << 100
+    assert max(int(x) for x in w.ravel()) >= 1 << 99
+    # wide ports pack bit-exactly (checked 50 bits at a time)
+    p = ns.pack_streams(w, 100)
+    assert p.shape == (130, 100, 2)
+    for lo in (0, 50):
+        got = ns.unpack_streams(p[:, lo:lo + 50], 70)
+        want = np.array([[(int(x) >> lo) & ((1 << 50) - 1) for x in row] for row in w], np.uint64)
+        assert np.array_equal(got, want)
+
+
+@pytest.mark.synth
+def test_cli_synth_energy_toggles(capsys):
+    import json
+
+    from lowbit.cli.main import main
+    from lowbit.fpga import synth as fs
+    from lowbit.hdl import manifest
+    from lowbit.hdl.catalog import get_unit
+    from lowbit.models import formats
+
+    assert main(["synth", "fp-mac", "--acc", "fp16", "--energy", "toggles", "--json", "-"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    comp, _ = get_unit("fp-mac").build(acc_format="fp16")
+    text = manifest.to_verilog(comp, "fp_mac")
+    _, netd = fs.generic_netlist(text, "fp_mac")
+    ports = [(p["name"], p["width"]) for p in manifest.ports(comp) if p["direction"] == "input"]
+    e4m3 = formats.get("e4m3")
+    stim = te.random_stimulus(ports, 256, 256, formats={"a": e4m3, "b": e4m3})
+    want = te.toggle_energy(netd, stimulus=stim, warmup=8)
+    assert doc["energy_toggles_45nm"]["pj_per_op"] == round(want.pj_per_op, 4)
+    assert doc["energy_toggles_45nm"]["ops"] == 256 * 248
