@@ -244,3 +244,35 @@ def test_unit_delay_same_outputs_and_more_toggles_on_a_mac():
     # per net: at least the zero-delay count, and the same parity (glitches come in pairs)
     assert (u.toggles >= z.toggles).all() and ((u.toggles - z.toggles) % 2 == 0).all()
     assert u.toggles.sum() > z.toggles.sum()
+
+
+_ASYNC = """
+module arst(input clk, input ar, input as_n, input en, input [3:0] d,
+            output reg [3:0] q, output reg [3:0] r, output reg [3:0] e);
+  always @(posedge clk or posedge ar) if (ar) q <= 4'b0101; else q <= d;
+  always @(posedge clk or negedge as_n) if (!as_n) r <= 4'b1111; else if (en) r <= d;
+  always @(posedge clk) if (en) e <= d ^ q;
+endmodule
+"""
+
+
+@pytest.mark.synth
+def test_async_reset_set_and_enable_through_synthesis():
+    res, net = fs.generic_netlist(_ASYNC, "arst")
+    assert {"DFF", "DFFR", "DFFS"} <= set(res.cells)          # every flip-flop variant mapped
+    rng = np.random.default_rng(7)
+    shape = (60, 130)
+    ar = (rng.random(shape) < 0.15).astype(np.int64)
+    as_n = (rng.random(shape) > 0.15).astype(np.int64)
+    en = (rng.random(shape) < 0.6).astype(np.int64)
+    d = rng.integers(0, 16, shape)
+    out = ns.simulate(net, {"ar": ar, "as_n": as_n, "en": en, "d": d}).outputs
+    q = r = e = np.zeros(shape[1], np.int64)
+    for t in range(shape[0]):
+        q = np.where(ar[t] == 1, 5, q)                   # asynchronous: visible at once
+        r = np.where(as_n[t] == 0, 15, r)
+        for name, want in (("q", q), ("r", r), ("e", e)):
+            assert np.array_equal(out[name][t].astype(np.int64), want), (name, t)
+        q, r, e = (np.where(ar[t] == 1, 5, d[t]),
+                   np.where(as_n[t] == 0, 15, np.where(en[t] == 1, d[t], r)),
+                   np.where(en[t] == 1, d[t] ^ q, e))

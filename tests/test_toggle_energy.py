@@ -144,7 +144,7 @@ def test_int8_mac_toggles_match_model_and_quiet_data_costs_the_clock():
     from lowbit.models import mac as model
 
     comp, _ = get_unit("int-mac").build()
-    _, netd = fs.generic_netlist(to_verilog(comp, "te_int8_mac"), "te_int8_mac")
+    _, netd = fs.generic_netlist(to_verilog(comp, "ns_int8_mac"), "ns_int8_mac")
     net = ns.Netlist(netd)
     f = formats.get("int8")
     valid, clear, a, b = random_int_sequences(f, f, 120, 100, np.random.default_rng(5))
