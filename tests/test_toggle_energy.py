@@ -119,7 +119,8 @@ def test_errors():
         te.toggle_energy(_inv_nand(), stimulus={"x": x}, vdd=2.0)
     with pytest.raises(ValueError, match=r"^node_scale must be > 0, not 0$"):
         te.toggle_energy(_inv_nand(), stimulus={"x": x}, node_scale=0)
-    with pytest.raises(ValueError, match=r"^warmup must be in 0\.\.3 \(fewer than the stimulus cycles\), not 4$"):
+    with pytest.raises(ValueError,
+                       match=r"^warmup must be in 0\.\.3 \(fewer than the stimulus cycles\), not 4$"):
         te.toggle_energy(_inv_nand(), stimulus={"x": x}, warmup=4)
     x = np.zeros((8, 2), np.int64)
     with pytest.raises(ValueError, match=r"^ops must be > 0"):
