@@ -6,7 +6,8 @@ to several configurations, lane-wrapped by :func:`lowbit.sim.cosim.run_lanes`):
 
 * multipliers, exhaustive: every (a, b) code pair for e4m3 x e4m3, e5m2 x e5m2, e4m3 x e5m2,
   e5m2 x e4m3, e2m1 x e2m1, e3m2 x e2m3 (FpMultiplier) and INT8 x INT8 signed, unsigned and
-  mixed (IntMac with ``clear`` on every term, so ``acc`` is the product);
+  mixed (IntMac with ``clear`` on every term, so ``acc`` is the product; with the DSP-style
+  ``a*b`` and with the LUT multiplier of ``pipeline_stages=3``);
 * MACs: >= 100,000 random accumulation sequences per configuration plus the directed sequences
   of issue 3 (cancellation to exact zero and its sign, overflow to Inf / saturation, NaN and Inf,
   runs of subnormals, alternating huge and tiny terms), bit-exact at the documented latency.
@@ -37,6 +38,8 @@ INT_PAIRS = [("int8", "int8"), ("uint8", "uint8"), ("int8", "uint8"), ("uint8", 
 def mul_bank():
     units = {f"m_{a}_{b}": FpMultiplier(a, b) for a, b in MUL_PAIRS}
     units.update({f"i_{a}_{b}": IntMac(a, b, 32) for a, b in INT_PAIRS})
+    # the LUT partial-product multiplier of IntMac(pipeline_stages=3), exhaustively
+    units.update({f"l_{a}_{b}": IntMac(a, b, 32, pipeline_stages=3) for a, b in INT_PAIRS})
     return Bank(units)
 
 
@@ -45,7 +48,8 @@ def test_multipliers_exhaustive(simulator):
     A, B = np.meshgrid(np.arange(256), np.arange(256), indexing="ij")
     A, B = A.ravel(), B.ravel()
     ones = np.ones_like(A)
-    outs = [f"m_{a}_{b}__p" for a, b in MUL_PAIRS] + [f"i_{a}_{b}__acc" for a, b in INT_PAIRS]
+    outs = [f"m_{a}_{b}__p" for a, b in MUL_PAIRS] + [f"{k}_{a}_{b}__acc" for a, b in INT_PAIRS
+                                                     for k in "il"]
     got = cosim.run_lanes(mul_bank, {"a": A, "b": B, "valid": ones, "clear": ones}, outs,
                           lanes=32, sim=sim)
     for a, b in MUL_PAIRS:
@@ -56,7 +60,8 @@ def test_multipliers_exhaustive(simulator):
         assert np.array_equal(got[f"m_{a}_{b}__p"], want), (a, b)
     for a, b in INT_PAIRS:
         want = mac.int_mul(A, B, a, b)
-        assert np.array_equal(cosim.to_signed(got[f"i_{a}_{b}__acc"], 32), want), (a, b)
+        for k in "il":
+            assert np.array_equal(cosim.to_signed(got[f"{k}_{a}_{b}__acc"], 32), want), (k, a, b)
 
 
 # MAC configurations checked in one build (all operands are 8-bit codes)
@@ -71,10 +76,20 @@ MAC_CONFIGS = {
                                       pipeline_stages=3),
     "f_e5e5_bf16_fused_flush": dict(a_format="e5m2", b_format="e5m2", acc_format="bf16",
                                     mode="fused", flush_subnormals=True, pipeline_stages=2),
+    # the pipelined Kulisch datapath: the deepest (ECP5 150 MHz) configuration with the
+    # default 4096-term register, and an intermediate depth (the Amaranth-simulator tests
+    # cover every depth)
+    "f_e4e4_fp32_kulisch_p11": dict(a_format="e4m3", b_format="e4m3", acc_format="fp32",
+                                    mode="kulisch", pipeline_stages=11),
+    "f_e5e5_fp16_kulisch_sat_p5": dict(a_format="e5m2", b_format="e5m2", acc_format="fp16",
+                                       mode="kulisch", terms=16, saturate=True,
+                                       pipeline_stages=5),
 }
 INT_MAC_CONFIGS = {
     "i_u8s8_18_sat": dict(a_format="uint8", b_format="int8", acc_bits=18, overflow="saturate",
                           pipeline_stages=2),
+    # LUT multiplier (pipeline_stages=3)
+    "i_s8s8_32_p3": dict(a_format="int8", b_format="int8", acc_bits=32, pipeline_stages=3),
 }
 
 
