@@ -169,26 +169,32 @@ def round_pack(m, fmt, sign, mag, lsb_exp, sticky, *, saturate, flush, finite, n
         m.d.comb += left.eq(room)
     shifted_l = Signal(n, name=f"{name}_shl")
     shifted_r = Signal(n, name=f"{name}_shr")
-    lost_r = Signal(name=f"{name}_lost")
-    e_top = Signal(EXP_SHAPE, name=f"{name}_etop")
-    m.d.comb += [shifted_r.eq(mag >> right), lost_r.eq((shifted_r << right)[:n] != mag),
-                 e_top.eq(top - left + right)]
-    rnz = right != 0
-    if cut is not None and len(left) > 3:
+    if cut is None or len(left) <= 3:
+        # (statement order kept as it was before the pipelining options: same Verilog text)
+        m.d.comb += [shifted_l.eq((mag << left)[:n]), shifted_r.eq(mag >> right)]
+        lost_r = Signal(name=f"{name}_lost")
+        m.d.comb += lost_r.eq((shifted_r << right)[:n] != mag)
+        N = Signal(n, name=f"{name}_norm")
+        m.d.comb += N.eq(Mux(right != 0, shifted_r, shifted_l))
+        e_top = Signal(EXP_SHAPE, name=f"{name}_etop")
+        m.d.comb += e_top.eq(top - left + right)
+    else:
         # the left shift in two steps (multiples of 8, then 0..7) with point "norm1" between
+        lost_r = Signal(name=f"{name}_lost")
+        e_top = Signal(EXP_SHAPE, name=f"{name}_etop")
+        m.d.comb += [shifted_r.eq(mag >> right), lost_r.eq((shifted_r << right)[:n] != mag),
+                     e_top.eq(top - left + right)]
         coarse = Signal(n, name=f"{name}_shl8")
         m.d.comb += coarse.eq((mag << Cat(Const(0, 3), left[3:]))[:n])
         d = cut("norm1", {"coarse": coarse, "fine": left[:3], "shr": shifted_r, "lost": lost_r,
-                          "rnz": rnz, "e_top": e_top, "sign": sign, "sticky": sticky,
+                          "rnz": right != 0, "e_top": e_top, "sign": sign, "sticky": sticky,
                           "finite": finite})
         coarse, fine, shifted_r, lost_r, rnz, e_top, sign, sticky, finite = (
             d[k] for k in ("coarse", "fine", "shr", "lost", "rnz", "e_top", "sign", "sticky",
                            "finite"))
         m.d.comb += shifted_l.eq((coarse << fine)[:n])
-    else:
-        m.d.comb += shifted_l.eq((mag << left)[:n])
-    N = Signal(n, name=f"{name}_norm")
-    m.d.comb += N.eq(Mux(rnz, shifted_r, shifted_l))
+        N = Signal(n, name=f"{name}_norm")
+        m.d.comb += N.eq(Mux(rnz, shifted_r, shifted_l))
     if cut is not None:
         d = cut("norm", {"N": N, "e_top": e_top, "lost": lost_r, "sign": sign, "sticky": sticky,
                          "finite": finite})
