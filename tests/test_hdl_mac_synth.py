@@ -21,6 +21,11 @@ synth_mod = pytest.importorskip("lowbit.fpga.synth")
     ("fp-mac", {}, 33),
     # Kulisch register (e4m3 x e4m3, 64 terms: 37 + 6 bits) + 4 flags + acc_valid
     ("fp-mac", {"mode": "kulisch", "terms": "64"}, 48),
+    # LUT multiplier of the INT8 MAC: tree level 1 (sums of partial products 0+1, 2+3, 4+5,
+    # 6+7 at shifts 0, 2, 4, 6: 16 + 14 + 12 + 10 bits, of which 5 + 3 + 1 + 0 are copies of
+    # the sign of an 11-bit value and merged by Yosys), level 2 (16 + 12 bits, 3 sign
+    # copies), product (16), valid/clear delayed 3 cycles (6), acc (32) + acc_valid
+    ("int-mac", {"pipeline_stages": "3"}, (52 - 9) + (28 - 3) + 16 + 6 + 33),
 ])
 def test_generic_synthesis(unit, params, flip_flops):
     from lowbit.hdl import catalog
