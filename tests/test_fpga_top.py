@@ -251,3 +251,50 @@ def test_device_path_needs_pyserial():
 def test_top_parameters(kw, msg):
     with pytest.raises(ValueError, match=msg):
         GemmTop(**kw)
+
+
+# -- board builds -------------------------------------------------------------------------------
+
+_TIM = """Info: Device utilisation:
+Info: 	         ICESTORM_LC:  1448/ 5280    27%
+Info: 	        ICESTORM_RAM:     5/   30    16%
+Info: 	               SB_IO:     4/   39    10%
+Info: 	        ICESTORM_DSP:     0/    8     0%
+Info: Max frequency for clock 'clk12_0__io': 30.10 MHz (PASS at 12.00 MHz)
+Info: Device utilisation:
+Info: 	         ICESTORM_LC:  1450/ 5280    27%
+Info: 	        ICESTORM_RAM:     5/   30    16%
+Info: Max frequency for clock 'clk12_0__io': 32.81 MHz (PASS at 12.00 MHz)
+"""
+
+
+def test_nextpnr_log_parsing():
+    from lowbit.fpga.boards import _fmax, _utilisation
+    assert _fmax(_TIM) == 32.81                      # the last (post-route) figure
+    assert _utilisation(_TIM) == {"ICESTORM_LC": [1450, 5280], "ICESTORM_RAM": [5, 30]}
+    assert _fmax("no timing") is None
+
+
+def test_build_parameters():
+    from lowbit.fpga import boards
+    with pytest.raises(ValueError, match=r"^board must be one of ulx3s-85f, icebreaker, not 'x'$"):
+        boards.build("x", 2, 2, "int", build_dir="unused")
+    with pytest.raises(ValueError, match=r"^baud must be an integer from 300 to 3000000, not 5$"):
+        boards.build("icebreaker", 2, 2, "int", build_dir="unused", baud=5)
+    with pytest.raises(ValueError, match=r"^dsp must be one of auto, on, off, not 'x'$"):
+        boards.build("icebreaker", 2, 2, "int", build_dir="unused", dsp="x")
+
+
+@pytest.mark.synth
+def test_icebreaker_bitstream(tmp_path):
+    """A 2x2 INT8 array for the iCEBreaker (about 20-30 s of Yosys + nextpnr + icepack):
+    a bitstream is written, the four multipliers are in SB_MAC16 blocks, the buffers in block
+    RAM, and timing is met at the board's 12 MHz."""
+    from lowbit.fpga import boards
+    r = boards.build("icebreaker", 2, 2, "int", build_dir=tmp_path, depth=256)
+    bit = tmp_path / "lowbit_gemm.bin"
+    assert r.bitstream == str(bit) and bit.stat().st_size > 100_000   # UP5K image: ~104 kB
+    assert r.dsp == 4 and r.utilisation["ICESTORM_DSP"] == [4, 8]
+    assert r.bram >= 3
+    assert r.timing_met and r.fmax_mhz > 12
+    assert r.params["divisor"] == 104
