@@ -1014,7 +1014,8 @@ def cosim_gemm(array, M, K, N, seed=0, sim=None, specials=0.01, unit="systolic",
     first = int(accepted[0]) if len(accepted) else -1
     last = int(produced[-1]) if len(produced) else -1
     params = dict(params or {"rows": array.rows, "cols": array.cols, "pe": array.pe,
-                             "dataflow": array.dataflow})
+                             "dataflow": array.dataflow,
+                             **({"mode": array.mode} if array.mode else {})})
     report = cosim.CosimReport.compare(
         unit, params, got.simulator, seed,
         {"cycle": np.arange(n), "i_valid": inputs["i__valid"]},

@@ -67,3 +67,31 @@ def test_gemm_cosim(R, C, pe, df, M, K, N, simulator):
     assert rep.cycles["first_accept"] == 0
     assert rep.cycles["last_result"] == s.latency == s.compute_cycles + s.drain
     assert rep.vectors == s.latency + 1
+
+
+KULISCH_CASES = [
+    # rows, cols, dataflow, M, K, N: one Verilator build (~the cost of the fp8-4x4-ws case)
+    pytest.param(4, 4, "ws", 9, 11, 7, id="fp8-kulisch-4x4-ws"),
+]
+
+
+@pytest.mark.parametrize("R,C,df,M,K,N", KULISCH_CASES)
+def test_gemm_cosim_kulisch(R, C, df, M, K, N, simulator):
+    """FP8 (E4M3) PE with the Kulisch accumulator: every result beat's rounded codes and exact
+    states bit-exact (each K-fold's states against the golden exact partial sums, which the
+    psum lanes of the next K-fold carry back in), final codes equal the golden FP MAC in Kulisch
+    mode over all of K, last result on the schedule's cycle."""
+    from lowbit.models.mac import fp_mac
+    array = SystolicArray(R, C, pe="fp", dataflow=df, mode="kulisch")
+    rep = cosim_gemm(array, M, K, N, seed=R * 31 + C + M, sim=simulator)
+    assert rep.ok, rep.format()
+    s = array.gemm_cycles(M, K, N)
+    assert s.folds > 1 and s.row_folds > 1           # K-folds: the state crosses the psum lanes
+    assert rep.cycles["first_accept"] == 0
+    assert rep.cycles["last_result"] == s.latency == s.compute_cycles + s.drain
+    assert rep.vectors == s.latency + 1
+    # the golden the bench checked is the single-rounding FP MAC over all of K
+    A, B = array.random_operands(M, K, N, np.random.default_rng(R * 31 + C + M), 0.01)
+    np.testing.assert_array_equal(
+        array.golden_gemm(A, B),
+        fp_mac(A[:, None, :], B.T[None], "e4m3", "e4m3", "fp32", "kulisch"))
