@@ -549,9 +549,13 @@ class FpMac(_Params, wiring.Component):
         cut = Cuts(m, KULISCH_CUTS[:self._stages], "kp")
         cut.carry = {"v": self.valid, "c": self.clear}
         t = kulisch_term_into(m, self._a, self._b, self.a, self.b, self._flush, w, cut)
+        # an idle cycle's term is made a zero with no flags (x = 0, sign = 0, nan = inf =
+        # zero = 0), so that a clear without a term leaves the empty state (fixed 0, flags 0)
+        # through the same adder and the register needs only an enable (valid | clear)
+        v = cut.carry["v"]
         x = Signal(w)
-        m.d.comb += x.eq(t.pop("term") ^ Mux(t["sign"], (1 << w) - 1, 0))
-        t = cut("term", {**t, "x": x})
+        m.d.comb += x.eq(Mux(v, t.pop("term") ^ Mux(t["sign"], (1 << w) - 1, 0), 0))
+        t = cut("term", {**{k: t[k] & v for k in ("sign", "nan", "inf", "zero")}, "x": x})
         v, c = cut.carry["v"], cut.carry["c"]
         fixed = Signal(signed(w))
         flags = Signal(4)
@@ -559,10 +563,8 @@ class FpMac(_Params, wiring.Component):
         g_start = Signal(4)
         m.d.comb += [f_start.eq(Mux(c, 0, fixed)), g_start.eq(Mux(c, 1 << _NEGZ, flags))]
         nf, ng = kulisch_accumulate_into(m, w, f_start, g_start, t)
-        with m.If(v):
+        with m.If(v | c):
             m.d.sync += [fixed.eq(nf), flags.eq(ng)]
-        with m.Elif(c):
-            m.d.sync += [fixed.eq(0), flags.eq(0)]
         vout = Signal()
         m.d.sync += vout.eq(v)
         cut.carry = {"v": vout}

@@ -61,30 +61,37 @@ def _lzc_combine(blocks):
     return blocks[0]
 
 
-def leading_zeros_tree(m, v, name, cut=None, carry=None):
+def leading_zeros_tree(m, v, name, cut=None, carry=None, also=None):
     """Add a balanced leading-zero counter to ``m``: the number of leading zeros of ``v``
     (``len(v)`` when ``v`` is 0), as a Signal of ``range(len(v) + 1)``.
 
     With ``cut`` (a :class:`Cuts`), the per-8-bit-block counts may be registered (point
     ``"lz1"``) together with the Values of the dict ``carry``, which is updated in place.
+    With ``also`` (a Value as wide as ``v``), its count is made alongside (same register
+    point) and the pair ``(count of v, count of also)`` is returned.
     """
     w = len(v)
     k = max(1, (w - 1).bit_length())
-    v = Cat(Const(0, (1 << k) - w), v) if (1 << k) > w else v     # zeros below: same count
+    vs = [v] if also is None else [v, also]
+    assert all(len(x) == w for x in vs)
+    vs = [Cat(Const(0, (1 << k) - w), x) if (1 << k) > w else x for x in vs]  # zeros below
     if cut is not None and k > 3:
-        blocks = [_lzc_tree(v[i:i + 8]) for i in range(0, 1 << k, 8)]
         sigs = dict(carry)
-        for i, (z, c) in enumerate(blocks):
-            sigs[f"z{i}"], sigs[f"n{i}"] = z, c
+        for j, x in enumerate(vs):
+            for i in range(0, 1 << k, 8):
+                sigs[f"z{j}_{i}"], sigs[f"n{j}_{i}"] = _lzc_tree(x[i:i + 8])
         d = cut("lz1", sigs)
-        blocks = [(d[f"z{i}"], d[f"n{i}"]) for i in range(len(blocks))]
         carry.update({key: d[key] for key in carry})
-        zero, count = _lzc_combine(blocks)
+        res = [_lzc_combine([(d[f"z{j}_{i}"], d[f"n{j}_{i}"]) for i in range(0, 1 << k, 8)])
+               for j in range(len(vs))]
     else:
-        zero, count = _lzc_tree(v)
-    out = Signal(range(w + 1), name=name)
-    m.d.comb += out.eq(Mux(zero, w, count))
-    return out
+        res = [_lzc_tree(x) for x in vs]
+    outs = []
+    for j, (zero, count) in enumerate(res):
+        out = Signal(range(w + 1), name=name if j == 0 else f"{name}_also")
+        m.d.comb += out.eq(Mux(zero, w, count))
+        outs.append(out)
+    return outs[0] if also is None else tuple(outs)
 
 
 class Cuts:
@@ -143,19 +150,31 @@ def round_pack(m, fmt, sign, mag, lsb_exp, sticky, *, saturate, flush, finite, n
         mag = Cat(Const(0, pad), mag)
         lsb_exp = lsb_exp - pad
         n += pad
+    # Pipelined use with a constant lsb_exp whose result never needs a right shift (the
+    # normalised MSB can always move up to bit n-1): the bits below the guard bit are
+    # non-zero iff the trailing-zero count tz of mag is below n-pt-1-left (left <= lz shifts
+    # out no 1), so the sticky bit comes from tz, counted alongside lz, and only the top
+    # pt+1 bits of the normalising shift are used (Yosys removes the rest).
+    use_tz = (cut is not None and tree_lz and isinstance(lsb_exp, int)
+              and lsb_exp + n - 1 - fmt.emin >= 0 and n - pt - 1 > 0)
+    tz = None
     if tree_lz and cut is not None:
         carry = {"mag": mag, "sign": sign, "sticky": sticky, "finite": finite,
                  "lsb_exp": lsb_exp}
-        lz = leading_zeros_tree(m, mag, f"{name}_lz", cut, carry)
+        rev = Cat(*[mag[i] for i in reversed(range(n))]) if use_tz else None
+        lz = leading_zeros_tree(m, mag, f"{name}_lz", cut, carry, also=rev)
+        if use_tz:
+            lz, tz = lz
         mag, sign, sticky, finite, lsb_exp = (carry[k] for k in ("mag", "sign", "sticky",
                                                                  "finite", "lsb_exp"))
     else:
         lz = (leading_zeros_tree if tree_lz else leading_zeros)(m, mag, f"{name}_lz")
     if cut is not None:
         d = cut("lz", {"mag": mag, "lz": lz, "sign": sign, "sticky": sticky, "finite": finite,
-                       "lsb_exp": lsb_exp})
+                       "lsb_exp": lsb_exp, **({"tz": tz} if use_tz else {})})
         mag, lz, sign, sticky, finite, lsb_exp = (d[k] for k in ("mag", "lz", "sign", "sticky",
                                                                  "finite", "lsb_exp"))
+        tz = d.get("tz")
     top = Signal(EXP_SHAPE, name=f"{name}_top")          # exponent of bit n-1 before shifting
     room = Signal(EXP_SHAPE, name=f"{name}_room")
     m.d.comb += [top.eq(lsb_exp + (n - 1)), room.eq(top - fmt.emin)]
@@ -169,6 +188,11 @@ def round_pack(m, fmt, sign, mag, lsb_exp, sticky, *, saturate, flush, finite, n
         m.d.comb += left.eq(room)
     shifted_l = Signal(n, name=f"{name}_shl")
     shifted_r = Signal(n, name=f"{name}_shr")
+    tzrest = {}
+    if use_tz:
+        r = Signal(name=f"{name}_tzrest")
+        m.d.comb += r.eq(tz + left < n - pt - 1)
+        tzrest = {"rest": r}
     if cut is None or len(left) <= 3:
         # (statement order kept as it was before the pipelining options: same Verilog text)
         m.d.comb += [shifted_l.eq((mag << left)[:n]), shifted_r.eq(mag >> right)]
@@ -188,23 +212,28 @@ def round_pack(m, fmt, sign, mag, lsb_exp, sticky, *, saturate, flush, finite, n
         m.d.comb += coarse.eq((mag << Cat(Const(0, 3), left[3:]))[:n])
         d = cut("norm1", {"coarse": coarse, "fine": left[:3], "shr": shifted_r, "lost": lost_r,
                           "rnz": right != 0, "e_top": e_top, "sign": sign, "sticky": sticky,
-                          "finite": finite})
+                          "finite": finite, **tzrest})
         coarse, fine, shifted_r, lost_r, rnz, e_top, sign, sticky, finite = (
             d[k] for k in ("coarse", "fine", "shr", "lost", "rnz", "e_top", "sign", "sticky",
                            "finite"))
+        tzrest = {k: d[k] for k in tzrest}
         m.d.comb += shifted_l.eq((coarse << fine)[:n])
         N = Signal(n, name=f"{name}_norm")
         m.d.comb += N.eq(Mux(rnz, shifted_r, shifted_l))
     if cut is not None:
         d = cut("norm", {"N": N, "e_top": e_top, "lost": lost_r, "sign": sign, "sticky": sticky,
-                         "finite": finite})
+                         "finite": finite, **tzrest})
         N, e_top, lost_r, sign, sticky, finite = (d[k] for k in ("N", "e_top", "lost", "sign",
                                                                  "sticky", "finite"))
+        tzrest = {k: d[k] for k in tzrest}
     normal = N[n - 1]
     kept = N[n - pt:n]
     guard = N[n - pt - 1]
     st = Signal(name=f"{name}_sticky")
-    rest = (N[:n - pt - 1] != 0) if n - pt - 1 > 0 else Const(0, 1)
+    if use_tz:
+        rest = tzrest["rest"]
+    else:
+        rest = (N[:n - pt - 1] != 0) if n - pt - 1 > 0 else Const(0, 1)
     m.d.comb += st.eq(sticky | rest | lost_r)
     field = Signal(EXP_SHAPE, name=f"{name}_field")
     m.d.comb += field.eq(Mux(normal, e_top + fmt.bias, 0))
