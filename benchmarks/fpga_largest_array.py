@@ -106,9 +106,12 @@ def search(device, pe, args, log):
         return time.monotonic() < t_end and builds < args.max_builds
 
     est = [(2, build(2, dsp="off")), (4, build(4, dsp="off"))]
+    dsps = boards.BOARDS[BOARD[device]].dsps
     for n, r in est:
-        if r["fits"] and not r["dsp_used"]:
+        if n * n > dsps:          # "auto" would build the same design (LUT multipliers)
             tried[(n, n)] = r
+        elif r["fits"]:           # fits with LUT multipliers: fits with DSPs too
+            tried[(n, n)] = dict(r, fits=True)
     if not est[1][1]["fits"]:
         n = 3
     else:
