@@ -15,7 +15,7 @@ def register(sub):
         description="Generate and synthesise INT8, FP8 (E4M3/E5M2 with FP16, FP32 and exact "
                     "accumulators), MXFP8/MXINT8 and OverQ units; print area, flip-flops, logic "
                     "depth and energy per MAC as ratios to INT8, write a PNG plot, and compare with "
-                    "the published 50-180%% finding. Results are cached.")
+                    "the published 50-180% finding. Results are cached.")
     p.add_argument("--units", default="", help=f"comma-separated subset of: {keys} (default all)")
     p.add_argument("--target", choices=["generic", "ice40", "ecp5"], default="generic",
                    help="add FPGA place-and-route columns (LUTs, carry, DSP, Fmax)")

@@ -35,12 +35,12 @@ import subprocess
 import sys
 import time
 
-from amaranth.hdl import Elaboratable, Module
+from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Module, ResetSignal, Signal
 from amaranth.lib import io
 
 from .gemm_top import GemmTop
 
-__all__ = ["Board", "BOARDS", "BoardTop", "BuildResult", "BuildError", "build", "tool_env"]
+__all__ = ["Board", "BOARDS", "BoardTop", "DividedClock", "BuildResult", "BuildError", "build", "tool_env"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,20 +83,77 @@ class BuildError(RuntimeError):
 
 
 class BoardTop(Elaboratable):
-    """``GemmTop`` connected to a board's UART pins (and LED 0 = busy) through I/O buffers."""
+    """``GemmTop`` connected to a board's UART pins (and LED 0 = busy) through I/O buffers.
 
-    def __init__(self, core):
+    With ``clock_div`` = 1 the design runs in the platform's default ``sync`` domain (the board
+    clock, with amaranth's own power-on reset). With ``clock_div`` = d > 1 it runs at
+    f_board / d: a d-state counter on the board clock drives a registered (glitch-free) clock,
+    high for the first ``d // 2`` board cycles of each period, which clocks the whole ``sync``
+    domain; the design's only other logic on the board clock is that counter. Reset: a
+    ``2**por_bits``-cycle power-on counter in the divided domain (held in reset meanwhile; on
+    the iCE40 this also covers the ~3 µs after configuration before block RAM reads are valid,
+    which amaranth's default domain waits for). nextpnr is given the divided clock's frequency
+    as a constraint (``platform.add_clock_constraint``), so its Fmax and pass/fail refer to it.
+    """
+
+    def __init__(self, core, clock_div=1, clock_hz=None, por_bits=8):
         self.core = core
+        self.clock_div = clock_div
+        self.clock_hz = clock_hz
+        self.por_bits = por_bits
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.core = core = self.core
+        if self.clock_div > 1:
+            clk_pin = platform.request(platform.default_clk, dir="-")
+            m.submodules.clk_buf = clk_buf = io.Buffer("i", clk_pin)
+            m.domains.board = ClockDomain("board", reset_less=True, local=True)
+            m.d.comb += ClockSignal("board").eq(clk_buf.i)
+            m.domains.sync = ClockDomain("sync")
+            m.submodules.clock_div = div = DividedClock(self.clock_div, self.por_bits)
+            platform.add_clock_constraint(div.clk, self.clock_hz / self.clock_div)
         uart = platform.request("uart", 0, dir={"rx": "-", "tx": "-"})
         m.submodules.rx_buf = rx = io.Buffer("i", uart.rx)
         m.submodules.tx_buf = tx = io.Buffer("o", uart.tx)
         led = platform.request("led", 0, dir="-")
         m.submodules.led_buf = ledb = io.Buffer("o", led)
         m.d.comb += [core.rx.eq(rx.i), tx.o.eq(core.tx), ledb.o.eq(core.busy)]
+        return m
+
+
+class DividedClock(Elaboratable):
+    """Drives the ``sync`` domain's clock and reset (the parent defines both domains): the
+    ``board`` domain's clock divided by ``d`` (2..64).
+
+    A ``d``-state counter on the board clock; the divided clock ``clk`` is a register (no
+    glitches) that is high for the first ``d // 2`` board cycles of each ``d``-cycle period.
+    ``sync`` is held in reset for the first ``2**por_bits`` of its own cycles (power-on reset;
+    the board domain is reset-less and starts from the bitstream's initial values).
+    """
+
+    def __init__(self, d, por_bits=8):
+        if isinstance(d, bool) or not isinstance(d, int) or not 2 <= d <= 64:
+            raise ValueError(f"d must be an integer from 2 to 64, not {d!r}")
+        if isinstance(por_bits, bool) or not isinstance(por_bits, int) or not 0 <= por_bits <= 24:
+            raise ValueError(f"por_bits must be an integer from 0 to 24, not {por_bits!r}")
+        self.d = d
+        self.por_bits = por_bits
+        self.clk = Signal()
+
+    def elaborate(self, platform):
+        m = Module()
+        d = self.d
+        count = Signal(range(d))
+        with m.If(count == d - 1):
+            m.d.board += [count.eq(0), self.clk.eq(1)]
+        with m.Else():
+            m.d.board += [count.eq(count + 1), self.clk.eq(count + 1 < d // 2)]
+        m.d.comb += ClockSignal("sync").eq(self.clk)
+        por = Signal(self.por_bits + 1, reset_less=True)
+        with m.If(~por[-1]):
+            m.d.sync += por.eq(por + 1)
+        m.d.comb += ResetSignal("sync").eq(~por[-1])
         return m
 
 
@@ -135,7 +192,8 @@ class BuildResult:
     utilisation : dict
         nextpnr's ``{cell type: [used, available]}`` on the device (non-zero only).
     fmax_mhz : float or None
-        nextpnr's final Fmax of the clock; ``clock_mhz`` is the board clock (the constraint).
+        nextpnr's final Fmax (the slowest clock); ``clock_mhz`` is the design clock (the
+        constraint: the board clock divided by ``params["clock_div"]``).
     seconds : float
         Wall time of the tools.
     """
@@ -177,7 +235,9 @@ class BuildResult:
             ("DSP", str(self.dsp)),
             ("device cells", util),
             ("Fmax", ("-" if self.fmax_mhz is None else f"{self.fmax_mhz:.2f} MHz")
-             + f" (board clock {self.clock_mhz:g} MHz: "
+             + f" (design clock {self.clock_mhz:g} MHz"
+             + (f" = board / {p['clock_div']}" if p.get("clock_div", 1) > 1 else "")
+             + ": "
              + ("met" if self.timing_met else "NOT met") + ")"),
             ("bitstream", self.bitstream or "not written"),
             ("tool time", f"{self.seconds:.0f} s"),
@@ -233,7 +293,7 @@ def _utilisation(log):
 
 def build(board, rows, cols, pe, *, build_dir, depth=None, baud=115200, seed=1,
           allow_timing_fail=False, dsp="auto", nice=10, timeout=None, name="lowbit_gemm",
-          **array_params):
+          clock_div=1, **array_params):
     """Build the GemmTop for ``board`` into ``build_dir``; return a :class:`BuildResult`.
 
     Parameters
@@ -246,10 +306,13 @@ def build(board, rows, cols, pe, *, build_dir, depth=None, baud=115200, seed=1,
         Buffer rows (default: 512 on the ULX3S, 256 on the iCEBreaker).
     baud : int
         UART baud rate (the divisor is ``round(f_clk / baud)``), 300..f_clk/4.
+    clock_div : int
+        Run the design at the board clock divided by this (1..64; :class:`BoardTop`), for
+        arrays whose Fmax is below the board clock: f_clk = board clock / ``clock_div``.
     seed : int
         nextpnr placement seed.
     allow_timing_fail : bool
-        Write the bitstream even if Fmax is below the board clock (nextpnr
+        Write the bitstream even if Fmax is below the design clock (nextpnr
         ``--timing-allow-fail``); otherwise such a build raises :class:`BuildError` after
         reporting the figures.
     dsp : {"auto", "on", "off"}
@@ -267,13 +330,17 @@ def build(board, rows, cols, pe, *, build_dir, depth=None, baud=115200, seed=1,
         Bad parameters. BuildError: a tool failed (incl. timing, unless allowed).
     """
     b = get_board(board)
-    if isinstance(baud, bool) or not isinstance(baud, int) or not 300 <= baud <= b.clock_hz / 4:
-        raise ValueError(f"baud must be an integer from 300 to {int(b.clock_hz / 4)}, not {baud!r}")
+    if isinstance(clock_div, bool) or not isinstance(clock_div, int) or not 1 <= clock_div <= 64:
+        raise ValueError(f"clock_div must be an integer from 1 to 64, not {clock_div!r}")
+    f_clk = b.clock_hz / clock_div
+    if isinstance(baud, bool) or not isinstance(baud, int) or not 300 <= baud <= f_clk / 4:
+        raise ValueError(f"baud must be an integer from 300 to {int(f_clk / 4)} (design clock "
+                         f"{f_clk / 1e6:g} MHz / 4), not {baud!r}")
     if isinstance(nice, bool) or not isinstance(nice, int) or not 0 <= nice <= 19:
         raise ValueError(f"nice must be an integer from 0 to 19, not {nice!r}")
     if dsp not in ("auto", "on", "off"):
         raise ValueError(f"dsp must be one of auto, on, off, not {dsp!r}")
-    divisor = round(b.clock_hz / baud)
+    divisor = round(f_clk / baud)
     core = GemmTop(rows, cols, pe, depth=b.depth if depth is None else depth, divisor=divisor,
                    **array_params)
     platform = b.make_platform()
@@ -290,7 +357,7 @@ def build(board, rows, cols, pe, *, build_dir, depth=None, baud=115200, seed=1,
         overrides["synth_opts"] = "-dsp"         # map multipliers to the UP5K's SB_MAC16s
     if b.family == "ecp5" and not use_dsp:
         overrides["synth_opts"] = "-nodsp"
-    plan = platform.prepare(BoardTop(core), name=name, **overrides)
+    plan = platform.prepare(BoardTop(core, clock_div, b.clock_hz), name=name, **overrides)
     plan.extract(build_dir)
     env = tool_env(b)
     t0 = time.monotonic()
@@ -314,13 +381,13 @@ def build(board, rows, cols, pe, *, build_dir, depth=None, baud=115200, seed=1,
     def total(prefixes):
         return sum(n for t, n in cells.items() if any(t.startswith(p) for p in prefixes))
     bit = build_dir / f"{name}{b.bitstream}"
-    params = dict(core.params, divisor=divisor, baud=baud, dsp=use_dsp)
+    params = dict(core.params, divisor=divisor, baud=baud, dsp=use_dsp, clock_div=clock_div)
     result = BuildResult(board=b.name, params=params,
                          bitstream=str(bit) if bit.exists() and proc.returncode == 0 else None,
                          luts=total(fam["luts"]), flip_flops=total(fam["ff"]),
                          carry=total(fam["carry"]), bram=total(fam["bram"]),
                          dsp=total(fam["dsp"]), utilisation=_utilisation(tim),
-                         fmax_mhz=_fmax(tim), clock_mhz=b.clock_hz / 1e6, seconds=seconds,
+                         fmax_mhz=_fmax(tim), clock_mhz=f_clk / 1e6, seconds=seconds,
                          build_dir=str(build_dir))
     (build_dir / "result.json").write_text(json.dumps(result.to_dict(), indent=2))
     if proc.returncode != 0:

@@ -106,11 +106,12 @@ import dataclasses
 import math
 import re
 
-from amaranth.hdl import Cat, EnableInserter, Module, Mux, Signal
+from amaranth.hdl import EnableInserter, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from lowbit.models import formats
+from lowbit.hdl.systolic import connect_acc
 
 from . import energy as _energy
 from . import synth as _synth
@@ -322,16 +323,6 @@ def _step(spec, dataflow):
     return FpMacStep(fa, fb, formats.get(spec.acc), spec.mode, False, False), fa.bits, fb.bits
 
 
-def _connect(core, spec, s, acc_in):
-    """Drive the step's accumulator input; return its output (Kulisch: packed state)."""
-    if spec.kulisch:
-        kw = spec.kulisch_width
-        core.d.comb += [s.fixed_in.eq(acc_in[:kw]), s.flags_in.eq(acc_in[kw:])]
-        return Cat(s.fixed_out, s.flags_out)
-    core.d.comb += s.acc_in.eq(acc_in)
-    return s.acc_out
-
-
 def _empty_sum(spec):
     if spec.kulisch:
         return 8 << spec.kulisch_width        # fixed 0, flag "every product so far -0"
@@ -418,7 +409,7 @@ class SystolicPE(wiring.Component):
                     core.d.sync += [acc.eq(s.psum_out), bp.eq(self.b)]
             else:
                 core.d.comb += s.b.eq(self.b)
-                out = _connect(core, spec, s, Mux(self.af, init, acc))
+                out = connect_acc(core, s, Mux(self.af, init, acc))
                 with core.If(self.av):
                     core.d.sync += acc.eq(out)
             d = Signal(self._w)
@@ -433,7 +424,7 @@ class SystolicPE(wiring.Component):
                 out = s.psum_out
             else:
                 core.d.comb += s.b.eq(w)
-                out = _connect(core, spec, s, self.ps)
+                out = connect_acc(core, s, self.ps)
             rp, rv, rl = Signal(self._w), Signal(), Signal()
             core.d.sync += [rp.eq(Mux(self.av, out, self.ps)), rv.eq(self.pv), rl.eq(self.pl)]
             m.d.comb += [self.w_o.eq(w), self.ps_o.eq(rp), self.pv_o.eq(rv), self.pl_o.eq(rl)]

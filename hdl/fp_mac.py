@@ -163,6 +163,12 @@ def kulisch_read_into(m, acc_fmt, width, lsb, fixed, flags, saturate, flush, nam
     finite = ~(flags[_NAN] | flags[_PINF] | flags[_NINF])
     code = round_pack(m, acc_fmt, sign, mag, lsb, 0, saturate=saturate, flush=flush,
                       finite=finite, name=f"{name}_r")
+    return _kulisch_special_out(m, acc_fmt, flags, code, name)
+
+
+def _kulisch_special_out(m, acc_fmt, flags, code, name):
+    """The read-out code: NaN if the NaN flag is set or both infinities were added, the
+    signed infinity if one was, else the rounded ``code``."""
     out = Signal(acc_fmt.bits, name=f"{name}_out")
     with m.If(flags[_NAN] | (flags[_PINF] & flags[_NINF])):
         m.d.comb += out.eq(acc_fmt.nan_code)
@@ -289,13 +295,7 @@ def kulisch_read_pipelined_into(m, acc_fmt, width, lsb, fixed, flags, saturate, 
     code = round_pack(m, acc_fmt, d["sign"], d["mag"], lsb, 0, saturate=saturate, flush=flush,
                       finite=finite, name=f"{name}_r", cut=cut, tree_lz=True)
     fl = cut.carry.pop("_krp_flags")
-    out = Signal(acc_fmt.bits, name=f"{name}_out")
-    with m.If(fl[_NAN] | (fl[_PINF] & fl[_NINF])):
-        m.d.comb += out.eq(acc_fmt.nan_code)
-    with m.Elif(fl[_PINF] | fl[_NINF]):
-        m.d.comb += out.eq(Cat(Const(acc_fmt.inf_code, acc_fmt.bits - 1), fl[_NINF]))
-    with m.Else():
-        m.d.comb += out.eq(code)
+    out = _kulisch_special_out(m, acc_fmt, fl, code, name)
     return cut("out", {"out": out})["out"]
 
 

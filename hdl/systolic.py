@@ -140,6 +140,22 @@ def _dim(name, value):
     return v
 
 
+def connect_acc(m, step, acc_in):
+    """Drive a PE step's accumulator input from ``acc_in``; return its accumulator output.
+
+    INT/FP steps (``acc_in``/``acc_out``): the code. Kulisch steps (``fixed_in``/``flags_in``):
+    ``acc_in`` and the result are the packed state ``Cat(fixed, flags)``. Not for the OverQ
+    step. Shared by :class:`SystolicArray` and the cost model's single-PE build
+    (``lowbit.fpga.cost_model``), so both wire a PE alike.
+    """
+    if hasattr(step, "fixed_in"):
+        kw = len(step.fixed_in)
+        m.d.comb += [step.fixed_in.eq(acc_in[:kw]), step.flags_in.eq(acc_in[kw:])]
+        return Cat(step.fixed_out, step.flags_out)
+    m.d.comb += step.acc_in.eq(acc_in)
+    return step.acc_out
+
+
 class SystolicArray(wiring.Component):
     """``rows x cols`` systolic GEMM array with skew/de-skew registers and stream ports.
 
@@ -585,16 +601,6 @@ class SystolicArray(wiring.Component):
         from .fp_mac import FpMacStep
         return FpMacStep(self._sa, self._sb, self._acc, self._mode, self._flush, self._sat)
 
-    def _connect(self, core, s, acc_in):
-        """Drive PE ``s``'s accumulator input from ``acc_in``; return its accumulator output
-        (INT/FP: the code; Kulisch: ``Cat(fixed, flags)``). Not for the OverQ PE."""
-        if self.kulisch:
-            kw = self._kw
-            core.d.comb += [s.fixed_in.eq(acc_in[:kw]), s.flags_in.eq(acc_in[kw:])]
-            return Cat(s.fixed_out, s.flags_out)
-        core.d.comb += s.acc_in.eq(acc_in)
-        return s.acc_out
-
     def _read(self, m, state, name):
         """Kulisch read-out (combinational): the packed state rounded once to ``acc_format``."""
         from .fp_mac import kulisch_read_into
@@ -704,7 +710,7 @@ class SystolicArray(wiring.Component):
                         s_out = s.psum_out
                     else:
                         core.d.comb += s.b.eq(w[i][j])
-                        s_out = self._connect(core, s, ps)
+                        s_out = connect_acc(core, s, ps)
                     rp = Signal(W, name=f"psum_{i}_{j}")
                     rv = Signal(name=f"pv_{i}_{j}")
                     rl = Signal(name=f"pl_{i}_{j}")
@@ -742,7 +748,7 @@ class SystolicArray(wiring.Component):
                             core.d.sync += [acc.eq(s.psum_out), bp.eq(b)]
                     else:
                         core.d.comb += s.b.eq(b)
-                        s_out = self._connect(core, s, Mux(af, self._init, acc))
+                        s_out = connect_acc(core, s, Mux(af, self._init, acc))
                         with core.If(av):
                             core.d.sync += acc.eq(s_out)
                     if i + 1 < R:

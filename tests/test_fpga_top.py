@@ -6,6 +6,7 @@ schedule. Small arrays and a fast UART (4-5 clock cycles per bit) keep this to a
 per GEMM."""
 
 import importlib.util
+import re
 
 import numpy as np
 import pytest
@@ -279,10 +280,61 @@ def test_build_parameters():
     from lowbit.fpga import boards
     with pytest.raises(ValueError, match=r"^board must be one of ulx3s-85f, icebreaker, not 'x'$"):
         boards.build("x", 2, 2, "int", build_dir="unused")
-    with pytest.raises(ValueError, match=r"^baud must be an integer from 300 to 3000000, not 5$"):
+    with pytest.raises(ValueError, match=r"^baud must be an integer from 300 to 3000000 \(design "
+                                         r"clock 12 MHz / 4\), not 5$"):
         boards.build("icebreaker", 2, 2, "int", build_dir="unused", baud=5)
+    with pytest.raises(ValueError, match=r"^baud must be an integer from 300 to 1500000 \(design "
+                                         r"clock 6 MHz / 4\), not 2000000$"):
+        boards.build("icebreaker", 2, 2, "int", build_dir="unused", baud=2_000_000, clock_div=2)
+    with pytest.raises(ValueError, match=r"^clock_div must be an integer from 1 to 64, not 0$"):
+        boards.build("icebreaker", 2, 2, "int", build_dir="unused", clock_div=0)
     with pytest.raises(ValueError, match=r"^dsp must be one of auto, on, off, not 'x'$"):
         boards.build("icebreaker", 2, 2, "int", build_dir="unused", dsp="x")
+
+
+@pytest.mark.parametrize("d", [2, 3, 5])
+def test_divided_clock(d):
+    """``sync`` = board clock / d: its rising edges are exactly d board cycles apart, the clock is
+    high for d // 2 board cycles of each period, and ``sync`` leaves reset after 2**por_bits of
+    its own cycles (a counter in ``sync`` counts from then on)."""
+    from amaranth.hdl import ClockDomain, Signal
+    from lowbit.fpga.boards import DividedClock
+    m = Module()
+    m.domains.board = ClockDomain("board", reset_less=True)
+    m.domains.sync = ClockDomain("sync")
+    m.submodules.div = div = DividedClock(d, por_bits=2)
+    n = Signal(16)
+    m.d.sync += n.eq(n + 1)
+    trace = []
+
+    async def bench(ctx):
+        for _ in range(40 * d):
+            await ctx.tick("board")
+            trace.append((ctx.get(div.clk), ctx.get(n)))
+    sim = Simulator(m)
+    sim.add_clock(1e-6, domain="board")
+    sim.add_testbench(bench)
+    sim.run()
+    clk = [c for c, _ in trace]
+    rises = [i for i in range(1, len(clk)) if clk[i] and not clk[i - 1]]
+    assert len(rises) >= 30 and all(b - a == d for a, b in zip(rises, rises[1:]))
+    period = clk[rises[3]:rises[4]]
+    assert period == [1] * (d // 2) + [0] * (d - d // 2)
+    counts = [cnt for _, cnt in trace]
+    # n is held at 0 through the 2**2 = 4 sync edges of power-on reset, then counts sync edges
+    # (a rise at the first sample, from the initial 0, is an edge too)
+    edges = len(rises) + clk[0]
+    assert counts[-1] == edges - 4
+    first = counts.index(1)
+    assert sum(1 for r in rises if r <= first) + clk[0] == 5
+
+
+def test_divided_clock_parameters():
+    from lowbit.fpga.boards import DividedClock
+    with pytest.raises(ValueError, match=r"^d must be an integer from 2 to 64, not 1$"):
+        DividedClock(1)
+    with pytest.raises(ValueError, match=r"^por_bits must be an integer from 0 to 24, not -1$"):
+        DividedClock(2, por_bits=-1)
 
 
 @pytest.mark.synth
@@ -298,3 +350,20 @@ def test_icebreaker_bitstream(tmp_path):
     assert r.bram >= 3
     assert r.timing_met and r.fmax_mhz > 12
     assert r.params["divisor"] == 104
+
+
+@pytest.mark.synth
+def test_icebreaker_divided_clock(tmp_path):
+    """A 1x1 INT8 array at 12 MHz / 3 (about 20 s): nextpnr receives the divided clock's 4 MHz
+    as a constraint on its net (a constraint on a net that synthesis renamed would be ignored
+    with a warning, and the divided clock checked against nextpnr's default instead), the UART
+    divisor follows the design clock, and timing is met at 4 MHz."""
+    from lowbit.fpga import boards
+    r = boards.build("icebreaker", 1, 1, "int", build_dir=tmp_path, clock_div=3)
+    tim = (tmp_path / "lowbit_gemm.tim").read_text()
+    assert "constraining clock net 'clock_div.clk' to 4.00 MHz" in tim
+    assert "does not exist in design" not in tim
+    assert re.search(r"Max frequency for clock\s+'clk_\$glb_clk': [0-9.]+ MHz \(PASS at 4\.00 MHz\)",
+                     tim)
+    assert r.clock_mhz == 4 and r.params["clock_div"] == 3 and r.params["divisor"] == 35
+    assert r.timing_met and r.bitstream
