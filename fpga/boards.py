@@ -229,7 +229,8 @@ class BuildResult:
             ("array", f"{p['rows']} x {p['cols']} {p['pe']} ({p['a_format']} x {p['b_format']}"
                       f" -> {p.get('acc_format') or 'int%d' % p['acc_bits']}), ws, "
                       f"buffers {p['depth']} rows, multipliers in "
-                      + ("DSP blocks" if p.get("dsp") else "LUTs")),
+                      + ("LUTs (DSP mapping off)" if not p.get("dsp") else "DSP blocks" if self.dsp
+                         else "LUTs (DSP mapping on; Yosys kept the small products in LUTs)")),
             ("LUT4", str(self.luts)), ("flip-flops", str(self.flip_flops)),
             ("carry cells", str(self.carry)), ("block RAM", str(self.bram)),
             ("DSP", str(self.dsp)),
