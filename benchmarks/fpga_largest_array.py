@@ -22,7 +22,11 @@ size and whether the search was complete (``n + 1`` seen failing) or stopped by 
 Usage::
 
     nice -n 10 python benchmarks/fpga_largest_array.py [--device ice40|ecp5|all]
-        [--pe int|fp|all] [--fp-acc fp32] [--max-builds 6] [--budget 30]
+        [--pe int|fp|all] [--fp-acc fp32] [--max-builds 6] [--budget 30] [--timeout 30]
+        [--sizes RxC,...]
+
+A build that exceeds ``--timeout`` minutes is stopped and recorded as "timed out" (neither
+fitting nor failing); the search stops there.
 """
 
 import argparse
@@ -54,7 +58,9 @@ def one(device, pe, R, C, args, log, dsp="auto"):
         row.update(fits=True, **_figures(res))
     except boards.BuildError as e:
         res = getattr(e, "result", None)
-        row.update(fits=False, error=str(e).splitlines()[-1][:200] if str(e) else "")
+        timed_out = "timed out" in str(e)
+        row.update(fits=None if timed_out else False,
+                   error=str(e).splitlines()[-1][:200] if str(e) else "")
         if res is not None:
             row.update(_figures(res))
     row["wall_s"] = round(time.monotonic() - t0, 1)
@@ -62,7 +68,8 @@ def one(device, pe, R, C, args, log, dsp="auto"):
         shutil.rmtree(d, ignore_errors=True)
     with open(log, "a") as f:
         f.write(json.dumps(row) + "\n")
-    print(f"  {device} {pe} {R}x{C} dsp={dsp}: {'fits' if row['fits'] else 'FAILS'}"
+    verdict = {True: "fits", False: "FAILS", None: "TIMED OUT (unknown)"}[row["fits"]]
+    print(f"  {device} {pe} {R}x{C} dsp={dsp}: {verdict}"
           f", Fmax {row.get('fmax_mhz')} MHz, logic {row.get('util', {}).get(LOGIC[device])}, "
           f"{row['wall_s']:.0f} s", flush=True)
     return row
@@ -119,9 +126,13 @@ def search(device, pe, args, log):
     print(f"  {device} {pe}: predicted largest square n = {n}", flush=True)
     fit = max((k[0] for k, r in tried.items() if r["fits"] and k[0] == k[1]), default=0)
     fail = min((k[0] for k, r in tried.items() if not r["fits"] and k[0] == k[1]), default=65)
+    timed_out = None
     while fit + 1 < fail and time_left():
         n = min(max(n, fit + 1), fail - 1)
         r = tried.get((n, n)) or build(n)
+        if r["fits"] is None:         # a timeout says nothing about fitting: stop here
+            timed_out = n
+            break
         if r["fits"]:
             fit = max(fit, n)
             n += 1
@@ -134,7 +145,7 @@ def search(device, pe, args, log):
     best = max((r for r in tried.values() if r["fits"]),
                key=lambda r: (r["rows"] * r["cols"], r["fmax_mhz"] or 0), default=None)
     return {"device": device, "pe": pe, "best": best, "complete": complete,
-            "largest_failing_square": None if fail == 65 else fail,
+            "largest_failing_square": None if fail == 65 else fail, "timed_out": timed_out,
             "builds": builds, "tried": list(tried.values())}
 
 
@@ -149,6 +160,9 @@ def main(argv=None):
     ap.add_argument("--build-root", default="build/fpga-largest")
     ap.add_argument("--log", default="build/fpga_largest_array.jsonl")
     ap.add_argument("--keep", action="store_true", help="keep the build folders")
+    ap.add_argument("--sizes", default="",
+                    help="build exactly these arrays instead of searching, e.g. 16x16,12x12 "
+                         "(DSP multipliers when they fit, else LUTs)")
     args = ap.parse_args(argv)
     pathlib.Path(args.log).parent.mkdir(parents=True, exist_ok=True)
     devices = ["ice40", "ecp5"] if args.device == "all" else [args.device]
@@ -157,6 +171,11 @@ def main(argv=None):
     for dev in devices:
         for pe in pes:
             print(f"{dev} {pe}:", flush=True)
+            if args.sizes:
+                for size in args.sizes.split(","):
+                    R, C = (int(x) for x in size.lower().split("x"))
+                    one(dev, pe, R, C, args, args.log)
+                continue
             out.append(search(dev, pe, args, args.log))
     print()
     hdr = ("device", "PE", "largest RxC", "LUT4", "FF", "carry", "BRAM", "DSP", "logic cells",
@@ -174,6 +193,7 @@ def main(argv=None):
                       f"{u[0]}/{u[1]} ({100 * u[0] / u[1]:.0f}%)",
                       f"{b['fmax_mhz']:.1f}" if b["fmax_mhz"] else "-",
                       ("complete" if s["complete"] else "budget") + f", {s['builds']} builds"
+                      + (f", {s['timed_out']}^2 timed out" if s.get("timed_out") else "")
                       + (f", {s['largest_failing_square']}^2 fails"
                          if s["largest_failing_square"] else "")))
     w = [max(len(str(r[i])) for r in lines) for i in range(len(hdr))]

@@ -31,6 +31,7 @@ import os
 import pathlib
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -155,6 +156,26 @@ class DividedClock(Elaboratable):
             m.d.sync += por.eq(por + 1)
         m.d.comb += ResetSignal("sync").eq(~por[-1])
         return m
+
+
+def _run_script(cmd, cwd, env, timeout):
+    """Run the build script in its own process group; on a timeout (or an interrupt) kill the
+    whole group, so that no Yosys/nextpnr started by the script outlives the build."""
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except BaseException as e:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.communicate()
+        if isinstance(e, subprocess.TimeoutExpired):
+            raise BuildError(f"build did not finish within {timeout} s (timed out; the tools "
+                             f"were stopped, so this says nothing about whether it fits)") from None
+        raise
+    return subprocess.CompletedProcess(cmd, proc.returncode, out)
 
 
 def tool_env(board, base=None):
@@ -365,11 +386,7 @@ def build(board, rows, cols, pe, *, build_dir, depth=None, baud=115200, seed=1,
     cmd = ["sh", f"build_{name}.sh"]
     if nice:
         cmd = ["nice", "-n", str(nice)] + cmd
-    try:
-        proc = subprocess.run(cmd, cwd=build_dir, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise BuildError(f"build did not finish within {timeout} s") from None
+    proc = _run_script(cmd, build_dir, env, timeout)
     seconds = time.monotonic() - t0
     (build_dir / "build.log").write_text(proc.stdout)
     rpt = (build_dir / f"{name}.rpt").read_text(errors="replace") \

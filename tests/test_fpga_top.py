@@ -367,3 +367,31 @@ def test_icebreaker_divided_clock(tmp_path):
                      tim)
     assert r.clock_mhz == 4 and r.params["clock_div"] == 3 and r.params["divisor"] == 35
     assert r.timing_met and r.bitstream
+
+
+def test_build_script_timeout_kills_the_tools(tmp_path):
+    """A build script that outlives its timeout is stopped with everything it started (the
+    tools run as grandchildren: sh -> nice -> yowasp), not left running."""
+    import os
+    import time
+
+    from lowbit.fpga import boards
+    pidfile = tmp_path / "pid"
+    script = f"sh -c 'echo $$ > {pidfile}; exec sleep 30' & wait"
+    t0 = time.monotonic()
+    with pytest.raises(boards.BuildError, match=r"^build did not finish within 1 s \(timed out"):
+        boards._run_script(["sh", "-c", script], tmp_path, dict(os.environ), 1)
+    assert time.monotonic() - t0 < 10
+    pid = int(pidfile.read_text())
+    for _ in range(50):                 # reaped by init; gone (or a zombie) once killed
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().split()[2] == "Z":
+                    break
+        except FileNotFoundError:
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError(f"grandchild {pid} still running")
+    out = boards._run_script(["sh", "-c", "echo hi; exit 3"], tmp_path, dict(os.environ), 10)
+    assert out.returncode == 3 and out.stdout == "hi\n"
