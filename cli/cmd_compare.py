@@ -14,7 +14,8 @@ def register(sub):
         "compare", help="FP-vs-INT datapath cost report (synthesis of generated units)",
         description="Generate and synthesise INT8, FP8 (E4M3/E5M2 with FP16, FP32 and exact "
                     "accumulators), MXFP8/MXINT8 and OverQ units; print area, flip-flops, logic "
-                    "depth and energy per MAC as ratios to INT8, write a PNG plot, and compare with "
+                    "depth and energy per MAC ((a) gate-count model, (b) gate-level toggles) as "
+                    "ratios to INT8, write a PNG plot, and compare with "
                     "the published 50-180% finding. Results are cached.")
     p.add_argument("--units", default="", help=f"comma-separated subset of: {keys} (default all)")
     p.add_argument("--target", choices=["generic", "ice40", "ecp5"], default="generic",
@@ -27,6 +28,9 @@ def register(sub):
                    help="energy scale factor for another node (1 = 45 nm)")
     p.add_argument("--vdd", type=float, default=0.9, help="supply voltage in V (0.3..1.5)")
     p.add_argument("--freq", type=float, default=100.0, help="FPGA clock constraint in MHz")
+    p.add_argument("--energy", choices=("both", "gates"), default="both",
+                   help="both: (a) gate-count model and (b) gate-level toggles on random operands "
+                        "(a few seconds per unit, cached); gates: (a) only")
     p.add_argument("--mx-k", type=int, default=8,
                    help="block length of the MX dot units (default 8; the MX formats use 32, "
                         "which takes several CPU-minutes per unit to synthesise)")
@@ -61,12 +65,14 @@ def run(args):
 
         rows = cmp.compare(units, args.target, use_cache=not args.no_cache, jobs=args.jobs,
                            progress=progress, node_scale=args.node_scale, vdd=args.vdd,
-                           freq_mhz=args.freq, mx_k=args.mx_k)
+                           freq_mhz=args.freq, mx_k=args.mx_k, toggles=args.energy == "both")
     elapsed = time.perf_counter() - start
     target = "" if args.target == "generic" else f" + {args.target}"
     print_table(cmp.rows_table(rows),
                 f"Cost per multiply-accumulate, synthesised with Yosys (generic{target}); "
-                f"energy: gate-count model, 45 nm x {args.node_scale:g}, {args.vdd:g} V")
+                f"energy at 45 nm x {args.node_scale:g}, {args.vdd:g} V: (a) gate-count model"
+                + ("; (b) gate-level toggles, uniform random operands, zero delay (no glitches)"
+                   if args.energy == "both" else ""))
     print(cmp.anchor_statement(rows))
     cached = sum(r.generic.from_cache for r in rows)
     print(f"\n{len(rows)} units, {cached} generic results from the cache, {elapsed:.1f} s")

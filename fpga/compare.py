@@ -8,8 +8,13 @@ per multiply-accumulate:
 
 * area in NAND2 equivalents (GE) and flip-flops; for block units (MX dot products) the
   whole unit divided by its k elements, since one such unit performs k MACs per clock;
-* energy per MAC from the gate-count model of :mod:`lowbit.fpga.energy` (45 nm, 0.9 V,
-  calibrated on Horowitz's integer add/multiply figures);
+* energy per MAC two ways (section 2 of the issue): (a) the gate-count model of
+  :mod:`lowbit.fpga.energy` (45 nm, 0.9 V, calibrated on Horowitz's integer add/multiply
+  figures), and (b) gate-level toggles: the synthesised netlist simulated on uniform random
+  operands (finite codes for FP formats; MX blocks with scales 2^-8..2^7; 256 streams x 248
+  counted cycles, seed 0, zero delay) and priced at 1/2 C V^2 per transition
+  (:mod:`lowbit.fpga.toggle_energy`, whose docstring says where and why the two disagree);
+  (b) is cached beside the synthesis result;
 * with ``target`` = ``ice40`` or ``ecp5``: LUTs, carry cells, DSP blocks and nextpnr's Fmax;
 
 each also as a ratio to the INT8 MAC with an INT32 accumulator.
@@ -24,13 +29,21 @@ the measured ratios compare.
 
 import concurrent.futures
 import dataclasses
+import hashlib
 import json
 
-from lowbit.hdl.catalog import get_unit
-from lowbit.hdl.manifest import to_verilog
+import numpy as np
 
+from lowbit.hdl.catalog import get_unit
+from lowbit.hdl.manifest import ports as _ports
+from lowbit.hdl.manifest import to_verilog
+from lowbit.models import formats as _formats
+from lowbit.models import mx as _mx
+
+from . import cache as _cache
 from . import energy as _energy
 from . import synth as _synth
+from . import toggle_energy as _toggles
 
 __all__ = ["CompareUnit", "DEFAULT_UNITS", "CompareRow", "compare", "rows_table",
            "anchor_statement", "plot"]
@@ -86,7 +99,9 @@ class CompareRow:
     unit: CompareUnit
     generic: object                 # SynthResult
     fpga: object = None             # SynthResult or None
-    energy_pj: float = None         # per MAC
+    energy_pj: float = None         # per MAC, (a) gate-count model
+    toggle_pj: float = None         # per MAC, (b) gate-level toggles (None if not asked)
+    toggles: dict = None            # (b) details per operation (unit cycle with valid)
 
     @property
     def area_ge(self):
@@ -104,6 +119,7 @@ class CompareRow:
              "params": self.unit.params, "macs_per_clock": self.unit.macs,
              "area_ge_per_mac": self.area_ge, "flip_flops_per_mac": self.flip_flops,
              "logic_depth": self.generic.logic_depth, "energy_pj_per_mac": self.energy_pj,
+             "energy_toggles_pj_per_mac": self.toggle_pj, "toggles": self.toggles,
              "generic": self.generic.to_dict()}
         if self.fpga is not None:
             d["fpga"] = self.fpga.to_dict()
@@ -144,12 +160,13 @@ def _select(keys, mx_k=DEFAULT_MX_K):
 
 
 def compare(units=None, target=None, *, use_cache=True, jobs=2, progress=None, node_scale=1.0,
-            vdd=0.9, freq_mhz=100.0, mx_k=DEFAULT_MX_K):
+            vdd=0.9, freq_mhz=100.0, mx_k=DEFAULT_MX_K, toggles=True):
     """Generate and synthesise ``units`` (keys of :data:`DEFAULT_UNITS`, default all).
 
     ``target`` adds an FPGA column set (``"ice40"`` or ``"ecp5"``). ``progress`` is called
-    as ``progress(label, done, total)`` after each synthesis run. Returns a list of
-    :class:`CompareRow`, INT8 first.
+    as ``progress(label, done, total)`` after each synthesis run. ``toggles`` adds the
+    data-dependent energy (b) (:func:`toggle_stimulus`; a few seconds per unit, cached).
+    Returns a list of :class:`CompareRow`, INT8 first.
     """
     if target not in (None, "generic", "ice40", "ecp5"):
         raise ValueError(f"target must be one of generic, ice40, ecp5, not {target!r}")
@@ -159,18 +176,27 @@ def compare(units=None, target=None, *, use_cache=True, jobs=2, progress=None, n
     if not 1 <= jobs <= 16:
         raise ValueError(f"jobs must be from 1 to 16, not {jobs!r}")
     chosen = _select(units, mx_k)
-    sources = []
+    sources, in_ports = [], {}
     for cu in chosen:                         # Amaranth elaboration stays in this thread
         component, _ = get_unit(cu.unit).build(**cu.params)
         name = "lowbit_" + cu.key.replace("-", "_")
         sources.append((cu, name, to_verilog(component, name)))
+        in_ports[cu.key] = [(p["name"], p["width"]) for p in _ports(component)
+                            if p["direction"] == "input"]
     tasks = [(cu, name, text, "generic") for cu, name, text in sources]
     if target:
         tasks += [(cu, name, text, target) for cu, name, text in sources]
-    results = {}
+    results, toggled = {}, {}
+
+    def run(cu, name, text, tgt):
+        if tgt == "generic" and toggles:
+            g, toggled[cu.key] = _generic_with_toggles(cu, name, text, in_ports[cu.key],
+                                                       use_cache)
+            return g
+        return _synth.synth(text, name, tgt, use_cache=use_cache, freq_mhz=freq_mhz)
+
     with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = {pool.submit(_synth.synth, text, name, tgt, use_cache=use_cache,
-                               freq_mhz=freq_mhz): (cu, tgt)
+        futures = {pool.submit(run, cu, name, text, tgt): (cu, tgt)
                    for cu, name, text, tgt in tasks}
         for done, fut in enumerate(concurrent.futures.as_completed(futures), 1):
             cu, tgt = futures[fut]
@@ -181,8 +207,76 @@ def compare(units=None, target=None, *, use_cache=True, jobs=2, progress=None, n
     for cu, _, _ in sources:
         g = results[(cu.key, "generic")]
         e = _energy.energy_per_op_pj(g, node_scale=node_scale, vdd=vdd) / cu.macs
-        rows.append(CompareRow(cu, g, results.get((cu.key, target)) if target else None, e))
+        row = CompareRow(cu, g, results.get((cu.key, target)) if target else None, e)
+        if toggles:
+            t = toggled[cu.key]
+            scale = node_scale * (vdd / 0.9) ** 2          # (b) is 1/2 C V^2: exact in V^2
+            row.toggle_pj = t["pj_per_op"] * scale / cu.macs
+            row.toggles = {"pj_per_op": t["pj_per_op"] * scale,
+                           "breakdown_pj": {k: v * scale for k, v in t["breakdown"].items()},
+                           "toggle_rates": t["toggle_rates"], "stimulus": TOGGLE_STIMULUS}
+        rows.append(row)
     return rows
+
+
+#: What the (b) column simulates (the cache key includes it and :data:`TOGGLE_VERSION`).
+TOGGLE_STIMULUS = ("uniform random operand codes (finite for FP formats; MX element codes "
+                   "finite, scales 2^-8..2^7), valid every cycle, clear/first every 64 cycles; "
+                   "256 streams x 256 cycles, first 8 not counted, seed 0; zero delay, 45 nm, "
+                   "0.9 V")
+TOGGLE_VERSION = 1
+_LANES, _CYCLES, _WARMUP = 256, 256, 8
+
+
+def toggle_stimulus(cu, ports, rng=None):
+    """The (b) operand streams of compare unit ``cu`` with input ``ports`` [(name, width)]:
+    :func:`lowbit.fpga.toggle_energy.random_stimulus` with the unit's operand formats; for MX
+    dot units every element of the packed ``a``/``b`` ports is a finite code of the element
+    format and the E8M0 scales are drawn from 119..134 (2^-8..2^7), so that blocks neither
+    overflow nor vanish as random scale codes would make them do."""
+    rng = rng if rng is not None else np.random.default_rng(0)
+    fmts = {}
+    for port in ("a", "b"):
+        name = cu.params.get(f"{port}_format")
+        if name is not None and hasattr(_formats.get(name), "exp_bits"):
+            fmts[port] = _formats.get(name)
+    stim = _toggles.random_stimulus(ports, _LANES, _CYCLES, formats=fmts, rng=rng)
+    if cu.unit == "mx-dot":
+        elem = _mx.element_format(cu.params["elem"])
+        k, eb = cu.params["k"], elem.bits
+        for port in ("a", "b"):
+            codes = _toggles.random_stimulus([("e", eb)], _LANES, _CYCLES * k, rng=rng,
+                                             formats={"e": elem}
+                                             if hasattr(elem, "exp_bits") else None)["e"]
+            codes = codes.reshape(_CYCLES, k, _LANES)
+            packed = np.zeros((_CYCLES, _LANES), dtype=object)
+            for i in range(k):
+                packed = packed + (codes[:, i, :].astype(object) << (eb * i))
+            stim[port] = packed if k * eb > 62 else packed.astype(np.int64)
+        for port in ("a_scale", "b_scale"):
+            stim[port] = rng.integers(119, 135, (_CYCLES, _LANES))
+    return stim
+
+
+def _toggle_key(generic_key, cu):
+    spec = json.dumps([TOGGLE_VERSION, generic_key, cu.unit, cu.params, TOGGLE_STIMULUS],
+                      sort_keys=True)
+    return hashlib.sha256(f"toggles:{spec}".encode()).hexdigest()
+
+
+def _generic_with_toggles(cu, name, text, ports, use_cache):
+    """Generic synthesis plus (b) per unit operation at 45 nm, 0.9 V (cached)."""
+    g, net = _synth.generic_netlist(text, name, use_cache=use_cache)
+    key = _toggle_key(g.key, cu)
+    hit = _cache.load(key, ("pj_per_op", "breakdown", "toggle_rates")) if use_cache else None
+    if hit is not None:
+        return g, hit
+    r = _toggles.toggle_energy(net, stimulus=toggle_stimulus(cu, ports), warmup=_WARMUP)
+    out = {"pj_per_op": r.pj_per_op, "breakdown": dict(r.breakdown),
+           "toggle_rates": dict(r.toggle_rates)}
+    if use_cache:
+        _cache.store(key, out)
+    return g, out
 
 
 def _ratio(v, ref):
@@ -195,7 +289,10 @@ def rows_table(rows):
     """Header + rows of the report table (strings)."""
     ref = rows[0]
     fpga = any(r.fpga is not None for r in rows)
-    head = ["unit", "GE/MAC", "vs INT8", "FF/MAC", "vs INT8", "depth", "pJ/MAC", "vs INT8"]
+    toggles = all(r.toggle_pj is not None for r in rows)
+    head = ["unit", "GE/MAC", "vs INT8", "FF/MAC", "vs INT8", "depth", "pJ/MAC (a)", "vs INT8"]
+    if toggles:
+        head += ["pJ/MAC (b)", "vs INT8"]
     if fpga:
         head += ["LUT/MAC", "vs INT8", "carry", "DSP", "Fmax MHz", "vs INT8"]
     out = [head]
@@ -203,6 +300,8 @@ def rows_table(rows):
         line = [r.unit.label, f"{r.area_ge:.0f}", _ratio(r.area_ge, ref.area_ge),
                 f"{r.flip_flops:.1f}", _ratio(r.flip_flops, ref.flip_flops),
                 str(r.generic.logic_depth), f"{r.energy_pj:.3f}", _ratio(r.energy_pj, ref.energy_pj)]
+        if toggles:
+            line += [f"{r.toggle_pj:.3f}", _ratio(r.toggle_pj, ref.toggle_pj)]
         if fpga:
             f, rf = r.fpga, ref.fpga
             line += [f"{r.per_mac(f.luts):.1f}", _ratio(r.per_mac(f.luts), rf.luts),
@@ -249,10 +348,17 @@ def plot(rows, path):
     labels = [r.unit.label for r in rows]
     area = [r.area_ge / ref.area_ge for r in rows]
     energy = [r.energy_pj / ref.energy_pj for r in rows]
-    fig, ax = plt.subplots(figsize=(10, 0.45 * len(rows) + 1.8))
+    toggles = all(r.toggle_pj is not None for r in rows)
+    fig, ax = plt.subplots(figsize=(10, (0.6 if toggles else 0.45) * len(rows) + 1.8))
     y = range(len(rows))
-    ax.barh([i + 0.2 for i in y], area, height=0.4, label="area (GE) per MAC")
-    ax.barh([i - 0.2 for i in y], energy, height=0.4, label="energy per MAC (gate-count model)")
+    h = 0.27 if toggles else 0.4
+    ax.barh([i - h for i in y] if toggles else [i + 0.2 for i in y], area, height=h,
+            label="area (GE) per MAC")
+    ax.barh([i for i in y] if toggles else [i - 0.2 for i in y], energy, height=h,
+            label="energy per MAC, (a) gate-count model")
+    if toggles:
+        ax.barh([i + h for i in y], [r.toggle_pj / ref.toggle_pj for r in rows], height=h,
+                label="energy per MAC, (b) gate-level toggles, random operands, zero delay")
     ax.axvspan(1.5, 2.8, color="grey", alpha=0.15,
                label="published FP8 vs INT8: +50..180% (van Baalen et al. 2023)")
     ax.axvline(1.0, color="black", linewidth=0.8)
