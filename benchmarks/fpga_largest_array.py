@@ -27,6 +27,22 @@ Usage::
 
 A build that exceeds ``--timeout`` minutes is stopped and recorded as "timed out" (neither
 fitting nor failing); the search stops there.
+
+Measured (2026-11-23, this 2-core machine, seed 1; "logic cells" is nextpnr's ICESTORM_LC or
+TRELLIS_COMB; the next size up was built and failed with the count shown):
+
+============  ============  =======  ======  ======  ===============  ========  ================
+board         PE            largest  LUT4    DSP     logic cells      Fmax MHz  next size up
+============  ============  =======  ======  ======  ===============  ========  ================
+iCEBreaker    INT8->INT32   3x4      3,602   0       4,726/5,280      26.7      4x4: 5,738 LC
+iCEBreaker    E4M3->FP32    2x2      4,302   0       4,902/5,280      5.6       3x3: 9,724 LC
+ULX3S 85F     INT8->INT32   17x17    60,934  0       77,878/83,640    57.5      18x18: 87,059
+ULX3S 85F     E4M3->FP32    8x8      54,769  64      73,549/83,640    16.3      9x9: ~93,200 (fit)
+============  ============  =======  ======  ======  ===============  ========  ================
+
+The ECP5 builds at 88-104 % of the device took 8-70 minutes each (17x17: Yosys 3 min, nextpnr
+62 min; 8x8 FP: Yosys 25-41 min, nextpnr 31 min), so use ``--timeout 120`` there. The FP8
+arrays run below the board clock: ``--clock-div 3`` (iCE40) and ``--clock-div 2`` (ECP5).
 """
 
 import argparse
@@ -167,41 +183,62 @@ def main(argv=None):
     pathlib.Path(args.log).parent.mkdir(parents=True, exist_ok=True)
     devices = ["ice40", "ecp5"] if args.device == "all" else [args.device]
     pes = ["int", "fp"] if args.pe == "all" else [args.pe]
-    out = []
+    out, sized = [], []
     for dev in devices:
         for pe in pes:
             print(f"{dev} {pe}:", flush=True)
             if args.sizes:
                 for size in args.sizes.split(","):
                     R, C = (int(x) for x in size.lower().split("x"))
-                    one(dev, pe, R, C, args, args.log)
+                    sized.append((dev, pe, one(dev, pe, R, C, args, args.log)))
                 continue
             out.append(search(dev, pe, args, args.log))
     print()
+    if args.sizes:
+        _print_table(("device", "PE", "RxC", "result", "LUT4", "DSP", "logic cells", "Fmax MHz"),
+                     [(BOARD[dev], _pe_name(pe, args), f"{r['rows']}x{r['cols']}",
+                       {True: "fits", False: "does not fit", None: "timed out"}[r["fits"]],
+                       r.get("luts", "-"), r.get("dsp", "-"), _cells(dev, r),
+                       f"{r['fmax_mhz']:.1f}" if r.get("fmax_mhz") else "-")
+                      for dev, pe, r in sized])
+        return 0
     hdr = ("device", "PE", "largest RxC", "LUT4", "FF", "carry", "BRAM", "DSP", "logic cells",
            "Fmax MHz", "search")
-    lines = [hdr]
+    lines = []
     for s in out:
         b = s["best"]
-        pe = "INT8->INT32" if s["pe"] == "int" else f"E4M3->{args.fp_acc.upper()}"
+        pe = _pe_name(s["pe"], args)
         if b is None:
             lines.append((s["device"], pe, "none", *["-"] * 7, f"{s['builds']} builds"))
             continue
-        u = b["util"].get(LOGIC[s["device"]], [0, 1])
         lines.append((BOARD[s["device"]], pe, f"{b['rows']}x{b['cols']}", b["luts"],
-                      b["flip_flops"], b["carry"], b["bram"], b["dsp"],
-                      f"{u[0]}/{u[1]} ({100 * u[0] / u[1]:.0f}%)",
+                      b["flip_flops"], b["carry"], b["bram"], b["dsp"], _cells(s["device"], b),
                       f"{b['fmax_mhz']:.1f}" if b["fmax_mhz"] else "-",
                       ("complete" if s["complete"] else "budget") + f", {s['builds']} builds"
                       + (f", {s['timed_out']}^2 timed out" if s.get("timed_out") else "")
                       + (f", {s['largest_failing_square']}^2 fails"
                          if s["largest_failing_square"] else "")))
+    _print_table(hdr, lines)
+    return 0
+
+
+def _pe_name(pe, args):
+    return "INT8->INT32" if pe == "int" else f"E4M3->{args.fp_acc.upper()}"
+
+
+def _cells(device, row):
+    """``used/available (pct)`` of the device's logic cells from nextpnr, or "-"."""
+    u = row.get("util", {}).get(LOGIC[device])
+    return f"{u[0]}/{u[1]} ({100 * u[0] / u[1]:.0f}%)" if u else "-"
+
+
+def _print_table(hdr, rows):
+    lines = [hdr, *rows]
     w = [max(len(str(r[i])) for r in lines) for i in range(len(hdr))]
     for k, r in enumerate(lines):
         print("  ".join(str(c).ljust(x) for c, x in zip(r, w)))
         if k == 0:
             print("  ".join("-" * x for x in w))
-    return 0
 
 
 if __name__ == "__main__":
