@@ -54,12 +54,14 @@ import shutil
 import sys
 import time
 
+from lowbit.cli.table import print_table
 from lowbit.fpga import boards
 
 BOARD = {"ice40": "icebreaker", "ecp5": "ulx3s-85f"}
 LOGIC = {"ice40": "ICESTORM_LC", "ecp5": "TRELLIS_COMB"}
 RAM = {"ice40": "ICESTORM_RAM", "ecp5": "DP16KD"}
 FILL = 0.97
+VERDICT = {True: "fits", False: "FAILS", None: "TIMED OUT (unknown)"}   # by row["fits"]
 
 
 def one(device, pe, R, C, args, log, dsp="auto"):
@@ -85,8 +87,7 @@ def one(device, pe, R, C, args, log, dsp="auto"):
         shutil.rmtree(d, ignore_errors=True)
     with open(log, "a") as f:
         f.write(json.dumps(row) + "\n")
-    verdict = {True: "fits", False: "FAILS", None: "TIMED OUT (unknown)"}[row["fits"]]
-    print(f"  {device} {pe} {R}x{C} dsp={dsp}: {verdict}"
+    print(f"  {device} {pe} {R}x{C} dsp={dsp}: {VERDICT[row['fits']]}"
           f", Fmax {row.get('fmax_mhz')} MHz, logic {row.get('util', {}).get(LOGIC[device])}, "
           f"{row['wall_s']:.0f} s", flush=True)
     return row
@@ -196,16 +197,14 @@ def main(argv=None):
             out.append(search(dev, pe, args, args.log))
     print()
     if args.sizes:
-        _print_table(("device", "PE", "RxC", "result", "LUT4", "DSP", "logic cells", "Fmax MHz"),
-                     [(BOARD[dev], _pe_name(pe, args), f"{r['rows']}x{r['cols']}",
-                       {True: "fits", False: "does not fit", None: "timed out"}[r["fits"]],
-                       r.get("luts", "-"), r.get("dsp", "-"), _cells(dev, r),
-                       f"{r['fmax_mhz']:.1f}" if r.get("fmax_mhz") else "-")
-                      for dev, pe, r in sized])
+        print_table([("device", "PE", "RxC", "result", "LUT4", "DSP", "logic cells", "Fmax MHz"),
+                     *[(BOARD[dev], _pe_name(pe, args), f"{r['rows']}x{r['cols']}",
+                        VERDICT[r["fits"]], r.get("luts", "-"), r.get("dsp", "-"),
+                        _cells(dev, r), _mhz(r)) for dev, pe, r in sized]])
         return 0
     hdr = ("device", "PE", "largest RxC", "LUT4", "FF", "carry", "BRAM", "DSP", "logic cells",
            "Fmax MHz", "search")
-    lines = []
+    lines = [hdr]
     for s in out:
         b = s["best"]
         pe = _pe_name(s["pe"], args)
@@ -214,12 +213,12 @@ def main(argv=None):
             continue
         lines.append((BOARD[s["device"]], pe, f"{b['rows']}x{b['cols']}", b["luts"],
                       b["flip_flops"], b["carry"], b["bram"], b["dsp"], _cells(s["device"], b),
-                      f"{b['fmax_mhz']:.1f}" if b["fmax_mhz"] else "-",
+                      _mhz(b),
                       ("complete" if s["complete"] else "budget") + f", {s['builds']} builds"
                       + (f", {s['timed_out']}^2 timed out" if s.get("timed_out") else "")
                       + (f", {s['largest_failing_square']}^2 fails"
                          if s["largest_failing_square"] else "")))
-    _print_table(hdr, lines)
+    print_table(lines)
     return 0
 
 
@@ -233,13 +232,8 @@ def _cells(device, row):
     return f"{u[0]}/{u[1]} ({100 * u[0] / u[1]:.0f}%)" if u else "-"
 
 
-def _print_table(hdr, rows):
-    lines = [hdr, *rows]
-    w = [max(len(str(r[i])) for r in lines) for i in range(len(hdr))]
-    for k, r in enumerate(lines):
-        print("  ".join(str(c).ljust(x) for c, x in zip(r, w)))
-        if k == 0:
-            print("  ".join("-" * x for x in w))
+def _mhz(row):
+    return f"{row['fmax_mhz']:.1f}" if row.get("fmax_mhz") else "-"
 
 
 if __name__ == "__main__":
