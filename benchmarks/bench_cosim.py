@@ -95,7 +95,7 @@ def main(argv=None):
                         help="use a fresh build cache (counts every build)")
     args = parser.parse_args(argv)
     if args.cold:
-        os.environ["LOWBIT_COSIM_CACHE"] = tempfile.mkdtemp(prefix="lowbit-bench-cosim-")
+        os.environ["LOWBIT_CACHE"] = tempfile.mkdtemp(prefix="lowbit-bench-cosim-")
     from lowbit.sim import cosim
     sim = cosim.find_simulator(args.sim)
     vectors = 65536 * len(CASES)

@@ -3,7 +3,7 @@
 Usage: python benchmarks/bench_gemm.py [M K N]
 """
 
-import sys
+import argparse
 import time
 
 import numpy as np
@@ -11,8 +11,14 @@ import numpy as np
 from lowbit.models import formats, gemm
 
 
-def main(argv):
-    M, K, N = (int(v) for v in argv[:3]) if len(argv) >= 3 else (256, 4096, 256)
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("shape", nargs="*", type=int, metavar="M K N", default=[256, 4096, 256],
+                    help="GEMM shape (default 256 4096 256)")
+    args = ap.parse_args(argv)
+    if len(args.shape) != 3:
+        ap.error("give M K N, three integers")
+    M, K, N = args.shape
     rng = np.random.default_rng(0)
     for fa, fb in (("e4m3", "e4m3"), ("e5m2", "e4m3")):
         A = formats.get(fa).encode(rng.standard_normal((M, K)).astype(np.float32), saturate=True)
@@ -29,4 +35,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()

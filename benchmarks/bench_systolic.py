@@ -24,7 +24,7 @@ from rich.table import Table
 from lowbit.sim.systolic import ArrayConfig, simulate_gemm, simulate_topology
 from lowbit.sim.topology import conv_layer, gemm_layer, read_topology
 
-# anchors.md 1.4 / 1.5 [measured earlier on this machine]: SCALE-Sim 3.0.0, ResNet-18 on 32x32 WS:
+# measured earlier on these machines: SCALE-Sim 3.0.0, ResNet-18 on 32x32 WS:
 # 604 s user + 12 s sys CPU, 5.46 GB peak RSS; 2048^3 on 128x128 OS: 699 s CPU, 5.09 GB.
 ANCHOR_RESNET18 = {"cpu_s": 616.0, "rss_mib": 5.46 * 1024, "compute_cycles": 2_519_815}
 ANCHOR_2048 = {"cpu_s": 699.0, "rss_mib": 5.09 * 1024, "compute_cycles": 589_311}
@@ -71,9 +71,9 @@ def main(argv=None):
     con.print(f"slowest 4096^3 run: {worst * 1e3:.3f} ms (target < 1000 ms): "
               f"{'MET' if worst < 1.0 else 'NOT MET'}")
 
-    from scalesim_common import SHARED
-    res_cfg = ArrayConfig.from_scalesim_cfg(SHARED / "scale.cfg")
-    res_layers = read_topology(SHARED / "Resnet18.csv")
+    from scalesim_common import RESNET18, RESNET18_LAYOUT, SCALE_CFG
+    res_cfg = ArrayConfig.from_scalesim_cfg(SCALE_CFG)
+    res_layers = read_topology(RESNET18)
     r18, r18_wall, r18_peak = measure(lambda: simulate_topology(res_layers, res_cfg))
     r2048, w2048, p2048 = measure(lambda: simulate_gemm(2048, 2048, 2048, ArrayConfig(128, 128, "os")))
 
@@ -90,8 +90,8 @@ def main(argv=None):
         for label, layers, R, C, df in runs:
             if layers is None:
                 cfg, ls = res_cfg, res_layers
-                ss = run_scalesim(ls, cfg, kind="conv", topology=SHARED / "Resnet18.csv",
-                                  layout=SHARED / "layout_resnet18.csv")
+                ss = run_scalesim(ls, cfg, kind="conv", topology=RESNET18,
+                                  layout=RESNET18_LAYOUT)
             else:
                 cfg, ls = ArrayConfig(R, C, df), layers
                 ss = run_scalesim(ls, cfg)
@@ -102,10 +102,10 @@ def main(argv=None):
             t.add_row(label, f"{R}x{C}", df, f"{ours.total.compute_cycles:,}", f"{ss_cycles:,}",
                       "yes" if ss_cycles == ours.total.compute_cycles else "NO", f"{wall * 1e3:.3f}",
                       f"{ss['wall_s']:.1f}", f"{sp:,.0f}x", f"{peak / 1024:.1f}", f"{ss['peak_rss_mib']:.0f}")
-    # figures measured earlier with SCALE-Sim (anchors.md 1.4/1.5); CPU time, not wall
+    # figures measured earlier with SCALE-Sim 3.0.0 on these machines; CPU time, not wall
     for label, ours, wall, peak, anc, R, df in (
-            ("resnet18 (anchors.md 1.4)", r18.total.compute_cycles, r18_wall, r18_peak, ANCHOR_RESNET18, 32, "ws"),
-            ("gemm 2048^3 (anchors.md 1.5)", r2048.compute_cycles, w2048, p2048, ANCHOR_2048, 128, "os")):
+            ("resnet18 (SCALE-Sim, measured earlier)", r18.total.compute_cycles, r18_wall, r18_peak, ANCHOR_RESNET18, 32, "ws"),
+            ("gemm 2048^3 (SCALE-Sim, measured earlier)", r2048.compute_cycles, w2048, p2048, ANCHOR_2048, 128, "os")):
         if label.startswith("resnet18") and args.resnet18 and not args.no_scalesim:
             continue
         t.add_row(label, f"{R}x{R}", df, f"{ours:,}", f"{anc['compute_cycles']:,}",

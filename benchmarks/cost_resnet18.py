@@ -5,10 +5,10 @@
                                        [--ofmap-word operand|acc]
     python benchmarks/cost_resnet18.py --check-array     # model vs synthesised arrays (minutes cold)
 
-The network is SCALE-Sim's ResNet-18 topology (../shared/data/scalesim/Resnet18.csv, 21 conv/FC
+The network is SCALE-Sim's ResNet-18 topology (Resnet18.csv, shipped in lowbit/sim/data/scalesim; 21 conv/FC
 layers) on the array of SCALE-Sim's example ``scale.cfg`` (32 x 32, 64 KiB ifmap/filter/ofmap
 SRAMs, CALC bandwidth), simulated by :func:`lowbit.sim.systolic.simulate_topology` with the
-cost model :class:`lowbit.fpga.cost_model.SynthCostModel` (each PE synthesised once, generic
+cost model :class:`lowbit.sim.cost_model.SynthCostModel` (each PE synthesised once, generic
 flow, cached; 45 nm, 0.9 V). Prints, per PE: PE area, array area (PEs + SRAM), energy per
 layer sum split into MAC / SRAM / DRAM, and ratios to INT8. The same per-PE figure is what
 ``lowbit simulate --topology ... --pe PE --cost`` prints.
@@ -24,11 +24,11 @@ import sys
 import time
 
 from lowbit.cli.table import print_table
-from lowbit.fpga.cost_model import SynthCostModel
+from lowbit.sim.cost_model import SynthCostModel
 from lowbit.sim.systolic import ArrayConfig, simulate_topology
-from lowbit.sim.topology import read_topology
+from lowbit.sim.topology import read_topology, scalesim_file
 
-SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "scalesim"
+RESNET18, SCALE_CFG = scalesim_file("Resnet18.csv"), scalesim_file("scale.cfg")
 
 
 #: (PE name, systolic unit parameters, rows, cols, dataflow) compared by --check-array.
@@ -49,7 +49,7 @@ CHECKS = [
 def check_array():
     """Synthesise whole arrays and compare with rows*cols*PE + edge registers."""
     from lowbit.fpga import synth
-    from lowbit.fpga.cost_model import REG_BIT_GE
+    from lowbit.sim.cost_model import REG_BIT_GE
     from lowbit.hdl.catalog import get_unit
     from lowbit.hdl.manifest import to_verilog
     rows = [["PE", "array", "df", "measured GE", "PEs GE", "edge bits", "edges GE", "read-out GE",
@@ -76,13 +76,13 @@ def check_array():
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--topology", default=str(SHARED / "Resnet18.csv"))
-    ap.add_argument("--config", default=str(SHARED / "scale.cfg"))
+    ap.add_argument("--topology", default=str(RESNET18))
+    ap.add_argument("--config", default=str(SCALE_CFG))
     ap.add_argument("--dataflow", choices=("ws", "os", "is"), default="ws")
     ap.add_argument("--rows", type=int, default=32)
     ap.add_argument("--cols", type=int, default=32)
     ap.add_argument("--pes", default="int8,e4m3_fp16,e4m3_fp32,e4m3_kulisch,e5m2_fp32",
-                    help="comma-separated PE names (lowbit.fpga.cost_model.parse_pe)")
+                    help="comma-separated PE names (lowbit.sim.cost_model.parse_pe)")
     ap.add_argument("--ofmap-word", choices=("operand", "acc"), default="operand",
                     help="ofmap (partial-sum) access width: the 1-byte word or the PE accumulator")
     ap.add_argument("--check-array", action="store_true",

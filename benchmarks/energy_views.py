@@ -6,9 +6,9 @@ For each unit (INT8 MAC with INT32 accumulator; FP8 E4M3 and E5M2 MACs with FP16
 exact fixed-point (Kulisch) accumulators; the OverQ PE at 4 bits and its plain INT4 PE
 baseline), synthesised with the generic flow (Nangate-45-like gates, results cached):
 
-* (a) ``lowbit.fpga.energy.energy_per_op_pj``: area in gate equivalents x e_GE, calibrated
+* (a) ``lowbit.sim.energy.energy_per_op_pj``: area in gate equivalents x e_GE, calibrated
   to Horowitz's 45 nm integer add/multiply energies (random operands);
-* (b) ``lowbit.fpga.toggle_energy.toggle_energy``: the mapped netlist simulated at gate
+* (b) ``lowbit.sim.toggle_energy.toggle_energy``: the mapped netlist simulated at gate
   level, every output transition charged 1/2 C Vdd^2 with Nangate 45 nm pin capacitances,
   estimated internal capacitances and the library's wire-load model, plus clock energy per
   flip-flop per cycle; on two kinds of operand streams, ``--lanes`` independent streams of
@@ -30,7 +30,7 @@ The random streams are also run with unit delay (``delay="unit"``, every transit
 the way to the settled value counted) to bracket glitching. Both views at 45 nm, 0.9 V.
 Then the ratios to the INT8 MAC in each view, the breakdown of
 (b), and (b) on (a)'s calibration circuits against Horowitz's figures (the scale between
-the two views). Where and why the views disagree: see ``lowbit.fpga.toggle_energy``.
+the two views). Where and why the views disagree: see ``lowbit.sim.toggle_energy``.
 """
 
 import argparse
@@ -42,7 +42,8 @@ import time
 import numpy as np
 
 from lowbit.cli.table import print_table
-from lowbit.fpga import energy, netlist_sim, synth as fs, toggle_energy as te
+from lowbit.fpga import netlist_sim, synth as fs
+from lowbit.sim import energy, toggle_energy as te
 from lowbit.hdl.catalog import get_unit
 from lowbit.hdl.manifest import to_verilog
 from lowbit.models import formats

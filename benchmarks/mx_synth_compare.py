@@ -14,7 +14,7 @@ Each is synthesised with :func:`lowbit.fpga.synth.synth` (Yosys generic flow, Na
 gate set, area in NAND2 equivalents).  First run takes minutes; results are cached.
 """
 
-import sys
+import argparse
 import time
 
 from amaranth.hdl import Module, Signal, signed
@@ -66,8 +66,10 @@ def run(name, comp, top, mult=1):
     return r
 
 
-def main(argv):
-    k = int(argv[0]) if argv else 32
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("k", nargs="?", type=int, default=32, help="block length (default 32)")
+    k = ap.parse_args(argv).k
     run(f"MxDotUnit mxfp8_e4m3 k={k} (F=26, RNE FP32)", MxDotUnit("mxfp8_e4m3", k=k), "mx_dot")
     run(f"MxDotUnit mxfp8_e4m3 k={k} (H100-like F=13)",
         MxDotUnit("mxfp8_e4m3", k=k, frac_bits=13, cut="floor", norm_frac_bits=13,
@@ -78,4 +80,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()

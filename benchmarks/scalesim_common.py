@@ -14,12 +14,16 @@ import subprocess
 import sys
 import tempfile
 
-from lowbit.sim.topology import write_scalesim_cfg, write_topology
+from lowbit.sim.topology import scalesim_file, write_scalesim_cfg, write_topology
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv-scalesim"
 RUNNER = pathlib.Path(__file__).resolve().parent / "scalesim_run.py"
-SHARED = ROOT.parent / "shared" / "data" / "scalesim"
+#: SCALE-Sim's ResNet-18 topology, its scale.cfg and layout, shipped with lowbit
+#: (lowbit/sim/data/scalesim, with their README and licence).
+RESNET18 = scalesim_file("Resnet18.csv")
+RESNET18_LAYOUT = scalesim_file("layout_resnet18.csv")
+SCALE_CFG = scalesim_file("scale.cfg")
 
 # SCALE-Sim 3.0.0 opens a layout file even for GEMMs; with custom layouts disabled its content
 # is not used, so one generic layout row suffices (format of SCALE-Sim's layouts/*.csv).

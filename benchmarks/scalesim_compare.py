@@ -10,7 +10,7 @@ and DRAM traffic of both, and whether they agree.
     python benchmarks/scalesim_compare.py --json out.json
 
 Without ``--resnet18`` the ResNet-18 total is compared with the figure measured earlier on this
-machine (anchors.md section 1.4: 2,519,815 compute cycles).
+machine (2,519,815 compute cycles).
 
 What agrees and what cannot (all SCALE-Sim facts read from its 3.0.0 source):
 
@@ -37,24 +37,15 @@ from rich.console import Console
 from rich.table import Table
 
 from lowbit.sim.systolic import ArrayConfig, simulate_topology
-from lowbit.sim.topology import conv_layer, gemm_layer, read_topology
+from lowbit.sim.topology import SCALESIM_SMALL_LAYERS, conv_layer, gemm_layer, read_topology
 
-from scalesim_common import SHARED, run_scalesim
+from scalesim_common import RESNET18, RESNET18_LAYOUT, SCALE_CFG, run_scalesim
 
-# anchors.md 1.4 [measured]: scalesim 3.0.0, numpy 2.3.5, upstream scale.cfg (32x32 WS, CALC),
+# measured here: scalesim 3.0.0, numpy 2.3.5, upstream scale.cfg (32x32 WS, CALC),
 # topologies/conv_nets/Resnet18.csv: 2,519,815 compute cycles, 0 stalls.
 RESNET18_SCALESIM_COMPUTE_CYCLES = 2_519_815
 
-SMALL_LAYERS = [
-    gemm_layer("gemm_40x50x30", 40, 50, 30),
-    gemm_layer("gemm_17x23x9", 17, 23, 9),
-    gemm_layer("attn_64x32x64", 64, 32, 64),
-    # ResNet-18-like convs, scaled down (stride 2 7x7 stem, 3x3 body, 1x1 stride-2 shortcut, FC)
-    conv_layer("conv1_like", 32, 32, 7, 7, 3, 16, 2),
-    conv_layer("conv2_like", 14, 14, 3, 3, 16, 16, 1),
-    conv_layer("short_like", 14, 14, 1, 1, 16, 32, 2),
-    conv_layer("fc_like", 1, 1, 1, 1, 64, 100, 1),
-]
+SMALL_LAYERS = SCALESIM_SMALL_LAYERS
 SMALL_ARRAYS = [(8, 8), (8, 16), (16, 8)]
 
 LARGE_CASES = [  # (label, layers, rows, cols, dataflows)
@@ -117,13 +108,13 @@ def main(argv=None):
                        "scalesim_s": t_ss, "scalesim_rss_mib": rss})
         print(f"{label:>22} {r}x{c} {df}: lowbit {t_ours * 1e3:.2f} ms, SCALE-Sim {t_ss:.2f} s", file=sys.stderr)
 
-    resnet_cfg = ArrayConfig.from_scalesim_cfg(SHARED / "scale.cfg")
-    resnet = read_topology(SHARED / "Resnet18.csv")
+    resnet_cfg = ArrayConfig.from_scalesim_cfg(SCALE_CFG)
+    resnet = read_topology(RESNET18)
     res18 = simulate_topology(resnet, resnet_cfg)
     resnet_ss = None
     if args.resnet18:
         t_ours, t_ss, rss = compare("resnet18", resnet, resnet_cfg, rows, kind="conv",
-                                    topology=SHARED / "Resnet18.csv", layout=SHARED / "layout_resnet18.csv")
+                                    topology=RESNET18, layout=RESNET18_LAYOUT)
         resnet_ss = sum(r["compute_cycles"][1] for r in rows if r["case"] == "resnet18")
         timing.append({"case": "resnet18", "array": "32x32", "dataflow": "ws", "ours_s": t_ours,
                        "scalesim_s": t_ss, "scalesim_rss_mib": rss})
@@ -152,9 +143,9 @@ def main(argv=None):
     slip = sum(r["sram_write_ofmap"][1] - r["sram_write_ofmap"][0] for r in os_rows)
     con.print(f"OS ofmap SRAM writes: SCALE-Sim exceeds M*N by {slip:,} words in total over {len(os_rows)} OS "
               f"layers = (R + C) per fold (its bookkeeping slip), e.g. 512^3 on 32x32: 278,528 vs 262,144.")
-    con.print(f"ResNet-18 (shared scale.cfg: 32x32 WS, CALC): lowbit {res18.total.compute_cycles:,} compute cycles "
+    con.print(f"ResNet-18 (SCALE-Sim's scale.cfg: 32x32 WS, CALC): lowbit {res18.total.compute_cycles:,} compute cycles "
               f"vs SCALE-Sim {resnet_ss if resnet_ss is not None else RESNET18_SCALESIM_COMPUTE_CYCLES:,} "
-              f"({'measured now' if resnet_ss is not None else 'anchors.md 1.4, measured earlier'}).")
+              f"({'measured now' if resnet_ss is not None else 'measured earlier on these machines'}).")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"rows": rows, "timing": timing,

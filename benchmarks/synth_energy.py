@@ -12,7 +12,8 @@ import argparse
 import sys
 
 from lowbit.cli.table import print_table
-from lowbit.fpga import energy, synth as fs
+from lowbit.fpga import synth as fs
+from lowbit.sim import energy
 from lowbit.hdl import catalog, manifest
 
 

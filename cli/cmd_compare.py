@@ -1,14 +1,20 @@
-"""``lowbit compare``: the FP-vs-INT datapath cost report (see :mod:`lowbit.fpga.compare`)."""
+"""``lowbit compare``: the FP-vs-INT datapath cost report (see :mod:`lowbit.sim.compare`)."""
 
 import os
 import sys
 import time
 
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from lowbit.sim import compare as cmp
+from lowbit.sim.compare import DEFAULT_UNITS
+
+from .table import print_table
+
 __all__ = ["register"]
 
 
 def register(sub):
-    from lowbit.fpga.compare import DEFAULT_UNITS
     keys = ", ".join(u.key for u in DEFAULT_UNITS)
     p = sub.add_parser(
         "compare", help="FP-vs-INT datapath cost report (synthesis of generated units)",
@@ -38,11 +44,6 @@ def register(sub):
 
 
 def run(args):
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from lowbit.cli.table import print_table
-    from lowbit.fpga import compare as cmp
-
     if args.node_scale <= 0:
         raise ValueError(f"--node-scale must be > 0, not {args.node_scale}")
     if not 0.3 <= args.vdd <= 1.5:

@@ -1,8 +1,8 @@
 """``lowbit cosim <unit> [unit options] [--vectors N] [--sim icarus|verilator] [--seed S]``.
 
-Builds the unit from :mod:`lowbit.hdl.catalog` with its parameters (the same options as
-``lowbit generate``), runs its co-simulation hook (``Unit.cosim``: generated Verilog under cocotb
-against the golden model, see :mod:`lowbit.sim.cosim`) and prints the report: vectors checked,
+Runs the unit's co-simulation bench (:mod:`lowbit.sim.benches`) with its parameters (the same
+options as ``lowbit generate``): the generated Verilog under cocotb against the golden model
+(see :mod:`lowbit.sim.cosim`), and prints the report: vectors checked,
 mismatches with the first few shown as inputs / expected / got, and the seed and command that
 reproduce them.
 
@@ -14,7 +14,11 @@ import argparse
 import secrets
 import sys
 
-from lowbit.cli.unit_options import command_line, typed_params, unit_parser, unit_values
+from lowbit.hdl import catalog
+from lowbit.sim import benches, cosim
+
+from .errors import UsageError
+from .unit_options import command_line, unit_parser, unit_values
 
 __all__ = ["register", "run"]
 
@@ -54,10 +58,6 @@ def _nonneg_int(flag, value, minimum):
 
 
 def run(args):
-    from lowbit.cli.main import UsageError
-    from lowbit.hdl import catalog
-    from lowbit.sim import cosim
-
     if args.unit is None or args.unit.startswith("-"):
         known = ", ".join(catalog.units()) or "(none)"
         if args.unit in ("-h", "--help"):
@@ -67,8 +67,8 @@ def run(args):
         raise UsageError(f"missing unit name; known units: {known}")
     unit = catalog.get_unit(args.unit)
     opts = unit_parser(unit, "lowbit cosim", _add_common).parse_args(args.options)
-    if unit.cosim is None:
-        raise UsageError(f"unit {unit.name!r} has no co-simulation hook yet")
+    if unit.name not in benches.BENCHES:
+        raise UsageError(f"unit {unit.name!r} has no co-simulation bench yet")
     vectors = None if opts.vectors is None else _nonneg_int("--vectors", opts.vectors, 1)
     seed = secrets.randbelow(2 ** 31) if opts.seed is None else _nonneg_int("--seed", opts.seed, 0)
     if opts.sim is not None and opts.sim not in cosim.SIMULATORS:
@@ -78,10 +78,10 @@ def run(args):
     except cosim.SimulatorNotFound as e:
         raise UsageError(str(e)) from None
 
-    component, resolved = unit.build(**unit_values(opts, unit))
-    params = typed_params(unit, resolved)
+    values = unit_values(opts, unit)
+    _, resolved = unit.resolve(**values)          # bad values fail here, before any build
     try:
-        report = unit.cosim(component, params, vectors, seed, sim)
+        report = benches.cosim(unit.name, values, vectors, seed, sim)
     except cosim.CosimError as e:
         print(f"lowbit cosim: {unit.name}: {e}", file=sys.stderr)
         return 1

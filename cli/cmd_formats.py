@@ -4,6 +4,8 @@ import numpy as np
 
 from lowbit.models import formats
 
+from .table import print_table
+
 __all__ = ["register", "format_table", "value_report"]
 
 
@@ -64,7 +66,6 @@ def value_report(fmt, value, sr_bits=8, seed=0):
 
 
 def _print_rows(rows, title=None):
-    from lowbit.cli.table import print_table
     print_table(rows, title)
 
 

@@ -12,8 +12,17 @@ the golden GEMM; ``--sim`` runs the same on the top level in Amaranth's simulato
 
 import json
 import sys
+import time
 
-from lowbit.cli.main import UsageError
+import numpy as np
+
+from lowbit.fpga import boards
+from lowbit.fpga.gemm_top import GemmTop
+from lowbit.fpga.host import GemmDevice, SimSerial
+from lowbit.sim.bench_systolic import random_operands
+
+from .errors import UsageError
+from .table import print_table
 
 __all__ = ["register"]
 
@@ -97,20 +106,18 @@ def _array_params(args):
 
 
 def _build(args):
-    from lowbit.cli.table import print_table
-    from lowbit.fpga import boards
     pe, kw = _array_params(args)
-    from lowbit.fpga.gemm_top import GemmTop
-    GemmTop(args.rows, args.cols, pe, **kw)._MustUse__silence = True   # parameter errors first
     build_dir = args.build_dir or f"build/fpga/{args.board}-{args.rows}x{args.cols}-{args.pe}"
-    print(f"building {args.rows}x{args.cols} {args.pe} for {args.board} in {build_dir} "
-          f"(Yosys + nextpnr, YoWASP; this takes minutes)...", file=sys.stderr)
+
+    def started():
+        print(f"building {args.rows}x{args.cols} {args.pe} for {args.board} in {build_dir} "
+              f"(Yosys + nextpnr, YoWASP; this takes minutes)...", file=sys.stderr)
     failed = None
     try:
         res = boards.build(args.board, args.rows, args.cols, pe, build_dir=build_dir,
                            depth=args.depth, baud=args.baud, seed=args.seed,
                            allow_timing_fail=args.allow_timing_fail, dsp=args.dsp,
-                           nice=args.nice, clock_div=args.clock_div, **kw)
+                           nice=args.nice, clock_div=args.clock_div, on_start=started, **kw)
     except boards.BuildError as e:
         res = getattr(e, "result", None)
         failed = e
@@ -139,12 +146,6 @@ def _build(args):
 
 
 def _run(args):
-    import time
-
-    import numpy as np
-
-    from lowbit.fpga.gemm_top import GemmTop
-    from lowbit.fpga.host import GemmDevice, SimSerial
     pe, kw = _array_params(args)
     for name in ("m", "k", "n"):
         v = getattr(args, name)
@@ -160,7 +161,7 @@ def _run(args):
     except RuntimeError as e:          # pyserial missing
         raise UsageError(str(e)) from None
     rng = np.random.default_rng(args.seed)
-    A, B = dev.array.random_operands(args.m, args.k, args.n, rng, specials=0.01)
+    A, B = random_operands(dev.spec, args.m, args.k, args.n, rng, specials=0.01)
     t0 = time.perf_counter()
     got = dev.gemm(A, B)
     dt = time.perf_counter() - t0

@@ -10,7 +10,10 @@ help).  Bad input: one line on stderr, exit status 2.
 import argparse
 import json
 
-from lowbit.cli.unit_options import typed_params, unit_parser, unit_values
+from lowbit.hdl import catalog, manifest
+
+from .errors import UsageError
+from .unit_options import typed_params, unit_parser, unit_values
 
 __all__ = ["register", "run", "list_units"]
 
@@ -38,7 +41,6 @@ def _add_common(parser):
 
 def list_units(as_json=False):
     """Text (or JSON) listing of every unit and its parameters."""
-    from lowbit.hdl import catalog
     units = catalog.units()
     if as_json:
         return json.dumps({u.name: {"description": u.description, "parameters": [
@@ -55,8 +57,6 @@ def list_units(as_json=False):
 
 
 def run(args):
-    from lowbit.cli.main import UsageError
-    from lowbit.hdl import catalog, manifest
     if args.list:
         print(list_units(args.json))
         return 0

@@ -8,15 +8,26 @@ Examples::
     lowbit simulate --topology Resnet18.csv --pe e4m3_fp32 --cost --json out.json
 
 ``--cost`` adds energy per layer and in total and the array area from
-:class:`lowbit.fpga.cost_model.SynthCostModel` (the configured PE synthesised with Yosys, once,
-cached; Horowitz-calibrated 45 nm energies; SRAM area model of :mod:`lowbit.fpga.energy`).
+:class:`lowbit.sim.cost_model.SynthCostModel` (the configured PE synthesised with Yosys, once,
+cached; Horowitz-calibrated 45 nm energies; SRAM area model of :mod:`lowbit.sim.energy`).
 
 Settings come from the defaults (32 x 32, WS, 64 KiB SRAMs, CALC bandwidth), then the SCALE-Sim
 ``--config`` file, then the explicit options.
 """
 
+import argparse
+import csv
+import io
+import json
 import os
 import sys
+
+from rich.console import Console
+
+from lowbit.models.systolic import parse_pe
+from lowbit.sim.cost_model import SynthCostModel
+from lowbit.sim.systolic import ArrayConfig, schedule, simulate_topology
+from lowbit.sim.topology import gemm_layer, read_scalesim_cfg, read_topology
 
 __all__ = ["register", "run"]
 
@@ -71,7 +82,6 @@ def _int(flag):
         try:
             return int(s)
         except ValueError:
-            import argparse
             raise argparse.ArgumentTypeError(f"{flag} must be an integer, not {s!r}") from None
     return conv
 
@@ -81,14 +91,11 @@ def _num(flag):
         try:
             return float(s)
         except ValueError:
-            import argparse
             raise argparse.ArgumentTypeError(f"{flag} must be a number, not {s!r}") from None
     return conv
 
 
 def _config(args):
-    from lowbit.sim.systolic import ArrayConfig
-    from lowbit.sim.topology import read_scalesim_cfg
     kw = {}
     if args.config:
         if not os.path.isfile(args.config):
@@ -122,11 +129,10 @@ def _cost_model(args):
         if given:
             raise ValueError(f"{given[0]} needs --cost")
         return None
-    from lowbit.fpga.cost_model import SynthCostModel
     kw = {attr: getattr(args, attr) for attr, _ in _COST_OPTS if getattr(args, attr) is not None}
     try:
         return SynthCostModel(**kw)
-    except ValueError as e:
+    except (TypeError, ValueError) as e:
         msg = str(e)
         for attr, flag in _COST_OPTS:
             if msg.startswith(attr + " "):
@@ -162,8 +168,6 @@ def _cost_lines(res, model, cfg):
 
 def _cost_csv(res, area_um2):
     """The simulator's CSV with energy per event group and the array area appended."""
-    import csv
-    import io
     rows = list(csv.reader(io.StringIO(res.to_csv())))
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
@@ -176,14 +180,9 @@ def _cost_csv(res, area_um2):
 
 
 def run(args):
-    from rich.console import Console
-    from lowbit.sim.systolic import schedule, simulate_topology
-    from lowbit.sim.topology import gemm_layer, read_topology
-
     cfg = _config(args)
     model = _cost_model(args)
     if model is not None:
-        from lowbit.fpga.cost_model import parse_pe
         try:
             parse_pe(cfg.pe)          # a bad --pe fails before any synthesis
         except ValueError as e:
@@ -231,7 +230,6 @@ def run(args):
         if model is None:
             res.to_json(args.json)
         else:
-            import json
             d = res.as_dict()
             d["area_mm2"] = res.area_um2 / 1e6
             d["cost"] = model.describe(cfg)

@@ -9,6 +9,16 @@ import argparse
 import json
 import sys
 
+from rich.console import Console
+
+from lowbit.fpga import synth as fsynth
+from lowbit.hdl import catalog, manifest
+from lowbit.models import formats as fmts
+from lowbit.sim import toggle_energy as te
+from lowbit.sim.energy import energy_per_op_pj
+
+from .unit_options import typed_params, unit_parser, unit_values
+
 __all__ = ["register", "run"]
 
 
@@ -24,7 +34,7 @@ def _add_common(p):
     p.add_argument("--keep", metavar="DIR", help="keep the tool files (Verilog, scripts, logs) in DIR")
     p.add_argument("--energy", choices=("gates", "toggles"), default="gates",
                    help="generic target: energy per cycle from the gate count (default), or also "
-                        "from gate-level toggles on uniform random operands (lowbit.fpga.toggle_energy)")
+                        "from gate-level toggles on uniform random operands (lowbit.sim.toggle_energy)")
 
 
 def register(subparsers):
@@ -42,10 +52,6 @@ def register(subparsers):
 
 
 def run(args):
-    from lowbit.cli.unit_options import typed_params, unit_parser, unit_values
-    from lowbit.fpga import synth as fsynth
-    from lowbit.hdl import catalog, manifest
-
     unit = catalog.get_unit(args.unit)
     opts = unit_parser(unit, "lowbit synth", _add_common,
                        f"Synthesise {unit.name}: {unit.description}").parse_args(args.options)
@@ -62,15 +68,13 @@ def run(args):
     doc = {"unit": unit.name, "parameters": resolved, "latency_cycles": getattr(component, "latency", None),
            **result.to_dict(), "from_cache": result.from_cache}
     if result.target == "generic":
-        from lowbit.fpga.energy import energy_per_op_pj
-        # gate-count energy model calibrated on Horowitz 45 nm, 0.9 V (lowbit.fpga.energy)
+        # gate-count energy model calibrated on Horowitz 45 nm, 0.9 V (lowbit.sim.energy)
         doc["energy_per_cycle_pj_45nm"] = round(energy_per_op_pj(result), 4)
     if result.target == "generic" and opts.energy == "toggles":
         doc["energy_toggles_45nm"] = _toggle_energy(component, resolved, unit, text, top, opts)
     if opts.json == "-":
         print(json.dumps(doc, indent=2, sort_keys=True))
         return 0
-    from rich.console import Console
     table = result.rich_table()
     table.title = f"{unit.name} ({', '.join(f'{k}={v}' for k, v in resolved.items())}) on {opts.target}"
     if "energy_per_cycle_pj_45nm" in doc:
@@ -92,11 +96,6 @@ def run(args):
 
 def _toggle_energy(component, resolved, unit, text, top, opts):
     """(b) energy on uniform random operands: 256 streams x 256 cycles (8 not counted)."""
-    from lowbit.fpga import synth as fsynth
-    from lowbit.fpga import toggle_energy as te
-    from lowbit.hdl import manifest
-    from lowbit.models import formats as fmts
-
     _, netlist = fsynth.generic_netlist(text, top, use_cache=not opts.no_cache)
     ports = [(p["name"], p["width"]) for p in manifest.ports(component) if p["direction"] == "input"]
     port_formats = {}
@@ -112,4 +111,4 @@ def _toggle_energy(component, resolved, unit, text, top, opts):
             "toggle_rates": {k: round(v, 4) for k, v in r.toggle_rates.items()},
             "ops": r.ops, "stimulus": "uniform random codes (finite for FP formats), valid=1, "
                                       "clear/first every 64 cycles; 256 streams x 248 cycles",
-            "model": "lowbit.fpga.toggle_energy, zero delay, 45 nm, 0.9 V"}
+            "model": "lowbit.sim.toggle_energy, zero delay, 45 nm, 0.9 V"}

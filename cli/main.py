@@ -4,22 +4,20 @@ Each subcommand lives in its own module ``lowbit.cli.cmd_<name>`` exposing
 ``register(subparsers)``; the module sets ``func`` on its parser with
 ``parser.set_defaults(func=...)``. ``func(args)`` returns the exit status.
 
-Errors from bad user input (``ValueError`` and :class:`UsageError`) become a
+Errors from bad user input (``TypeError``, ``ValueError`` and :class:`UsageError`) become a
 one-line message on stderr and exit status 2, never a traceback.
 """
 
 import argparse
-import importlib
 import sys
+
+from . import cmd_compare, cmd_cosim, cmd_formats, cmd_fpga, cmd_generate, cmd_simulate, cmd_synth
+from .errors import UsageError
 
 __all__ = ["main", "UsageError"]
 
 # Order in which the subcommands appear in ``lowbit --help``.
-SUBCOMMANDS = ["formats", "generate", "cosim", "synth", "compare", "simulate", "fpga"]
-
-
-class UsageError(Exception):
-    """A user error that the CLI reports in one line with exit status 2."""
+SUBCOMMANDS = [cmd_formats, cmd_generate, cmd_cosim, cmd_synth, cmd_compare, cmd_simulate, cmd_fpga]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -33,13 +31,7 @@ def build_parser():
         description="Bit-exact models, Amaranth generators, co-simulation and cost reports "
                     "for low-precision neural-network datapaths (INT8, FP8, MX, OverQ).")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for name in SUBCOMMANDS:
-        try:
-            module = importlib.import_module(f"lowbit.cli.cmd_{name}")
-        except ModuleNotFoundError as e:
-            if e.name == f"lowbit.cli.cmd_{name}":
-                continue  # subcommand not built yet
-            raise
+    for module in SUBCOMMANDS:
         module.register(sub)
     return parser
 
@@ -52,7 +44,7 @@ def main(argv=None):
         return 0
     try:
         return int(args.func(args) or 0)
-    except (ValueError, UsageError) as e:
+    except (TypeError, ValueError, UsageError) as e:
         print(f"lowbit {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -17,7 +17,7 @@ lists the unit's own parameters::
         opts = unit_parser(unit, "lowbit cosim", _add_common).parse_args(args.options)
         component, resolved = unit.build(**unit_values(opts, unit))
 
-Parse errors raise :class:`lowbit.cli.main.UsageError` (one line on stderr, exit status 2);
+Parse errors raise :class:`lowbit.cli.errors.UsageError` (one line on stderr, exit status 2);
 ``-h`` prints the help and exits 0. Parameter values are checked by ``Param.convert`` and the
 component (``ValueError``, also exit status 2).
 """
@@ -25,15 +25,16 @@ component (``ValueError``, also exit status 2).
 import argparse
 import shlex
 
+from .errors import UsageError
+
 __all__ = ["UnitParser", "add_unit_options", "unit_parser", "unit_values", "typed_params",
            "command_line"]
 
 
 class UnitParser(argparse.ArgumentParser):
-    """An ``ArgumentParser`` whose usage errors raise :class:`~lowbit.cli.main.UsageError`."""
+    """An ``ArgumentParser`` whose usage errors raise :class:`~lowbit.cli.errors.UsageError`."""
 
     def error(self, message):
-        from lowbit.cli.main import UsageError
         raise UsageError(message)
 
 
@@ -83,11 +84,9 @@ def unit_values(opts, unit):
 
 
 def typed_params(unit, resolved):
-    """``resolved`` (from ``Unit.build``) with ``int``/``bool`` values converted from their CLI
-    strings, as recorded in manifests and reports; formats and choices stay names."""
-    kinds = {p.name: p for p in unit.params}
-    return {k: (kinds[k].convert(v) if k in kinds and kinds[k].kind in ("int", "bool") else v)
-            for k, v in resolved.items()}
+    """``resolved`` (from ``Unit.build``) as recorded in manifests and reports
+    (:meth:`lowbit.hdl.unit.Unit.typed`)."""
+    return unit.typed(resolved)
 
 
 def command_line(prog, unit, resolved, extra=()):

@@ -315,7 +315,7 @@ def _utilisation(log):
 
 def build(board, rows, cols, pe, *, build_dir, depth=None, baud=115200, seed=1,
           allow_timing_fail=False, dsp="auto", nice=10, timeout=None, name="lowbit_gemm",
-          clock_div=1, **array_params):
+          clock_div=1, on_start=None, **array_params):
     """Build the GemmTop for ``board`` into ``build_dir``; return a :class:`BuildResult`.
 
     Parameters
@@ -345,6 +345,9 @@ def build(board, rows, cols, pe, *, build_dir, depth=None, baud=115200, seed=1,
         more PEs than blocks does not place with ``on``).
     nice : int
         Niceness of the tool processes (0..19).
+    on_start : callable, optional
+        Called with no arguments once every parameter is checked, just before the tools start
+        (for a progress message that must not precede a parameter error).
 
     Raises
     ------
@@ -380,6 +383,8 @@ def build(board, rows, cols, pe, *, build_dir, depth=None, baud=115200, seed=1,
     if b.family == "ecp5" and not use_dsp:
         overrides["synth_opts"] = "-nodsp"
     plan = platform.prepare(BoardTop(core, clock_div, b.clock_hz), name=name, **overrides)
+    if on_start is not None:
+        on_start()
     plan.extract(build_dir)
     env = tool_env(b)
     t0 = time.monotonic()

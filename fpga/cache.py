@@ -1,11 +1,14 @@
-"""On-disk cache of synthesis results.
+"""lowbit's on-disk caches: where they live, and the store of synthesis results.
 
-An entry is one JSON file named after the sha256 key of everything that determines the
-result (Verilog text, top module, target, flow options, tool versions; see
+Location (one policy for every cache of lowbit): the folder :func:`cache_root`, which is
+``$LOWBIT_CACHE`` if that environment variable is set, else ``~/.cache/lowbit``. Each kind of
+result has its own subfolder (:func:`cache_dir`): ``synth/`` holds synthesis results and
+netlists (this module), ``cosim/`` the simulator builds of the co-simulation harness
+(:mod:`lowbit.sim.cosim`, which keeps its own folder-per-build format but the same root).
+
+Synthesis results: an entry is one JSON file named after the sha256 key of everything that
+determines the result (Verilog text, top module, target, flow options, tool versions; see
 :func:`lowbit.fpga.synth.cache_key`). The file holds ``{"key": ..., "result": {...}}``.
-
-Location: ``$LOWBIT_CACHE/synth`` if ``LOWBIT_CACHE`` is set, else
-``~/.cache/lowbit/synth``.
 
 Concurrency: an entry is written to a uniquely named temporary file in the same directory,
 flushed and fsync'ed, then moved into place with :func:`os.replace`, which is atomic on
@@ -21,15 +24,23 @@ import os
 import pathlib
 import tempfile
 
-__all__ = ["cache_dir", "load", "store"]
+__all__ = ["cache_root", "cache_dir", "load", "store"]
+
+#: The kinds of cached result, one subfolder each.
+KINDS = ("synth", "cosim")
 
 
-def cache_dir():
-    """The directory that holds synthesis results (created on first store)."""
+def cache_root():
+    """The folder of every lowbit cache: ``$LOWBIT_CACHE`` or ``~/.cache/lowbit``."""
     root = os.environ.get("LOWBIT_CACHE")
-    if root:
-        return pathlib.Path(root) / "synth"
-    return pathlib.Path.home() / ".cache" / "lowbit" / "synth"
+    return pathlib.Path(root) if root else pathlib.Path.home() / ".cache" / "lowbit"
+
+
+def cache_dir(kind="synth"):
+    """The folder of one kind of cached result (:data:`KINDS`; created on first store)."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    return cache_root() / kind
 
 
 def _path(key, directory=None):

@@ -52,11 +52,9 @@ data beats, beat ``t`` carrying ``A`` row ``t``, lane mask ``i < kv`` and, as th
 partial sums, ``Cb`` row ``t`` (flag bit 0) or the empty sum (INT 0, FP ``-0``); result beat
 ``t`` is written to ``Cb`` row ``t``. The beats come from the buffers' synchronous read ports
 through a one-beat output register, one beat per cycle, so the measured cycle count is the
-simulator's schedule. Numerics: the array's, i.e. :func:`lowbit.sim.systolic.gemm_numerics`
+simulator's schedule. Numerics: the array's, i.e. :func:`lowbit.models.systolic.gemm_numerics`
 with its PE (the host chains K-folds through ``Cb``, in increasing ``k``).
 """
-
-import operator
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import wiring
@@ -64,6 +62,8 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from lowbit.hdl.systolic import SystolicArray
+from lowbit.models.checks import check_choice, check_int
+from lowbit.models.systolic import Schedule
 
 from .uart import UartRx, UartTx, check_divisor
 
@@ -114,12 +114,8 @@ class GemmTop(wiring.Component):
     """
 
     def __init__(self, rows=4, cols=4, pe="int", depth=256, divisor=217, **array_params):
-        if pe not in PES:
-            raise ValueError(f"pe must be one of {', '.join(PES)}, not {pe!r}")
-        if isinstance(depth, bool) or not hasattr(depth, "__index__") \
-                or not 1 <= operator.index(depth) <= MAX_DEPTH:
-            raise ValueError(f"depth must be an integer from 1 to {MAX_DEPTH}, not {depth!r}")
-        self._depth = operator.index(depth)
+        check_choice("pe", pe, PES)
+        self._depth = check_int("depth", depth, 1, MAX_DEPTH)
         self._divisor = check_divisor(divisor)
         if "dataflow" in array_params:
             raise ValueError("dataflow is fixed to 'ws' in GemmTop")
@@ -137,7 +133,8 @@ class GemmTop(wiring.Component):
             self._params.update(acc_bits=con["acc_bits"], overflow=con["overflow"])
         else:
             self._params.update(acc_format=con["acc_format"], mode=con["mode"],
-                                flush_subnormals=int(arr._flush), saturate=int(arr._sat))
+                                flush_subnormals=int(arr.spec.flush_subnormals),
+                                saturate=int(arr.spec.saturate))
         super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1), "busy": Out(1)})
 
     rows = property(lambda self: self._array.rows)
@@ -171,7 +168,6 @@ class GemmTop(wiring.Component):
     def run_cycles(self, M, kv=None):
         """Cycle count the device reports for a run of ``M`` rows: the simulator's
         ``Schedule(M, kv, C, R, C, "ws").latency`` (one fold) = ``2R + M + C - 2``."""
-        from lowbit.sim.systolic import Schedule
         R, C = self.rows, self.cols
         return Schedule(M, kv or R, C, R, C, "ws").latency
 
@@ -193,7 +189,7 @@ class GemmTop(wiring.Component):
         m = Module()
         arr = self._array
         R, C, D = arr.rows, arr.cols, self._depth
-        aw, bw, accw = arr._a_w, arr._b_w, arr.acc_width
+        aw, bw, accw = arr.a_lane_width, arr.b_lane_width, arr.acc_width
         accB = self.acc_bytes
 
         m.submodules.uart_rx = urx = UartRx(self._divisor)

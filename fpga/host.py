@@ -12,13 +12,16 @@ activations ``A[m0:m0+depth, k0:k0+R]``, and run with ``kv = min(R, K - k0)`` da
 first K-fold from the empty sum and the others continuing the sums in the device's result
 buffer; then the block's results are read back. Every output is thus one accumulation chain over
 ``k = 0..K-1`` in increasing order, which is the order of
-:func:`lowbit.sim.systolic.gemm_numerics`.
+:func:`lowbit.models.systolic.gemm_numerics`.
 """
 
 import collections
 import os
 
 import numpy as np
+from amaranth.sim import Simulator
+
+from lowbit.models.systolic import PESpec, gemm_numerics
 
 from .gemm_top import (ERR_ARG, ERR_OPCODE, MAGIC, OP_INFO, OP_LOAD_A, OP_LOAD_W, OP_READ_C,
                        OP_RUN, STATUS_OK)
@@ -33,7 +36,7 @@ class ProtocolError(IOError):
 def open_serial(path, baud=115200, timeout=5.0):
     """Open ``path`` with pyserial (imported here, so that it stays an optional dependency)."""
     try:
-        import serial
+        import serial  # pyserial is optional: only a real board's serial port needs it
     except ImportError:
         raise RuntimeError(f"opening the serial device {path!r} needs pyserial, which is not "
                            f"installed: pip install pyserial") from None
@@ -59,8 +62,8 @@ class GemmDevice:
     params : dict
         The device's configuration from its ``I`` response (SystolicArray keyword arguments
         plus ``depth``).
-    array : lowbit.hdl.systolic.SystolicArray
-        An array object with the device's parameters (formats, :meth:`golden_gemm`).
+    spec : lowbit.models.systolic.PESpec
+        The device's processing element (formats, accumulator, golden numerics).
     runs : list of (M, kv, cycles)
         Every run of the last :meth:`gemm` and the cycle count the device measured.
     """
@@ -73,16 +76,16 @@ class GemmDevice:
                             f"not {port!r}")
         self.port = port
         self.params = self.info()
-        from lowbit.hdl.systolic import SystolicArray
-        kw = {k: v for k, v in self.params.items() if k != "depth"}
-        for k in ("flush_subnormals", "saturate"):
-            if k in kw:
-                kw[k] = bool(kw[k])
-        self.array = SystolicArray(**kw)
-        self.array._MustUse__silence = True      # used for its formats and golden model only
-        self.rows, self.cols = self.array.rows, self.array.cols
-        self.depth = self.params["depth"]
-        self.acc_bytes = (self.array.acc_width + 7) // 8
+        p = self.params
+        self.spec = PESpec(p["pe"], p.get("a_format"), p.get("b_format"),
+                           acc_bits=p.get("acc_bits", 32), overflow=p.get("overflow", "wrap"),
+                           acc=p.get("acc_format"), mode=p.get("mode", "fused"),
+                           flush_subnormals=bool(p.get("flush_subnormals", 0)),
+                           saturate=bool(p.get("saturate", 0)))
+        self.rows, self.cols = p["rows"], p["cols"]
+        self.dataflow = p.get("dataflow", "ws")
+        self.depth = p["depth"]
+        self.acc_bytes = (self.spec.result_width + 7) // 8
         self.runs = []
 
     # -- link --------------------------------------------------------------------------------
@@ -182,8 +185,8 @@ class GemmDevice:
         if A.ndim != 2 or B.ndim != 2 or A.shape[1] != B.shape[0] or A.size == 0 or B.size == 0:
             raise ValueError(f"a_codes must be (M, K) and b_codes (K, N) with equal K >= 1, not "
                              f"{A.shape} and {B.shape}")
-        for name, X, fmt in (("a_codes", A, self.array.a_format),
-                             ("b_codes", B, self.array.b_format)):
+        for name, X, fmt in (("a_codes", A, self.spec.a_format),
+                             ("b_codes", B, self.spec.b_format)):
             if X.min() < 0 or X.max() >= 1 << fmt.bits:
                 raise ValueError(f"{name} must be {fmt.name} codes in 0..{(1 << fmt.bits) - 1}")
         R, C, depth = self.rows, self.cols, self.depth
@@ -208,13 +211,14 @@ class GemmDevice:
         return out
 
     def gemm(self, a_codes, b_codes):
-        """``C = A @ B`` on the device in :func:`lowbit.sim.systolic.gemm_numerics`'s
+        """``C = A @ B`` on the device in :func:`lowbit.models.systolic.gemm_numerics`'s
         representation (INT PE: signed int64 values; FP PE: uint64 accumulator codes)."""
-        return self.array.to_golden(self.gemm_codes(a_codes, b_codes))
+        return self.spec.from_codes(self.gemm_codes(a_codes, b_codes))
 
     def golden(self, a_codes, b_codes):
         """The golden GEMM of the device's configuration (same representation as :meth:`gemm`)."""
-        return np.asarray(self.array.golden_gemm(np.asarray(a_codes), np.asarray(b_codes)))
+        return gemm_numerics(np.asarray(a_codes), np.asarray(b_codes), self.rows, self.cols,
+                             self.dataflow, self.spec)
 
 
 class SimSerial:
@@ -240,7 +244,6 @@ class SimSerial:
     PERIOD = 1e-6       # notional clock period (s): 1 MHz; the simulator has no real time
 
     def __init__(self, top, timeout_cycles=200_000, vcd=None):
-        from amaranth.sim import Simulator
         self.top = top
         self.timeout_cycles = int(timeout_cycles)
         self._out = collections.deque()

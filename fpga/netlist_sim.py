@@ -6,7 +6,7 @@ mapped netlist (Yosys JSON conventions). This module runs it: NumPy, many indepe
 stimulus streams at once, one clock cycle at a time. It serves two purposes: checking the
 synthesised gates against the golden models bit-exactly (``tests/test_netlist_sim.py``), and
 counting the output transitions of every net for the data-dependent energy view
-(:mod:`lowbit.fpga.toggle_energy`).
+(:mod:`lowbit.sim.toggle_energy`).
 
 Representation
 --------------
@@ -46,7 +46,7 @@ the previous step's values until nothing changes (at most ``depth`` steps per cy
 that every intermediate transition is counted: the classic unit-delay estimate of glitching
 (e.g. Najm, "A survey of power estimation techniques in VLSI circuits", IEEE Trans. VLSI
 Systems 2(4), 1994). Real delays differ per cell and load, so it is an estimate, neither a
-bound nor a measurement (see :mod:`lowbit.fpga.toggle_energy`).
+bound nor a measurement (see :mod:`lowbit.sim.toggle_energy`).
 """
 
 import dataclasses
@@ -128,7 +128,7 @@ class Netlist:
                 if len(mods) != 1:
                     raise ValueError(f"top must name one of the modules {', '.join(mods)}, not None")
                 top = next(iter(mods))
-            netlist = _synth._module(netlist, top)
+            netlist = _synth.netlist_module(netlist, top)
         ports, cells = netlist["ports"], netlist["cells"]
         init = {int(k): int(v) for k, v in netlist.get("init", {}).items()}
         for name, c in cells.items():

@@ -95,11 +95,15 @@ import subprocess
 import sys
 import tempfile
 
+from rich.table import Table
+
+from lowbit.hdl.manifest import verilog_ports
+
 from . import cache as _cache
 
 __all__ = ["SynthResult", "SynthError", "LatchError", "CELLS", "GE_UM2", "TARGETS",
            "synth", "cache_key", "tool_versions", "liberty_text", "logic_depth",
-           "verilog_ports", "ooc_wrapper", "generic_netlist", "netlist_key"]
+           "ooc_wrapper", "generic_netlist", "netlist_key"]
 
 #: Bump when a flow script or the parsing changes, so that old cache entries miss.
 FLOW_VERSION = "2"
@@ -227,7 +231,6 @@ class SynthResult:
 
     def rich_table(self):
         """A :class:`rich.table.Table` with the headline figures and the cell counts."""
-        from rich.table import Table
         t = Table(title=f"{self.top} on {self.target}")
         t.add_column("quantity")
         t.add_column("value", justify="right")
@@ -337,7 +340,8 @@ write_json netlist.json
 """
 
 
-def _module(netlist, top):
+def netlist_module(netlist, top):
+    """Module ``top`` of a Yosys JSON ``netlist`` (names with or without Yosys' ``\\``)."""
     mods = netlist["modules"]
     for name, m in mods.items():
         if name == top or name.lstrip("\\") == top:
@@ -401,7 +405,7 @@ def _generic(verilog_text, top, workdir, timeout):
         raise LatchError(f"design {top!r} infers latches (not allowed): {', '.join(latches[:10])}")
     if rc != 0 or not (wd / "netlist.json").exists():
         raise SynthError(f"yosys failed on {top!r} (generic flow):\n{_tail_errors(log)}")
-    module = _module(json.loads((wd / "netlist.json").read_text()), top)
+    module = netlist_module(json.loads((wd / "netlist.json").read_text()), top)
     counts = {}
     for c in module["cells"].values():
         counts[c["type"]] = counts.get(c["type"], 0) + 1
@@ -452,28 +456,6 @@ def _compact_netlist(module):
 
 # ---------------------------------------------------------------------------------------
 # FPGA flows
-
-_PORT_RE = re.compile(
-    r"\b(input|output|inout)\s+(?:(?:wire|reg|logic)\s+)?(?:signed\s+)?"
-    r"(?:\[\s*(-?\d+)\s*:\s*(-?\d+)\s*\]\s*)?(\\\S+|[A-Za-z_][\w$]*)")
-
-
-def verilog_ports(verilog_text, top):
-    """``[(name, direction, width)]`` of module ``top`` (plain Verilog port declarations)."""
-    m = re.search(rf"\bmodule\s+{re.escape(top)}\b(.*?)\bendmodule\b", verilog_text, re.S)
-    if not m:
-        raise ValueError(f"top must name a module of the Verilog text, not {top!r}")
-    ports, seen = [], set()
-    for d, hi, lo, name in _PORT_RE.findall(m.group(1)):
-        if name in seen:
-            continue
-        seen.add(name)
-        width = abs(int(hi) - int(lo)) + 1 if hi else 1
-        ports.append((name, d, width))
-    if any(d == "inout" for _, d, _ in ports):
-        raise SynthError("inout ports are not supported by the out-of-context wrapper")
-    return ports
-
 
 def ooc_wrapper(ports, top, clock="clk"):
     """Verilog of ``lowbit_ooc``: ``top`` with every input from a shift register and every
@@ -546,6 +528,8 @@ def _fpga(verilog_text, top, target, workdir, timeout, freq_mhz, seed, clock):
     spec = _FPGA[target]
     wd = pathlib.Path(workdir)
     ports = verilog_ports(verilog_text, top)
+    if any(d == "inout" for _, d, _ in ports):
+        raise SynthError("inout ports are not supported by the out-of-context wrapper")
     (wd / "design.v").write_text(verilog_text)
     (wd / "wrapper.v").write_text(ooc_wrapper(ports, top, clock))
     (wd / "flow.ys").write_text(f"""

@@ -12,12 +12,12 @@ held in ``o`` until taken; a byte that arrives while the previous one is still h
 it (overrun: ``error`` pulses too). ``UartTx`` sends one byte per ``i`` beat.
 """
 
-import operator
-
 from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
+
+from lowbit.models.checks import check_int
 
 __all__ = ["UartRx", "UartTx", "MIN_DIVISOR", "MAX_DIVISOR", "check_divisor"]
 
@@ -28,15 +28,8 @@ MAX_DIVISOR = 1 << 20
 
 
 def check_divisor(divisor):
-    """``divisor`` as an int in ``MIN_DIVISOR..MAX_DIVISOR``, else ``ValueError``."""
-    if isinstance(divisor, bool) or not hasattr(divisor, "__index__"):
-        raise ValueError(f"divisor must be an integer from {MIN_DIVISOR} to {MAX_DIVISOR} "
-                         f"(clock cycles per bit), not {divisor!r}")
-    d = operator.index(divisor)
-    if not MIN_DIVISOR <= d <= MAX_DIVISOR:
-        raise ValueError(f"divisor must be an integer from {MIN_DIVISOR} to {MAX_DIVISOR} "
-                         f"(clock cycles per bit), not {divisor!r}")
-    return d
+    """``divisor`` (clock cycles per bit) as an int in ``MIN_DIVISOR..MAX_DIVISOR``."""
+    return check_int("divisor", divisor, MIN_DIVISOR, MAX_DIVISOR)
 
 
 class UartRx(wiring.Component):

@@ -20,10 +20,11 @@ then added into the FP32 accumulator with another (see :func:`lowbit.models.bfp.
 from amaranth.hdl import Signal, signed
 from amaranth.lib.wiring import In
 
-from lowbit.hdl.catalog import Param, Unit
-from lowbit.hdl.shared_exp_adder import AccumulatingDot, _config, adder_params
 from lowbit.models import formats as _formats
 from lowbit.models import shared_exp as _se
+
+from .shared_exp_adder import AccumulatingDot, adder_config, adder_params
+from .unit import Param, Unit
 
 __all__ = ["BfpAdder", "UNITS"]
 
@@ -71,13 +72,9 @@ class BfpAdder(AccumulatingDot):
             raise ValueError(f"exp_bits must be an integer from 2 to 10, not {exp_bits!r}")
         if frac_bits in (None, -1):
             frac_bits = 2 * fmt.bits - 4
-        cfg = _config(n, "operand_sum", frac_bits, cut, sum_bits, norm_frac_bits, norm_rounding,
+        cfg = adder_config(n, "operand_sum", frac_bits, cut, sum_bits, norm_frac_bits, norm_rounding,
                       acc_in_max)
         self._exp_bits = exp_bits
-        kw = dict(mantissa=name, n=n, exp_bits=exp_bits, frac_bits=frac_bits, cut=cut,
-                  sum_bits=sum_bits, norm_frac_bits=norm_frac_bits, norm_rounding=norm_rounding,
-                  pipeline_stages=pipeline_stages, acc_in_max=acc_in_max)
-        self._factory = lambda: BfpAdder(**kw)
         self._setup(fmt, fmt, n, cfg, (0, 0), pipeline_stages,
                     {"a_exp": In(signed(exp_bits)), "b_exp": In(signed(exp_bits))})
         w = fmt.bits
@@ -90,6 +87,9 @@ class BfpAdder(AccumulatingDot):
             "first": "restart the accumulator from +0 with this pair of blocks",
             "o": "FP32 code of the accumulator (NaN 0x7FC00000)",
         }
+
+    #: Width of the signed block exponents.
+    exp_bits = property(lambda self: self._exp_bits)
 
     def _scale(self, m, sig):
         scale = Signal(signed(16), name="scale_exp")
@@ -104,39 +104,11 @@ class BfpAdder(AccumulatingDot):
         return c
 
 
-def cosim_bfp(component, params, vectors, seed, sim, lanes=32):
-    """``lowbit cosim bfp-adder``: random mantissa blocks and exponents, per-lane sequences."""
-    import numpy as np
-
-    from lowbit.hdl.shared_exp_adder import cosim_sequences
-    rng = np.random.default_rng(seed)
-    fmt = component._a_fmt
-    n = component.config.n
-    V = int(vectors or 10000)
-    C = -(-V // lanes)
-    A = rng.integers(0, 1 << fmt.bits, (C, lanes, n))
-    B = rng.integers(0, 1 << fmt.bits, (C, lanes, n))
-    lim = 1 << (component._exp_bits - 1)
-    EA = rng.integers(-lim, lim, (C, lanes))
-    EB = rng.integers(-lim, lim, (C, lanes))
-    near = rng.random((C, lanes)) < 0.7                      # mostly similar exponents
-    EA = np.where(near, rng.integers(-4, 5, (C, lanes)), EA)
-    EB = np.where(near, rng.integers(-4, 5, (C, lanes)), EB)
-    first = (rng.random((C, lanes)) < 0.25).astype(np.int64)
-    first[0] = 1
-    w = component._exp_bits
-    return cosim_sequences(component, "bfp-adder", params, ("a_exp", "b_exp"),
-                           (EA & ((1 << w) - 1), EB & ((1 << w) - 1)), EA + EB, None,
-                           A, B, first, sim, lanes, seed,
-                           notes=[f"{C * lanes} blocks of n={n}, {lanes} lanes"])
-
-
 UNITS = [
     Unit("bfp-adder", BfpAdder, (
         Param("mantissa", "--mantissa", "choice", "int8", "mantissa type", ("int8", "int16")),
         Param("n", "--n", "int", 16, "block length (1..64)"),
         Param("exp_bits", "--exp-bits", "int", 8, "width of the signed block exponents"),
     ) + adder_params(-1, "fraction bits (-1: 2*bits-4, exact)", align=False),
-        "block floating point dot product (INT8/INT16 mantissas, shared exponents) into FP32",
-        cosim=cosim_bfp),
+        "block floating point dot product (INT8/INT16 mantissas, shared exponents) into FP32"),
 ]

@@ -32,11 +32,11 @@ from amaranth.lib.wiring import In, Out
 
 from lowbit.models import mac as model
 
-from .catalog import Param, Unit
 from .formats import unpack
 from .fp_mul import check_pipeline, multiply_into
 from .fp_round import EXP_SHAPE, Cuts, round_pack
-from .int_mac import lut_multiply_into, random_mac_control
+from .int_mac import lut_multiply_into
+from .unit import Param, Unit
 
 __all__ = ["FpMacStep", "KulischStep", "KulischRead", "FpMac", "UNITS",
            "accumulate_into", "kulisch_add_into", "kulisch_read_into",
@@ -315,6 +315,9 @@ class _Params:
     b_format = property(lambda self: self._b)
     acc_format = property(lambda self: self._acc)
     mode = property(lambda self: self._mode)
+    flush_subnormals = property(lambda self: self._flush)
+    saturate = property(lambda self: self._sat)
+    terms = property(lambda self: self._terms)
     product_format = property(lambda self: self._pf)
 
     @property
@@ -575,52 +578,6 @@ class FpMac(_Params, wiring.Component):
         return m
 
 
-# -- co-simulation hook (``lowbit cosim fp-mac``) -------------------------------------------------
-
-def random_sequences(a_fmt, b_fmt, cycles, lanes, rng, specials=0.02):
-    """Per-lane random streams (valid, clear, a, b) for MAC co-simulation.
-
-    Each lane runs accumulation sequences of random length 1..16 (``clear`` on the first term),
-    with ~10 % idle cycles and rare ``clear`` without ``valid``.  Codes are random, with NaN/Inf
-    patterns replaced by zero except in a fraction ``specials`` of the terms, and a bias toward
-    exponents that make sums cancel and round.
-    """
-    import numpy as np
-    valid, clear = random_mac_control(cycles, lanes, rng, 16)
-    a = rng.integers(0, 1 << a_fmt.bits, (cycles, lanes))
-    b = rng.integers(0, 1 << b_fmt.bits, (cycles, lanes))
-    for fmt, x in ((a_fmt, a), (b_fmt, b)):
-        bad = ~np.isfinite(fmt.decode(x)) & (rng.random(x.shape) >= specials)
-        x[bad] = 0
-    return valid, clear, a, b
-
-
-def _cosim(component, params, vectors, seed, sim, lanes=16):
-    import numpy as np
-
-    from lowbit.sim import cosim
-    component._MustUse__silence = True       # only its parameters are used: lanes build copies
-    rng = np.random.default_rng(seed)
-    vectors = vectors or 100_000
-    cycles = max(1, -(-vectors // lanes))
-    valid, clear, a, b = random_sequences(component._a, component._b, cycles, lanes, rng)
-    want = model.mac_stream(valid, clear, a, b, kind="fp", a_format=component._a,
-                            b_format=component._b, acc_format=component._acc,
-                            mode=component._mode, flush_subnormals=component._flush,
-                            saturate=component._sat, terms=component._terms)
-    kw = dict(a_format=component._a, b_format=component._b, acc_format=component._acc,
-              mode=component._mode, flush_subnormals=component._flush, saturate=component._sat,
-              terms=component._terms, pipeline_stages=component._stages)
-    got = cosim.run_lanes(lambda: FpMac(**kw), {"a": a, "b": b, "valid": valid.astype(np.uint8),
-                                                "clear": clear.astype(np.uint8)},
-                          ["acc", "acc_valid"], lanes=lanes, sim=sim)
-    flat = {"a": a.ravel(), "b": b.ravel(), "valid": valid.ravel(), "clear": clear.ravel()}
-    return cosim.CosimReport.compare(
-        "fp-mac", params, got.simulator, seed, flat,
-        {"acc": want.ravel().astype(np.uint64), "acc_valid": valid.ravel().astype(np.uint64)},
-        {"acc": np.asarray(got["acc"]).ravel(), "acc_valid": np.asarray(got["acc_valid"]).ravel()})
-
-
 _FMT_HELP = "signed float format of at most 16 bits (e4m3, e5m2, e4m3fnuz, e2m1, eXmY...)"
 
 UNITS = [
@@ -637,5 +594,5 @@ UNITS = [
         Param("pipeline_stages", "--pipeline", "int", 0,
               f"extra register stages (0..2; kulisch 0..{len(KULISCH_CUTS)})"),
     ), "FP multiply-accumulate: exact product into fp32/fp16/bf16, fused, two roundings or "
-       "Kulisch", cosim=_cosim),
+       "Kulisch"),
 ]

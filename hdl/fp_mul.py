@@ -12,28 +12,23 @@ Datapath: unpack both codes (:func:`lowbit.hdl.formats.unpack`), multiply the si
 ``ma + mb + 2``-bit significand product (only subnormal operands need a shift), pack.
 """
 
-import operator
-
 from amaranth.hdl import Cat, Const, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from lowbit.models import mac as model
+from lowbit.models.checks import check_int
 
-from .catalog import Param, Unit
 from .formats import unpack
 from .fp_round import EXP_SHAPE, leading_zeros
+from .unit import Param, Unit
 
 __all__ = ["FpMulCore", "FpMultiplier", "UNITS", "check_pipeline", "multiply_into"]
 
 
 def check_pipeline(pipeline_stages, hi):
     """Validate ``pipeline_stages`` (0..hi)."""
-    if isinstance(pipeline_stages, bool) or not hasattr(pipeline_stages, "__index__") \
-            or not 0 <= operator.index(pipeline_stages) <= hi:
-        raise ValueError(f"pipeline_stages must be an integer from 0 to {hi}, "
-                         f"not {pipeline_stages!r}")
-    return operator.index(pipeline_stages)
+    return check_int("pipeline_stages", pipeline_stages, 0, hi)
 
 
 def multiply_into(m, a_fmt, b_fmt, a, b, flush, name="mul"):
@@ -95,6 +90,9 @@ class FpMulCore(wiring.Component):
         self._flush = bool(flush_subnormals)
         super().__init__({"a": In(self._a.bits), "b": In(self._b.bits), "p": Out(self._pf.bits)})
 
+    a_format = property(lambda self: self._a)
+    b_format = property(lambda self: self._b)
+    flush_subnormals = property(lambda self: self._flush)
     product_format = property(lambda self: self._pf)
     latency = 0
 
@@ -145,6 +143,10 @@ class FpMultiplier(wiring.Component):
         super().__init__({"a": In(self._a.bits), "b": In(self._b.bits), "valid": In(1),
                           "p": Out(self._pf.bits), "out_valid": Out(1)})
 
+    a_format = property(lambda self: self._a)
+    b_format = property(lambda self: self._b)
+    flush_subnormals = property(lambda self: self._flush)
+    pipeline_stages = property(lambda self: self._stages)
     product_format = property(lambda self: self._pf)
 
     @property
@@ -188,35 +190,6 @@ class FpMultiplier(wiring.Component):
         return m
 
 
-def _cosim(component, params, vectors, seed, sim, lanes=256):
-    """``lowbit cosim fp-mul``: every code pair (if ``vectors`` covers them) or random pairs."""
-    import numpy as np
-
-    from lowbit.sim import cosim
-    component._MustUse__silence = True       # only its parameters are used: lanes build copies
-    a_f, b_f = component._a, component._b
-    total = 1 << (a_f.bits + b_f.bits)
-    if vectors is None or vectors >= total:
-        A, B = np.meshgrid(a_f.all_codes(), b_f.all_codes(), indexing="ij")
-        A, B, seed = A.ravel(), B.ravel(), None
-    else:
-        rng = np.random.default_rng(seed)
-        A = rng.integers(0, 1 << a_f.bits, vectors)
-        B = rng.integers(0, 1 << b_f.bits, vectors)
-    want = model.fp_mul(A, B, a_f, b_f, component._flush)
-    stages = component._stages
-
-    def factory():
-        return FpMultiplier(a_f, b_f, component._flush, stages)
-
-    got = cosim.run_lanes(factory, {"a": A, "b": B, "valid": np.ones_like(A)}, ["p", "out_valid"],
-                          lanes=lanes, sim=sim)
-    return cosim.CosimReport.compare(
-        "fp-mul", params, got.simulator, seed, {"a": A, "b": B},
-        {"p": want.astype(np.uint64), "out_valid": np.ones(len(A), np.uint64)},
-        {"p": got["p"], "out_valid": got["out_valid"]})
-
-
 _FMT_HELP = "signed float format of at most 16 bits (e4m3, e5m2, e4m3fnuz, e2m1, eXmY...)"
 
 UNITS = [
@@ -226,5 +199,5 @@ UNITS = [
         Param("flush_subnormals", "--flush-subnormals", "bool", False,
               "read subnormal operands as zero"),
         Param("pipeline_stages", "--pipeline", "int", 0, "extra register stages (0..1)"),
-    ), "exact FP multiplier into the product format (mixed formats allowed)", cosim=_cosim),
+    ), "exact FP multiplier into the product format (mixed formats allowed)"),
 ]

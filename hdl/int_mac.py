@@ -12,9 +12,9 @@ from amaranth.lib.wiring import In, Out
 
 from lowbit.models import mac as model
 
-from .catalog import Param, Unit
 from .formats import layout
 from .fp_mul import check_pipeline
+from .unit import Param, Unit
 
 __all__ = ["IntMacStep", "IntMac", "UNITS", "int_accumulate_into", "lut_multiply_into"]
 
@@ -109,7 +109,10 @@ class _Params:
         self._overflow = model.check_overflow(overflow)
         self._pbits = model.int_product_bits(self._a, self._b)
 
+    a_format = property(lambda self: self._a)
+    b_format = property(lambda self: self._b)
     acc_bits = property(lambda self: self._acc_bits)
+    overflow = property(lambda self: self._overflow)
     product_bits = property(lambda self: self._pbits)
 
 
@@ -189,6 +192,8 @@ class IntMac(_Params, wiring.Component):
                           "clear": In(1), "acc": Out(signed(self._acc_bits)),
                           "acc_valid": Out(1)})
 
+    pipeline_stages = property(lambda self: self._stages)
+
     @property
     def latency(self):
         return 1 + self._stages
@@ -257,57 +262,6 @@ class IntMac(_Params, wiring.Component):
         return m
 
 
-def random_mac_control(cycles, lanes, rng, max_len):
-    """Per-lane random ``valid``/``clear`` streams for MAC co-simulation.
-
-    ~90 % of cycles are valid; each lane starts a new sum (``clear``) after a random run of
-    1..``max_len`` cycles, so ``clear`` sometimes falls on an idle cycle.
-    """
-    import numpy as np
-    valid = rng.random((cycles, lanes)) < 0.9
-    clear = np.zeros((cycles, lanes), bool)
-    for k in range(lanes):
-        t = 0
-        while t < cycles:
-            clear[t, k] = True
-            t += int(rng.integers(1, max_len + 1))
-    return valid, clear
-
-
-def random_int_sequences(a_fmt, b_fmt, cycles, lanes, rng):
-    """Per-lane random streams (valid, clear, a codes, b codes) for INT MAC co-simulation."""
-    valid, clear = random_mac_control(cycles, lanes, rng, 64)
-    a = rng.integers(0, 1 << a_fmt.bits, (cycles, lanes))
-    b = rng.integers(0, 1 << b_fmt.bits, (cycles, lanes))
-    return valid, clear, a, b
-
-
-def _cosim(component, params, vectors, seed, sim, lanes=64):
-    import numpy as np
-
-    from lowbit.sim import cosim
-    component._MustUse__silence = True       # only its parameters are used: lanes build copies
-    rng = np.random.default_rng(seed)
-    vectors = vectors or 100_000
-    cycles = max(1, -(-vectors // lanes))
-    a_f, b_f = component._a, component._b
-    valid, clear, a, b = random_int_sequences(a_f, b_f, cycles, lanes, rng)
-    want = model.mac_stream(valid, clear, a, b, kind="int", a_format=a_f, b_format=b_f,
-                            acc_bits=component._acc_bits, overflow=component._overflow)
-    kw = dict(a_format=a_f, b_format=b_f, acc_bits=component._acc_bits,
-              overflow=component._overflow, pipeline_stages=component._stages)
-    got = cosim.run_lanes(lambda: IntMac(**kw),
-                          {"a": a, "b": b, "valid": valid.astype(np.uint8),
-                           "clear": clear.astype(np.uint8)},
-                          ["acc", "acc_valid"], lanes=lanes, sim=sim)
-    got_acc = cosim.to_signed(np.asarray(got["acc"]).ravel(), component._acc_bits)
-    flat = {"a": a.ravel(), "b": b.ravel(), "valid": valid.ravel(), "clear": clear.ravel()}
-    return cosim.CosimReport.compare(
-        "int-mac", params, got.simulator, seed, flat,
-        {"acc": want.ravel(), "acc_valid": valid.ravel().astype(np.uint64)},
-        {"acc": got_acc, "acc_valid": np.asarray(got["acc_valid"]).ravel()})
-
-
 UNITS = [
     Unit("int-mac", IntMac, (
         Param("a_format", "--a", "format", "int8", "operand a: int2..int16 or uint2..uint16"),
@@ -317,6 +271,5 @@ UNITS = [
               choices=model.INT_OVERFLOWS),
         Param("pipeline_stages", "--pipeline", "int", 0,
               f"extra register stages (0..{MAX_PIPELINE}; 3: LUT multiplier, no DSP)"),
-    ), "integer multiply-accumulate, INTn/UINTn operands, signed wrap/saturate accumulator",
-        cosim=_cosim),
+    ), "integer multiply-accumulate, INTn/UINTn operands, signed wrap/saturate accumulator"),
 ]

@@ -10,12 +10,14 @@ import importlib.metadata
 import json
 import os
 import platform
+import re
 
 from amaranth.back import verilog
 from amaranth.hdl import Shape
 from amaranth.lib import wiring
 
-__all__ = ["ports", "tool_versions", "to_verilog", "manifest", "write_unit"]
+__all__ = ["ports", "tool_versions", "to_verilog", "manifest", "write_unit", "module_names",
+           "verilog_ports"]
 
 
 def _version(dist):
@@ -62,6 +64,51 @@ def ports(component, port_docs=None):
             "meaning": docs.get(name, ""),
         })
     return result
+
+
+_PORT_RE = re.compile(
+    r"(?:^|[(,;])\s*(input|output|inout)\b\s*(?:(?:wire|reg|logic)\b\s*)?(?:signed\b\s*)?"
+    r"(?:\[\s*(-?\d+)\s*:\s*(-?\d+)\s*\]\s*)?(\\\S+|[A-Za-z_][A-Za-z0-9_$]*)",
+    re.MULTILINE)
+_MODULE_RE = re.compile(r"^\s*module\s+(\\\S+|[A-Za-z_][A-Za-z0-9_$]*)", re.MULTILINE)
+
+
+def module_names(text):
+    """Names of the modules of a Verilog text, in order."""
+    return _MODULE_RE.findall(text)
+
+
+def verilog_ports(text, top=None):
+    """``[(name, direction, width)]`` of module ``top`` (default: the first module), in the
+    order the Verilog declares them.
+
+    Reads the port declarations that Amaranth/Yosys ``write_verilog`` and lowbit's own
+    wrappers emit (``input [7:0] a;``, one per line) and ANSI-style headers
+    (``module m(input clk, output [3:0] q);``), one name per declaration. The manifest's :func:`ports` describes
+    the same ports from the component; this reads them back from the text alone (for Verilog
+    that did not come from a component, and to check the two agree).
+
+    Raises
+    ------
+    ValueError
+        The text has no module, or none called ``top``.
+    """
+    names = module_names(text)
+    if not names:
+        raise ValueError("the Verilog text has no module")
+    top = top or names[0]
+    m = re.search(rf"^\s*module\s+{re.escape(top)}\s*[(;#]", text, re.MULTILINE)
+    if m is None:
+        raise ValueError(f"top must be one of the design's modules ({', '.join(names)}), "
+                         f"not {top!r}")
+    end = text.find("endmodule", m.end())
+    body = text[m.end(): end if end >= 0 else len(text)]
+    found, seen = [], set()
+    for direction, msb, lsb, name in _PORT_RE.findall(body):
+        if name not in seen:
+            seen.add(name)
+            found.append((name, direction, abs(int(msb) - int(lsb)) + 1 if msb else 1))
+    return found
 
 
 def to_verilog(component, name):

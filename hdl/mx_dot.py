@@ -20,10 +20,11 @@ to FP32 nearest-even.
 from amaranth.hdl import Signal, signed
 from amaranth.lib.wiring import In
 
-from lowbit.hdl.catalog import Param, Unit
-from lowbit.hdl.shared_exp_adder import AccumulatingDot, _config, adder_params
 from lowbit.models import mx as _mx
 from lowbit.models import shared_exp as _se
+
+from .shared_exp_adder import AccumulatingDot, adder_config, adder_params
+from .unit import Param, Unit
 
 __all__ = ["MxDotUnit", "UNITS"]
 
@@ -69,13 +70,8 @@ class MxDotUnit(AccumulatingDot):
             raise ValueError(f"k must be an integer from 1 to 64, not {k!r}")
         if isinstance(frac_bits, int) and frac_bits > 64:
             raise ValueError(f"frac_bits must be from 0 to 64 in hardware, not {frac_bits!r}")
-        cfg = _config(k, align, frac_bits, cut, sum_bits, norm_frac_bits, norm_rounding,
+        cfg = adder_config(k, align, frac_bits, cut, sum_bits, norm_frac_bits, norm_rounding,
                       acc_in_max)
-        kw = dict(elem=a_fmt.name, b_elem=b_fmt.name, k=k, align=align, frac_bits=frac_bits,
-                  cut=cut, sum_bits=sum_bits, norm_frac_bits=norm_frac_bits,
-                  norm_rounding=norm_rounding, pipeline_stages=pipeline_stages,
-                  acc_in_max=acc_in_max)
-        self._factory = lambda: MxDotUnit(**kw)
         ifb = (_mx.int_frac_bits(a_fmt), _mx.int_frac_bits(b_fmt))
         self._setup(a_fmt, b_fmt, k, cfg, ifb, pipeline_stages,
                     {"a_scale": In(8), "b_scale": In(8)})
@@ -105,96 +101,11 @@ class MxDotUnit(AccumulatingDot):
         return c
 
 
-def directed_blocks(fmt, k):
-    """The issue's directed MX cases: list of (a codes, b codes, a_scale, b_scale, name)."""
-    import numpy as np
-    z = np.zeros(k, dtype=np.int64)
-    if isinstance(fmt, _mx._formats.IntFormat):
-        mx_, sub, one = 0x7F, 0x01, 0x40
-        nan = inf = None
-        neg = 0x80
-    else:
-        mx_ = fmt.max_code
-        sub = 1
-        one = fmt.encode(np.array([1.0])).astype(np.int64)[0]
-        nan = fmt.nan_code
-        inf = fmt.inf_code
-        neg = 1 << (fmt.bits - 1)
-    alt = np.where(np.arange(k) % 2 == 0, one, one | neg)
-    cases = [
-        (z + mx_, z + mx_, 127, 127, "every element at max"),
-        (z + (mx_ | neg), z + mx_, 127, 127, "every element at -max"),
-        (z + sub, z + sub, 127, 127, "all smallest subnormal"),
-        (np.arange(k) % (1 << (fmt.bits - 1)), z + sub, 127, 127, "ramp x subnormal"),
-        (alt, z + one, 127, 127, "exact cancellation"),
-        (z, z, 127, 127, "all-zero block"),
-        (z + one, z + one, 0xFF, 127, "NaN scale 0xFF"),
-        (z + mx_, z + mx_, 0x00, 0x00, "scales 2^-127 x 2^-127"),
-        (z + mx_, z + mx_, 0xFE, 0xFE, "scales 2^127 x 2^127 (overflow)"),
-        (z + mx_, z + one, 0xFE, 0x00, "scales at both ends"),
-    ]
-    if nan is not None:
-        a = z + one
-        a[1 % k] = nan
-        cases.append((a, z + one, 127, 127, "NaN element"))
-    if inf is not None:
-        a = z + one
-        a[1 % k] = inf
-        cases.append((a, z + one, 127, 127, "Inf element"))
-        a = a.copy()
-        a[2 % k] = inf | neg
-        cases.append((a, z + one, 127, 127, "+Inf and -Inf elements"))
-        b = z + one
-        b[1 % k] = 0
-        cases.append((np.where(np.arange(k) == 1 % k, inf, one), b, 127, 127, "Inf x 0"))
-    return cases
-
-
-def cosim_mx(component, params, vectors, seed, sim, lanes=32):
-    """``lowbit cosim mx-dot``: directed cases, then random block sequences (per-lane
-    accumulation, ``first`` about every 4 blocks) against the chained model."""
-    import numpy as np
-
-    from lowbit.hdl.shared_exp_adder import cosim_sequences, random_terms
-    rng = np.random.default_rng(seed)
-    fa, fb = component._a_fmt, component._b_fmt
-    k = component.config.n
-    V = int(vectors or 10000)
-    C = -(-V // lanes)
-    A = random_terms(rng, fa, (C, lanes, k))
-    B = random_terms(rng, fb, (C, lanes, k))
-    # realistic blocks from the quantiser for about half of them
-    x = rng.standard_normal((C, lanes, k)) * 2.0 ** rng.integers(-20, 20, (C, lanes, 1))
-    y = rng.standard_normal((C, lanes, k)) * 2.0 ** rng.integers(-20, 20, (C, lanes, 1))
-    qa, sa = _mx.quantize(x.astype(np.float32), fa.name)
-    qb, sb = _mx.quantize(y.astype(np.float32), fb.name)
-    real = rng.random((C, lanes, 1)) < 0.5
-    A = np.where(real, qa.astype(np.int64), A)
-    B = np.where(real, qb.astype(np.int64), B)
-    SA = np.where(real[..., 0], sa[..., 0], rng.integers(0, 256, (C, lanes)))
-    SB = np.where(real[..., 0], sb[..., 0], rng.integers(0, 256, (C, lanes)))
-    first = (rng.random((C, lanes)) < 0.25).astype(np.int64)
-    first[0] = 1
-    cases = directed_blocks(fa, k) if fa == fb else []
-    for j, (a, b, s1, s2, _) in enumerate(cases):
-        c, l = divmod(j, lanes)
-        A[c, l], B[c, l], SA[c, l], SB[c, l] = a, b, s1, s2
-        first[c, l] = 1
-    scale_exp = (SA - 127) + (SB - 127)
-    nan = (SA == 0xFF) | (SB == 0xFF)
-    return cosim_sequences(component, "mx-dot", params, ("a_scale", "b_scale"),
-                           (SA.astype(np.uint64), SB.astype(np.uint64)), scale_exp, nan,
-                           A, B, first, sim, lanes, seed,
-                           notes=[f"{C * lanes} blocks of k={k} ({len(cases)} directed: "
-                                  + "; ".join(c[4] for c in cases) + f"), {lanes} lanes"])
-
-
 UNITS = [
     Unit("mx-dot", MxDotUnit, (
         Param("elem", "--elem", "choice", "mxfp8_e4m3", "element type of a", tuple(_mx.ELEMENTS)),
         Param("b_elem", "--b-elem", "str", "", "element type of b (default: --elem)"),
         Param("k", "--k", "int", 32, "block length (1..64)"),
     ) + adder_params(26, "fraction bits kept below the max exponent"),
-        "OCP MX block dot product (k elements x 2 + 2 E8M0 scales) accumulating into FP32",
-        cosim=cosim_mx),
+        "OCP MX block dot product (k elements x 2 + 2 E8M0 scales) accumulating into FP32"),
 ]

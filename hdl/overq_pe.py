@@ -26,25 +26,20 @@ Units
     timing so that synthesis isolates the OverQ overhead.
 """
 
-import operator
-
 from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from lowbit.models import overq as model
+from lowbit.models.checks import check_int
 from lowbit.models.overq import OWN, PREC, RANGE, SHIFT, OverqConfig
 
-from .catalog import Param, Unit
+from .unit import Param, Unit
 
-__all__ = ["OverqStep", "OverqPe", "IntPeStep", "IntPe", "UNITS", "de_bruijn_pairs", "overq_vectors"]
+__all__ = ["OverqStep", "OverqPe", "IntPeStep", "IntPe", "UNITS", "overq_contract"]
 
-MAX_ACC_BITS = 64
-
-#: Where the OverQ shifts are applied: after a b x w multiplier ("product", least logic), or to
-#: the operands before a (b + F) x (w + b) multiplier ("operands": no mux between multiplier and
-#: accumulator, so an FPGA DSP block can absorb the whole multiply-accumulate).
-SHIFT_AT = ("product", "operands")
+MAX_ACC_BITS = model.MAX_ACC_BITS
+SHIFT_AT = model.SHIFT_AT
 
 # Yosys ``keep`` on the product wire: without it Yosys's ``alumacc`` fuses ``psum + a * w`` into
 # one ``$macc`` cell that is mapped as a multiplier at the accumulator's full width (measured
@@ -53,32 +48,12 @@ SHIFT_AT = ("product", "operands")
 _KEEP = {"keep": 1}
 
 
-def _int(name, value, lo, hi):
-    if isinstance(value, bool) or not hasattr(value, "__index__"):
-        raise ValueError(f"{name} must be an integer from {lo} to {hi}, not {value!r}")
-    value = operator.index(value)
-    if not lo <= value <= hi:
-        raise ValueError(f"{name} must be an integer from {lo} to {hi}, not {value!r}")
-    return value
-
-
-def _min_acc(bits, w_bits, top_shift):
-    # signed product of b and w bits needs b + w bits (-2^(b-1) * -2^(w-1) = 2^(b+w-2))
-    return bits + w_bits + top_shift
-
-
 class _Params:
-    """Validation shared by the OverQ units (same parameters as :class:`OverqConfig`)."""
+    """Validation shared by the OverQ units (:func:`lowbit.models.overq.check_pe`)."""
 
     def _setup(self, bits, w_bits, acc_bits, cascade, precision, shift_at):
-        self._config = OverqConfig(bits, cascade, precision)     # validates bits/cascade/precision
-        if shift_at not in SHIFT_AT:
-            raise ValueError(f"shift_at must be one of {', '.join(SHIFT_AT)}, not {shift_at!r}")
-        self._shift_at = shift_at
-        self._w_bits = _int("w_bits", w_bits, 2, model.MAX_BITS)
-        cfg = self._config
-        lo = _min_acc(cfg.bits, self._w_bits, cfg.frac_bits + cfg.bits)
-        self._acc_bits = _int("acc_bits", acc_bits, lo, MAX_ACC_BITS)
+        self._config, self._w_bits, self._acc_bits, self._shift_at = model.check_pe(
+            bits, w_bits, acc_bits, cascade, precision, shift_at)
 
     @property
     def config(self):
@@ -105,25 +80,30 @@ class _Params:
         return self._shift_at
 
     def _contract(self, kind):
-        cfg = self._config
-        return {
-            "kind": kind,
-            "code_format": cfg.fmt.name,
-            "weight_format": f"int{self._w_bits}",
-            "accumulator": f"int{self._acc_bits}, two's complement, wraps on overflow",
-            "accumulator_lsb": f"s_x * s_w * 2^-{cfg.frac_bits}",
-            "cascade": cfg.cascade,
-            "precision_overwrite": cfg.precision,
-            "meta_bits": cfg.meta_bits,
-            "meta_codes": {model.META_NAMES[c]: c for c in cfg.meta_codes},
-            "term": "value(code) * (w if meta == own else w_prev) << shift(meta)",
-            "shifts": {"own": cfg.frac_bits, "range": cfg.frac_bits + cfg.bits,
-                       "shift": cfg.frac_bits,
-                       "precision": 0 if cfg.precision else "reserved (term 0)"},
-            "shift_at": self._shift_at,
-            "rounding": "none (exact integer arithmetic)",
-            "golden_model": "lowbit.models.overq.overq_step / overq_pe / overq_pe_stream",
-        }
+        return overq_contract(kind, self._config, self._w_bits, self._acc_bits, self._shift_at)
+
+
+def overq_contract(kind, config, w_bits, acc_bits, shift_at):
+    """The numeric contract (manifest) of an OverQ PE called ``kind``."""
+    cfg = config
+    return {
+        "kind": kind,
+        "code_format": cfg.fmt.name,
+        "weight_format": f"int{w_bits}",
+        "accumulator": f"int{acc_bits}, two's complement, wraps on overflow",
+        "accumulator_lsb": f"s_x * s_w * 2^-{cfg.frac_bits}",
+        "cascade": cfg.cascade,
+        "precision_overwrite": cfg.precision,
+        "meta_bits": cfg.meta_bits,
+        "meta_codes": {model.META_NAMES[c]: c for c in cfg.meta_codes},
+        "term": "value(code) * (w if meta == own else w_prev) << shift(meta)",
+        "shifts": {"own": cfg.frac_bits, "range": cfg.frac_bits + cfg.bits,
+                   "shift": cfg.frac_bits,
+                   "precision": 0 if cfg.precision else "reserved (term 0)"},
+        "shift_at": shift_at,
+        "rounding": "none (exact integer arithmetic)",
+        "golden_model": "lowbit.models.overq.overq_step / overq_pe / overq_pe_stream",
+    }
 
 
 def _term(m, cfg, w_bits, code, meta, w, w_prev, shift_at="product", name="t"):
@@ -326,10 +306,10 @@ class OverqPe(wiring.Component, _Params):
 
 class _IntParams:
     def _setup(self, bits, w_bits, acc_bits):
-        self._bits = _int("bits", bits, 2, model.MAX_BITS)
-        self._w_bits = _int("w_bits", w_bits, 2, model.MAX_BITS)
-        self._acc_bits = _int("acc_bits", acc_bits, _min_acc(self._bits, self._w_bits, 0),
-                              MAX_ACC_BITS)
+        self._bits = check_int("bits", bits, 2, model.MAX_BITS)
+        self._w_bits = check_int("w_bits", w_bits, 2, model.MAX_BITS)
+        self._acc_bits = check_int("acc_bits", acc_bits,
+                                   model.min_acc_bits(self._bits, self._w_bits, 0), MAX_ACC_BITS)
 
     bits = property(lambda self: self._bits)
     w_bits = property(lambda self: self._w_bits)
@@ -464,154 +444,9 @@ _OVERQ = _COMMON + (
 )
 
 
-# -- co-simulation (``lowbit cosim``; lowbit.sim is imported lazily: data flows models <- hdl <- sim)
-
-def de_bruijn_pairs(n):
-    """A cyclic de Bruijn sequence B(n, 2) plus its first symbol: ``n*n + 1`` symbols in which
-    every ordered pair ``(a, b)`` of ``0..n-1`` occurs exactly once as consecutive symbols."""
-    a = [0] * (2 * n)
-    seq = []
-
-    def db(t, p):                 # the standard Lyndon-word construction
-        if t > 2:
-            if 2 % p == 0:
-                seq.extend(a[1:p + 1])
-        else:
-            a[t] = a[t - p]
-            db(t + 1, p)
-            for j in range(a[t - p] + 1, n):
-                a[t] = j
-                db(t + 1, t)
-
-    db(1, 1)
-    return seq + seq[:1]
-
-
-def overq_vectors(config, w_bits, seed=0, random_cycles=256, lanes=64, exhaustive=None):
-    """Per-lane input sequences ``{port: (cycles, lanes)}`` for :class:`OverqPe`.
-
-    Exhaustive part (default when ``bits <= 4 and w_bits <= 4``): lane ``l`` holds one
-    (code, meta) pair (``2^bits * 2^meta_bits`` lanes, so 64 for b = 4 with 2 meta bits) and
-    walks the weights through a de Bruijn sequence, so every (code, meta, w, w_prev) occurs
-    once, with ``first`` on the first cycle.  Then ``random_cycles`` random cycles with random
-    ``first`` (1/8) and ``valid`` (7/8) per lane.
-    """
-    import numpy as np
-
-    cfg = config
-    rng = np.random.default_rng(seed)
-    if exhaustive is None:
-        exhaustive = cfg.bits <= 4 and w_bits <= 4
-    parts = []
-    if exhaustive:
-        combos = (1 << cfg.bits) << cfg.meta_bits
-        if combos % lanes:
-            raise ValueError(f"lanes must divide {combos} for the exhaustive vectors")
-        nw = 1 << w_bits
-        seq = np.array(de_bruijn_pairs(nw)) - (nw >> 1)
-        for block in range(combos // lanes):
-            idx = block * lanes + np.arange(lanes)
-            cyc = len(seq)
-            first = np.zeros((cyc, lanes), np.uint8)
-            first[0] = 1
-            parts.append({
-                "code": np.broadcast_to(idx >> cfg.meta_bits, (cyc, lanes)),
-                "meta": np.broadcast_to(idx & ((1 << cfg.meta_bits) - 1), (cyc, lanes)),
-                "w": np.broadcast_to(seq[:, None], (cyc, lanes)),
-                "first": first, "valid": np.ones((cyc, lanes), np.uint8)})
-    if random_cycles:
-        shape = (random_cycles, lanes)
-        parts.append({
-            "code": rng.integers(0, 1 << cfg.bits, shape),
-            "meta": rng.integers(0, 1 << cfg.meta_bits, shape),
-            "w": rng.integers(-(1 << (w_bits - 1)), 1 << (w_bits - 1), shape),
-            "first": (rng.random(shape) < 1 / 8).astype(np.uint8),
-            "valid": (rng.random(shape) < 7 / 8).astype(np.uint8)})
-    return {k: np.concatenate([np.asarray(p[k], dtype=np.int64) for p in parts])
-            for k in ("code", "meta", "w", "first", "valid")}
-
-
-def _expected_stream(component, vec, overq):
-    import numpy as np
-
-    cycles, lanes = vec["code"].shape
-    out = np.empty((cycles, lanes), np.int64)
-    for k in range(lanes):
-        if overq:
-            out[:, k] = model.overq_pe_stream(vec["code"][:, k], vec["meta"][:, k], vec["w"][:, k],
-                                              component.config, first=vec["first"][:, k],
-                                              valid=vec["valid"][:, k], w_bits=component.w_bits,
-                                              acc_bits=component.acc_bits)
-        else:
-            out[:, k] = model.int_pe_stream(vec["code"][:, k], vec["w"][:, k],
-                                            first=vec["first"][:, k], valid=vec["valid"][:, k],
-                                            bits=component.bits, w_bits=component.w_bits,
-                                            acc_bits=component.acc_bits)
-    return out
-
-
-def _cosim(unit, component, params, vectors, seed, sim, overq, lanes=64):
-    import time
-
-    import numpy as np
-
-    from lowbit.sim import cosim
-
-    t0 = time.perf_counter()
-    seed = 0 if seed is None else seed
-    if overq:
-        cfg = component.config
-        exhaustive = cfg.bits <= 4 and component.w_bits <= 4
-        if exhaustive:
-            lanes = min(lanes, (1 << cfg.bits) << cfg.meta_bits)
-        random_cycles = max(1, -(-(vectors or 16384) // lanes))
-        vec = overq_vectors(cfg, component.w_bits, seed, random_cycles, lanes, exhaustive)
-
-        def make():
-            return OverqPe(component.bits, component.w_bits, component.acc_bits, cfg.cascade,
-                           cfg.precision, component.shift_at)
-    else:
-        exhaustive = False
-        random_cycles = max(1, -(-(vectors or 16384) // lanes))
-        vec = overq_vectors(OverqConfig(component.bits, 0, False), component.w_bits, seed,
-                            random_cycles, lanes, exhaustive=False)
-        del vec["meta"]
-
-        def make():
-            return IntPe(component.bits, component.w_bits, component.acc_bits)
-    made = []
-
-    def factory():                  # lane 0 is the component itself (so it counts as used)
-        made.append(None)
-        return component if len(made) == 1 else make()
-
-    expected = _expected_stream(component, vec, overq)
-    got = cosim.run_lanes(factory, vec, ["acc"], lanes=lanes, sim=sim)
-    got_acc = cosim.to_signed(got["acc"], component.acc_bits)
-    flat = {k: v.reshape(-1) for k, v in vec.items()}
-    notes = [f"{expected.size} cycles ({lanes} lanes x {expected.shape[0]}), acc compared every cycle"]
-    if exhaustive:
-        notes.append(f"exhaustive: every (code, meta, w, w_prev) of {2 ** component.bits} codes x "
-                     f"{2 ** component.meta_bits} meta x {2 ** component.w_bits}^2 weight pairs, "
-                     "then random cycles with random first/valid")
-    return cosim.CosimReport.compare(unit, params, got.simulator, seed, flat,
-                                     {"acc": expected.reshape(-1)}, {"acc": got_acc.reshape(-1)},
-                                     seconds=time.perf_counter() - t0, notes=notes)
-
-
-def _cosim_overq(component, params, vectors, seed, sim, lanes=64):
-    return _cosim("overq-pe", component, params, vectors, seed, sim, overq=True, lanes=lanes)
-
-
-def _cosim_int(component, params, vectors, seed, sim, lanes=64):
-    return _cosim("int-pe", component, params, vectors, seed, sim, overq=False, lanes=lanes)
-
-
 UNITS = [
     Unit("overq-pe", OverqPe, _OVERQ,
-         "OverQ outlier PE: b-bit codes + metadata, range/precision overwrite, streaming MAC",
-         cosim=_cosim_overq),
+         "OverQ outlier PE: b-bit codes + metadata, range/precision overwrite, streaming MAC"),
     Unit("int-pe", IntPe, _COMMON,
-         "plain b-bit integer PE with the OverQ PE's accumulator (area baseline)",
-         cosim=_cosim_int),
+         "plain b-bit integer PE with the OverQ PE's accumulator (area baseline)"),
 ]

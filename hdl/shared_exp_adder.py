@@ -24,16 +24,19 @@ Promotion into an FP32 accumulator every P terms is a software
 loop around the unit (the model's ``promote_every``), not part of it.
 """
 
+import numpy as np
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from lowbit.hdl.catalog import Param, Unit
-from lowbit.hdl.formats import unpack
 from lowbit.models import formats as _formats
 from lowbit.models import shared_exp as _se
 
-__all__ = ["SharedExpAdder", "Datapath", "UNITS"]
+from .formats import unpack
+from .unit import Param, Unit
+
+__all__ = ["SharedExpAdder", "AccumulatingDot", "Datapath", "UNITS", "adder_config", "adder_params",
+           "pack_terms"]
 
 NAN32 = 0x7FC00000
 INF32 = 0x7F800000
@@ -361,7 +364,9 @@ class Datapath:
         return r
 
 
-def _config(n, align, frac_bits, cut, sum_bits, norm_frac_bits, norm_rounding, acc_in_max=True):
+def adder_config(n, align, frac_bits, cut, sum_bits, norm_frac_bits, norm_rounding, acc_in_max=True):
+    """The :class:`~lowbit.models.shared_exp.SharedExpConfig` of the catalogue's knobs
+    (``sum_bits`` 0 or None: the computed width that never wraps)."""
     return _se.SharedExpConfig(n=n, align=align, acc_in_max=acc_in_max, frac_bits=frac_bits,
                                cut=cut,
                                sum_bits=None if sum_bits in (None, 0) else sum_bits,
@@ -440,7 +445,7 @@ class SharedExpAdder(wiring.Component):
                              f"{pipeline_stages!r}")
         if isinstance(frac_bits, int) and frac_bits > 64:
             raise ValueError(f"frac_bits must be from 0 to 64 in hardware, not {frac_bits!r}")
-        self._cfg = _config(n, align, frac_bits, cut, sum_bits, norm_frac_bits, norm_rounding,
+        self._cfg = adder_config(n, align, frac_bits, cut, sum_bits, norm_frac_bits, norm_rounding,
                             acc_in_max)
         self._a_fmt, self._b_fmt = a_fmt, b_fmt
         self._ifb = int(int_frac_bits)
@@ -467,6 +472,13 @@ class SharedExpAdder(wiring.Component):
     def config(self):
         """The :class:`~lowbit.models.shared_exp.SharedExpConfig` this unit implements."""
         return self._cfg
+
+    a_format = property(lambda self: self._a_fmt)
+    #: ``None`` when the terms are the ``a`` values themselves.
+    b_format = property(lambda self: self._b_fmt)
+    #: Fraction bits of integer operands (the model's ``int_frac_bits``).
+    int_frac_bits = property(lambda self: self._ifb)
+    pipeline_stages = property(lambda self: self._stages)
 
     @property
     def latency(self):
@@ -545,8 +557,7 @@ UNITS = [
         Param("b_format", "--b", "format", "e4m3", "format of the b operands", _FMT_CHOICES),
         Param("n", "--n", "int", 32, "number of terms (1..64)"),
     ) + adder_params(24, "fraction bits kept below the max exponent", pipeline="(0..3)"),
-        "n-term shared-exponent adder / fused dot product with an FP32 accumulator input",
-        cosim=lambda c, p, v, s, sim: cosim_adder(c, p, v, s, sim)),
+        "n-term shared-exponent adder / fused dot product with an FP32 accumulator input"),
 ]
 
 
@@ -575,7 +586,14 @@ class AccumulatingDot(wiring.Component):
 
     @property
     def config(self):
+        """The :class:`~lowbit.models.shared_exp.SharedExpConfig` of the block adder."""
         return self._cfg
+
+    a_format = property(lambda self: self._a_fmt)
+    b_format = property(lambda self: self._b_fmt)
+    #: ``(a, b)`` fraction bits of integer elements (the model's ``int_frac_bits``).
+    int_frac_bits = property(lambda self: self._ifb)
+    pipeline_stages = property(lambda self: self._stages)
 
     @property
     def latency(self):
@@ -630,25 +648,9 @@ class AccumulatingDot(wiring.Component):
         }
 
 
-# ---------------------------------------------------------------------------------------
-# Co-simulation hooks (``lowbit cosim``); the simulator harness is imported lazily.
-
-def random_terms(rng, fmt, shape, realistic=0.5):
-    """Random operand codes: a ``realistic`` share drawn by quantising N(0,1) values scaled
-    by 2^U(-4,4), the rest uniformly random codes (NaN/Inf included)."""
-    import numpy as np
-    codes = rng.integers(0, 1 << fmt.bits, size=shape)
-    if isinstance(fmt, _formats.FloatFormat):
-        x = (rng.standard_normal(shape) * 2.0 ** rng.integers(-4, 5, shape)).astype(np.float32)
-        q = fmt.encode(x, saturate=True).astype(np.int64)
-        pick = rng.random(shape[:-1] + (1,)) < realistic
-        codes = np.where(pick, q, codes)
-    return codes
-
-
 def pack_terms(codes, bits):
-    """Rows of ``codes`` (V x n) -> one Python int per row, term i in bits [i*bits, ...)."""
-    import numpy as np
+    """Rows of ``codes`` (V x n) -> one Python int per row, term i in bits [i*bits, ...): the
+    layout of the ``a`` / ``b`` ports."""
     codes = np.asarray(codes, dtype=object)
     out = np.zeros(codes.shape[0], dtype=object)
     for i in range(codes.shape[1]):
@@ -656,79 +658,3 @@ def pack_terms(codes, bits):
     return out
 
 
-def cosim_adder(component, params, vectors, seed, sim, lanes=32):
-    """Random terms and accumulators through the generated adder vs ``shared_exp_add``."""
-    import time
-
-    import numpy as np
-
-    from lowbit.sim import cosim
-    t0 = time.perf_counter()
-    rng = np.random.default_rng(seed)
-    V = int(vectors or 10000)
-    cfg, fa, fb = component.config, component._a_fmt, component._b_fmt
-    n = cfg.n
-    A = random_terms(rng, fa, (V, n))
-    B = random_terms(rng, fb, (V, n)) if fb is not None else None
-    acc = (rng.standard_normal(V) * 2.0 ** rng.integers(-30, 30, V)).astype(np.float32)
-    acc = se_round(acc, cfg)
-    acc[rng.random(V) < 0.2] = 0
-    want = _se.fp32_codes(_se.shared_exp_add(
-        A.astype(fa.code_dtype), None if B is None else B.astype(fb.code_dtype), fa, fb, cfg,
-        acc=acc.astype(np.float64), int_frac_bits=component._ifb))
-    inputs = {"a": pack_terms(A, fa.bits), "acc": acc.view(np.uint32).astype(np.uint64)}
-    if B is not None:
-        inputs["b"] = pack_terms(B, fb.bits)
-    kw = dict(a_format=fa, b_format=fb, n=n, align=cfg.align, frac_bits=cfg.frac_bits,
-              cut=cfg.cut, sum_bits=cfg.sum_bits, norm_frac_bits=cfg.norm_frac_bits,
-              norm_rounding=cfg.norm_rounding, int_frac_bits=component._ifb,
-              pipeline_stages=component._stages, acc_in_max=cfg.acc_in_max)
-    got = cosim.run_lanes(lambda: SharedExpAdder(**kw), inputs, ["o"], lanes=lanes, sim=sim)
-    return cosim.CosimReport.compare(
-        "shared-exp-adder", params, got.simulator, seed, {"acc": inputs["acc"]},
-        {"o": want.astype(np.uint64)}, {"o": got["o"]}, seconds=time.perf_counter() - t0,
-        notes=[f"{V} random steps of {n} terms + accumulator, {lanes} lanes"])
-
-
-def se_round(acc, cfg):
-    """Accumulator stimuli on the unit's result grid (what a chained unit feeds back)."""
-    import numpy as np
-    return _se.add_round(acc.astype(np.float64), np.zeros(acc.shape), cfg.norm_frac_bits,
-                         cfg.norm_rounding).astype(np.float32)
-
-
-def cosim_sequences(component, unit_name, params, scale_names, scale_values, scale_exp,
-                    scale_nan, A, B, first, sim, lanes, seed, notes=()):
-    """Drive per-lane block sequences (cycles x lanes) through an :class:`AccumulatingDot`
-    and compare with the chained model (one ``shared_exp_add`` step per block)."""
-    import time
-
-    import numpy as np
-
-    from lowbit.sim import cosim
-    t0 = time.perf_counter()
-    cfg, fa, fb = component.config, component._a_fmt, component._b_fmt
-    C, L, n = A.shape
-    want = np.zeros((C, L), dtype=np.uint32)
-    acc = np.zeros(L)
-    for c in range(C):
-        acc = np.where(first[c] == 1, 0.0, acc)
-        r = _se.shared_exp_add(A[c].astype(fa.code_dtype), B[c].astype(fb.code_dtype), fa, fb,
-                               cfg, acc=acc, scale_exp=scale_exp[c],
-                               int_frac_bits=component._ifb).astype(np.float64)
-        if scale_nan is not None:
-            r = np.where(scale_nan[c], np.nan, r)
-        acc = r
-        want[c] = _se.fp32_codes(r)
-    inputs = {"a": pack_terms(A.reshape(C * L, n), fa.bits).reshape(C, L),
-              "b": pack_terms(B.reshape(C * L, n), fb.bits).reshape(C, L),
-              "valid": np.ones((C, L), dtype=np.uint64), "first": first.astype(np.uint64)}
-    for name, v in zip(scale_names, scale_values):
-        inputs[name] = v
-    factory = component._factory
-    got = cosim.run_lanes(factory, inputs, ["o"], lanes=L, sim=sim)
-    flat = {k: np.asarray(v).reshape(C * L) for k, v in inputs.items() if k != "valid"}
-    return cosim.CosimReport.compare(
-        unit_name, params, got.simulator, seed, flat,
-        {"o": want.reshape(-1).astype(np.uint64)}, {"o": np.asarray(got["o"])[:C].reshape(-1)},
-        seconds=time.perf_counter() - t0, notes=list(notes))

@@ -1,6 +1,6 @@
 """BDR shared micro-exponent formats MX9, MX6, MX4 (Rouhani et al., ISCA 2023).
 
-Block Data Representations (arXiv:2302.08007; ../shared/docs/formats.md section 3) use two
+Block Data Representations (Rouhani et al., arXiv:2302.08007, section 3) use two
 levels of scaling: a first-level block of ``k1 = 16`` elements shares an 8-bit exponent,
 each second-level sub-block of ``k2 = 2`` elements has a ``d2 = 1``-bit micro-exponent,
 and every element is a sign and an ``m``-bit magnitude (paper Table II: MX9 m = 7, MX6
@@ -73,7 +73,7 @@ def quantize(x, fmt="mx9", axis=-1):
         raise ValueError(f"x must be a float array, not an array of {x.dtype}")
     x = np.moveaxis(x.astype(np.float32).astype(np.float64), axis, -1)
     K = x.shape[-1]
-    xp = _se._pad_last(x, f.k1)
+    xp = _se.pad_last(x, f.k1)
     xb = xp.reshape(xp.shape[:-1] + (-1, f.k1 // f.k2, f.k2))
     bad = ~np.isfinite(xb)
     a = np.where(bad, 0.0, np.abs(xb))

@@ -14,8 +14,8 @@ Dot product (:func:`bfp_dot`), the DFP overflow strategy
 -------------------------------------------------------
 Confirmed (Das et al., "Mixed Precision Training of CNNs using Integer Operations",
 ICLR 2018, abstract): INT16 operands, products accumulated into INT32, "methods to
-handle overflow of the INT32 accumulator".  Not confirmed (paper body not read;
-formats.md section 5 [U]): the method.  Chosen here and made a parameter: at most
+handle overflow of the INT32 accumulator".  Not confirmed (the paper body was not read):
+the method.  Chosen here and made a parameter: at most
 ``chunk`` products are added in an INT32 register (two's complement; ``overflow``
 ``"wrap"`` like VPDPWSSD, or ``"saturate"`` after every product like VPDPWSSDS, adding
 in index order), then the INT32 partial sum is converted to FP32 times
@@ -57,7 +57,7 @@ def quantize(x, mantissa="int8", k=None, axis=-1, rounding="nearest_even", rng=N
     k = K if k is None else int(k)
     if k < 1:
         raise ValueError(f"k must be a positive integer or None, not {k!r}")
-    xp = _se._pad_last(xm, k)
+    xp = _se.pad_last(xm, k)
     xb = xp.reshape(xp.shape[:-1] + (-1, k))
     amax = np.abs(xb).max(axis=-1)
     _, e = np.frexp(amax)
@@ -121,7 +121,7 @@ def bfp_dot(a_mant, a_exp, b_mant, b_exp, a_mantissa="int8", b_mantissa=None, k=
     step = min(chunk, k)
     if k % step:
         raise ValueError(f"chunk={chunk} must divide the block length k={k} (or exceed it)")
-    a, b = _se._pad_last(a, k), _se._pad_last(b, k)
+    a, b = _se.pad_last(a, k), _se.pad_last(b, k)
     e = np.repeat(ea + eb, k // step, axis=-1)                     # exponent per chunk
     p = a * b
     shape = np.broadcast_shapes(a.shape, b.shape)[:-1]

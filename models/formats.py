@@ -32,8 +32,7 @@ Sources: OCP 8-bit Floating Point Specification (OFP8) rev 1.0 and Micikevicius 
 al., "FP8 Formats for Deep Learning", arXiv:2209.05433, Table 1 (E4M3/E5M2); OCP
 Microscaling Formats (MX) v1.0 section 5 (E2M3, E3M2, E2M1, E8M0); the ml_dtypes
 README (FNUZ variants); IEEE 754-2019 (FP16, FP32) and the bfloat16 definition (8
-exponent bits, 7 fraction bits, FP32's bias).  See ../shared/docs/formats.md sections
-1 and 2.
+exponent bits, 7 fraction bits, FP32's bias).
 
 Encoding (float -> code)
 ------------------------
@@ -141,7 +140,9 @@ class Format:
         """Smallest unsigned NumPy dtype that holds one code."""
         return _code_dtype(self.bits)
 
-    def _check_codes(self, codes):
+    def check_codes(self, codes):
+        """``codes`` as an integer array of this format's bit patterns (``0 .. 2**bits - 1``),
+        else :class:`ValueError` naming the format."""
         codes = np.asarray(codes)
         if codes.dtype.kind not in "iu":
             raise ValueError(f"codes for {self.name} must be an integer array of bit patterns, "
@@ -404,7 +405,7 @@ class FloatFormat(Format):
         ValueError
             If ``codes`` is not an integer array or holds values outside ``0..2^bits-1``.
         """
-        codes = self._check_codes(codes)
+        codes = self.check_codes(codes)
         if self.bits <= 16:
             return self._decode_table()[codes]
         if self.bits == 32 and self == fp32_format():
@@ -608,7 +609,7 @@ class IntFormat(Format):
 
     def decode(self, codes):
         """Decode bit patterns to int64 values (uint64 for 64-bit unsigned), exactly."""
-        codes = self._check_codes(codes)
+        codes = self.check_codes(codes)
         if not self.signed:
             return codes.astype(self.value_dtype)
         u = codes.astype(np.uint64)

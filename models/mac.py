@@ -94,6 +94,7 @@ import math
 import numpy as np
 
 from . import formats
+from .checks import check_choice, check_int
 from .formats import FloatFormat, IntFormat
 
 __all__ = [
@@ -120,10 +121,6 @@ _MAX_TERMS = 1 << 32
 # parameter validation (shared with lowbit.hdl so that messages are identical)
 # ------------------------------------------------------------------------------------------
 
-def _is_int(v):
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
-
 def check_int_operand(fmt, name):
     """Return the :class:`IntFormat` named by ``fmt`` (INTn/UINTn, n = 2..16) or raise ValueError."""
     try:
@@ -139,16 +136,11 @@ def check_int_operand(fmt, name):
 
 def check_acc_bits(acc_bits):
     """Validate the integer accumulator width (2..64)."""
-    lo, hi = _ACC_BITS_RANGE
-    if not _is_int(acc_bits) or not lo <= acc_bits <= hi:
-        raise ValueError(f"acc_bits must be an integer from {lo} to {hi}, not {acc_bits!r}")
-    return int(acc_bits)
+    return check_int("acc_bits", acc_bits, *_ACC_BITS_RANGE)
 
 
 def check_overflow(overflow):
-    if overflow not in INT_OVERFLOWS:
-        raise ValueError(f"overflow must be one of {', '.join(INT_OVERFLOWS)}, not {overflow!r}")
-    return overflow
+    return check_choice("overflow", overflow, INT_OVERFLOWS)
 
 
 def check_float_operand(fmt, name):
@@ -184,15 +176,11 @@ def check_acc_format(fmt):
 
 
 def check_mode(mode):
-    if mode not in FP_MAC_MODES:
-        raise ValueError(f"mode must be one of {', '.join(FP_MAC_MODES)}, not {mode!r}")
-    return mode
+    return check_choice("mode", mode, FP_MAC_MODES)
 
 
 def check_terms(terms):
-    if not _is_int(terms) or not 1 <= terms <= _MAX_TERMS:
-        raise ValueError(f"terms must be an integer from 1 to {_MAX_TERMS}, not {terms!r}")
-    return int(terms)
+    return check_int("terms", terms, 1, _MAX_TERMS)
 
 
 # ------------------------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """OCP Microscaling (MX v1.0) block formats: quantise, dequantise, dot products.
 
 An MX block is ``k`` (default 32) private elements sharing one E8M0 scale
-``X = 2^(E - 127)``; element ``i`` has the value ``X * P_i`` (OCP MX v1.0 section 5;
-../shared/docs/formats.md section 2).
+``X = 2^(E - 127)``; element ``i`` has the value ``X * P_i`` (OCP Microscaling Formats (MX)
+Specification v1.0, section 5).
 
 Element types (:data:`ELEMENTS`)
 --------------------------------
@@ -61,6 +61,7 @@ import numpy as np
 
 from . import formats as _formats
 from . import shared_exp as _se
+from .checks import check_int
 
 __all__ = ["ELEMENTS", "element_format", "int_frac_bits", "emax_elem", "quantize",
            "dequantize", "mx_dot", "SCALE"]
@@ -101,15 +102,13 @@ def emax_elem(fmt):
 
 
 def _check_k(k):
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= 4096:
-        raise ValueError(f"k must be an integer from 1 to 4096, not {k!r}")
-    return int(k)
+    return check_int("k", k, 1, 4096)
 
 
 def _blocks(x, k, axis):
     x = np.moveaxis(np.asarray(x), axis, -1)
     K = x.shape[-1]
-    x = _se._pad_last(x, k)
+    x = _se.pad_last(x, k)
     return x.reshape(x.shape[:-1] + (x.shape[-1] // k, k)), K
 
 
@@ -191,7 +190,7 @@ def dequantize(elements, scales, elem="mxfp8_e4m3", k=32, axis=-1):
     v = fmt.decode(el).astype(np.float64)
     if isinstance(fmt, _formats.IntFormat):
         v = np.ldexp(v, -MXINT8_FRAC_BITS)
-    s = np.repeat(SCALE._check_codes(sc).astype(np.int64), k, axis=-1)[..., :K]
+    s = np.repeat(SCALE.check_codes(sc).astype(np.int64), k, axis=-1)[..., :K]
     out = np.ldexp(v, (s - 127).astype(np.int32))
     out = np.where(s == 0xFF, np.nan, out)
     return np.moveaxis(out, -1, axis)
@@ -222,13 +221,13 @@ def mx_dot(a_elements, a_scales, b_elements, b_scales, elem="mxfp8_e4m3", b_elem
         if s.shape[-1] != nb:
             raise ValueError(f"{name} must have ceil(K/k) = {nb} entries on the block axis, "
                              f"not {s.shape[-1]}")
-    sa = SCALE._check_codes(sa).astype(np.int64)
-    sb = SCALE._check_codes(sb).astype(np.int64)
+    sa = SCALE.check_codes(sa).astype(np.int64)
+    sb = SCALE.check_codes(sb).astype(np.int64)
     scale_exp = (sa - 127) + (sb - 127)
     scale_nan = (sa == 0xFF) | (sb == 0xFF)
     ifb = (int_frac_bits(fa), int_frac_bits(fb))
-    a = _se._pad_last(a, k)
-    b = _se._pad_last(b, k)
+    a = _se.pad_last(a, k)
+    b = _se.pad_last(b, k)
     cfg = _se.get_datapath(datapath)
     if cfg == "exact":
         out = _se.exact_dot(a, b, fa, fb, axis=-1, int_frac_bits=ifb, scale_exp=scale_exp, k=k)

@@ -1,8 +1,7 @@
 """OverQ-style outlier quantisation: encoding, exact decoding, the PE's dot product, baselines.
 
 Idea (Zhao, Dotzel, Hu, Ivanov, De Sa, Zhang, "OverQ: Opportunistic Outlier Quantization for
-Neural Network Accelerators", arXiv:1910.06909v2, abstract only; see
-../shared/docs/formats.md section 4): a value that overflows the b-bit grid (an *outlier*)
+Neural Network Accelerators", arXiv:1910.06909v2, abstract only): a value that overflows the b-bit grid (an *outlier*)
 overwrites a neighbouring value that quantised to zero and uses its bits as extra range (*range
 overwrite*); a non-outlier next to a zero may use them as extra precision (*precision
 overwrite*); *cascading* lets an outlier reach a zero that is not its immediate neighbour.
@@ -91,10 +90,11 @@ import operator
 import numpy as np
 
 from . import formats
+from .checks import check_bool, check_choice, check_int
 
 __all__ = [
     "OWN", "RANGE", "SHIFT", "PREC", "META_NAMES",
-    "OverqConfig", "OverqTensor",
+    "OverqConfig", "OverqTensor", "SHIFT_AT", "MAX_ACC_BITS", "min_acc_bits", "check_pe",
     "plain_scale", "calibrate", "plain_encode", "plain_decode",
     "encode", "decode", "decode_int", "terms",
     "overq_step", "overq_pe", "overq_dot", "overq_pe_stream", "overq_matmul",
@@ -109,13 +109,34 @@ MAX_BITS = 16
 MAX_CASCADE = 16
 
 
-def _check_int(name, value, lo, hi):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name} must be an integer from {lo} to {hi}, not {value!r}")
-    value = operator.index(value)
-    if not lo <= value <= hi:
-        raise ValueError(f"{name} must be an integer from {lo} to {hi}, not {value!r}")
-    return value
+#: Where an OverQ PE applies its shifts: after a b x w multiplier ("product", least logic), or to
+#: the operands before a (b + F) x (w + b) multiplier ("operands": no mux between multiplier and
+#: accumulator, so an FPGA DSP block can absorb the whole multiply-accumulate).
+SHIFT_AT = ("product", "operands")
+#: Widest PE accumulator.
+MAX_ACC_BITS = 64
+
+
+def min_acc_bits(bits, w_bits, top_shift):
+    """Narrowest accumulator of a PE whose largest term is a signed ``bits`` x ``w_bits``
+    product shifted left by ``top_shift``: ``bits + w_bits + top_shift``
+    (-2^(b-1) * -2^(w-1) = 2^(b+w-2) needs b + w signed bits)."""
+    return bits + w_bits + top_shift
+
+
+def check_pe(bits, w_bits, acc_bits, cascade, precision, shift_at):
+    """Validate the parameters of an OverQ processing element; return ``(config, w_bits,
+    acc_bits, shift_at)`` with ``config`` the :class:`OverqConfig`.
+
+    ``acc_bits`` must hold the largest term, the RANGE shift ``F + b`` of a b x w product:
+    ``min_acc_bits(b, w, F + b)`` .. :data:`MAX_ACC_BITS`.
+    """
+    config = OverqConfig(bits, cascade, precision)
+    shift_at = check_choice("shift_at", shift_at, SHIFT_AT)
+    w_bits = check_int("w_bits", w_bits, 2, MAX_BITS)
+    lo = min_acc_bits(config.bits, w_bits, config.frac_bits + config.bits)
+    acc_bits = check_int("acc_bits", acc_bits, lo, MAX_ACC_BITS)
+    return config, w_bits, acc_bits, shift_at
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,11 +163,9 @@ class OverqConfig:
     precision: bool = True
 
     def __post_init__(self):
-        object.__setattr__(self, "bits", _check_int("bits", self.bits, 2, MAX_BITS))
-        object.__setattr__(self, "cascade", _check_int("cascade", self.cascade, 0, MAX_CASCADE))
-        if not isinstance(self.precision, (bool, np.bool_)):
-            raise ValueError(f"precision must be True or False, not {self.precision!r}")
-        object.__setattr__(self, "precision", bool(self.precision))
+        object.__setattr__(self, "bits", check_int("bits", self.bits, 2, MAX_BITS))
+        object.__setattr__(self, "cascade", check_int("cascade", self.cascade, 0, MAX_CASCADE))
+        object.__setattr__(self, "precision", check_bool("precision", self.precision))
 
     @property
     def fmt(self):
@@ -221,7 +240,7 @@ def wrap(values, acc_bits):
     v = np.asarray(values, dtype=np.int64)
     if acc_bits is None:
         return v
-    acc_bits = _check_int("acc_bits", acc_bits, 2, 64)
+    acc_bits = check_int("acc_bits", acc_bits, 2, 64)
     if acc_bits == 64:
         return v
     m = np.int64(1) << np.int64(acc_bits)
@@ -260,7 +279,7 @@ def plain_scale(x, bits, channel_axis=None):
 
     Returns an array broadcastable against ``x`` (keepdims); an all-zero tensor/channel gets 1.
     """
-    bits = _check_int("bits", bits, 2, MAX_BITS)
+    bits = check_int("bits", bits, 2, MAX_BITS)
     x = np.asarray(x, dtype=np.float64)
     amax = np.max(np.abs(x), axis=_reduce_axes(x.ndim, channel_axis), keepdims=True)
     qmax = (1 << (bits - 1)) - 1
@@ -269,14 +288,14 @@ def plain_scale(x, bits, channel_axis=None):
 
 def plain_encode(x, bits, scale):
     """Plain b-bit quantisation: ``clip(rint(x / scale), -2^(b-1), 2^(b-1) - 1)`` as b-bit codes."""
-    fmt = formats.int_format(_check_int("bits", bits, 2, MAX_BITS))
+    fmt = formats.int_format(check_int("bits", bits, 2, MAX_BITS))
     x = np.asarray(x, dtype=np.float64)
     return fmt.encode(x / np.asarray(scale, dtype=np.float64), saturate=True)
 
 
 def plain_decode(codes, bits, scale):
     """Value of plain b-bit codes: ``int(code) * scale``."""
-    fmt = formats.int_format(_check_int("bits", bits, 2, MAX_BITS))
+    fmt = formats.int_format(check_int("bits", bits, 2, MAX_BITS))
     return fmt.decode(codes).astype(np.float64) * np.asarray(scale, dtype=np.float64)
 
 
@@ -445,7 +464,7 @@ def terms(codes, meta, config):
     metadata codes give ``value`` 0, ``link`` 0, ``shift`` 0).
     """
     cfg = _as_config(config)
-    codes = cfg.fmt._check_codes(codes)
+    codes = cfg.fmt.check_codes(codes)
     meta = _check_meta(meta, cfg, codes.shape)
     value = cfg.fmt.decode(codes).astype(np.int64)
     shift = cfg.shift(meta)
@@ -486,7 +505,7 @@ def decode(t):
 # -- the PE: step, dot product, cycle stream ----------------------------------------------------
 
 def _weights(w, w_bits):
-    w_bits = _check_int("w_bits", w_bits, 2, MAX_BITS)
+    w_bits = check_int("w_bits", w_bits, 2, MAX_BITS)
     w = np.asarray(w)
     if w.dtype.kind not in "iu":
         raise ValueError(f"w must be an integer array of signed weight values, not {w.dtype}")
@@ -585,23 +604,23 @@ def overq_pe_stream(codes, meta, w, config, first=None, valid=None, w_bits=4, ac
 
 def int_pe(codes, w, bits=4, w_bits=4, acc_bits=32):
     """Plain b-bit dot product along the last axis (the baseline PE), wrapped to ``acc_bits``."""
-    fmt = formats.int_format(_check_int("bits", bits, 2, MAX_BITS))
-    value = fmt.decode(fmt._check_codes(codes)).astype(np.int64)
+    fmt = formats.int_format(check_int("bits", bits, 2, MAX_BITS))
+    value = fmt.decode(fmt.check_codes(codes)).astype(np.int64)
     w = np.broadcast_to(_weights(w, w_bits), value.shape)
     return wrap((value * w).sum(axis=-1), acc_bits)
 
 
 def int_matmul(codes, w, bits=4, w_bits=4, acc_bits=None):
     """``(M, K)`` plain b-bit codes times ``(K, N)`` weights, exact int64."""
-    fmt = formats.int_format(_check_int("bits", bits, 2, MAX_BITS))
-    value = fmt.decode(fmt._check_codes(codes)).astype(np.int64)
+    fmt = formats.int_format(check_int("bits", bits, 2, MAX_BITS))
+    value = fmt.decode(fmt.check_codes(codes)).astype(np.int64)
     return wrap(value @ _weights(w, w_bits), acc_bits)
 
 
 def int_pe_stream(codes, w, first=None, valid=None, bits=4, w_bits=4, acc_bits=32):
     """Cycle model of :class:`~lowbit.hdl.overq_pe.IntPe` (as :func:`overq_pe_stream`)."""
-    fmt = formats.int_format(_check_int("bits", bits, 2, MAX_BITS))
-    value = fmt.decode(fmt._check_codes(codes)).astype(np.int64)
+    fmt = formats.int_format(check_int("bits", bits, 2, MAX_BITS))
+    value = fmt.decode(fmt.check_codes(codes)).astype(np.int64)
     w = _weights(w, w_bits)
     n = value.shape[0]
     first, valid = _stream_inputs(n, first, valid)

@@ -83,6 +83,7 @@ import dataclasses
 import numpy as np
 
 from . import formats as _formats
+from .checks import check_choice, check_int
 
 __all__ = [
     "SharedExpConfig", "PRESETS", "get_datapath", "CUTS", "ALIGNS", "NORM_ROUNDINGS",
@@ -97,21 +98,6 @@ NORM_ROUNDINGS = ("nearest_even", "toward_zero")
 FP32_EMIN = -126
 FP32_EMAX = 127
 NAN32 = 0x7FC00000
-
-
-def _check_int(name, v, lo, hi=None):
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-        raise ValueError(f"{name} must be an integer, not {v!r}")
-    if v < lo or (hi is not None and v > hi):
-        rng = f"from {lo} to {hi}" if hi is not None else f">= {lo}"
-        raise ValueError(f"{name} must be {rng}, not {v!r}")
-    return int(v)
-
-
-def _check_choice(name, v, choices):
-    if v not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(choices)}, not {v!r}")
-    return v
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,22 +150,22 @@ class SharedExpConfig:
     name: str = "custom"
 
     def __post_init__(self):
-        _check_int("n", self.n, 1, 4096)
-        _check_choice("align", self.align, ALIGNS)
+        check_int("n", self.n, 1, 4096)
+        check_choice("align", self.align, ALIGNS)
         if not isinstance(self.acc_in_max, (bool, np.bool_)):
             raise ValueError(f"acc_in_max must be True or False, not {self.acc_in_max!r}")
-        _check_int("frac_bits", self.frac_bits, 0, 512)
-        _check_choice("cut", self.cut, CUTS)
+        check_int("frac_bits", self.frac_bits, 0, 512)
+        check_choice("cut", self.cut, CUTS)
         if self.sum_bits is not None:
-            _check_int("sum_bits", self.sum_bits, 2, 1024)
-        _check_int("norm_frac_bits", self.norm_frac_bits, 1, 23)
-        _check_choice("norm_rounding", self.norm_rounding, NORM_ROUNDINGS)
+            check_int("sum_bits", self.sum_bits, 2, 1024)
+        check_int("norm_frac_bits", self.norm_frac_bits, 1, 23)
+        check_choice("norm_rounding", self.norm_rounding, NORM_ROUNDINGS)
         if self.promote_every is not None:
-            _check_int("promote_every", self.promote_every, 1)
+            check_int("promote_every", self.promote_every, 1)
             if self.promote_every % self.n:
                 raise ValueError(f"promote_every must be a multiple of n={self.n}, "
                                  f"not {self.promote_every!r}")
-        _check_choice("promote_rounding", self.promote_rounding, NORM_ROUNDINGS)
+        check_choice("promote_rounding", self.promote_rounding, NORM_ROUNDINGS)
 
     def term_bound(self, a_format, b_format=None, int_frac_bits=(0, 0)):
         """t such that every aligned term and the accumulator satisfy |x| <= 2^(frac_bits + t)."""
@@ -208,7 +194,7 @@ def _operand_top(fmt):
 def _h100_fp8():
     """The NVIDIA Hopper FP8 tensor-core path (wgmma/mma f32.e4m3.e4m3.f32), as published.
 
-    Sources (see ../shared/docs/formats.md section 12):
+    Sources:
 
     * n = 32: DeepSeek-V3 technical report (arXiv:2412.19437) section 3.5.2 speaks of
       the accumulation of 32 FP8 x FP8 products per step (one k=32 MMA; "at least 34-bit
@@ -323,7 +309,7 @@ _TABLES = {}
 def operand_fields(fmt, codes, int_frac_bits=0):
     """Unpack ``codes`` of ``fmt`` into :class:`Fields` (table lookup for <= 16-bit formats)."""
     fmt = _formats.get(fmt)
-    codes = fmt._check_codes(codes)
+    codes = fmt.check_codes(codes)
     if fmt.bits <= 16:
         key = (fmt, int_frac_bits)
         tab = _TABLES.get(key)
@@ -658,7 +644,8 @@ def _chain(get_terms, nsteps, cfg, tb, sig_bits, shape):
     return total
 
 
-def _pad_last(x, k, fill=0):
+def pad_last(x, k, fill=0):
+    """``x`` padded with ``fill`` along its last axis to a multiple of ``k`` (blocks of ``k``)."""
     K = x.shape[-1]
     pad = (-K) % k
     if pad:
@@ -686,9 +673,9 @@ def shared_exp_dot(a_codes, b_codes, a_format, b_format, config, axis=-1, int_fr
     a = np.moveaxis(np.asarray(a_codes), axis, -1)
     b = np.moveaxis(np.asarray(b_codes), axis, -1) if b_codes is not None else None
     n = cfg.n
-    a = _pad_last(a, n)
+    a = pad_last(a, n)
     if b is not None:
-        b = _pad_last(b, n)
+        b = pad_last(b, n)
     fa = operand_fields(a_fmt, a, ifb[0])
     fb = operand_fields(b_fmt, b, ifb[1]) if b is not None else None
     sc = None
@@ -838,8 +825,8 @@ def gemm(a_codes, b_codes, a_format, b_format, datapath="exact", int_frac_bits=0
     if row_block is None:
         row_block = max(1, (1 << 21) // max(1, N * cfg.n))
     out = np.empty((M, N), dtype=np.float32)
-    fa_all = operand_fields(a_fmt, _pad_last(A, cfg.n), ifb[0])
-    fb_all = operand_fields(b_fmt, _pad_last(B.T, cfg.n), ifb[1])
+    fa_all = operand_fields(a_fmt, pad_last(A, cfg.n), ifb[0])
+    fb_all = operand_fields(b_fmt, pad_last(B.T, cfg.n), ifb[1])
     tb = cfg.term_bound(a_fmt, b_fmt)
     sb = _sig_bits(a_fmt, b_fmt)
     n = cfg.n
@@ -973,8 +960,8 @@ def _gemm_fast(A, B, a_fmt, b_fmt, cfg, ifb):
             return None
     M, K = A.shape
     N = B.shape[1]
-    Ap = _pad_last(A, n)
-    Bp = _pad_last(B.T, n)
+    Ap = pad_last(A, n)
+    Bp = pad_last(B.T, n)
     nsteps = Ap.shape[1] // n
     # operand values (exact float64) and, for "operand_sum", operand exponents with a
     # sentinel for zeros so that a product with a zero operand never wins the maximum

@@ -14,8 +14,8 @@ API
     Raises :class:`SimulatorNotFound` saying how to get one.
 
 ``run_stream(design, inputs, outputs, *, latency=None, extra_cycles=0, sim=None, ...) -> dict``
-    ``design`` is an Amaranth component (converted with :func:`lowbit.hdl.manifest.to_verilog`)
-    or Verilog text / a ``.v`` path. ``inputs`` maps input port names to arrays of per-cycle values
+    ``design`` is an Amaranth component (converted with :func:`lowbit.hdl.manifest.to_verilog`),
+    a :class:`Lanes` wrapper, or Verilog text / a ``.v`` path. ``inputs`` maps input port names to arrays of per-cycle values
     (all the same length ``n``; ints, signed or unsigned, that fit the port; object arrays of
     Python ints for ports wider than 64 bits); input ports not named are held at 0, ``clk``/``rst``
     belong to the harness. ``outputs`` lists the output ports to record. Returns
@@ -27,17 +27,18 @@ API
     otherwise. The result also carries ``.cycles``, ``.simulator``, ``.build_seconds`` and
     ``.sim_seconds``.
 
-``run_lanes(factory, inputs, outputs, *, lanes=64, latency=None, sim=None, ...) -> dict``
-    The fast path past cocotb's per-cycle overhead: wraps ``lanes`` copies of
-    ``factory()`` in :class:`Lanes` so that each clock carries ``lanes`` independent vectors.
+``run_lanes(unit, inputs, outputs, *, lanes=64, latency=None, sim=None, ...) -> dict``
+    The fast path past cocotb's per-cycle overhead: wraps ``lanes`` instances of the unit's
+    Verilog in :class:`Lanes` so that each clock carries ``lanes`` independent vectors.
     1-D inputs of length ``V`` are independent vectors (padded with zeros to a whole number of
     cycles; outputs come back 1-D of length ``V``). 2-D inputs of shape ``(cycles, lanes)`` are
     per-lane sequences (e.g. one MAC accumulation sequence per lane; outputs come back with the
     same shape).
 
-``Lanes(factory, n)``, ``pack_lanes(values, width)``, ``unpack_lanes(words, width, n)``
-    The wrapper component (each port of the unit becomes one port ``n`` times as wide, lane ``k``
-    in bits ``[k*w, (k+1)*w)``) and the packing helpers behind :func:`run_lanes`.
+``Lanes(unit, n)``, ``pack_lanes(values, width)``, ``unpack_lanes(words, width, n)``
+    The wrapper (each port of the unit becomes one port ``n`` times as wide, lane ``k`` in bits
+    ``[k*w, (k+1)*w)``; the unit's Verilog instantiated ``n`` times) and the packing helpers
+    behind :func:`run_lanes`.
 
 ``CosimReport``
     What ``lowbit cosim`` prints: build one with :meth:`CosimReport.compare`.
@@ -51,16 +52,16 @@ effect of input ``i`` in ``sample[i]`` and a unit with ``L`` register stages in
 ``sample[i + L]``. Designs without a ``clk`` port (Amaranth emits none when there is no ``sync``
 domain) are driven vector by vector: write the inputs, wait 1 ns, sample.
 
-Builds are cached under ``build/cosim/<sim>-<hash>`` of the repository (or ``$LOWBIT_COSIM_CACHE``,
-or ``~/.cache/lowbit/cosim`` for an installed package), keyed by the Verilog text, the simulator
-and its version, cocotb's version and the build options, so that a design is compiled once per
-machine. Verilator builds use ``-Wno-fatal`` (Amaranth output trips width lints) and lean C++
+Builds are cached under ``cosim/<sim>-<hash>`` of lowbit's cache folder
+(:func:`lowbit.fpga.cache.cache_dir`: ``$LOWBIT_CACHE`` or ``~/.cache/lowbit``), keyed by the
+Verilog text, the simulator and its version, cocotb's version and the build options, so that a
+design is compiled once per machine. Verilator builds use ``-Wno-fatal`` (Amaranth output trips width lints) and lean C++
 optimisation; waveforms are recorded only when ``WAVES=1`` (the run folder is then kept and its
 path logged).
 
 Example
 -------
->>> out = run_lanes(lambda: IntMultiplier(8), {"a": a, "b": b}, ["p"], lanes=128)   # doctest: +SKIP
+>>> out = run_lanes(IntMultiplier(8), {"a": a, "b": b}, ["p"], lanes=128)           # doctest: +SKIP
 >>> assert (out["p"] == golden(a, b)).all()                                         # doctest: +SKIP
 """
 
@@ -83,13 +84,16 @@ import time
 from pathlib import Path
 
 import numpy as np
-from amaranth.hdl import Module, Shape, Value
+from amaranth.hdl import Shape
 from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
+
+from lowbit.fpga.cache import cache_dir
+from lowbit.hdl.manifest import module_names, to_verilog, verilog_ports
+from lowbit.models.checks import check_int
 
 __all__ = [
     "SIMULATORS", "SimulatorNotFound", "CosimError",
-    "find_simulator", "simulator_version", "verilog_ports", "build",
+    "find_simulator", "simulator_version", "build",
     "run_stream", "run_lanes", "StreamResult",
     "Lanes", "pack_lanes", "unpack_lanes", "to_signed",
     "CosimReport",
@@ -228,48 +232,6 @@ def simulator_version(sim):
 # Verilog ports and builds
 # --------------------------------------------------------------------------------------------
 
-_PORT_RE = re.compile(
-    r"^\s*(input|output|inout)\s+(?:wire\s+|reg\s+|logic\s+)?(?:signed\s+)?"
-    r"(?:\[\s*(\d+)\s*:\s*(\d+)\s*\]\s*)?(\\\S+|[A-Za-z_][A-Za-z0-9_$]*)\s*[;,]",
-    re.MULTILINE)
-
-
-def _module_names(text):
-    return re.findall(r"^\s*module\s+(\\\S+|[A-Za-z_][A-Za-z0-9_$]*)", text, re.MULTILINE)
-
-
-def verilog_ports(text, toplevel=None):
-    """``{name: (direction, width)}`` of module ``toplevel`` (default: the first module).
-
-    Understands the port declarations that Amaranth/Yosys emit (``input [7:0] a;``).
-    """
-    names = _module_names(text)
-    if not names:
-        raise ValueError("design has no Verilog module")
-    toplevel = toplevel or names[0]
-    m = re.search(rf"^\s*module\s+{re.escape(toplevel)}\s*[(;#]", text, re.MULTILINE)
-    if m is None:
-        raise ValueError(f"toplevel must be one of the design's modules ({', '.join(names)}), "
-                         f"not {toplevel!r}")
-    end = text.find("endmodule", m.end())
-    body = text[m.end(): end if end >= 0 else len(text)]
-    ports = {}
-    for direction, msb, lsb, name in _PORT_RE.findall(body):
-        width = abs(int(msb) - int(lsb)) + 1 if msb else 1
-        ports[name] = (direction, width)
-    return ports
-
-
-def _cache_root():
-    env = os.environ.get("LOWBIT_COSIM_CACHE")
-    if env:
-        return Path(env)
-    repo = Path(__file__).resolve().parents[1]
-    if (repo / "pyproject.toml").is_file() and (repo / "sim" / "cosim.py").is_file():
-        return repo / "build" / "cosim"
-    return Path.home() / ".cache" / "lowbit" / "cosim"
-
-
 def _waves():
     return os.environ.get("WAVES", "").strip().lower() in ("1", "true", "yes", "on")
 
@@ -287,7 +249,7 @@ def _build_key(sim):
 
 def _get_runner(sim, runtime=None):
     """The cocotb runner; for Verilator, one with the fixes of :class:`_VerilatorRunner`."""
-    from cocotb_tools import runner as cocotb_runner
+    from cocotb_tools import runner as cocotb_runner  # cocotb: the optional [cosim] extra
     if sim == "verilator":
         runner = _verilator_runner_class()(runtime)
     else:
@@ -310,7 +272,7 @@ def _pch_include_flag_missing():
 
 @functools.lru_cache(maxsize=None)
 def _verilator_runner_class():
-    from cocotb_tools.runner import Verilator
+    from cocotb_tools.runner import Verilator  # cocotb: the optional [cosim] extra
 
     class _VerilatorRunner(Verilator):
         """cocotb's Verilator runner, plus: prebuilt runtime objects copied in between
@@ -407,7 +369,7 @@ def build(verilog_text, toplevel, sim, *, waves=None):
                           importlib.metadata.version("cocotb"), toplevel, waves,
                           _build_key(sim), TIMESCALE])
     digest = hashlib.sha256((key_src + "\n" + verilog_text).encode()).hexdigest()[:20]
-    root = _cache_root()
+    root = cache_dir("cosim")
     root.mkdir(parents=True, exist_ok=True)
     build_dir = root / f"{sim}-{digest}"
     stamp = build_dir / "lowbit-build.json"
@@ -536,7 +498,6 @@ def _design_text(design, toplevel):
         toplevel = toplevel or "dut"
         return design.verilog(toplevel), toplevel, design
     if isinstance(design, wiring.Component):
-        from lowbit.hdl.manifest import to_verilog
         toplevel = toplevel or "dut"
         return to_verilog(design, toplevel), toplevel, design
     if isinstance(design, os.PathLike) or (isinstance(design, str) and "module" not in design):
@@ -546,7 +507,7 @@ def _design_text(design, toplevel):
     else:
         raise TypeError(f"design must be an Amaranth component, Verilog text or a path, "
                         f"not {design!r}")
-    names = _module_names(text)
+    names = module_names(text)
     if not names:
         raise ValueError("design has no Verilog module")
     return text, toplevel or names[0], None
@@ -601,7 +562,7 @@ def run_stream(design, inputs, outputs, *, latency=None, extra_cycles=0, reset_c
         raise ValueError(f"reset_cycles must be at least 0, not {reset_cycles!r}")
     sim = find_simulator(sim)
 
-    ports = verilog_ports(text, toplevel)
+    ports = {name: (d, w) for name, d, w in verilog_ports(text, toplevel)}
     clocked = ports.get("clk", ("", 0))[0] == "input"
     harness_ports = {"clk", "rst"} if clocked else set()
     in_ports = {n: w for n, (d, w) in ports.items() if d == "input" and n not in harness_ports}
@@ -657,7 +618,7 @@ def run_stream(design, inputs, outputs, *, latency=None, extra_cycles=0, reset_c
             failure = f"simulator exited with {e}"
         sim_seconds = time.perf_counter() - t1
         if failure is None:
-            from cocotb_tools.check_results import get_results
+            from cocotb_tools.check_results import get_results  # the [cosim] extra
             try:
                 total, failed = get_results(results)
                 if total < 1 or failed:
@@ -693,55 +654,50 @@ def run_stream(design, inputs, outputs, *, latency=None, extra_cycles=0, reset_c
 # Lanes
 # --------------------------------------------------------------------------------------------
 
-class Lanes(wiring.Component):
-    """``n`` independent copies of a unit side by side, each port concatenated over the lanes.
+class Lanes:
+    """``n`` instances of a unit side by side, each port concatenated over the lanes.
+
+    Not an Amaranth component: the wrapper is Verilog, the unit's module (converted once, as
+    ``<name>_lane``) instantiated ``n`` times in a ``generate`` loop, so that neither the
+    conversion nor the simulator build grows with ``n`` copies of the unit's Verilog.
 
     Parameters
     ----------
-    factory : callable
-        ``factory()`` returns a new :class:`amaranth.lib.wiring.Component` (the same design each
-        time). Called ``n`` times.
+    unit : wiring.Component, or a callable returning one
+        The unit (every lane runs its Verilog).
     n : int
         Number of lanes, >= 1.
 
-    Members
-    -------
-    <port> : In(n * w) or Out(n * w)
-        One port per port of the unit (nested interface paths joined with ``__``, as Amaranth
-        names them in Verilog). Lane ``k`` occupies bits ``[k*w, (k+1)*w)``.
+    Attributes
+    ----------
+    ports : dict
+        ``{port: (direction, width)}``, every port of the unit (nested interface paths joined
+        with ``__``, as Amaranth names them in Verilog) ``n`` times as wide; lane ``k``
+        occupies bits ``[k*w, (k+1)*w)``.
 
     The wrapper adds no registers: its ``latency`` is the unit's.
     """
 
-    def __init__(self, factory, n):
-        n = operator.index(n)
-        if n < 1:
-            raise ValueError(f"Lane count must be at least 1, not {n!r}")
-        if not callable(factory):
-            raise TypeError(f"factory must be callable, not {factory!r}")
-        self._n = n
-        self._units = [factory() for _ in range(n)]
-        unit = self._units[0]
+    def __init__(self, unit, n):
+        if not isinstance(unit, wiring.Component) and callable(unit):
+            unit = unit()
         if not isinstance(unit, wiring.Component):
-            raise TypeError(f"factory must return an Amaranth wiring.Component, not {unit!r}")
-        for lane in self._units:
-            # The lanes are used when the wrapper is; the wrapper itself still warns if unused.
-            lane._MustUse__silence = True
+            raise TypeError(f"unit must be an Amaranth wiring.Component (or a callable returning "
+                            f"one), not {unit!r}")
+        self._n = check_int("n", n, 1)
+        self._unit = unit
         self._lane_ports = {}
-        members = {}
         for path, member in unit.signature.members.flatten():
             if not member.is_port:
                 continue
             name = "__".join(str(p) for p in path)
-            width = Shape.cast(member.shape).width
-            self._lane_ports[name] = (path, member.flow, width)
-            members[name] = (In if member.flow == wiring.In else Out)(width * n)
-        super().__init__(members)
+            self._lane_ports[name] = ("input" if member.flow == wiring.In else "output",
+                                      Shape.cast(member.shape).width)
         docs = getattr(unit, "port_docs", {}) or {}
         self.port_docs = {
-            name: (f"{n} lanes of {w} bits, lane k in bits [k*{w}, (k+1)*{w}): "
+            name: (f"{self._n} lanes of {w} bits, lane k in bits [k*{w}, (k+1)*{w}): "
                    f"{docs.get(name, name)}")
-            for name, (_, _, w) in self._lane_ports.items()}
+            for name, (_, w) in self._lane_ports.items()}
 
     @property
     def n(self):
@@ -750,33 +706,30 @@ class Lanes(wiring.Component):
 
     @property
     def unit(self):
-        """The first lane's component (for its ``latency``, ``contract()``, ...)."""
-        return self._units[0]
+        """The unit (for its ``latency``, ``contract()``, ...)."""
+        return self._unit
 
     @property
     def lane_widths(self):
         """``{port: width of one lane}``."""
-        return {name: w for name, (_, _, w) in self._lane_ports.items()}
+        return {name: w for name, (_, w) in self._lane_ports.items()}
+
+    @property
+    def ports(self):
+        """``{port: (direction, n * width)}``."""
+        return {name: (d, self._n * w) for name, (d, w) in self._lane_ports.items()}
 
     @property
     def latency(self):
-        return getattr(self._units[0], "latency", 0)
+        return getattr(self._unit, "latency", 0)
 
     def verilog(self, name):
-        """Verilog of the wrapper as module ``name``: the unit converted once (module
-        ``<name>_lane``, from the first lane's component) and instantiated ``n`` times in a
-        ``generate`` loop. Same ports and behaviour as converting the Amaranth wrapper, but the
-        conversion and the Verilator build do not grow with ``n`` copies of the unit's Verilog.
-        The factory must therefore return the same design every time.
-        """
-        from lowbit.hdl.manifest import to_verilog
-        self._MustUse__used = True  # converted through its first lane
+        """Verilog of the wrapper as module ``name`` (and the unit as ``<name>_lane``)."""
         lane_name = f"{name}_lane"
-        unit_text = to_verilog(self._units[0], lane_name)
-        unit_ports = verilog_ports(unit_text, lane_name)
+        unit_text = to_verilog(self._unit, lane_name)
+        unit_ports = {p: (d, w) for p, d, w in verilog_ports(unit_text, lane_name)}
         n = self._n
-        wide = {port: (("input" if flow == wiring.In else "output"), w)
-                for port, (_, flow, w) in self._lane_ports.items()}
+        wide = {port: (d, w) for port, (d, w) in self._lane_ports.items()}
         harness = [p for p in ("clk", "rst") if p in unit_ports and p not in wide]
         missing = set(wide) - set(unit_ports)
         if missing:  # e.g. zero-width ports that Amaranth drops
@@ -798,21 +751,6 @@ class Lanes(wiring.Component):
             "endmodule",
         ])
         return wrapper + "\n\n" + unit_text
-
-    def elaborate(self, platform):
-        m = Module()
-        for k, unit in enumerate(self._units):
-            m.submodules[f"lane{k}"] = unit
-            flat = {"__".join(str(p) for p in path): value
-                    for path, _, value in unit.signature.flatten(unit)}
-            for name, (_, flow, w) in self._lane_ports.items():
-                lane = Value.cast(flat[name])
-                wide = getattr(self, name)[k * w:(k + 1) * w]
-                if flow == wiring.In:
-                    m.d.comb += lane.eq(wide)
-                else:
-                    m.d.comb += wide.eq(lane)
-        return m
 
 
 def pack_lanes(values, width):
@@ -894,14 +832,15 @@ def unpack_lanes(words, width, n):
     return (bits.astype(np.uint64) * weights).sum(axis=2, dtype=np.uint64)
 
 
-def run_lanes(factory, inputs, outputs, *, lanes=64, latency=None, extra_cycles=0, sim=None,
+def run_lanes(unit, inputs, outputs, *, lanes=64, latency=None, extra_cycles=0, sim=None,
               toplevel=None, reset_cycles=2):
-    """Run many vectors through ``lanes`` copies of ``factory()`` (see :class:`Lanes`).
+    """Run many vectors through ``lanes`` instances of ``unit`` (see :class:`Lanes`).
 
     Parameters
     ----------
-    factory : callable
-        Returns a new unit component; or a :class:`Lanes` instance (then ``lanes`` is ignored).
+    unit : wiring.Component, callable or Lanes
+        The unit (or a callable returning it); or a :class:`Lanes` wrapper (then ``lanes`` is
+        ignored).
     inputs : dict[str, array_like]
         Either all 1-D of length ``V`` (independent vectors; the last cycle is padded with zero
         vectors) or all 2-D of shape ``(cycles, lanes)`` (lane ``k`` runs the sequence in column
@@ -917,7 +856,7 @@ def run_lanes(factory, inputs, outputs, *, lanes=64, latency=None, extra_cycles=
         Per output, 1-D of length ``V`` or 2-D ``(cycles + extra_cycles, lanes)``, unsigned
         (``uint64`` up to 64 bits, Python ints beyond).
     """
-    wrapper = factory if isinstance(factory, Lanes) else Lanes(factory, lanes)
+    wrapper = unit if isinstance(unit, Lanes) else Lanes(unit, lanes)
     lanes = wrapper.n
     widths = wrapper.lane_widths
     arrays = {name: np.asarray(v) for name, v in inputs.items()}

@@ -31,11 +31,30 @@ read from ``scalesim/topology_utils.py`` and ``scalesim/scale_config.py`` of the
 
 import configparser
 import dataclasses
+import importlib.resources
 import math
 import os
 
 __all__ = ["Layer", "read_topology", "write_topology", "read_scalesim_cfg", "write_scalesim_cfg",
-           "conv_layer", "gemm_layer"]
+           "conv_layer", "gemm_layer", "scalesim_file", "SCALESIM_FILES", "SCALESIM_SMALL_LAYERS"]
+
+#: SCALE-Sim's input files shipped with lowbit (``lowbit/sim/data/scalesim``, with their
+#: README and licence): ``Resnet18.csv``, ``scale.cfg`` and the two layout files.
+SCALESIM_FILES = ("Resnet18.csv", "scale.cfg", "layout_resnet18.csv", "layout_gemm.csv")
+
+
+def scalesim_file(name):
+    """Path of one of :data:`SCALESIM_FILES` (as a :class:`pathlib.Path` in the installed
+    package).
+
+    Raises
+    ------
+    ValueError
+        ``name`` is not one of them.
+    """
+    if name not in SCALESIM_FILES:
+        raise ValueError(f"name must be one of {', '.join(SCALESIM_FILES)}, not {name!r}")
+    return importlib.resources.files("lowbit.sim").joinpath("data", "scalesim", name)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,6 +162,20 @@ def gemm_layer(name, M, K, N):
 def conv_layer(name, ifmap_h, ifmap_w, filter_h, filter_w, channels, num_filters, stride=1):
     """A convolution layer (no padding, square stride), as in a SCALE-Sim conv topology row."""
     return Layer(name, ifmap_h, ifmap_w, filter_h, filter_w, channels, num_filters, stride, stride)
+
+
+#: Seven small layers (GEMMs and convolutions of every shape class: strided, 1x1, FC) on which
+#: lowbit's simulator is compared with SCALE-Sim 3.0.0 (``benchmarks/scalesim_compare.py``); the
+#: SCALE-Sim figures measured on them are pinned in ``tests/test_sim_systolic.py``.
+SCALESIM_SMALL_LAYERS = (
+    gemm_layer("gemm_40x50x30", 40, 50, 30),
+    gemm_layer("gemm_17x23x9", 17, 23, 9),
+    gemm_layer("attn_64x32x64", 64, 32, 64),
+    conv_layer("conv1_like", 32, 32, 7, 7, 3, 16, 2),
+    conv_layer("conv2_like", 14, 14, 3, 3, 16, 16, 1),
+    conv_layer("short_like", 14, 14, 1, 1, 16, 32, 2),
+    conv_layer("fc_like", 1, 1, 1, 1, 64, 100, 1),
+)
 
 
 def _int_field(value, what, path, lineno):

@@ -1,7 +1,7 @@
 # amaranth: UnusedElaboratable=no
 """Co-simulation (cocotb, generated Verilog) of the multipliers and MACs against models.mac.
 
-Two simulator builds cover everything (a :class:`~lowbit.hdl.mac_bank.Bank` feeds the same codes
+Two simulator builds cover everything (a :class:`~lowbit.sim.bank.Bank` feeds the same codes
 to several configurations, lane-wrapped by :func:`lowbit.sim.cosim.run_lanes`):
 
 * multipliers, exhaustive: every (a, b) code pair for e4m3 x e4m3, e5m2 x e5m2, e4m3 x e5m2,
@@ -21,7 +21,7 @@ import pytest
 from lowbit.hdl.fp_mac import FpMac
 from lowbit.hdl.fp_mul import FpMultiplier
 from lowbit.hdl.int_mac import IntMac
-from lowbit.hdl.mac_bank import Bank
+from lowbit.sim.bank import Bank
 from lowbit.models import formats, mac
 
 pytestmark = pytest.mark.cosim

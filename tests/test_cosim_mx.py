@@ -2,7 +2,7 @@
 
 Bit-exact comparison of the generated Verilog with the golden model
 (:func:`lowbit.models.shared_exp.shared_exp_add`, chained per block for the MX unit),
-directed MX cases included (see :func:`lowbit.hdl.mx_dot.directed_blocks`).
+directed MX cases included (see :func:`lowbit.sim.bench_shared_exp.directed_blocks`).
 
 Every configuration the issue names runs in the default suite with 100,000 random blocks
 (MX) or steps (adder) each, the directed MX cases included: MXFP8 e4m3/e5m2, MXFP6
@@ -16,15 +16,14 @@ configuration, 5 min 56 s for all 12 (``LOWBIT_COSIM_VECTORS=100000``, measured
 2026-11-23).  ``LOWBIT_COSIM_QUICK=1`` runs only MXFP8 e4m3 and the n=4 H100 adder, and
 ``LOWBIT_COSIM_VECTORS`` sets the number of random blocks/steps (default 100000).
 
-Builds are cached by the harness (``build/cosim``), so reruns only simulate.
+Builds are cached by the harness (``$LOWBIT_CACHE/cosim``), so reruns only simulate.
 """
 
 import os
 
 import pytest
 
-from lowbit.hdl.mx_dot import MxDotUnit, cosim_mx
-from lowbit.hdl.shared_exp_adder import SharedExpAdder, cosim_adder
+from lowbit.sim.bench_shared_exp import cosim_mx_dot, cosim_shared_exp_adder
 
 pytestmark = pytest.mark.cosim
 
@@ -47,8 +46,7 @@ MX_CASES = [("mxfp8_e4m3", True), ("mxint8", False), ("mxfp8_e5m2", False),
 def test_mx_dot_cosim(elem, quick, simulator):
     if QUICK and not quick:
         pytest.skip("LOWBIT_COSIM_QUICK=1 runs only MXFP8 e4m3")
-    unit = MxDotUnit(elem, k=32)
-    rep = cosim_mx(unit, {"elem": elem, "k": 32}, VECTORS, 4, simulator, lanes=LANES)
+    rep = cosim_mx_dot({"elem": elem, "k": 32}, VECTORS, 4, simulator, lanes=LANES)
     assert rep.vectors >= VECTORS and rep.mismatches == 0, rep.format()
 
 
@@ -62,6 +60,6 @@ def test_shared_exp_adder_cosim(n, setting, quick, simulator):
     if QUICK and not quick:
         pytest.skip("LOWBIT_COSIM_QUICK=1 runs only the n=4 H100 adder")
     kw = H100 if setting == "h100" else OTHER
-    unit = SharedExpAdder("e4m3", "e4m3", n=n, pipeline_stages=2, **kw)
-    rep = cosim_adder(unit, {"n": n, **kw}, VECTORS, 5, simulator, lanes=LANES)
+    rep = cosim_shared_exp_adder({"a_format": "e4m3", "b_format": "e4m3", "n": n,
+                                  "pipeline_stages": 2, **kw}, VECTORS, 5, simulator, lanes=LANES)
     assert rep.vectors >= VECTORS and rep.mismatches == 0, rep.format()

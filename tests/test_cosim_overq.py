@@ -7,7 +7,7 @@ random ``first``/``valid``; b = 8: random cycles.  The accumulator is compared o
 
 import pytest
 
-from lowbit.hdl import catalog
+from lowbit.sim.bench_overq import cosim_int_pe, cosim_overq_pe
 
 pytestmark = pytest.mark.cosim
 
@@ -20,18 +20,11 @@ pytestmark = pytest.mark.cosim
     ({"bits": 8, "w_bits": 8, "acc_bits": 32, "cascade": 2, "precision": True}, 8192, 32),
 ], ids=["b4-c1-prec-exhaustive", "b4-c0-1meta-exhaustive", "b4-operands-exhaustive", "b8-random"])
 def test_overq_pe_cosim(params, vectors, lanes, simulator):
-    sim = simulator
-    unit = catalog.get_unit("overq-pe")
-    comp, resolved = unit.build(**params)
-    from lowbit.hdl.overq_pe import _cosim_overq
-    rep = _cosim_overq(comp, resolved, vectors, 5, sim, lanes=lanes)
+    rep = cosim_overq_pe(params, vectors, 5, simulator, lanes=lanes)
     assert rep.ok, rep.format()
     assert rep.vectors >= vectors
 
 
 def test_int_pe_cosim(simulator):
-    sim = simulator
-    unit = catalog.get_unit("int-pe")
-    comp, resolved = unit.build(bits=4, w_bits=4, acc_bits=10)
-    rep = unit.cosim(comp, resolved, 4096, 6, sim)
+    rep = cosim_int_pe({"bits": 4, "w_bits": 4, "acc_bits": 10}, 4096, 6, simulator)
     assert rep.ok, rep.format()

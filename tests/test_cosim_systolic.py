@@ -26,7 +26,9 @@ result sink always ready, and checks every cycle (:func:`lowbit.hdl.systolic.cos
 import numpy as np
 import pytest
 
-from lowbit.hdl.systolic import SystolicArray, cosim_gemm
+from lowbit.hdl.systolic import SystolicArray
+from lowbit.models.mac import fp_mac
+from lowbit.sim.bench_systolic import cosim_gemm, random_operands, ref_systolic
 
 pytestmark = pytest.mark.cosim
 
@@ -81,7 +83,6 @@ def test_gemm_cosim_kulisch(R, C, df, M, K, N, simulator):
     states bit-exact (each K-fold's states against the golden exact partial sums, which the
     psum lanes of the next K-fold carry back in), final codes equal the golden FP MAC in Kulisch
     mode over all of K, last result on the schedule's cycle."""
-    from lowbit.models.mac import fp_mac
     array = SystolicArray(R, C, pe="fp", dataflow=df, mode="kulisch")
     rep = cosim_gemm(array, M, K, N, seed=R * 31 + C + M, sim=simulator)
     assert rep.ok, rep.format()
@@ -91,7 +92,7 @@ def test_gemm_cosim_kulisch(R, C, df, M, K, N, simulator):
     assert rep.cycles["last_result"] == s.latency == s.compute_cycles + s.drain
     assert rep.vectors == s.latency + 1
     # the golden the bench checked is the single-rounding FP MAC over all of K
-    A, B = array.random_operands(M, K, N, np.random.default_rng(R * 31 + C + M), 0.01)
+    A, B = random_operands(array.spec, M, K, N, np.random.default_rng(R * 31 + C + M), 0.01)
     np.testing.assert_array_equal(
-        array.golden_gemm(A, B),
+        ref_systolic(array, A, B),
         fp_mac(A[:, None, :], B.T[None], "e4m3", "e4m3", "fp32", "kulisch"))

@@ -19,7 +19,7 @@ RNG = np.random.default_rng(7)
     ("int8", [3.0, 0.01], 1, [3.0, 0.0]),
 ])
 def test_worked_examples(elem, block, shared, deq):
-    # ../shared/docs/formats.md section 2.4 table
+    # the shared scale of OCP MX v1.0 section 6.3 (arXiv:2310.10537 Algorithm 1): floor(log2(amax)) - emax_elem
     e, s = mx.quantize(np.array(block, np.float32), elem)
     assert int(s[0]) - 127 == shared
     assert mx.dequantize(e, s, elem).tolist() == deq

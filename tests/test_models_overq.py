@@ -68,7 +68,7 @@ def test_config_validation():
         OverqConfig(bits=1)
     with pytest.raises(ValueError, match=r"^cascade must be an integer from 0 to 16, not -1$"):
         OverqConfig(cascade=-1)
-    with pytest.raises(ValueError, match=r"^precision must be True or False, not 'yes'$"):
+    with pytest.raises(TypeError, match=r"^precision must be True or False, not 'yes'$"):
         OverqConfig(precision="yes")
     assert OverqConfig(4, 0, False).meta_bits == 1
     assert OverqConfig(4, 1, False).meta_bits == 2

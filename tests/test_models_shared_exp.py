@@ -128,12 +128,12 @@ def test_presets_documented():
 
 
 @pytest.mark.parametrize("kw, msg", [
-    (dict(n=0), r"^n must be from 1 to 4096, not 0$"),
+    (dict(n=0), r"^n must be an integer from 1 to 4096, not 0$"),
     (dict(align="max"), r"^align must be one of operand_sum, product, not 'max'$"),
     (dict(cut="up"), r"^cut must be one of toward_zero, floor, nearest_even, nearest_even_nosticky, not 'up'$"),
-    (dict(norm_frac_bits=24), r"^norm_frac_bits must be from 1 to 23, not 24$"),
+    (dict(norm_frac_bits=24), r"^norm_frac_bits must be an integer from 1 to 23, not 24$"),
     (dict(n=32, promote_every=100), r"^promote_every must be a multiple of n=32, not 100$"),
-    (dict(sum_bits=1), r"^sum_bits must be from 2 to 1024, not 1$"),
+    (dict(sum_bits=1), r"^sum_bits must be an integer from 2 to 1024, not 1$"),
 ])
 def test_config_validation(kw, msg):
     with pytest.raises(ValueError, match=msg):

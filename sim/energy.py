@@ -19,18 +19,18 @@ activity per gate equal to that of the calibration circuits (random operands, as
 published figures); it ignores glitching differences between shallow and deep logic
 (multipliers glitch more than adders, which is part of why the per-GE fit differs between
 them, see the residuals) and counts a flip-flop like 5.7 GE of logic. The data-dependent
-view (issue 7, 2b) is :mod:`lowbit.fpga.toggle_energy` (toggles of the gate-level netlist);
+view (issue 7, 2b) is :mod:`lowbit.sim.toggle_energy` (toggles of the gate-level netlist);
 its docstring and ``benchmarks/energy_views.py`` say where the two views disagree and why
 (activity per GE differs between units; glitching; zeros in real tensors).
 
 Sources
 -------
 * Horowitz, "Computing's energy problem (and what we can do about it)", ISSCC 2014,
-  pp. 10-14, 45 nm, 0.9 V. Table as reproduced in ../shared/docs/formats.md section 9
-  (identical in several secondary sources; primary PDF not opened here): energies in pJ
-  and areas in um^2 of :data:`HOROWITZ_45NM`.
+  pp. 10-14, 45 nm, 0.9 V, its table of operation energies and areas (as reproduced,
+  identically, in several secondary sources; the primary PDF was not opened here): energies
+  in pJ and areas in um^2 of :data:`HOROWITZ_45NM`.
 * Memory: the keynote's per-64-bit access energies: 8 KB cache 10 pJ, 32 KB 20 pJ,
-  1 MB 100 pJ, DRAM 1.3-2.6 nJ (formats.md section 9). :func:`sram_access_pj` interpolates
+  1 MB 100 pJ, DRAM 1.3-2.6 nJ (same table). :func:`sram_access_pj` interpolates
   log-log between the three SRAM points (and extrapolates the end segments);
   :func:`dram_access_pj` uses 640 pJ per 32 bits (the "32b DRAM read" row, 20 pJ/bit).
 """
@@ -38,7 +38,8 @@ Sources
 import dataclasses
 import math
 
-from . import synth as _synth
+from lowbit.fpga import synth as _synth
+from lowbit.models.checks import check_number
 
 __all__ = ["HOROWITZ_45NM", "CALIBRATION_OPS", "E_GE_FJ_45NM", "Calibration", "calibrate",
            "energy_per_op_pj", "sram_access_pj", "dram_access_pj"]
@@ -120,10 +121,8 @@ def energy_per_op_pj(result_or_ge, node_scale=1.0, vdd=0.9, e_ge_fj=E_GE_FJ_45NM
         ge = result_or_ge.area_ge
     else:
         ge = float(result_or_ge)
-    if not node_scale > 0:
-        raise ValueError(f"node_scale must be > 0, not {node_scale!r}")
-    if not 0.3 <= vdd <= 1.5:
-        raise ValueError(f"vdd must be in 0.3..1.5 V, not {vdd!r}")
+    node_scale = check_number("node_scale", node_scale, positive=True)
+    vdd = check_number("vdd", vdd, 0.3, 1.5)
     return e_ge_fj * ge / 1000 * node_scale * (vdd / 0.9) ** 2
 
 
@@ -137,10 +136,8 @@ def sram_access_pj(capacity_bytes, bits=64, node_scale=1.0):
     Log-log interpolation of Horowitz's 8 KB/32 KB/1 MB per-64-bit figures, linear in the
     access width. Outside 8 KB..1 MB the nearest segment is extrapolated (less certain).
     """
-    if not capacity_bytes > 0:
-        raise ValueError(f"capacity_bytes must be > 0, not {capacity_bytes!r}")
-    if not bits > 0:
-        raise ValueError(f"bits must be > 0, not {bits!r}")
+    check_number("capacity_bytes", capacity_bytes, positive=True)
+    check_number("bits", bits, positive=True)
     pts = _SRAM_64B
     seg = 0 if capacity_bytes <= pts[1][0] else 1
     (c0, e0), (c1, e1) = pts[seg], pts[seg + 1]
@@ -151,8 +148,7 @@ def sram_access_pj(capacity_bytes, bits=64, node_scale=1.0):
 
 def dram_access_pj(bits=32):
     """DRAM access energy in pJ: Horowitz's 640 pJ per 32 bits (20 pJ/bit), any node."""
-    if not bits > 0:
-        raise ValueError(f"bits must be > 0, not {bits!r}")
+    check_number("bits", bits, positive=True)
     return 640.0 * bits / 32
 
 
@@ -208,9 +204,7 @@ K_PERIPH = (1 / SRAM_EFF_32KB - 1) * math.sqrt(8 * SRAM_BANK_BYTES)
 
 def sram_banks(capacity_bytes):
     """Number of equal banks (each at most :data:`SRAM_BANK_BYTES`) the model uses."""
-    if isinstance(capacity_bytes, bool) or not isinstance(capacity_bytes, (int, float)) \
-            or not math.isfinite(capacity_bytes) or not capacity_bytes > 0:
-        raise ValueError(f"capacity_bytes must be a positive finite number, not {capacity_bytes!r}")
+    check_number("capacity_bytes", capacity_bytes, positive=True)
     return max(1, math.ceil(capacity_bytes / SRAM_BANK_BYTES))
 
 
@@ -231,8 +225,7 @@ def sram_area_um2(capacity_bytes, node_scale_area=1.0, cell_um2=SRAM_CELL_UM2_45
     """
     banks = sram_banks(capacity_bytes)
     for n, v in (("node_scale_area", node_scale_area), ("cell_um2", cell_um2)):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not v > 0:
-            raise ValueError(f"{n} must be a positive finite number, not {v!r}")
+        check_number(n, v, positive=True)
     b = 8 * capacity_bytes / banks
     return banks * cell_um2 * (b + K_PERIPH * math.sqrt(b)) * node_scale_area
 

@@ -10,16 +10,17 @@ from amaranth.sim import Simulator
 from lowbit.hdl.bfp_adder import BfpAdder
 from lowbit.hdl.catalog import get_unit
 from lowbit.hdl.manifest import manifest, ports
-from lowbit.hdl.mx_dot import MxDotUnit, directed_blocks
-from lowbit.hdl.shared_exp_adder import SharedExpAdder, pack_terms, random_terms
+from lowbit.hdl.mx_dot import MxDotUnit
+from lowbit.hdl.shared_exp_adder import SharedExpAdder, pack_terms
 from lowbit.models import formats, mx
+from lowbit.sim.bench_shared_exp import directed_blocks, random_terms
 from lowbit.models import shared_exp as se
 
 RNG = np.random.default_rng(99)
 
 
 def run_adder(dut, A, B, acc):
-    fa, fb = dut._a_fmt, dut._b_fmt
+    fa, fb = dut.a_format, dut.b_format
     pa = pack_terms(A, fa.bits)
     pb = pack_terms(B, fb.bits) if fb is not None else None
     got = []
@@ -64,7 +65,7 @@ def test_adder_matches_model(fa, fb, kw):
 
 
 def run_seq(dut, A, B, scales, first):
-    fa, fb = dut._a_fmt, dut._b_fmt
+    fa, fb = dut.a_format, dut.b_format
     pa, pb = pack_terms(A, fa.bits), pack_terms(B, fb.bits)
     N = len(A)
     samples = []
@@ -98,10 +99,10 @@ def chain(dut, A, B, scale_exp, scale_nan, first):
     out = []
     for i in range(len(A)):
         acc = np.zeros(1) if first[i] else acc
-        r = se.shared_exp_add(A[i:i + 1].astype(dut._a_fmt.code_dtype),
-                              B[i:i + 1].astype(dut._b_fmt.code_dtype), dut._a_fmt, dut._b_fmt,
+        r = se.shared_exp_add(A[i:i + 1].astype(dut.a_format.code_dtype),
+                              B[i:i + 1].astype(dut.b_format.code_dtype), dut.a_format, dut.b_format,
                               dut.config, acc=acc, scale_exp=scale_exp[i:i + 1],
-                              int_frac_bits=dut._ifb).astype(np.float64)
+                              int_frac_bits=dut.int_frac_bits).astype(np.float64)
         acc = np.array([np.nan]) if scale_nan[i] else r
         out.append(se.fp32_codes(acc)[0])
     return np.array(out, dtype=np.uint32)

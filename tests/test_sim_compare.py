@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from lowbit.cli.main import main
-from lowbit.fpga import compare as cmp
-from lowbit.fpga import energy, synth, toggle_energy
+from lowbit.sim import compare as cmp
+from lowbit.fpga import synth
+from lowbit.sim import energy, toggle_energy
 from lowbit.hdl.catalog import get_unit
 from lowbit.hdl.manifest import ports, to_verilog
 from lowbit.models import formats, mx

@@ -149,7 +149,7 @@ def test_errors():
 
 @pytest.mark.synth
 def test_int8_mac_gates_match_model():
-    from lowbit.hdl.int_mac import random_int_sequences
+    from lowbit.sim.bench_mac import random_int_sequences
     _, net = _netlist("int-mac", "ns_int8_mac")
     f = formats.get("int8")
     valid, clear, a, b = random_int_sequences(f, f, 300, 192, np.random.default_rng(1))
@@ -163,7 +163,7 @@ def test_int8_mac_gates_match_model():
 @pytest.mark.synth
 @pytest.mark.parametrize("acc, mode", [("fp32", "fused"), ("fp16", "fused"), ("fp32", "kulisch")])
 def test_fp8_mac_gates_match_model(acc, mode):
-    from lowbit.hdl.fp_mac import random_sequences
+    from lowbit.sim.bench_mac import random_fp_sequences as random_sequences
     _, net = _netlist("fp-mac", "ns_e4m3_mac", acc_format=acc, mode=mode)
     f = formats.get("e4m3")
     valid, clear, a, b = random_sequences(f, f, 200, 192, np.random.default_rng(2))
@@ -188,11 +188,11 @@ def test_fp8_multiplier_gates_exhaustive():
 
 @pytest.mark.synth
 def test_overq_pe_gates_match_model():
-    from lowbit.hdl.overq_pe import _expected_stream, overq_vectors
+    from lowbit.sim.bench_overq import overq_vectors, ref_overq_pe
     component, net = _netlist("overq-pe", "ns_overq4")
     vec = overq_vectors(component.config, component.w_bits, seed=4, random_cycles=200, lanes=64)
     res = ns.simulate(net, vec)
-    want = _expected_stream(component, vec, overq=True)
+    want = ref_overq_pe(component, **vec)["acc"]
     assert np.array_equal(_signed(res.outputs["acc"], component.acc_bits)[1:], want[:-1])
 
 
@@ -233,7 +233,7 @@ def test_unit_delay_counts_glitches():
 
 @pytest.mark.synth
 def test_unit_delay_same_outputs_and_more_toggles_on_a_mac():
-    from lowbit.hdl.int_mac import random_int_sequences
+    from lowbit.sim.bench_mac import random_int_sequences
     _, net = _netlist("int-mac", "ns_int8_mac")
     f = formats.get("int8")
     valid, clear, a, b = random_int_sequences(f, f, 40, 64, np.random.default_rng(6))

@@ -154,7 +154,7 @@ def test_fp32_from_float64_against_numpy():
     assert np.array_equal(got, ref, equal_nan=True)
 
 
-# -- directed vectors from ../shared/docs/formats.md section 10 ------------------------------
+# -- directed vectors: OCP OFP8 rev 1.0 (ties, saturation, NaN), OCP MX v1.0 section 5 ------
 
 @pytest.mark.parametrize("name,x,sat,code", [
     ("e4m3", 464.0, False, 0x7E), ("e4m3", 464.0001, False, 0x7F), ("e4m3", 480.0, False, 0x7F),

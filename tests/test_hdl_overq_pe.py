@@ -7,9 +7,10 @@ from amaranth.hdl import Module
 from amaranth.sim import Simulator
 
 from lowbit.hdl import catalog, manifest
-from lowbit.hdl.overq_pe import IntPe, IntPeStep, OverqPe, OverqStep, de_bruijn_pairs, overq_vectors
+from lowbit.hdl.overq_pe import IntPe, IntPeStep, OverqPe, OverqStep
 from lowbit.models import overq as oq
 from lowbit.models.overq import OverqConfig
+from lowbit.sim.bench_overq import de_bruijn_pairs, overq_vectors
 
 
 def _sv(v, bits):
@@ -27,7 +28,7 @@ def test_validation():
         OverqPe(bits=4, w_bits=4, acc_bits=11, precision=False)
     with pytest.raises(ValueError, match=r"^cascade must be an integer from 0 to 16, not 17$"):
         OverqPe(cascade=17)
-    with pytest.raises(ValueError, match=r"^precision must be True or False, not 2$"):
+    with pytest.raises(TypeError, match=r"^precision must be True or False, not 2$"):
         OverqPe(precision=2)
     with pytest.raises(ValueError, match=r"^shift_at must be one of product, operands, not 'mux'$"):
         OverqStep(shift_at="mux")

@@ -55,7 +55,7 @@ Capacitances (fF; 45 nm). Sources and how sure each value is:
 
 Voltage: the library's figures are capacitances, so the energy scales exactly with
 ``Vdd^2``; the default 0.9 V is Horowitz's, as in the gate-count view
-(:mod:`lowbit.fpga.energy`), so that the two views compare directly. ``node_scale``
+(:mod:`lowbit.sim.energy`), so that the two views compare directly. ``node_scale``
 multiplies the result for another node.
 
 Where this view and the gate-count view (a) disagree, and why
@@ -132,9 +132,12 @@ INT4 PE                   42   0.293 0.58   0.504 0.48       0.364 0.49     1.65
 import dataclasses
 
 import numpy as np
+from amaranth.lib import wiring
 
-from . import netlist_sim as _ns
-from . import synth as _synth
+from lowbit.fpga import netlist_sim as _ns
+from lowbit.fpga import synth as _synth
+from lowbit.hdl.manifest import to_verilog
+from lowbit.models.checks import check_choice, check_int, check_number
 
 __all__ = ["PIN_CAP_FF", "PARASITIC", "C_UNIT_FF", "FF_Q_PARASITIC", "FF_CLOCK_INTERNAL_FF",
            "wire_cap_ff", "net_capacitances_ff", "clock_cap_per_ff_ff", "ToggleEnergy",
@@ -280,14 +283,12 @@ def _as_netlist(design, top, use_cache):
         if top is None:
             raise ValueError("top must name the Verilog module, not None")
         return _ns.Netlist(_synth.generic_netlist(design, top, use_cache=use_cache)[1])
-    from amaranth.lib import wiring
     if isinstance(design, wiring.Component):
-        from lowbit.hdl.manifest import to_verilog
         name = top or "lowbit_unit"
         return _ns.Netlist(_synth.generic_netlist(to_verilog(design, name), name,
                                                   use_cache=use_cache)[1])
-    raise ValueError(f"design must be Verilog text, an Amaranth component, a netlist dict or a "
-                     f"Netlist, not {type(design).__name__}")
+    raise TypeError(f"design must be Verilog text, an Amaranth component, a netlist dict or a "
+                    f"Netlist, not {type(design).__name__}")
 
 
 def toggle_energy(design, top=None, stimulus=None, *, ops=None, vdd=0.9, node_scale=1.0,
@@ -328,20 +329,13 @@ def toggle_energy(design, top=None, stimulus=None, *, ops=None, vdd=0.9, node_sc
     ValueError
         Bad ``vdd``, ``node_scale``, ``warmup``, ``delay``, stimulus or ``ops``.
     """
-    if delay not in ("zero", "unit"):
-        raise ValueError(f"delay must be 'zero' or 'unit', not {delay!r}")
-    vdd = float(vdd)
-    if not 0.3 <= vdd <= 1.5:
-        raise ValueError(f"vdd must be in 0.3..1.5 V, not {vdd!r}")
-    if not node_scale > 0:
-        raise ValueError(f"node_scale must be > 0, not {node_scale!r}")
+    check_choice("delay", delay, ("zero", "unit"))
+    vdd = check_number("vdd", vdd, 0.3, 1.5)
+    node_scale = check_number("node_scale", node_scale, positive=True)
     if not stimulus:
         raise ValueError("stimulus must map input ports to (cycles, streams) arrays, not empty")
     cycles = np.shape(next(iter(stimulus.values())))[0]
-    warmup = int(warmup)
-    if not 0 <= warmup < cycles:
-        raise ValueError(f"warmup must be in 0..{cycles - 1} (fewer than the stimulus cycles), "
-                         f"not {warmup!r}")
+    warmup = check_int("warmup", warmup, 0, cycles - 1)      # fewer than the stimulus cycles
     net = _as_netlist(design, top, use_cache)
     res = _ns.simulate(net, stimulus, count_toggles=True, warmup=max(warmup, 1), outputs=[],
                        delay=delay)
@@ -424,11 +418,8 @@ def dot_streams(blocks, lanes, cycles, *, start="clear", rng=None):
     dict
         Port -> ``(cycles, lanes)`` int64, plus ``"valid"`` (all ones) and ``start``.
     """
-    lanes, cycles = int(lanes), int(cycles)
-    if not 1 <= lanes <= 65536:
-        raise ValueError(f"lanes must be in 1..65536, not {lanes!r}")
-    if cycles < 1:
-        raise ValueError(f"cycles must be >= 1, not {cycles!r}")
+    lanes = check_int("lanes", lanes, 1, 65536)
+    cycles = check_int("cycles", cycles, 1)
     if not blocks:
         raise ValueError("blocks must hold at least one block of dot products, not none")
     ports = list(blocks[0])
@@ -485,13 +476,9 @@ def random_stimulus(ports, lanes=256, cycles=256, *, formats=None, dot_length=64
         Port -> ``(cycles, lanes)`` int64 (object arrays of Python ints for ports wider than
         62 bits).
     """
-    lanes, cycles, dot_length = int(lanes), int(cycles), int(dot_length)
-    if not 1 <= lanes <= 65536:
-        raise ValueError(f"lanes must be in 1..65536, not {lanes!r}")
-    if cycles < 1:
-        raise ValueError(f"cycles must be >= 1, not {cycles!r}")
-    if dot_length < 1:
-        raise ValueError(f"dot_length must be >= 1, not {dot_length!r}")
+    lanes = check_int("lanes", lanes, 1, 65536)
+    cycles = check_int("cycles", cycles, 1)
+    dot_length = check_int("dot_length", dot_length, 1)
     rng = rng if rng is not None else np.random.default_rng(0)
     formats = formats or {}
     out = {}

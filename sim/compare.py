@@ -9,19 +9,19 @@ per multiply-accumulate:
 * area in NAND2 equivalents (GE) and flip-flops; for block units (MX dot products) the
   whole unit divided by its k elements, since one such unit performs k MACs per clock;
 * energy per MAC two ways (section 2 of the issue): (a) the gate-count model of
-  :mod:`lowbit.fpga.energy` (45 nm, 0.9 V, calibrated on Horowitz's integer add/multiply
+  :mod:`lowbit.sim.energy` (45 nm, 0.9 V, calibrated on Horowitz's integer add/multiply
   figures), and (b) gate-level toggles: the synthesised netlist simulated on uniform random
   operands (finite codes for FP formats; MX blocks with scales 2^-8..2^7; 256 streams x 248
   counted cycles, seed 0, zero delay) and priced at 1/2 C V^2 per transition
-  (:mod:`lowbit.fpga.toggle_energy`, whose docstring says where and why the two disagree);
+  (:mod:`lowbit.sim.toggle_energy`, whose docstring says where and why the two disagree);
   (b) is cached beside the synthesis result;
 * with ``target`` = ``ice40`` or ``ecp5``: LUTs, carry cells, DSP blocks and nextpnr's Fmax;
 
 each also as a ratio to the INT8 MAC with an INT32 accumulator.
 
 The published anchor (van Baalen et al., "FP8 versus INT8 for efficient deep learning
-inference", arXiv:2303.17951, abstract and secondary readings in
-../shared/docs/formats.md section 8): FP8 MACs are "50-180% less efficient" than INT8;
+inference", arXiv:2303.17951, abstract and secondary readings of its hardware section): FP8
+MACs are "50-180% less efficient" than INT8;
 E4M3 with an FP16 accumulator about +53% gates over INT8/INT32, with FP32 accumulation
 about +183%, by counting 2-input gates (not synthesis). :func:`anchor_statement` says how
 the measured ratios compare.
@@ -40,9 +40,10 @@ from lowbit.hdl.manifest import to_verilog
 from lowbit.models import formats as _formats
 from lowbit.models import mx as _mx
 
-from . import cache as _cache
+from lowbit.fpga import cache as _cache
+from lowbit.fpga import synth as _synth
+
 from . import energy as _energy
-from . import synth as _synth
 from . import toggle_energy as _toggles
 
 __all__ = ["CompareUnit", "DEFAULT_UNITS", "CompareRow", "compare", "rows_table",
@@ -230,7 +231,7 @@ _LANES, _CYCLES, _WARMUP = 256, 256, 8
 
 def toggle_stimulus(cu, ports, rng=None):
     """The (b) operand streams of compare unit ``cu`` with input ``ports`` [(name, width)]:
-    :func:`lowbit.fpga.toggle_energy.random_stimulus` with the unit's operand formats; for MX
+    :func:`lowbit.sim.toggle_energy.random_stimulus` with the unit's operand formats; for MX
     dot units every element of the packed ``a``/``b`` ports is a finite code of the element
     format and the E8M0 scales are drawn from 119..134 (2^-8..2^7), so that blocks neither
     overflow nor vanish as random scale codes would make them do."""
@@ -341,9 +342,10 @@ def anchor_statement(rows):
 
 def plot(rows, path):
     """Write a PNG bar chart of area and energy per MAC relative to INT8."""
+    # matplotlib is imported here: only the PNG needs it, and it is slow to import
     import matplotlib
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # (after choosing the Agg backend)
     ref = rows[0]
     labels = [r.unit.label for r in rows]
     area = [r.area_ge / ref.area_ge for r in rows]

@@ -1,0 +1,408 @@
+"""The golden model of the systolic array (lowbit.models.systolic): the schedule against a
+register-transfer model of the array, and the numerics of every PE in the array's order."""
+
+import math
+
+import numpy as np
+import pytest
+
+from lowbit.models.systolic import (Fp32AccPE, FpMacPE, IntPE, KulischPE, OverqPE, PESpec, Schedule,
+                                    gemm_numerics, parse_pe, pe_name, reference_numerics)
+
+
+# ---------------------------------------------------------------------------------------------------
+# the schedule against a register-transfer model of the array
+
+def _rt_weight_stationary(a_stream, tile, R, C, L):
+    """Cycle-by-cycle register model of one WS/IS fold.
+
+    a_stream: (T, R) streamed operand (row t enters array row i at the left edge at L + t + i);
+    tile: (R, C) stationary operand, preloaded from the top (last row first) in cycles 0..R-1.
+    Returns psum outputs (T, C), {(i, j, t): mac cycle}, {t: cycle the de-skewed vector is produced}.
+    """
+    T = a_stream.shape[0]
+    w = [[None] * C for _ in range(R)]
+    areg = [[None] * C for _ in range(R)]  # (value, t) leaving PE (i, j) to the right
+    preg = [[None] * C for _ in range(R)]  # (psum, t) leaving PE (i, j) downwards
+    macs, bottom = {}, {}
+    out = np.zeros((T, C), dtype=np.int64)
+    c = 0
+    while True:
+        if c < R:  # preload: shift the weight rows down, inject tile row R-1-c at the top
+            for i in range(R - 1, 0, -1):
+                w[i] = w[i - 1]
+            w[0] = list(tile[R - 1 - c])
+        new_a = [[None] * C for _ in range(R)]
+        new_p = [[None] * C for _ in range(R)]
+        for i in range(R):
+            for j in range(C):
+                if j == 0:
+                    t = c - L - i
+                    a_in = (a_stream[t, i], t) if c >= L and 0 <= t < T else None
+                else:
+                    a_in = areg[i][j - 1]
+                if a_in is None:
+                    continue
+                val, t = a_in
+                p_in = 0 if i == 0 else preg[i - 1][j][0]
+                if i > 0:
+                    assert preg[i - 1][j][1] == t
+                new_a[i][j] = a_in
+                new_p[i][j] = (p_in + int(val) * int(w[i][j]), t)
+                macs[(i, j, t)] = c
+                if i == R - 1:
+                    out[t, j] = new_p[i][j][0]
+                    bottom[(t, j)] = c
+        areg, preg = new_a, new_p
+        c += 1
+        if len(macs) == R * C * T:
+            break
+    # de-skew: column j delayed by C-1-j registers, then one output register
+    produced = {}
+    for t in range(T):
+        cyc = {bottom[(t, j)] + (C - 1 - j) + 1 for j in range(C)}
+        assert len(cyc) == 1
+        produced[t] = cyc.pop()
+    return out, macs, produced
+
+
+def _rt_output_stationary(a, b, R, C):
+    """Cycle-by-cycle register model of one OS fold: a (R, T) from the left, b (T, C) from the top."""
+    T = a.shape[1]
+    acc = np.zeros((R, C), dtype=np.int64)
+    areg = [[None] * C for _ in range(R)]
+    breg = [[None] * C for _ in range(R)]
+    macs = {}
+    c = 0
+    while len(macs) < R * C * T:
+        new_a = [[None] * C for _ in range(R)]
+        new_b = [[None] * C for _ in range(R)]
+        for i in range(R):
+            for j in range(C):
+                ta = c - i
+                a_in = ((a[i, ta], ta) if 0 <= ta < T else None) if j == 0 else areg[i][j - 1]
+                tb = c - j
+                b_in = ((b[tb, j], tb) if 0 <= tb < T else None) if i == 0 else breg[i - 1][j]
+                new_a[i][j], new_b[i][j] = a_in, b_in
+                if a_in is not None:
+                    assert b_in is not None and a_in[1] == b_in[1]
+                    acc[i, j] += int(a_in[0]) * int(b_in[0])
+                    macs[(i, j, a_in[1])] = c
+                else:
+                    assert b_in is None
+        areg, breg = new_a, new_b
+        c += 1
+    return acc, macs
+
+
+@pytest.mark.parametrize("df", ["ws", "is"])
+@pytest.mark.parametrize("R, C", [(3, 4), (4, 2)])
+def test_schedule_matches_register_model_ws_is(df, R, C):
+    rng = np.random.default_rng(1)
+    M, K, N = 5, 7, 6
+    A = rng.integers(-8, 8, (M, K))
+    B = rng.integers(-8, 8, (K, N))
+    s = Schedule(M, K, N, R, C, df)
+    P = s.fold_period
+    assert s.preload == R
+    out = np.zeros((M, N), dtype=np.int64)
+    for f in range(s.folds):
+        tile = s.fold_tile(f)
+        (k0, k1), (m0, m1), (n0, n1) = tile["K"], tile["M"], tile["N"]
+        if df == "ws":  # stationary filter[K-slice, N-slice]; stream ifmap rows
+            stat = np.zeros((R, C), dtype=np.int64)
+            stat[:k1 - k0, :n1 - n0] = B[k0:k1, n0:n1]
+            stream = np.zeros((s.T, R), dtype=np.int64)
+            stream[:, :k1 - k0] = A[:, k0:k1]
+        else:  # stationary ifmap^T[K-slice, M-slice]; stream filter columns
+            stat = np.zeros((R, C), dtype=np.int64)
+            stat[:k1 - k0, :m1 - m0] = A[m0:m1, k0:k1].T
+            stream = np.zeros((s.T, R), dtype=np.int64)
+            stream[:, :k1 - k0] = B[k0:k1, :].T
+        psum, macs, produced = _rt_weight_stationary(stream, stat, R, C, s.preload)
+        for (i, j, t), cyc in macs.items():
+            assert f * P + cyc == s.mac_cycle(f, i, j, t)
+        for t, cyc in produced.items():
+            assert f * P + cyc == s.output_cycle(f, t)
+        assert max(macs.values()) == P - 1
+        if df == "ws":
+            out[:, n0:n1] += psum[:, :n1 - n0]
+        else:
+            out[m0:m1, :] += psum[:, :m1 - m0].T
+    np.testing.assert_array_equal(out, A @ B)
+    assert s.mac_cycle(s.folds - 1, R - 1, C - 1, s.T - 1) == s.compute_cycles
+    assert s.output_cycle(s.folds - 1, s.T - 1) == s.latency == s.compute_cycles + 1
+
+
+@pytest.mark.parametrize("R, C", [(3, 4), (4, 2)])
+def test_schedule_matches_register_model_os(R, C):
+    rng = np.random.default_rng(2)
+    M, K, N = 7, 5, 6
+    A = rng.integers(-8, 8, (M, K))
+    B = rng.integers(-8, 8, (K, N))
+    s = Schedule(M, K, N, R, C, "os")
+    P = s.fold_period
+    out = np.zeros((M, N), dtype=np.int64)
+    for f in range(s.folds):
+        tile = s.fold_tile(f)
+        (m0, m1), (n0, n1) = tile["M"], tile["N"]
+        a = np.zeros((R, K), dtype=np.int64)
+        a[:m1 - m0] = A[m0:m1]
+        b = np.zeros((K, C), dtype=np.int64)
+        b[:, :n1 - n0] = B[:, n0:n1]
+        acc, macs = _rt_output_stationary(a, b, R, C)
+        for (i, j, t), cyc in macs.items():
+            assert f * P + cyc == s.mac_cycle(f, i, j, t)
+        assert max(macs.values()) == P - 1
+        out[m0:m1, n0:n1] = acc[:m1 - m0, :n1 - n0]
+        # drain: row i leaves at (f+1)P + R-1-i, after its accumulator's last MAC, before the next
+        # fold's drain
+        for i in range(R):
+            assert s.output_cycle(f, i) > f * P + max(macs[(i, j, K - 1)] for j in range(C))
+            assert s.output_cycle(f, i) < (f + 2) * P
+    np.testing.assert_array_equal(out, A @ B)
+    assert s.output_cycle(s.folds - 1, 0) == s.latency == s.compute_cycles + R
+
+
+def test_fold_order_and_tiles():
+    s = Schedule(40, 50, 30, 8, 16, "ws")  # Sr = K = 50 -> 7 row folds, Sc = N = 30 -> 2 col folds
+    assert (s.row_folds, s.col_folds, s.folds) == (7, 2, 14)
+    assert s.fold_coords(0) == (0, 0) and s.fold_coords(6) == (0, 6) and s.fold_coords(7) == (1, 0)
+    assert s.fold_tile(13) == {"M": (0, 40), "K": (48, 50), "N": (16, 30), "rows_used": 2, "cols_used": 14}
+    assert s.phases() == {"preload": 8, "stream": 40, "row_skew": 7, "col_skew": 15, "period": 70, "drain": 1}
+
+
+# ---------------------------------------------------------------------------------------------------
+# numerics
+
+def test_int8_numerics_exact():
+    rng = np.random.default_rng(3)
+    a = rng.integers(0, 256, (37, 300), dtype=np.uint8)  # int8 bit patterns
+    b = rng.integers(0, 256, (300, 23), dtype=np.uint8)
+    got = gemm_numerics(a, b, 8, 8, "ws", IntPE("int8", "int8", acc_bits=32))
+    want = a.view(np.int8).astype(np.int64) @ b.view(np.int8).astype(np.int64)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_int8_numerics_wraps_like_a_register():
+    rng = np.random.default_rng(4)
+    a = rng.integers(0, 256, (6, 40), dtype=np.uint8)
+    b = rng.integers(0, 256, (40, 5), dtype=np.uint8)
+    pe = IntPE(acc_bits=16)
+    got = gemm_numerics(a, b, 4, 4, "os", pe)
+    exact = a.view(np.int8).astype(np.int64) @ b.view(np.int8).astype(np.int64)
+    np.testing.assert_array_equal(got, ((exact + 2**15) % 2**16) - 2**15)
+    np.testing.assert_array_equal(got, reference_numerics(a, b, pe))
+    assert np.any(got != exact)  # the case does overflow 16 bits
+
+
+def test_int8_saturating_accumulator_follows_k_order():
+    rng = np.random.default_rng(6)
+    a = rng.integers(0, 256, (5, 30), dtype=np.uint8)
+    b = rng.integers(0, 256, (30, 4), dtype=np.uint8)
+    pe = IntPE(acc_bits=12, overflow="saturate")
+    got = gemm_numerics(a, b, 4, 4, "ws", pe)
+    av, bv = a.view(np.int8).astype(np.int64), b.view(np.int8).astype(np.int64)
+    want = np.zeros((5, 4), dtype=np.int64)
+    for m in range(5):
+        for n in range(4):
+            acc = 0
+            for k in range(30):  # clamp to [-2048, 2047] after every MAC, k ascending
+                acc = min(2047, max(-2048, acc + int(av[m, k]) * int(bv[k, n])))
+            want[m, n] = acc
+    np.testing.assert_array_equal(got, want)
+    assert np.any(np.abs(want) == 2048) or np.any(want == 2047)
+
+
+def test_fp32_accumulate_order_matches_float32_oracle():
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    rng = np.random.default_rng(5)
+    K = 64
+    # e4m3 (OCP, "fn") codes excluding NaN (0x7f, 0xff)
+    codes = np.array([c for c in range(256) if c & 0x7F != 0x7F], dtype=np.uint8)
+    a = rng.choice(codes, (9, K))
+    b = rng.choice(codes, (K, 7))
+    got = gemm_numerics(a, b, 4, 4, "ws", Fp32AccPE("e4m3", "e4m3"))
+    av = a.view(ml_dtypes.float8_e4m3fn).astype(np.float32)  # independent decode
+    bv = b.view(ml_dtypes.float8_e4m3fn).astype(np.float32)
+    want = np.zeros((9, 7), dtype=np.float32)
+    rev = np.zeros((9, 7), dtype=np.float32)
+    for m in range(9):
+        for n in range(7):
+            acc = np.float32(-0.0)
+            for k in range(K):  # products of e4m3 values are exact in float32; one rounding per add
+                acc = np.float32(acc + av[m, k] * bv[k, n])
+            want[m, n] = acc
+            acc = np.float32(0)
+            for k in reversed(range(K)):
+                acc = np.float32(acc + av[m, k] * bv[k, n])
+            rev[m, n] = acc
+    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+    assert np.any(rev != want)  # the order matters for an FP accumulator: this case shows it
+    np.testing.assert_array_equal(gemm_numerics(a, b, 4, 4, "os", Fp32AccPE(), block_rows=2)
+                                  .view(np.uint32), want.view(np.uint32))
+    # the golden-model FP MAC (fused, FP32 accumulator) gives the same bits in the same order
+    golden = gemm_numerics(a, b, 4, 4, "ws", FpMacPE("e4m3", "e4m3", "fp32", "fused"))
+    np.testing.assert_array_equal(golden.astype(np.uint32), want.view(np.uint32))
+
+
+def test_golden_fp_mac_two_roundings_fp16_matches_scalar_reference():
+    rng = np.random.default_rng(7)
+    codes = np.array([c for c in range(256) if c & 0x7F != 0x7F], dtype=np.uint8)
+    a = rng.choice(codes, (4, 20))
+    b = rng.choice(codes, (20, 3))
+    pe = FpMacPE("e4m3", "e4m3", "fp16", "two_roundings", saturate=True)
+    got = gemm_numerics(a, b, 2, 2, "os", pe)
+    np.testing.assert_array_equal(got, reference_numerics(a, b, pe))
+
+
+def test_numerics_validation():
+    with pytest.raises(ValueError, match=r"^a_codes must be \(M, K\) and b_codes \(K, N\) with equal K"):
+        gemm_numerics(np.zeros((2, 3), np.uint8), np.zeros((4, 2), np.uint8), 32, 32, "ws")
+    with pytest.raises(ValueError, match=r"^a_format must be an integer format"):
+        IntPE("e4m3")
+    with pytest.raises(ValueError, match=r"^acc_bits must be an integer from 2 to 63, not 64$"):
+        IntPE(acc_bits=64)
+    with pytest.raises(ValueError, match=r"^overflow must be one of wrap, saturate, not 'clip'$"):
+        IntPE(overflow="clip")
+    with pytest.raises(TypeError, match=r"^rows must be an integer, not 4\.0$"):
+        gemm_numerics(np.zeros((2, 3), np.uint8), np.zeros((3, 2), np.uint8), 4.0, 4, "ws")
+    with pytest.raises(ValueError, match=r"^dataflow must be one of os, ws, is, not 'xs'$"):
+        gemm_numerics(np.zeros((2, 3), np.uint8), np.zeros((3, 2), np.uint8), 4, 4, "xs")
+    with pytest.raises(TypeError, match=r"^pe must implement the PEDatapath protocol, not 'int8'$"):
+        gemm_numerics(np.zeros((2, 3), np.uint8), np.zeros((3, 2), np.uint8), 4, 4, "ws", "int8")
+    with pytest.raises(ValueError, match=r"^mode must be 'fused' or 'two_roundings' \(KulischPE for "
+                                         r"'kulisch'\), not 'kulisch'$"):
+        FpMacPE(mode="kulisch")
+    with pytest.raises(ValueError, match=r"^output must be 'code' or 'state', not 'value'$"):
+        KulischPE(output="value")
+    with pytest.raises(ValueError, match=r"^terms must be an integer from 1 to 4294967296, not 0$"):
+        KulischPE(terms=0)
+    with pytest.raises(ValueError, match=r"^acc_format must be an IEEE-style float format"):
+        KulischPE(acc_format="e4m3")
+
+
+def test_kulisch_numerics_exact_sum_rounded_once():
+    """KulischPE: the exact sum of the products rounded once to FP32. Oracle: ml_dtypes decode,
+    exact float64 products, ``math.fsum`` (the exact sum: a multiple of 2^-18 below 2^30 has at
+    most 48 significant bits, so float64 holds it) and one float64 -> float32 rounding (RNE)."""
+    import math
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    rng = np.random.default_rng(9)
+    K = 64
+    codes = np.array([c for c in range(256) if c & 0x7F != 0x7F], dtype=np.uint8)
+    a = rng.choice(codes, (9, K))
+    b = rng.choice(codes, (K, 7))
+    a[0] = 0x80                                   # -0 products only: -0
+    b[:, 6] = 0                                   # +0 * x: +0
+    pe = KulischPE("e4m3", "e4m3", "fp32")
+    assert (pe.width, pe.lsb_exp) == (49, -18)
+    got = gemm_numerics(a, b, 4, 4, "ws", pe)
+    av = a.view(ml_dtypes.float8_e4m3fn).astype(np.float64)
+    bv = b.view(ml_dtypes.float8_e4m3fn).astype(np.float64)
+    want = np.zeros((9, 7), dtype=np.float32)
+    for m in range(9):
+        for n in range(7):
+            p = av[m] * bv[:, n]
+            want[m, n] = np.float32(math.fsum(p))
+            if want[m, n] == 0:                   # an exact zero: -0 iff every product is -0
+                want[m, n] = -0.0 if np.all((p == 0) & np.signbit(p)) else 0.0
+    assert np.signbit(want[0, 6]) and want[0, 6] == 0 and not np.signbit(want[0, 0])
+    np.testing.assert_array_equal(got.astype(np.uint32), want.view(np.uint32))
+    # order-independent (exact), scalar reference, and the golden FP MAC over the whole row
+    np.testing.assert_array_equal(gemm_numerics(a[:, ::-1], b[::-1], 2, 2, "os", pe),
+                                  got)
+    np.testing.assert_array_equal(reference_numerics(a[:3, :9], b[:9, :3], pe),
+                                  gemm_numerics(a[:3, :9], b[:9, :3], 32, 32, "ws", pe))
+    from lowbit.models.mac import fp_mac
+    np.testing.assert_array_equal(fp_mac(a[:, None, :], b.T[None], "e4m3", "e4m3", "fp32", "kulisch"),
+                                  got)
+    # an FP32 accumulator rounding every step differs somewhere: this case shows it
+    fused = gemm_numerics(a, b, 32, 32, "ws", FpMacPE("e4m3", "e4m3", "fp32", "fused"))
+    assert np.any(fused != got)
+
+
+def test_kulisch_state_output_packs_fixed_and_flags():
+    rng = np.random.default_rng(3)
+    a = rng.integers(0, 1 << 5, (4, 6))           # e5m2 codes, Inf/NaN included
+    a[0, 0] = 0x7C                                # +Inf
+    a[1, 0] = 0x7D                                # NaN
+    b = rng.integers(0, 1 << 5, (6, 3))
+    b[0] = 0x3C                                   # +1
+    pe = KulischPE("e5m2", "e5m2", "bf16", terms=8)
+    ps = KulischPE("e5m2", "e5m2", "bf16", terms=8, output="state")
+    st = gemm_numerics(a, b, 32, 32, "ws", ps)
+    assert st.dtype == object and all(0 <= int(v) < 1 << (ps.width + 4) for v in st.flat)
+    flags = np.vectorize(lambda v: int(v) >> ps.width)(st)
+    assert (flags[0] & 2).all() and (flags[1] & 1).all()      # +Inf seen; NaN seen
+    state = ps.unpack(st)
+    np.testing.assert_array_equal(pe.result(state), gemm_numerics(a, b, 32, 32, "ws", pe))
+    np.testing.assert_array_equal(ps.pack(state), st)
+    assert all(-(1 << (ps.width - 1)) <= int(v) < 1 << (ps.width - 1) for v in state.fixed.flat)
+
+
+# ---------------------------------------------------------------------------------------
+# PE names
+
+
+@pytest.mark.parametrize("name, spec", [
+    ("int8", PESpec("int", "int8", "int8", acc_bits=32, overflow="wrap")),
+    ("INT8", PESpec("int", "int8", "int8")),
+    ("int8xint4_acc24_saturate", PESpec("int", "int8", "int4", acc_bits=24, overflow="saturate")),
+    ("uint8", PESpec("int", "uint8", "uint8")),
+    ("int8xint8_acc32_wrap", PESpec("int", "int8", "int8")),
+    ("e4m3_fp32", PESpec("fp", "e4m3", "e4m3", acc="fp32", mode="fused")),
+    ("fp8_fp32acc", PESpec("fp", "e4m3", "e4m3", acc="fp32")),
+    ("e5m2xe4m3_fp16_two_roundings", PESpec("fp", "e5m2", "e4m3", acc="fp16", mode="two_roundings")),
+    ("e4m3xe4m3_fp32acc", PESpec("fp", "e4m3", "e4m3", acc="fp32")),
+    ("e2m1_bf16", PESpec("fp", "e2m1", "e2m1", acc="bf16")),
+    ("overq4", PESpec("overq", "int4", "int4", acc_bits=32, bits=4, w_bits=4)),
+    ("e4m3_kulisch", PESpec("fp", "e4m3", "e4m3", acc="fp32", mode="kulisch", terms=4096)),
+    ("e4m3xe4m3_fp32_kulisch49", PESpec("fp", "e4m3", "e4m3", acc="fp32", mode="kulisch", terms=4096)),
+    # 1000 terms need the same register as 1024: the canonical terms is the register's capacity
+    ("e5m2_kulisch_fp16_t1000", PESpec("fp", "e5m2", "e5m2", acc="fp16", mode="kulisch", terms=1024)),
+    ("e4m3_kulisch37", PESpec("fp", "e4m3", "e4m3", acc="fp32", mode="kulisch", terms=1)),
+    ("overq4_w8_acc24", PESpec("overq", "int4", "int8", acc_bits=24, bits=4, w_bits=8)),
+])
+def test_parse_pe(name, spec):
+    assert parse_pe(name) == spec
+    assert parse_pe(spec.key) == spec
+
+
+@pytest.mark.parametrize("bad, why", [
+    ("foo", ""), ("int8_fp32", " ('int8' is not a float format of at most 16 bits)"),
+    ("e4m3_kulisch99", " (Kulisch width for e4m3xe4m3 must be 37..69, not 99)"),
+    ("e4m3_kulisch49_t4096", " (give the Kulisch width or the terms, not both)"),
+    ("int8_acc80", " (accumulator width must be 2..64, not 80)"),
+    ("int3x", ""), ("e4m3xint8_fp32", " ('int8' is not a float format of at most 16 bits)"),
+    ("fp32xfp32_fp32", " ('fp32' is not a float format of at most 16 bits)"),
+    ("overq1", " (OverQ: b and w 2..16, accumulator 2..64)"),
+])
+def test_parse_pe_bad(bad, why):
+    with pytest.raises(ValueError, match=r"^pe must be one of the forms int8, uint8, .*, not "
+                                         + repr(bad) + __import__("re").escape(why) + "$"):
+        parse_pe(bad)
+
+
+def test_pe_name_of_datapaths():
+    assert parse_pe(pe_name(IntPE())) == parse_pe("int8")
+    assert parse_pe(pe_name(IntPE("int4", "int8", 20, "saturate"))) == PESpec(
+        "int", "int4", "int8", acc_bits=20, overflow="saturate")
+    assert parse_pe(pe_name(FpMacPE("e5m2", "e5m2", "fp16", "two_roundings"))) == PESpec(
+        "fp", "e5m2", "e5m2", acc="fp16", mode="two_roundings")
+    assert parse_pe(pe_name(Fp32AccPE())) == parse_pe("e4m3_fp32")
+    assert pe_name(KulischPE()) == "e4m3xe4m3_fp32_kulisch49"
+    assert parse_pe(pe_name(KulischPE("e5m2", "e4m3", "bf16", terms=100))) == PESpec(
+        "fp", "e5m2", "e4m3", acc="bf16", mode="kulisch", terms=128)
+    assert parse_pe("e4m3_kulisch").acc_width == 49 + 4       # van Baalen's INT37 + 12 guard bits
+    assert pe_name("int8") == "int8"
+    assert pe_name(FpMacPE(saturate=True)) == "e4m3xe4m3_fp32_fused_sat"
+    assert parse_pe(pe_name(FpMacPE(flush_subnormals=True, saturate=True))) == PESpec(
+        "fp", "e4m3", "e4m3", acc="fp32", flush_subnormals=True, saturate=True)
+    assert pe_name(OverqPE(4, 4, 16, cascade=2, precision=False, shift_at="operands")) == \
+        "overq4_w4_acc16_c2_noprec_operands"
+    assert parse_pe("overq4_w4_acc16_c2_noprec_operands") == PESpec(
+        "overq", acc_bits=16, bits=4, w_bits=4, cascade=2, precision=False, shift_at="operands")
+    with pytest.raises(TypeError, match=r"^pe must be an IntPE, FpMacPE, KulischPE, OverqPE, "
+                                        r"Fp32AccPE, a PESpec or a PE name, not 3$"):
+        pe_name(3)
