@@ -391,7 +391,24 @@ def _registers(m, latency_cuts):
 _CUTS_ORDER = ("input", "align", "sum")
 
 
-class SharedExpAdder(wiring.Component):
+class _AdderParams:
+    """The public parameters of the units built on :class:`Datapath`."""
+
+    @property
+    def config(self):
+        """The :class:`~lowbit.models.shared_exp.SharedExpConfig` of the adder."""
+        return self._cfg
+
+    a_format = property(lambda self: self._a_fmt)
+    #: ``None`` when the terms are the ``a`` values themselves (SharedExpAdder only).
+    b_format = property(lambda self: self._b_fmt)
+    #: Fraction bits of integer operands (the model's ``int_frac_bits``; ``(a, b)`` for the
+    #: block units).
+    int_frac_bits = property(lambda self: self._ifb)
+    pipeline_stages = property(lambda self: self._stages)
+
+
+class SharedExpAdder(_AdderParams, wiring.Component):
     """n-term shared-exponent adder: ``o = acc + sum_i a_i * b_i`` (see the module docstring).
 
     Parameters
@@ -467,18 +484,6 @@ class SharedExpAdder(wiring.Component):
         if b_fmt is not None:
             self.port_docs["b"] = (f"{n} {b_fmt.name} codes, term i in bits "
                                    f"[i*{b_fmt.bits}, (i+1)*{b_fmt.bits})")
-
-    @property
-    def config(self):
-        """The :class:`~lowbit.models.shared_exp.SharedExpConfig` this unit implements."""
-        return self._cfg
-
-    a_format = property(lambda self: self._a_fmt)
-    #: ``None`` when the terms are the ``a`` values themselves.
-    b_format = property(lambda self: self._b_fmt)
-    #: Fraction bits of integer operands (the model's ``int_frac_bits``).
-    int_frac_bits = property(lambda self: self._ifb)
-    pipeline_stages = property(lambda self: self._stages)
 
     @property
     def latency(self):
@@ -561,7 +566,7 @@ UNITS = [
 ]
 
 
-class AccumulatingDot(wiring.Component):
+class AccumulatingDot(_AdderParams, wiring.Component):
     """Base of :class:`~lowbit.hdl.mx_dot.MxDotUnit` and :class:`~lowbit.hdl.bfp_adder.BfpAdder`:
     a shared-exponent adder over one block per cycle whose FP32 accumulator is a register.
 
@@ -583,17 +588,6 @@ class AccumulatingDot(wiring.Component):
         ports.update(scale_ports)
         ports.update({"valid": In(1), "first": In(1), "o": Out(32)})
         wiring.Component.__init__(self, ports)
-
-    @property
-    def config(self):
-        """The :class:`~lowbit.models.shared_exp.SharedExpConfig` of the block adder."""
-        return self._cfg
-
-    a_format = property(lambda self: self._a_fmt)
-    b_format = property(lambda self: self._b_fmt)
-    #: ``(a, b)`` fraction bits of integer elements (the model's ``int_frac_bits``).
-    int_frac_bits = property(lambda self: self._ifb)
-    pipeline_stages = property(lambda self: self._stages)
 
     @property
     def latency(self):
