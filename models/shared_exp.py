@@ -425,8 +425,8 @@ def round_fixed(S, g, frac_bits, rounding):
 
 def add_round(x, y, frac_bits=23, rounding="nearest_even"):
     """``x + y`` (FP32-representable float64 arrays), exactly, rounded once to
-    ``frac_bits`` fraction bits (FP32 exponent range).  NaN/Inf follow IEEE 754;
-    an exact zero sum gives +0."""
+    ``frac_bits`` fraction bits (FP32 exponent range).  NaN/Inf follow IEEE 754, every
+    NaN result is the canonical +NaN (FP32 code 0x7FC00000); an exact zero sum gives +0."""
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     x, y = np.broadcast_arrays(x, y)
@@ -455,7 +455,8 @@ def add_round(x, y, frac_bits=23, rounding="nearest_even"):
     out = round_fixed(S, base, frac_bits, rounding)
     with np.errstate(invalid="ignore"):
         special = np.isnan(x) | np.isnan(y) | np.isinf(x) | np.isinf(y)
-        out = np.where(special, x + y, out)
+        s = x + y                      # Inf + -Inf: the machine's default NaN (negative on x86)
+        out = np.where(special, np.where(np.isnan(s), np.nan, s), out)   # canonical +NaN
     return out
 
 

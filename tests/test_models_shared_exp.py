@@ -189,3 +189,372 @@ def test_add_round_far_operands():
     assert got[1] == np.float32(1.0 - 2.0 ** -24)
     assert got[2] == 2.0 ** 100 and got[3] == 0.0 and not np.signbit(got[3])
     assert se.add_round(x, y)[1] == 1.0
+
+
+# ---------------------------------------------------------------------------------------
+# Exact Fraction oracles of the documented algorithm (module docstring of shared_exp), written
+# from the text alone: no model helper is used, values come from Format.decode.
+
+FP32_EMIN = -126
+
+
+def flog2(q):
+    """floor(log2(q)) of a positive Fraction, exactly."""
+    q = Fraction(q)
+    e = q.numerator.bit_length() - q.denominator.bit_length()
+    if Fraction(2) ** e > q:
+        e -= 1
+    assert Fraction(2) ** e <= q < Fraction(2) ** (e + 1)
+    return e
+
+
+def fmax_of(frac_bits):
+    return (2 - Fraction(1, 2 ** frac_bits)) * Fraction(2) ** 127
+
+
+def round_oracle(q, frac_bits, rounding):
+    """Exact rational -> ``frac_bits`` fraction bits, FP32 exponent range (gradual underflow at
+    2^(-126 - frac_bits)); overflow +-Inf (nearest even) or +-max (toward zero); 0 -> +0, a
+    non-zero value that rounds to zero keeps its sign."""
+    q = Fraction(q)
+    if q == 0:
+        return 0.0
+    m = abs(q)
+    ulp = Fraction(2) ** (max(flog2(m), FP32_EMIN) - frac_bits)
+    k = math.floor(m / ulp)
+    r = m / ulp - k
+    if rounding == "nearest_even" and (r > Fraction(1, 2) or (r == Fraction(1, 2) and k % 2 == 1)):
+        k += 1
+    elif rounding not in ("nearest_even", "toward_zero"):
+        raise AssertionError(rounding)
+    v = k * ulp
+    if v > fmax_of(frac_bits):
+        out = math.inf if rounding == "nearest_even" else float(fmax_of(frac_bits))
+    else:
+        out = float(v)
+        assert Fraction(out) == v
+    return -out if q < 0 else out
+
+
+def cut_oracle(x, cut):
+    """A term x (Fraction, in units of the grid) cut to an integer as the docstring says."""
+    if cut == "toward_zero":
+        return math.trunc(x)
+    if cut == "floor":
+        return math.floor(x)
+    m = abs(x)
+    k = math.floor(m)
+    if cut == "nearest_even":
+        r = m - k
+        up = r > Fraction(1, 2) or (r == Fraction(1, 2) and k % 2 == 1)
+    else:                                  # guard bit only: guard 1 = tie, to even
+        guard = math.floor(2 * m) - 2 * k
+        up = guard == 1 and k % 2 == 1
+    k += up
+    return -k if x < 0 else k
+
+
+def operand_exponent(v, fmt):
+    """Exponent of a non-zero float operand, subnormals counted at emin (from min_normal)."""
+    return max(flog2(abs(Fraction(v))), flog2(Fraction(fmt.min_normal)))
+
+
+def step_oracle(va, vb, fa, fb, cfg, acc=None, scale=0):
+    """One adder step on finite operand values ``va``, ``vb`` (floats) by the docstring."""
+    terms, exps = [], []
+    for x, y in zip(va, vb):
+        p = Fraction(x) * Fraction(y) * Fraction(2) ** scale
+        if p == 0:
+            continue                       # zero terms never take part in the maximum
+        terms.append(p)
+        if cfg.align == "product":
+            exps.append(flog2(abs(p)))
+        else:
+            exps.append(operand_exponent(x, fa) + operand_exponent(y, fb) + scale)
+    A = Fraction(0) if acc is None else Fraction(float(acc))
+    if cfg.acc_in_max and A != 0:
+        exps.append(max(flog2(abs(A)), FP32_EMIN))
+        terms.append(A)
+    E = max(exps) if exps else 0
+    grid = Fraction(2) ** (E - cfg.frac_bits)
+    S = sum(cut_oracle(t / grid, cfg.cut) for t in terms)
+    if cfg.sum_bits is not None:
+        w = cfg.sum_bits
+        S = (S + 2 ** (w - 1)) % 2 ** w - 2 ** (w - 1)
+    out = round_oracle(S * grid, cfg.norm_frac_bits, cfg.norm_rounding)
+    if acc is not None and not cfg.acc_in_max and math.isfinite(out):
+        out = round_oracle(A + Fraction(out), cfg.norm_frac_bits, cfg.norm_rounding)
+    return out
+
+
+def bits32(x):
+    return int(np.float32(x).view(np.uint32))
+
+
+def random_fp32(rng, size):
+    """FP32 values over the whole range: normals of every exponent, subnormals, zeros, +-max."""
+    e = rng.integers(-150, 128, size)
+    v = rng.integers(1, 1 << 24, size) * np.ldexp(1.0, e - 23)
+    v = np.where(rng.random(size) < 0.5, -v, v).astype(np.float32).astype(np.float64)
+    v[rng.random(size) < 0.05] = 0.0
+    return np.where(np.isinf(v), np.float32(3.4028234663852886e38), v)
+
+
+# --- specials: NaN / Inf rules of every entry point ---------------------------------------
+
+def _e5(values):
+    return formats.e5m2.encode(np.array(values, np.float32))
+
+
+SPECIAL_CASES = [  # (a values, b values, acc, expected)  expected: "nan", +inf, -inf
+    ([np.inf, -np.inf], [1.0, 1.0], None, "nan"),         # +Inf and -Inf terms in one step
+    ([np.inf, 2.0], [-1.0, np.inf], None, "nan"),         # signs from the products
+    ([np.inf, 1.0], [0.0, 1.0], None, "nan"),             # Inf * 0
+    ([0.0, 1.0], [-np.inf, 1.0], None, "nan"),            # 0 * -Inf
+    ([np.nan, 1.0], [1.0, 1.0], None, "nan"),             # NaN operand
+    ([1.0, 1.0], [np.nan, 0.0], None, "nan"),
+    ([np.inf, np.inf], [1.0, 2.0], None, math.inf),       # Inf terms of one sign
+    ([-np.inf, 3.0], [1.0, 2.0], None, -math.inf),
+    ([1.0, 2.0], [1.0, 1.0], np.nan, "nan"),              # NaN accumulator
+    ([1.0, 2.0], [1.0, 1.0], -np.inf, -math.inf),         # Inf accumulator + finite terms
+    ([np.inf, 2.0], [1.0, 1.0], -np.inf, "nan"),          # Inf accumulator + opposite Inf term
+    ([np.inf, 2.0], [-1.0, 1.0], np.inf, "nan"),
+    ([np.inf, 2.0], [1.0, 1.0], np.inf, math.inf),
+]
+
+
+def _check_special(got, expected):
+    got = np.float32(got)
+    if expected == "nan":
+        assert bits32(got) == se.NAN32
+    else:
+        assert got == expected
+
+
+@pytest.mark.parametrize("acc_in_max", [True, False])
+@pytest.mark.parametrize("case", SPECIAL_CASES)
+def test_specials_shared_exp_add(case, acc_in_max):
+    va, vb, acc, expected = case
+    cfg = SharedExpConfig(n=2, frac_bits=8, acc_in_max=acc_in_max)
+    got = se.shared_exp_add(_e5([va]), _e5([vb]), "e5m2", "e5m2", cfg,
+                            acc=None if acc is None else np.array([acc]))
+    _check_special(got[0], expected)
+
+
+@pytest.mark.parametrize("n", [1, 2, 4])
+@pytest.mark.parametrize("case", [c for c in SPECIAL_CASES if c[2] is None])
+def test_specials_shared_exp_dot_and_exact_dot(case, n):
+    # n=1: every term in its own step, the special reaches the next step through the
+    # accumulator; n=2: in one step; n=4: one zero-padded step; behind a finite prefix
+    va, vb, _, expected = case
+    a = _e5([[1.5, 0.5] + va + [0.25]])
+    b = _e5([[2.0, -1.0] + vb + [4.0]])
+    for cfg in (SharedExpConfig(n=n, frac_bits=8),
+                SharedExpConfig(n=n, frac_bits=8, acc_in_max=False, promote_every=n)):
+        _check_special(se.shared_exp_dot(a, b, "e5m2", "e5m2", cfg)[0], expected)
+    _check_special(se.exact_dot(a, b, "e5m2", "e5m2")[0], expected)
+    _check_special(gemm(a, b.T, "e5m2", "e5m2", "exact")[0, 0], expected)
+    _check_special(gemm(a, b.T, "e5m2", "e5m2", SharedExpConfig(n=n, frac_bits=8))[0, 0], expected)
+
+
+def test_opposite_infinities_in_different_steps_and_promotions():
+    # +Inf in the first promoted block, -Inf in the second: the FP32 promotion add sees
+    # Inf + -Inf (IEEE: NaN)
+    a = _e5([[np.inf, 1.0, -np.inf, 1.0]])
+    b = _e5([[1.0, 1.0, 1.0, 1.0]])
+    cfg = SharedExpConfig(n=2, frac_bits=8, promote_every=2)
+    assert bits32(se.shared_exp_dot(a, b, "e5m2", "e5m2", cfg)[0]) == se.NAN32
+    assert bits32(se.shared_exp_dot(a, b, "e5m2", "e5m2", "exact")[0]) == se.NAN32
+
+
+# --- the accumulator inside the maximum --------------------------------------------------
+
+@pytest.mark.parametrize("acc, cut, want", [
+    (2.0 ** -130, "toward_zero", 0.0),       # FP32 subnormal: exponent field -126, grid 2^-128
+    (2.0 ** -130, "nearest_even", 0.0),      # 1/4 of the grid step
+    (-(2.0 ** -130), "floor", -(2.0 ** -128)),
+    (2.0 ** -129, "nearest_even", 0.0),      # exactly half: tie to even 0
+    (3 * 2.0 ** -129, "nearest_even", 2.0 ** -127),   # 1.5 -> 2
+    (3 * 2.0 ** -129, "nearest_even_nosticky", 2.0 ** -127),
+    (5 * 2.0 ** -130, "nearest_even_nosticky", 2.0 ** -128),  # 1.25: guard 0
+    (2.0 ** -128, "toward_zero", 2.0 ** -128),
+    (2.0 ** -126, "toward_zero", 2.0 ** -126),   # min normal
+    (2.0 ** -149, "toward_zero", 0.0),           # min subnormal
+])
+def test_subnormal_accumulator_in_max_is_cut_on_the_emin_grid(acc, cut, want):
+    cfg = SharedExpConfig(n=1, frac_bits=2, cut=cut)
+    got = se.shared_exp_add([0], [0], "e4m3", "e4m3", cfg, acc=acc)
+    assert got.shape == () and bits32(got) == bits32(want)
+    assert got == step_oracle([0.0], [0.0], formats.e4m3, formats.e4m3, cfg, acc=acc)
+
+
+# --- round_fixed and add_round against the oracle -----------------------------------------
+
+ROUNDINGS = ("nearest_even", "toward_zero")
+
+
+@pytest.mark.parametrize("rounding", ROUNDINGS)
+@pytest.mark.parametrize("frac_bits", [1, 2, 13, 23])
+def test_round_fixed_matches_fraction_oracle(frac_bits, rounding):
+    rng = np.random.default_rng(frac_bits)
+    # magnitudes of 1..40 bits, exponents from deep underflow to overflow
+    L = rng.integers(1, 41, 3000)
+    S = rng.integers(0, 1 << 40, 3000) >> (40 - L)
+    S = np.where(rng.random(3000) < 0.5, -S, S)
+    g = rng.integers(-200, 140, 3000)
+    # ties, just below / above a tie, at and around the overflow threshold and min subnormal
+    F = frac_bits
+    special_S, special_g = [], []
+    for k in (0, 1, 2, 5):
+        base = (1 << (F + 1 + k))
+        for d in (-1, 0, 1):
+            for top in (base - (1 << k), base + (1 << (k - 1)) if k else base):
+                special_S += [top + d, -(top + d)]
+                special_g += [128 - (F + 1 + k), 128 - (F + 1 + k)]      # around 2^128
+                special_S += [(1 << k) * 3 + d, -((1 << k) * 3 + d)]
+                special_g += [-126 - F - k - 1] * 2                        # around min subnormal
+    special_S += [0, 1, -1, (1 << 61) - 1, 1 << 61]
+    special_g += [0, -200, -200, 60, 70]
+    S = np.concatenate([S, special_S]).astype(np.int64)
+    g = np.concatenate([g, special_g]).astype(np.int64)
+    got = se.round_fixed(S, g, frac_bits, rounding)
+    want = [round_oracle(Fraction(int(s)) * Fraction(2) ** int(e), frac_bits, rounding)
+            for s, e in zip(S, g)]
+    assert [bits32(x) for x in got] == [bits32(x) for x in want]
+    # the same through Python integers (object arrays), wider than int64
+    Sb = np.array([int(s) << 70 for s in S[:400]], dtype=object)
+    got = se.round_fixed(Sb, g[:400] - 70, frac_bits, rounding)
+    assert [bits32(x) for x in got] == [bits32(x) for x in want[:400]]
+
+
+@pytest.mark.parametrize("frac_bits", [1, 13, 23])
+def test_round_fixed_overflow_toward_zero_gives_max(frac_bits):
+    fmax = float(fmax_of(frac_bits))
+    top = (1 << (frac_bits + 1)) - 1                    # all-ones significand: max
+    S = np.array([top, top * 2 + 1, 1, 1 << 200, -top * 2 - 1, -(1 << 200)], dtype=object)
+    g = np.array([127 - frac_bits, 126 - frac_bits, 128, 0, 126 - frac_bits, 0])
+    tz = se.round_fixed(S, g, frac_bits, "toward_zero")
+    ne = se.round_fixed(S, g, frac_bits, "nearest_even")
+    assert tz.tolist() == [fmax, fmax, fmax, fmax, -fmax, -fmax]
+    assert ne.tolist() == [fmax, math.inf, math.inf, math.inf, -math.inf, -math.inf]
+
+
+@pytest.mark.parametrize("rounding", ROUNDINGS)
+@pytest.mark.parametrize("frac_bits", [1, 2, 13, 23])
+def test_add_round_matches_fraction_oracle(frac_bits, rounding):
+    rng = np.random.default_rng(100 + frac_bits)
+    x = random_fp32(rng, 3000)
+    # y: random, then near x's exponent, then far below it (sticky only), then -x (exact 0)
+    y = random_fp32(rng, 3000)
+    near = x * np.ldexp(1.0, rng.integers(-30, 3, 3000))
+    y[1000:2000] = np.where(rng.random(1000) < 0.5, -near[1000:2000], near[1000:2000])
+    y[2000:2100] = -x[2000:2100]
+    y = y.astype(np.float32).astype(np.float64)
+    y = np.where(np.isinf(y), 0.0, y)
+    got = se.add_round(x, y, frac_bits, rounding)
+    want = [round_oracle(Fraction(float(a)) + Fraction(float(b)), frac_bits, rounding)
+            for a, b in zip(x, y)]
+    assert [bits32(v) for v in got] == [bits32(v) for v in want]
+
+
+@pytest.mark.parametrize("rounding", ROUNDINGS)
+@pytest.mark.parametrize("frac_bits", [1, 2, 13, 23])
+def test_add_round_tiny_operand_against_power_of_two(frac_bits, rounding):
+    # a power of two minus (or plus) a tiny operand at every distance: the result is just
+    # below the binade boundary, where the rounding grid is twice as fine; the "far" shortcut
+    # of add_round (a sticky bit) must give the same as the exact sum
+    xs, ys = [], []
+    for e in (-126, -100, -3, 0, 1, 20, 127):
+        for d in range(1, 40):
+            for sig in (1, 3, (1 << 24) - 1):
+                t = sig * 2.0 ** (e - d - 23)
+                if t < 2.0 ** -149 or float(np.float32(t)) != t:
+                    continue
+                for sx, sy in ((1, -1), (1, 1), (-1, 1), (-1, -1)):
+                    xs.append(sx * 2.0 ** e)
+                    ys.append(sy * t)
+    x = np.array(xs)
+    y = np.array(ys)
+    assert np.array_equal(x.astype(np.float32), x) and np.array_equal(y.astype(np.float32), y)
+    for a, b in ((x, y), (y, x)):
+        got = se.add_round(a, b, frac_bits, rounding)
+        want = [round_oracle(Fraction(float(p)) + Fraction(float(q)), frac_bits, rounding)
+                for p, q in zip(a, b)]
+        assert [bits32(v) for v in got] == [bits32(v) for v in want]
+    # the worked cases: 1 - 2^-60 is 1 (nearest even) or the largest value below 1 (toward zero)
+    assert se.add_round(1.0, -(2.0 ** -60), frac_bits, "nearest_even") == 1.0
+    assert se.add_round(1.0, -(2.0 ** -60), frac_bits, "toward_zero") == 1.0 - 2.0 ** -(frac_bits + 1)
+
+
+@pytest.mark.parametrize("frac_bits", [1, 13, 23])
+def test_add_round_overflow_and_specials(frac_bits):
+    fmax = float(fmax_of(frac_bits))
+    m32 = float(np.finfo(np.float32).max)
+    x = np.array([m32, -m32, m32, fmax, np.inf, np.inf, np.nan, -np.inf, 0.0, -0.0, -0.0, 1.0])
+    y = np.array([m32, -m32, -m32, 2.0 ** (126 - frac_bits), -np.inf, 1.0, 1.0, -1.0, -0.0, -0.0, 0.0, -1.0])
+    tz = se.add_round(x, y, frac_bits, "toward_zero")
+    ne = se.add_round(x, y, frac_bits, "nearest_even")
+    assert tz[:4].tolist() == [fmax, -fmax, 0.0, fmax]
+    assert ne[:2].tolist() == [math.inf, -math.inf] and ne[2] == 0.0
+    assert ne[3] == math.inf                  # max + half an ulp: a tie, to even = up
+    for r in (tz, ne):
+        assert bits32(r[4]) == bits32(r[6]) == se.NAN32           # canonical NaN, also Inf - Inf
+        assert r[5] == math.inf and r[7] == -math.inf
+        assert [bits32(v) for v in r[8:]] == [0, 0, 0, 0]       # exact zero sums are +0
+
+
+# --- the whole step (both alignments) against the oracle ----------------------------------
+
+STEP_FORMATS = [("e4m3", "e4m3"), ("e5m2", "e4m3"), ("e2m1", "e3m2"), ("e5m2", "e5m2")]
+
+
+@pytest.mark.parametrize("acc_in_max", [True, False])
+@pytest.mark.parametrize("align", se.ALIGNS)
+@pytest.mark.parametrize("cut", se.CUTS)
+def test_step_matches_fraction_oracle(cut, align, acc_in_max):
+    rng = np.random.default_rng(hash((cut, align, acc_in_max)) % 2 ** 32)
+    for fa_name, fb_name in STEP_FORMATS:
+        fa, fb = formats.get(fa_name), formats.get(fb_name)
+        for frac_bits, sum_bits, nfb, nr in ((0, None, 23, "nearest_even"), (2, None, 4, "toward_zero"),
+                                             (5, 8, 13, "nearest_even"), (12, None, 1, "toward_zero"),
+                                             (3, None, 2, "nearest_even")):
+            n = int(rng.integers(1, 6))
+            cfg = SharedExpConfig(n=n, align=align, acc_in_max=acc_in_max, frac_bits=frac_bits,
+                                  cut=cut, sum_bits=sum_bits, norm_frac_bits=nfb, norm_rounding=nr)
+            rows = 24
+            a = finite_codes(fa, (rows, n), rng)
+            b = finite_codes(fb, (rows, n), rng)
+            acc = random_fp32(rng, rows) * np.ldexp(1.0, -rng.integers(0, 100, rows))
+            acc = acc.astype(np.float32).astype(np.float64)
+            scale = rng.integers(-150, 110, rows) * (rng.random(rows) < 0.3)
+            got = se.shared_exp_add(a, b, fa_name, fb_name, cfg, acc=acc, scale_exp=scale)
+            va, vb = fa.decode(a), fb.decode(b)
+            for i in range(rows):
+                want = step_oracle(va[i], vb[i], fa, fb, cfg, acc=acc[i], scale=int(scale[i]))
+                assert bits32(got[i]) == bits32(want), (fa_name, fb_name, cfg, i)
+            got = se.shared_exp_add(a, b, fa_name, fb_name, cfg)        # no accumulator
+            for i in range(rows):
+                assert bits32(got[i]) == bits32(step_oracle(va[i], vb[i], fa, fb, cfg))
+
+
+@pytest.mark.parametrize("align", se.ALIGNS)
+def test_dot_chain_matches_fraction_oracle(align):
+    # the chained steps and the FP32 promotion, step by step through the oracle
+    rng = np.random.default_rng(7)
+    fa = fb = formats.e4m3
+    cfg = SharedExpConfig(n=4, align=align, frac_bits=6, cut="floor", norm_frac_bits=10,
+                          norm_rounding="toward_zero", promote_every=8, promote_rounding="toward_zero")
+    a = finite_codes(fa, (30, 22), rng)
+    b = finite_codes(fb, (30, 22), rng)
+    got = se.shared_exp_dot(a, b, "e4m3", "e4m3", cfg)
+    va, vb = fa.decode(a), fb.decode(b)
+    for i in range(30):
+        x = list(va[i]) + [0.0, 0.0]
+        y = list(vb[i]) + [0.0, 0.0]
+        part, total = 0.0, 0.0
+        for s in range(6):
+            part = step_oracle(x[4 * s:4 * s + 4], y[4 * s:4 * s + 4], fa, fb, cfg, acc=part)
+            if s % 2 == 1 or s == 5:
+                total = round_oracle(Fraction(total) + Fraction(part), 23, "toward_zero")
+                part = 0.0
+        assert bits32(got[i]) == bits32(total)
