@@ -266,7 +266,7 @@ def progress(session, total, label, stop):
     while not stop.wait(30):
         try:
             with sqlite3.connect(f"file:{session}?mode=ro", uri=True, timeout=5) as db:
-                done = db.execute("SELECT COUNT(*) FROM work_results WHERE worker_outcome != 'skipped'").fetchone()[0]
+                done = db.execute("SELECT COUNT(*) FROM work_results WHERE upper(worker_outcome) != 'SKIPPED'").fetchone()[0]
         except sqlite3.Error:
             continue
         if done != last:

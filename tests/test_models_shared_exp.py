@@ -517,7 +517,8 @@ def test_step_matches_fraction_oracle(cut, align, acc_in_max):
         fa, fb = formats.get(fa_name), formats.get(fb_name)
         for frac_bits, sum_bits, nfb, nr in ((0, None, 23, "nearest_even"), (2, None, 4, "toward_zero"),
                                              (5, 8, 13, "nearest_even"), (12, None, 1, "toward_zero"),
-                                             (3, None, 2, "nearest_even")):
+                                             (3, None, 2, "nearest_even"),
+                                             (70, 72, 23, "nearest_even")):    # Python-int path, wraps
             n = int(rng.integers(1, 6))
             cfg = SharedExpConfig(n=n, align=align, acc_in_max=acc_in_max, frac_bits=frac_bits,
                                   cut=cut, sum_bits=sum_bits, norm_frac_bits=nfb, norm_rounding=nr)
