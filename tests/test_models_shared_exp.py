@@ -1,5 +1,6 @@
 """Shared-exponent adder model: exactness property, presets, gemm paths, against Fraction oracles."""
 
+import dataclasses
 import math
 from fractions import Fraction
 
@@ -559,3 +560,40 @@ def test_dot_chain_matches_fraction_oracle(align):
                 total = round_oracle(Fraction(total) + Fraction(part), 23, "toward_zero")
                 part = 0.0
         assert bits32(got[i]) == bits32(total)
+
+
+# --- the integer sum register at its width --------------------------------------------------
+
+@pytest.mark.parametrize("sign, cut", [(1, "nearest_even"), (-1, "floor")])
+def test_sum_register_one_bit_narrow_wraps_exactly_at_the_top(sign, cut):
+    # 1.875^2 = 3.515625 cuts to +-4 = 2^(frac_bits + 2) (rounded up to the term bound): four of
+    # them sum to +-16 = 2^(sum_bits - 1) with sum_bits = needed - 1 = 5. +16 wraps to -16; -16 is
+    # the most negative 5-bit value and stays. Every path (one step, the chain, gemm's float64
+    # fast path and its integer path) must agree with the oracle.
+    e4 = formats.e4m3
+    wide = SharedExpConfig(n=4, frac_bits=0, cut=cut)
+    assert wide.needed_sum_bits(e4, e4) == 6
+    cfg = dataclasses.replace(wide, sum_bits=5)
+    a = e4.encode(np.full((1, 4), sign * 1.875, np.float32))
+    b = e4.encode(np.full((1, 4), 1.875, np.float32))
+    want = step_oracle(e4.decode(a)[0], e4.decode(b)[0], e4, e4, cfg)
+    assert want == -16.0
+    assert se.shared_exp_add(a, b, "e4m3", "e4m3", cfg)[0] == want
+    assert se.shared_exp_dot(a, b, "e4m3", "e4m3", cfg)[0] == want
+    assert gemm(a, b.T, "e4m3", "e4m3", cfg)[0, 0] == want
+    assert se.shared_exp_add(a, b, "e4m3", "e4m3", wide)[0] == sign * 16.0
+
+
+@pytest.mark.parametrize("a_fmt, tb", [("e4m3", 2), ("e2m1", 2), ("int8", 4)])
+@pytest.mark.parametrize("acc_in_max", [True, False])
+def test_needed_sum_bits_counts_the_accumulator_and_cannot_overflow(a_fmt, tb, acc_in_max):
+    fmt = formats.get(a_fmt)
+    for n in (1, 2, 3, 4, 7, 8, 31, 32):
+        for F in (0, 5, 13):
+            cfg = SharedExpConfig(n=n, frac_bits=F, acc_in_max=acc_in_max)
+            terms = n + acc_in_max
+            w = cfg.needed_sum_bits(fmt, fmt)
+            # documented bound |x| <= 2^(F + t) per term; the sum of `terms` of them fits in w bits
+            assert cfg.term_bound(fmt, fmt) == tb
+            assert terms * 2 ** (F + tb) <= 2 ** (w - 1) - 1
+            assert w == F + tb + terms.bit_length() + 1
