@@ -597,3 +597,44 @@ def test_needed_sum_bits_counts_the_accumulator_and_cannot_overflow(a_fmt, tb, a
             assert cfg.term_bound(fmt, fmt) == tb
             assert terms * 2 ** (F + tb) <= 2 ** (w - 1) - 1
             assert w == F + tb + terms.bit_length() + 1
+
+
+def test_gemm_exact_band_parts_small_and_cancelling():
+    # "exact" gemm splits e5m2 into exponent bands (|v| < 2^9 and above) and adds the band
+    # products exactly: rows whose large products cancel leave a small (< 1) band part that
+    # decides the result; compare with the Fraction oracle
+    e5 = formats.e5m2
+    rng = np.random.default_rng(21)
+    K, M, N = 12, 40, 5
+    small = e5.decode(np.arange(1, 0x5C)).astype(np.float64)           # 2^-16 .. < 512
+    small = small[np.isfinite(small) & (small < 1)]
+    big = np.array([1024.0, 2048.0, 4096.0, 16384.0, 57344.0])
+    av = np.zeros((M, K))
+    for m in range(M):
+        x = rng.choice(big, K // 4) * rng.choice([-1, 1], K // 4)
+        av[m, :K // 4], av[m, K // 4:K // 2] = x, -x                    # big terms cancel
+        av[m, K // 2:] = rng.choice(small, K - K // 2) * rng.choice([-1, 1], K - K // 2)
+    bv = np.ones((K, N))
+    bv[K // 2:] = rng.choice(small, (K - K // 2, N)) * rng.choice([-1, 1], (K - K // 2, N))
+    A = e5.encode(av.astype(np.float32))
+    B = e5.encode(bv.astype(np.float32))
+    assert np.array_equal(e5.decode(A), av) and np.array_equal(e5.decode(B), bv)
+    got = gemm(A, B, "e5m2", "e5m2", "exact")
+    for m in range(M):
+        for n in range(N):
+            want = rne32(sum(Fraction(float(x)) * Fraction(float(y)) for x, y in zip(av[m], bv[:, n])))
+            assert bits32(got[m, n]) == bits32(want), (m, n)
+
+
+def test_gemm_integer_path_of_a_wide_matrix():
+    # N * n > 2^21: the integer path's row blocks hold a single row (never zero rows)
+    e4 = formats.e4m3
+    cfg = SharedExpConfig(n=32, frac_bits=50)                  # 59-bit sum: not the float64 path
+    A = finite_codes(e4, (2, 32))
+    B = finite_codes(e4, (32, 65537))
+    got = gemm(A, B, "e4m3", "e4m3", cfg)
+    ref = se.shared_exp_dot(A[:, None, :], B.T[None, :, :], "e4m3", "e4m3", cfg)
+    assert np.array_equal(got.view(np.uint32), ref.view(np.uint32))
+    va, vb = e4.decode(A), e4.decode(B)
+    for n in (0, 1, 65536):
+        assert got[1, n] == step_oracle(va[1], vb[:, n], e4, e4, cfg)

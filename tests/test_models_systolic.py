@@ -516,3 +516,25 @@ def test_fp32acc_pe_rejects_non_float_formats():
         Fp32AccPE("int8")
     with pytest.raises(ValueError, match=r"^b_format must be a float format with at most 25 mantissa bits"):
         Fp32AccPE("e4m3", "int4")
+
+
+def test_pespec_datapath_of_each_kind():
+    i = PESpec("int", "int4", "int8", acc_bits=20, overflow="saturate").datapath()
+    assert isinstance(i, IntPE) and (i.a_format.name, i.b_format.name, i.acc_bits, i.overflow) == \
+        ("int4", "int8", 20, "saturate")
+    f = PESpec("fp", "e5m2", "e4m3", acc="fp16", mode="two_roundings", saturate=True).datapath()
+    assert isinstance(f, FpMacPE) and (f.a_format.name, f.b_format.name, f.acc_format.name, f.mode,
+                                       f.saturate) == ("e5m2", "e4m3", "fp16", "two_roundings", True)
+    k = PESpec("fp", mode="kulisch", terms=100).datapath(output="state")
+    assert isinstance(k, KulischPE) and (k.terms, k.output) == (100, "state")
+    o = PESpec("overq", bits=3, w_bits=5, acc_bits=18).datapath()
+    assert isinstance(o, OverqPE) and (o.bits, o.w_bits, o.acc_bits) == (3, 5, 18)
+
+
+def test_gemm_numerics_shape_checks():
+    a = np.zeros((2, 3), dtype=np.uint8)
+    msg = r"^a_codes must be \(M, K\) and b_codes \(K, N\) with equal K, not "
+    for A, B in ((a, np.zeros(3, np.uint8)), (a[0], np.zeros((3, 2), np.uint8)),
+                 (a, np.zeros((4, 2), np.uint8)), (a, np.zeros((3, 2, 1), np.uint8))):
+        with pytest.raises(ValueError, match=msg):
+            gemm_numerics(A, B, 2, 2, "ws")
