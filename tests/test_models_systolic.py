@@ -538,3 +538,26 @@ def test_gemm_numerics_shape_checks():
                  (a, np.zeros((4, 2), np.uint8)), (a, np.zeros((3, 2, 1), np.uint8))):
         with pytest.raises(ValueError, match=msg):
             gemm_numerics(A, B, 2, 2, "ws")
+
+
+def test_parse_pe_fp8_alias_on_either_operand():
+    from lowbit.models import formats
+    assert (parse_pe("e5m2xfp8_fp32").a, parse_pe("e5m2xfp8_fp32").b) == (formats.e5m2, formats.e4m3)
+    assert (parse_pe("fp8xe5m2_fp16").a, parse_pe("fp8xe5m2_fp16").b) == (formats.e4m3, formats.e5m2)
+    assert parse_pe("fp8xe5m2_fp16").acc == formats.fp16
+
+
+def test_pespec_flags_are_bools():
+    s = PESpec("fp", flush_subnormals=1, saturate=np.True_)
+    assert s.flush_subnormals is True and s.saturate is True
+    assert PESpec("fp", saturate=0).saturate is False
+
+
+def test_gemm_numerics_smallest_array_and_row_blocks():
+    rng = np.random.default_rng(5)
+    a = rng.integers(0, 256, (7, 9), dtype=np.uint8)
+    b = rng.integers(0, 256, (9, 4), dtype=np.uint8)
+    pe = IntPE("int8", "int8", 12, "saturate")                # order-dependent: the K loop runs
+    want = reference_numerics(a, b, pe)
+    for rows, cols, block_rows in ((1, 1, 1), (1, 3, 2), (4, 4, 1024)):
+        np.testing.assert_array_equal(gemm_numerics(a, b, rows, cols, "ws", pe, block_rows=block_rows), want)
