@@ -4,7 +4,7 @@
     python benchmarks/mutation.py --max-mutants 300             # the default modules, 300 sampled each
     python benchmarks/mutation.py --modules models/bfp.py --tests tests/test_models_bfp.py
     python benchmarks/mutation.py --modules "sim/systolic.py:_fits,_stalls" --max-mutants 50
-    python benchmarks/mutation.py --rerun .mutation/report.json # only the survivors of a former run
+    python benchmarks/mutation.py --rerun .mutation/report.json # only the survivors of former run(s)
 
 Prints, per module and in total, the mutation score ``killed / run`` (a time-out counts as killed
 and is also listed), and every surviving mutant as ``file:line operator`` with the original and the
@@ -266,7 +266,8 @@ def progress(session, total, label, stop):
     while not stop.wait(30):
         try:
             with sqlite3.connect(f"file:{session}?mode=ro", uri=True, timeout=5) as db:
-                done = db.execute("SELECT COUNT(*) FROM work_results WHERE upper(worker_outcome) != 'SKIPPED'").fetchone()[0]
+                done = db.execute("SELECT COUNT(*) FROM work_results "
+                                  "WHERE upper(worker_outcome) != 'SKIPPED'").fetchone()[0]
         except sqlite3.Error:
             continue
         if done != last:
@@ -397,11 +398,13 @@ def report(per_module):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] + " (see the module docstring).",
+    head, _, rest = __doc__.partition("\n\n")
+    ap = argparse.ArgumentParser(description=head, epilog=rest,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--modules", nargs="+", default=DEFAULT_MODULES, metavar="PATH[:DEFS]",
+    ap.add_argument("--modules", nargs="+", metavar="PATH[:DEFS]",
                     help="files to mutate, relative to the repository; ':f,Class.m' keeps only those "
-                         f"definitions (default: {' '.join(DEFAULT_MODULES)})")
+                         f"definitions (default: {' '.join(DEFAULT_MODULES)}; with --rerun: the "
+                         "modules of the report's survivors)")
     ap.add_argument("--tests", nargs="+", metavar="TEST_FILE",
                     help="test files run against every mutant (default: per module, DEFAULT_TESTS)")
     ap.add_argument("--max-mutants", type=int, metavar="N",
@@ -410,7 +413,8 @@ def main(argv=None):
     ap.add_argument("--timeout", type=float, help="seconds per test run (default 3 x baseline + 10)")
     ap.add_argument("--operators", metavar="REGEX", help="only Cosmic Ray operators matching REGEX")
     ap.add_argument("--exclude-operators", metavar="REGEX", help="leave out operators matching REGEX")
-    ap.add_argument("--rerun", metavar="REPORT_JSON", help="run only the survivors listed in a former report")
+    ap.add_argument("--rerun", nargs="+", metavar="REPORT_JSON",
+                    help="run only the survivors listed in former reports (and print their score after it)")
     ap.add_argument("--resume", action="store_true",
                     help="continue the sessions in .mutation/ (after a Ctrl-C) instead of starting anew")
     ap.add_argument("--list", action="store_true", help="count the mutants per module and operator, run nothing")
@@ -419,7 +423,16 @@ def main(argv=None):
     if args.max_mutants is not None and args.max_mutants < 1:
         ap.error(f"--max-mutants must be a positive integer, not {args.max_mutants}")
 
-    modules = [parse_module(m) for m in args.modules]
+    rerun = prev = None
+    if args.rerun:
+        reps = [json.loads(pathlib.Path(r).read_text()) for r in args.rerun]
+        prev = {"score": [sum(r["score"][0] for r in reps), sum(r["score"][1] for r in reps)],
+                "survivors": [s for r in reps for s in r["survivors"]],
+                "command": " + ".join(str(r.get("command")) for r in reps)}
+        rerun = {(s["module"], s["operator"], s["occurrence"], s["line"], s["col"]) for s in prev["survivors"]}
+        if args.modules is None:
+            args.modules = sorted({s["module"] for s in prev["survivors"]})
+    modules = [parse_module(m) for m in (args.modules or DEFAULT_MODULES)]
     for path, _ in modules:
         tests = args.tests or DEFAULT_TESTS.get(path)
         if not tests:
@@ -427,10 +440,6 @@ def main(argv=None):
         for t in tests:
             if not (ROOT / t).is_file():
                 ap.error(f"--tests: no file {t!r}")
-    rerun = None
-    if args.rerun:
-        rep = json.loads(pathlib.Path(args.rerun).read_text())
-        rerun = {(s["module"], s["operator"], s["occurrence"], s["line"], s["col"]) for s in rep["survivors"]}
 
     tool_python()
     WORK.mkdir(exist_ok=True)
@@ -467,6 +476,15 @@ def main(argv=None):
     if args.list:
         return 0
     out = report(per_module)
+    if prev is not None:
+        # the former run's score with its survivors replaced by this run's outcome
+        killed = prev["score"][0] + out["score"][0]
+        total = prev["score"][1]
+        out["after_rerun"] = {"score": [killed, total], "survivors": out["survivors"],
+                              "former_reports": args.rerun, "former_command": prev.get("command")}
+        print(f"\nscore of the former run ({prev.get('command')}) after this re-run of its "
+              f"{out['score'][1]} survivors: {killed}/{total} killed ({100 * killed / total:.1f}%), "
+              f"{total - killed} survived")
     out["command"] = " ".join(["python", "benchmarks/mutation.py", *(argv if argv is not None else sys.argv[1:])])
     t = os.times()
     out["wall_minutes"] = round((time.monotonic() - t0) / 60, 1)

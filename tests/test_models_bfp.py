@@ -38,3 +38,24 @@ def test_default_chunk_sums_worst_case_products_exactly():
     assert bfp.bfp_dot(m, e, m, e, "int16")[0] == 2 ** 32
     wrapped = ((2 * 2 ** 30 + 2 ** 31) % 2 ** 32) - 2 ** 31
     assert bfp.bfp_dot(m, e, m, e, "int16", chunk=2)[0] == 2 * wrapped
+
+
+def test_saturating_chunk_clamps_after_every_product():
+    # 3 x 32767^2 saturates at 2^31 - 1 after the third product; two products -32768 * 32767
+    # then bring it down to 65535 (exact in FP32). Oracle: a Python-int clamp after each product
+    a = [32767, 32767, 32767, -32768, -32768]
+    b = [32767] * 5
+    S = 0
+    for x, y in zip(a, b):
+        S = min(max(S + x * y, -2 ** 31), 2 ** 31 - 1)
+    assert S == 65535
+    e = np.zeros((1, 1), int)
+    got = bfp.bfp_dot(np.array([a]), e, np.array([b]), e, "int16", chunk=5, overflow="saturate")
+    assert got[0] == S
+    # and the low end: clamped at -2^31, then two 32767^2 bring it to -131070
+    a2 = [-32768, -32768, -32768, 32767, 32767]
+    S = 0
+    for x in a2:
+        S = min(max(S + x * 32767, -2 ** 31), 2 ** 31 - 1)
+    got = bfp.bfp_dot(np.array([a2]), e, np.array([[32767] * 5]), e, "int16", chunk=5, overflow="saturate")
+    assert got[0] == S == -2 ** 31 + 2 * 32767 ** 2 == -131070
