@@ -638,3 +638,73 @@ def test_gemm_integer_path_of_a_wide_matrix():
     va, vb = e4.decode(A), e4.decode(B)
     for n in (0, 1, 65536):
         assert got[1, n] == step_oracle(va[1], vb[:, n], e4, e4, cfg)
+
+
+def value_oracle(va, fmt, cfg, acc=None):
+    """One step on plain values (b_format=None): the terms are the operands themselves."""
+    return step_oracle(va, [1.0] * len(va), fmt, _ONE, cfg, acc=acc)
+
+
+class _One:
+    """A stand-in 'format' whose exponent of 1.0 is 0: operand_sum exponents of a_i * 1 are a_i's."""
+    min_normal = 1.0
+
+
+_ONE = _One()
+
+
+@pytest.mark.parametrize("align", se.ALIGNS)
+@pytest.mark.parametrize("name", ["e4m3", "e5m2", "e2m1", "bf16"])
+def test_plain_value_step_matches_oracle(name, align):
+    rng = np.random.default_rng(31)
+    fmt = formats.get(name)
+    for cut in se.CUTS:
+        cfg = SharedExpConfig(n=6, align=align, frac_bits=3, cut=cut, norm_frac_bits=7)
+        a = finite_codes(fmt, (30, 6), rng)
+        acc = (random_fp32(rng, 30) * 2.0 ** -100).astype(np.float32).astype(np.float64)
+        got = se.shared_exp_add(a, None, name, None, cfg, acc=acc)
+        va = fmt.decode(a).astype(np.float64)
+        for i in range(30):
+            assert bits32(got[i]) == bits32(value_oracle(va[i], fmt, cfg, acc=acc[i])), (cut, i)
+
+
+@pytest.mark.parametrize("name", ["bf16", "fp16"])
+def test_gemm_exact_16_bit_formats_with_subnormals(name):
+    # bf16's subnormals reach 2^-133: the lowest exponent band must start below every one
+    fmt = formats.get(name)
+    rng = np.random.default_rng(41)
+    def moderate(shape):                  # normal values whose products and sums stay finite
+        v = rng.standard_normal(shape) * 2.0 ** rng.integers(-10, 10, shape)
+        return fmt.encode(v.astype(np.float32)).astype(np.int64)
+
+    A = moderate((6, 20))
+    B = moderate((20, 4))
+    A[:, :10] = rng.integers(1, 1 << fmt.man_bits, (6, 10)) | (rng.integers(0, 2, (6, 10)) << 15)   # subnormals
+    B[:10, :] = rng.integers(1, 1 << fmt.man_bits, (10, 4))
+    B[:10, 0] = int(fmt.encode(np.float32(1.0)))
+    A[0, 10:] = 0                                              # row 0: subnormal terms only
+    got = gemm(A, B, name, name, "exact")
+    va, vb = fmt.decode(A).astype(np.float64), fmt.decode(B).astype(np.float64)
+    for m in range(6):
+        for n in range(4):
+            want = rne32(sum(Fraction(float(x)) * Fraction(float(y)) for x, y in zip(va[m], vb[:, n])))
+            if want == 0:
+                assert got[m, n] == 0     # the sign of an underflow: see the xfail test below
+            else:
+                assert bits32(got[m, n]) == bits32(want), (m, n)
+    assert got[0, 0] != 0
+
+
+@pytest.mark.xfail(strict=True, reason="gemm('exact') turns the -0 of a negative sum that underflows "
+                   "in FP32 into +0 when its operands span several exponent bands (_gemm_exact applies "
+                   "the exact-zero +0 rule after the exact band sum); exact_dot gives -0. Not fixed "
+                   "here: gemm belongs to the H100-preset work")
+def test_gemm_exact_negative_underflow_keeps_its_sign():
+    # -2^-133 * 2^-133 + 1 * 1 - 1 * 1 = -2^-266: rounds to -0 in FP32 (IEEE 754: the sign of
+    # a non-zero result that rounds to zero is kept); bf16 spans 15 bands, so 1 and 2^-133
+    # are in different ones
+    bf = formats.bf16
+    A = np.array([[0x8001, 0x3F80, 0xBF80]], dtype=np.uint16)
+    B = np.array([[0x0001], [0x3F80], [0x3F80]], dtype=np.uint16)
+    assert bits32(se.exact_dot(A, B.T, "bf16", "bf16")[0]) == bits32(-0.0)
+    assert bits32(gemm(A, B, "bf16", "bf16", "exact")[0, 0]) == bits32(-0.0)

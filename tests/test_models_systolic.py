@@ -561,3 +561,22 @@ def test_gemm_numerics_smallest_array_and_row_blocks():
     want = reference_numerics(a, b, pe)
     for rows, cols, block_rows in ((1, 1, 1), (1, 3, 2), (4, 4, 1024)):
         np.testing.assert_array_equal(gemm_numerics(a, b, rows, cols, "ws", pe, block_rows=block_rows), want)
+
+
+def test_from_codes_and_acc_width():
+    s = PESpec("int", acc_bits=12)
+    codes = np.array([0, 1, 2 ** 11 - 1, 2 ** 11, 2 ** 12 - 1, 2 ** 10, 2 ** 11 + 5], dtype=np.uint64)
+    assert s.from_codes(codes).tolist() == [0, 1, 2047, -2048, -1, 1024, -2043]
+    o = PESpec("overq", acc_bits=16)
+    assert o.from_codes(np.array([0x8000, 0x7FFF, 0x4000])).tolist() == [-32768, 32767, 16384]
+    f = PESpec("fp", acc="fp16")
+    out = f.from_codes(np.array([0x8000, 0x3C00]))
+    assert out.dtype == np.uint64 and out.tolist() == [0x8000, 0x3C00]
+    # the psum lanes of a Kulisch PE carry the register and 4 flag bits
+    for name, width in (("e4m3_kulisch37", 37), ("e4m3_kulisch", 49), ("e5m2_kulisch_t1000", None)):
+        k = parse_pe(name)
+        assert k.acc_width == k.kulisch_width + 4 and k.result_width == 32
+        if width:
+            assert k.kulisch_width == width
+    with pytest.raises(ValueError, match=r"\(terms must be 1\.\.4294967296, not 4294967297\)$"):
+        parse_pe("e4m3_kulisch_t4294967297")
