@@ -469,3 +469,36 @@ def test_stall_model_does_not_depend_on_its_chunking(df, monkeypatch):
             l = simulate_gemm(*c, cfg)
             assert (l.stall_cycles, l.prefetch_cycles, l.writeback_cycles) == \
                 (r.stall_cycles, r.prefetch_cycles, r.writeback_cycles)
+
+
+@pytest.mark.parametrize("kib", [BIG, 0.1])
+@pytest.mark.parametrize("df", ["os", "ws", "is"])
+def test_stall_model_scales_conv_ifmap_tiles(df, kib):
+    # a conv layer's ifmap (128 distinct words) is a quarter of its im2col matrix (16 x 32):
+    # the per-fold ifmap tiles are scaled by 1/4; with 1/1024 word per cycle every window is an
+    # exact multiple, and all of them add up to 1024 x the DRAM totals
+    M, K, N = 16, 32, 8
+    cfg = ArrayConfig(4, 4, df, ifmap_sram_kib=kib, filter_sram_kib=kib, ofmap_sram_kib=kib, dram_bw=1 / 1024)
+    l = simulate_gemm(M, K, N, cfg, ifmap_words=128)
+    cycles = l.prefetch_cycles + l.stall_cycles + (l.folds - 1) * l.fold_period + l.writeback_cycles
+    assert cycles == 1024 * _all_traffic(l)
+    assert l.dram_read_ifmap in (128, 128 * 2)
+
+
+def test_topology_total_weights():
+    # total: MAC-weighted utilisation over the back-to-back span (each layer spans
+    # total_cycles + 1), fold-weighted mapping efficiency, no GEMM shape
+    cfg = _cfg(8, 16, "ws", dram_bw=3)
+    res = simulate_topology([("a", 40, 50, 30), ("b", 17, 23, 9), ("c", 5, 300, 7)], cfg)
+    ls, t = res.layers, res.total
+    macs = sum(l.macs for l in ls)
+    span = sum(l.total_cycles + 1 for l in ls)
+    assert t.utilisation == macs / (8 * 16 * span)
+    assert t.mapping_efficiency == pytest.approx(sum(l.mapping_efficiency * l.folds for l in ls)
+                                                 / sum(l.folds for l in ls), rel=1e-15)
+    assert 0 < t.mapping_efficiency < 1 and t.mapping_efficiency != sum(l.mapping_efficiency for l in ls) / 3
+    assert t.scalesim_utilisation == macs / (8 * 16 * sum(l.total_cycles for l in ls))
+    assert (t.M, t.K, t.N, t.fold_period, t.name) == (0, 0, 0, 0, "total")
+    for k in ("stall_cycles", "total_cycles", "prefetch_cycles", "writeback_cycles", "latency",
+              "dram_read_ifmap", "sram_write_ofmap", "folds"):
+        assert getattr(t, k) == sum(getattr(l, k) for l in ls)
