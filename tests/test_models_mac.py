@@ -438,3 +438,63 @@ def test_errors():
         mac.kulisch_width("e4m3", "e4m3", 0)
     with pytest.raises(ValueError, match=r"^the exact product of bf16 x bf16 needs 10 "):
         mac.product_format("bf16", "bf16")
+
+
+# ------------------------------------------------------------------------------------------
+# mutation-testing siblings (benchmarks/mutation.py): boundaries no test above reached
+
+
+@pytest.mark.parametrize("an,bn", [("e3m1", "e3m1"), ("e2m1", "e3m4"), ("e4m3", "e3m6")])
+def test_product_format_top_exponent_exactly_used(an, bn):
+    # pairs whose largest product needs the product format's top exponent (emax): still exact
+    a, b = formats.get(an), formats.get(bn)
+    pf = mac.product_format(a, b)
+    assert pf.emax == math.floor(math.log2(a.max * b.max))
+    A, B = np.meshgrid(a.all_codes(), b.all_codes(), indexing="ij")
+    x, y = a.decode(A.ravel()), b.decode(B.ravel())
+    got = pf.decode(mac.fp_mul(A.ravel(), B.ravel(), a, b))
+    fin = np.isfinite(x) & np.isfinite(y)
+    for xv, yv, gv in zip(x[fin].tolist(), y[fin].tolist(), got[fin].tolist()):
+        assert Fraction(gv) == Fraction(xv) * Fraction(yv)
+
+
+def test_int_mac_step_saturates_at_64_bits():
+    # acc_bits=64: the sum can leave int64; saturation clamps to [-2^63, 2^63 - 1] (Python ints)
+    hi, lo = 2 ** 63 - 1, -2 ** 63
+    i8 = formats.int8
+    acc = np.array([hi - 100, lo + 100, hi - 100, lo + 100, hi, lo, 5], dtype=np.int64)
+    a = i8.to_codes(np.array([127, 127, -128, -128, 1, -1, -128]))
+    b = i8.to_codes(np.array([127, -128, -127, 127, 0, 1, 127]))
+    got = mac.int_mac_step(acc, a, b, i8, i8, 64, "saturate")
+    want = [min(max(int(s) + int(x) * int(y), lo), hi)
+            for s, x, y in zip(acc, i8.decode(a), i8.decode(b))]
+    assert got.tolist() == want
+    assert want == [hi, lo, hi, lo, hi, lo, 5 - 128 * 127]
+
+
+def _rne32(q):
+    """Exact rational (normal FP32 range) -> nearest FP32, ties to even."""
+    e = math.floor(math.log2(q))
+    while Fraction(2) ** e > q:
+        e -= 1
+    while Fraction(2) ** (e + 1) <= q:
+        e += 1
+    ulp = Fraction(2) ** (e - 23)
+    k = math.floor(q / ulp)
+    r = q / ulp - k
+    k += r > Fraction(1, 2) or (r == Fraction(1, 2) and k % 2 == 1)
+    return float(k * ulp)
+
+
+def test_kulisch_read_of_wide_registers():
+    # registers beyond 2^84 (e.g. bf16 products) leave the two-halves fast path: a value just
+    # above a tie with its sticky bit far below 53 bits must still round up
+    K = 100
+    cases = [2 ** K + 2 ** (K - 24) + 2 ** 33, 2 ** K + 2 ** (K - 24), 2 ** K + 2 ** (K - 24) - 1,
+             3 * 2 ** 120 + 1, (2 ** 24 - 1) * 2 ** 90 + 2 ** 65, 2 ** 83 + 2 ** 59 + 1]
+    fixed = np.array(cases + [-c for c in cases], dtype=object)
+    st = mac.KulischState(fixed, np.zeros(fixed.shape, dtype=np.int64))
+    got = formats.fp32.decode(mac.kulisch_read(st, "fp32", lsb_exp=-K))
+    want = [_rne32(Fraction(c, 2 ** K)) for c in cases]
+    assert got.tolist() == want + [-w for w in want]
+    assert want[0] == 1 + 2 ** -23 and want[1] == 1.0
