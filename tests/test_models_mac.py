@@ -498,3 +498,11 @@ def test_kulisch_read_of_wide_registers():
     want = [_rne32(Fraction(c, 2 ** K)) for c in cases]
     assert got.tolist() == want + [-w for w in want]
     assert want[0] == 1 + 2 ** -23 and want[1] == 1.0
+
+
+def test_int_operand_check_of_unknown_names():
+    msg = r"^a_format must be an integer format int2\.\.int16 or uint2\.\.uint16, not "
+    with pytest.raises(ValueError, match=msg + r"'int99x'$"):
+        mac.check_int_operand("int99x", "a_format")
+    with pytest.raises(ValueError, match=msg + r"'e4m3'$"):
+        mac.check_int_operand("e4m3", "a_format")
