@@ -506,3 +506,26 @@ def test_int_operand_check_of_unknown_names():
         mac.check_int_operand("int99x", "a_format")
     with pytest.raises(ValueError, match=msg + r"'e4m3'$"):
         mac.check_int_operand("e4m3", "a_format")
+
+
+def test_product_format_limits_8_exponent_and_23_mantissa_bits():
+    # at the limits: 23 mantissa bits (13 + 9 + 1) and 8 exponent bits are allowed and exact
+    for an, bn, man in (("e2m13", "e2m9", 23), ("fp16", "e3m12", 23), ("e7m3", "e6m3", 7)):
+        a, b = formats.get(an), formats.get(bn)
+        pf = mac.product_format(a, b)
+        assert pf.man_bits == man and pf.exp_bits <= 8
+        x = np.array([a.max, -a.min_subnormal, a.min_normal])
+        y = np.array([b.max, b.max, -b.min_subnormal])
+        got = pf.decode(mac.fp_mul(a.encode(x), b.encode(y), a, b))
+        assert [Fraction(g) for g in got] == [Fraction(p) * Fraction(q) for p, q in zip(x, y)]
+    # just beyond: 9 exponent bits
+    for an, bn, e, m in (("bf16", "e4m3", 9, 11), ("e7m3", "e7m3", 9, 7)):
+        with pytest.raises(ValueError, match=rf"^the exact product of {an} x {bn} needs {e} exponent and "
+                                             rf"{m} mantissa bits; product formats are limited to 8 and 23$"):
+            mac.product_format(an, bn)
+
+
+def test_acc_format_check_of_unknown_names():
+    with pytest.raises(ValueError, match=r"^acc_format must be an IEEE-style float format \(fp32, fp16, "
+                                         r"bf16, eXmY\), not 'fp99x'$"):
+        mac.check_acc_format("fp99x")
