@@ -529,3 +529,19 @@ def test_acc_format_check_of_unknown_names():
     with pytest.raises(ValueError, match=r"^acc_format must be an IEEE-style float format \(fp32, fp16, "
                                          r"bf16, eXmY\), not 'fp99x'$"):
         mac.check_acc_format("fp99x")
+
+
+def test_float_operand_check_of_unknown_names():
+    with pytest.raises(ValueError, match=r"^b_format must be a signed float format of at most 16 bits "
+                                         r"\(e4m3, .*\), not 'e4m3x'$"):
+        mac.check_float_operand("e4m3x", "b_format")
+
+
+def test_int_mac_defaults():
+    # documented defaults: acc_bits=32 wrapping, final values only (partials=False)
+    i8 = formats.int8
+    one = i8.to_codes(np.array([1]))
+    assert mac.int_mac_step(np.array([2 ** 31 - 1]), one, one, i8, i8).tolist() == [-2 ** 31]
+    a = i8.to_codes(np.array([[1, 2, 3], [4, 5, 6]]))
+    got = mac.int_mac(a, a, i8, i8)
+    assert got.shape == (2,) and got.tolist() == [14, 77]
