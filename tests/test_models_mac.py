@@ -545,3 +545,26 @@ def test_int_mac_defaults():
     a = i8.to_codes(np.array([[1, 2, 3], [4, 5, 6]]))
     got = mac.int_mac(a, a, i8, i8)
     assert got.shape == (2,) and got.tolist() == [14, 77]
+
+
+def test_round_sum_double_rounding_hazard_negative():
+    # the mirror of test_round_sum_ties_and_double_rounding_hazard: the round-to-odd step must
+    # truncate toward zero for negative sums too
+    f32 = formats.fp32
+    x = -np.array([1.0 + 2.0 ** -24] * 3)
+    y = np.array([-2.0 ** -80, 2.0 ** -80, 0.0])
+    assert list(mac.round_sum(x, y, f32)) == [0xBF800001, 0xBF800000, 0xBF800000]
+
+
+def test_fp_accumulate_and_mac_stream_defaults():
+    # documented defaults: no flushing of subnormals, no saturation (overflow gives Inf)
+    f16, e5 = formats.fp16, formats.e5m2
+    pf = mac.product_format(e5, e5)
+    tiny = mac.fp_mul(e5.encode(np.float32(2.0 ** -16)), e5.encode(np.float32(1.0)), e5, e5)
+    assert f16.decode(mac.fp_accumulate(np.uint16(0), tiny, pf, "fp16")) == 2.0 ** -16   # subnormal in fp16
+    big = mac.fp_mul(e5.encode(np.float32(256.0)), e5.encode(np.float32(256.0)), e5, e5)
+    assert f16.decode(mac.fp_accumulate(f16.encode(np.float32(65504.0)), big, pf, "fp16")) == np.inf
+    c = e5.encode(np.full((2, 1), 256.0, np.float32))
+    out = mac.mac_stream(np.ones((2, 1), bool), np.zeros((2, 1), bool), c, c, kind="fp",
+                         a_format=e5, b_format=e5, acc_format="fp16")
+    assert f16.decode(out[:, 0]).tolist() == [np.inf, np.inf]               # 2^16 > fp16 max
