@@ -81,6 +81,7 @@ def value_report(fmt, value, sr_bits=8, seed=0):
         rows.append((e["rounding"] + (f" (N={e['sr_bits']}, seed {e['seed']})"
                                       if "sr_bits" in e else ""), str(e["saturate"]),
                      f"0x{e['code']:0{width}X}", f"{e['code']:0{fmt.bits}b}",
+                     str(dec) if isinstance(dec, int) else                 # exact integers
                      _fmt_num(dec) if np.isfinite(dec) else str(dec),
                      "-" if e["error"] is None else _fmt_num(e["error"])))
     return rows
