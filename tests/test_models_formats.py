@@ -386,6 +386,16 @@ def test_int_limits_directed():
     assert i64.encode(np.array([2.0 ** 63, 2.0 ** 64 + 2 ** 12])).tolist() == [1 << 63, 1 << 12]
     assert u64.encode(np.array([2.0 ** 64 - 2048, -2048.0])).tolist() == \
         [(1 << 64) - 2048, (1 << 64) - 2048]
+    # stochastic: x = 2^40 + 2^-12 with N = 32 rounds up iff r >= 2^32 - 2^20 (floor(x 2^32) + r
+    # is not a float64 for |x| >= 2^21: it must not be formed in float64)
+    x = np.full(4, 2.0 ** 40 + 2.0 ** -12)
+    r = np.array([(1 << 32) - (1 << 20) - 1, (1 << 32) - (1 << 20), 0, (1 << 32) - 1])
+    for fmt in (i64, F.get("int48"), u64):
+        got = fmt.decode(fmt.encode(x, rounding="stochastic", random_bits=r, sr_bits=32))
+        assert got.tolist() == [1 << 40, (1 << 40) + 1, 1 << 40, (1 << 40) + 1]
+        got = fmt.decode(fmt.encode(-x, rounding="stochastic", random_bits=r, sr_bits=32))
+        if fmt.signed:   # -x = -(2^40 + 1) + (1 - 2^-12): up iff r >= 2^20
+            assert got.tolist() == [-(1 << 40), -(1 << 40), -(1 << 40) - 1, -(1 << 40)]
 
 
 def test_int64_exact():
