@@ -25,6 +25,10 @@ Two kinds of format exist:
     A format with ``subnormals=False`` has no zero and no subnormals: exponent field 0
     is an ordinary binade (E8M0: 0x00 = 2^-127).
 
+    The bias is limited to :func:`bias_range` ``(exp_bits, man_bits, specials,
+    subnormals)``: every finite value, subnormals included, must be a float64 (decode
+    returns float64, encode computes in it) and ``max`` finite (e4m3: -1008..1072).
+
 :class:`IntFormat`
     two's-complement signed or unsigned integers of 2..64 bits.
 
@@ -37,9 +41,11 @@ exponent bits, 7 fraction bits, FP32's bias).
 Encoding (float -> code)
 ------------------------
 ``fmt.encode(x, rounding="nearest_even", saturate=False, random_bits=None, sr_bits=8)``
-rounds a float32/float64 array once, exactly (float32 inputs are widened to float64
+rounds a float16/float32/float64 array once, exactly (the inputs are widened to float64
 without loss; the rounding is computed on the exact value, never through an
-intermediate format):
+intermediate format).  Integer arrays are accepted too: as they are for integer formats,
+and for float formats only integers float64 holds exactly (else ``ValueError``, since
+converting them would be a first rounding).  ``saturate`` must be a bool.
 
 ``"nearest_even"``  round to nearest, ties to even (IEEE roundTiesToEven).
 ``"toward_zero"``   truncate the magnitude (IEEE roundTowardZero).
@@ -49,8 +55,11 @@ intermediate format):
                     and the result is truncated: ``q = floor((floor(|x|/ulp * 2^N) + r) /
                     2^N)``.  For ``|x|/ulp = i + f`` with ``f`` a multiple of ``2^-N`` the
                     probability of rounding up is exactly ``f``.  ``random_bits`` is either
-                    an integer array (values in ``0 .. 2^N - 1``, one per element) or a
+                    an integer array (values in ``0 .. 2^N - 1``, one per element: the
+                    shape of ``x`` or broadcasting to it) or a
                     :class:`numpy.random.Generator` from which they are drawn.
+                    ``random_bits`` and a non-default ``sr_bits`` are refused with the
+                    other roundings (they would be ignored).
 
 Rounding happens in the unbounded exponent range first; a result larger than
 ``max`` overflows.  Under ``"toward_zero"`` finite overflow gives +-max, as IEEE 754
@@ -68,6 +77,8 @@ Integer formats round the same way to an integer (stochastic rounding on the two
 complement value: ``floor((floor(x * 2^N) + r) / 2^N)``).  Overflow with
 ``saturate=False`` wraps modulo 2^bits, as two's-complement hardware does; with
 ``saturate=True`` it clamps.  NaN and (without saturation) Inf raise ``ValueError``.
+Every width is exact, 64 bits included: the limits are compared as the powers of two
+``2^(bits-1)`` / ``2^bits`` and bit patterns are formed in integer arithmetic.
 
 Decoding (code -> value)
 ------------------------
@@ -75,6 +86,13 @@ Decoding (code -> value)
 ``0 .. 2^bits - 1``) and returns float64 values, exactly (NaN for NaN patterns).
 :class:`IntFormat` returns int64 (uint64 for ``uint64``) so that 64-bit values stay
 exact.
+
+Bad arguments
+-------------
+Every function and method checks its arguments with :mod:`lowbit.models.checks`: a
+wrong type raises :class:`TypeError`, a wrong value :class:`ValueError`, and the message
+names the parameter, the allowed range or choices and echoes the value
+(``bias must be an integer from -1008 to 1072, not 1000000``).
 """
 
 import dataclasses

@@ -767,3 +767,60 @@ def test_bias_range_documented_values():
     f = F.float_format(4, 3, -1000, "fn")
     assert fractions.Fraction(f.max) == fractions.Fraction(7, 4) * 2 ** 1015
     assert f.encode(np.array([f.max, 1.7e308])).tolist() == [0x7E, 0x7F]
+
+
+# -- the float32 table path: every class of bit patterns that can round differently -----------
+
+def _pattern_classes(top_bits, low_set, rng, n_random=0):
+    """float32 patterns: every value of the top ``top_bits`` bits combined with each of the low
+    bit patterns in ``low_set`` (and ``n_random`` random low parts per top value... drawn once
+    per pattern)."""
+    low = 32 - top_bits
+    top = np.arange(1 << top_bits, dtype=np.uint32) << np.uint32(low)
+    parts = [top | np.uint32(v) for v in low_set]
+    for _ in range(n_random):
+        parts.append(top | rng.integers(0, 1 << low, top.size, dtype=np.uint32))
+    return np.concatenate(parts).view(np.float32)
+
+
+@pytest.mark.parametrize("fmt,dtype", ORACLES, ids=IDS)
+def test_encode_float32_pattern_classes(fmt, dtype):
+    """All 2^19 values of the sign, the exponent and the top 10 mantissa bits (every bit a
+    format of <= 7 significand bits rounds at, its round bit and three bits below), each with
+    the low 13 bits 0, 1, 0x1000, 0x1FFF and random: against ml_dtypes, plain and saturating."""
+    rng = np.random.default_rng(19)
+    x = _pattern_classes(19, (0, 1, 0x1000, 0x1FFF), rng, n_random=1)
+    if not fmt.has_nan:
+        x = x[~np.isnan(x)]
+    assert_same_codes(fmt, x, fmt.encode(x), oracle_codes(fmt, dtype, x))
+    with np.errstate(invalid="ignore"):
+        clamped = np.clip(x, np.float32(-fmt.max), np.float32(fmt.max)).astype(np.float32)
+    assert_same_codes(fmt, x, fmt.encode(x, saturate=True), oracle_codes(fmt, dtype, clamped))
+
+
+TABLE_FORMATS = [  # around the bias where the key position s drops below 15 (no table)
+    F.float_format(4, 3, 126, "fn"), F.float_format(4, 3, 129, "fn"),
+    F.float_format(4, 3, 130, "fn"), F.float_format(4, 3, 131, "fn"),
+    F.float_format(5, 2, 131), F.float_format(2, 1, 132, "finite"),
+    F.float_format(8, 0, 132, "fn", signed=False, subnormals=False),
+    F.float_format(8, 0, 133, "fn", signed=False, subnormals=False),
+    F.float_format(3, 4, -120, "fnuz"), F.float_format(1, 6, 0, "finite"),
+    F.float_format(6, 6, 100, "fn", subnormals=False),
+]
+
+
+@pytest.mark.parametrize("fmt", TABLE_FORMATS, ids=[f.name for f in TABLE_FORMATS])
+def test_float32_table_path_matches_float64_path(fmt):
+    """The float32 table (FloatFormat._table_shift) against the float64 path for user formats
+    whose smallest ULP moves the table key down to bit 15 and past it, every rounding."""
+    rng = np.random.default_rng(17)
+    x = _pattern_classes(17, (0, 1, 0x4000, 0x7FFF), rng)
+    if not fmt.has_nan:
+        x = x[~np.isnan(x)]
+    with np.errstate(invalid="ignore"):
+        x64 = x.astype(np.float64)
+    for rounding, sat in (("nearest_even", False), ("nearest_even", True), ("toward_zero", False)):
+        assert np.array_equal(fmt.encode(x, rounding, sat), fmt.encode(x64, rounding, sat)), \
+            (rounding, sat)
+    shift = fmt._table_shift()
+    assert (shift is None) == (fmt.bias > 133 - fmt.man_bits - (0 if fmt.subnormals else 1))
