@@ -118,6 +118,8 @@ SPECIALS = ("ieee", "fn", "fnuz", "finite")
 
 _MAX_SR_BITS = 32
 _DEFAULT_SR_BITS = 8
+#: Elements per chunk of the float32 table encode: its uint32 keys (256 KiB) stay in L2.
+_TABLE_CHUNK = 1 << 16
 #: float dtypes ``encode`` takes (each widens to float64 without loss)
 _FLOAT_INPUTS = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 
@@ -237,11 +239,6 @@ def _as_u64(v, wide):
     return np.where(v < 0, np.uint64(0) - m, m)
 
 
-
-#: Elements per chunk of the float32 table encode: its uint32 keys (256 KiB) stay in L2.
-_TABLE_CHUNK = 1 << 16
-
-
 def _ints_as_float64(x):
     """float64 copy of integer array ``x``; :class:`ValueError` for integers float64 cannot
     hold exactly (encoding them would round twice)."""
@@ -256,6 +253,7 @@ def _ints_as_float64(x):
         raise ValueError(f"x must hold integers that float64 represents exactly (any of at most "
                          f"53 significant bits), not {x[bad].flat[0]}")
     return v
+
 
 class Format:
     """Common base of :class:`FloatFormat` and :class:`IntFormat`."""
@@ -880,7 +878,8 @@ class IntFormat(Format):
             u = np.where(over, np.uint64(self.max), u)
             u = np.where(under, np.uint64(self.min % (1 << 64)), u)
         else:
-            # fmod is exact (IEEE 754-2019 5.3.1 remainder family; C fmod is exact), |w| < 2^bits
+            # w = n - k * 2^bits with |w| < 2^bits is a multiple of n's ULP, so representable,
+            # and fmod returns it without rounding
             w = np.fmod(n, 2.0 ** bits)
             u = _as_u64(w, wide=bits == 64)
         return (u & self._mask).astype(self.code_dtype)

@@ -334,8 +334,8 @@ def product_format(a_format, b_format):
                          f"{man} mantissa bits; product formats are limited to 8 and 23")
     lo_bias, hi_bias = formats.bias_range(exp_bits, man, "ieee", True)
     if not lo_bias <= 1 - lo <= hi_bias:
-        raise ValueError(f"the exact products of {a.name} x {b.name} (magnitudes 2^{lo} to 2^{hi + 1}) "
-                         f"are not all float64 numbers")
+        raise ValueError(f"the exact products of {a.name} x {b.name} (magnitudes 2^{lo} to "
+                         f"2^{hi + 1}) are not all float64 numbers")
     fmt = FloatFormat(f"p_{a.name}x{b.name}", exp_bits, man, 1 - lo, "ieee")
     assert fmt.emin == lo and fmt.emax >= hi
     _PRODUCT_FORMATS[key] = fmt

@@ -55,7 +55,8 @@ def test_value_report_wide_integers(capsys, name, value, sat_code, wrap_code):
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["formats", "e9m9"], "lowbit formats: error: exp_bits must be an integer from 1 to 8, not 9\n"),
+    (["formats", "e9m9"],
+     "lowbit formats: error: exp_bits must be an integer from 1 to 8, not 9\n"),
     (["formats", "e4m3b1000000"],
      "lowbit formats: error: bias must be an integer from -1009 to 1072, not 1000000\n"),
     (["formats", "e4m3fnb-1009"],

@@ -499,7 +499,8 @@ BAD_CALLS = [
     (lambda: F.float_format(2.5, 3), TypeError, r"exp_bits must be an integer, not 2\.5"),
     (lambda: F.float_format(0, 3), ValueError, r"exp_bits must be an integer from 1 to 8, not 0"),
     (lambda: F.float_format(4, 3.0), TypeError, r"man_bits must be an integer, not 3\.0"),
-    (lambda: F.float_format(4, -1), ValueError, r"man_bits must be an integer from 0 to 23, not -1"),
+    (lambda: F.float_format(4, -1), ValueError,
+     r"man_bits must be an integer from 0 to 23, not -1"),
     (lambda: F.float_format(4, 3, 7.0), TypeError, r"bias must be an integer, not 7\.0"),
     (lambda: F.float_format(4, 3, 10 ** 6, "fn"), ValueError,
      r"bias must be an integer from -1008 to 1072, not 1000000"),
@@ -509,8 +510,10 @@ BAD_CALLS = [
      r"specials must be one of ieee, fn, fnuz, finite, not 'x'"),
     (lambda: F.float_format(4, 3, specials=None), TypeError,
      r"specials must be one of ieee, fn, fnuz, finite, not None"),
-    (lambda: F.float_format(4, 3, signed="yes"), TypeError, r"signed must be True or False, not 'yes'"),
-    (lambda: F.float_format(4, 3, subnormals=0), TypeError, r"subnormals must be True or False, not 0"),
+    (lambda: F.float_format(4, 3, signed="yes"), TypeError,
+     r"signed must be True or False, not 'yes'"),
+    (lambda: F.float_format(4, 3, subnormals=0), TypeError,
+     r"subnormals must be True or False, not 0"),
     (lambda: F.float_format(4, 3, name=5), TypeError, r"name must be a str, not 5"),
     (lambda: F.float_format(4, 0), ValueError,
      r"specials 'ieee' needs man_bits >= 1 to encode NaN; use 'fn' or 'finite'"),
@@ -529,7 +532,8 @@ BAD_CALLS = [
      r"rounding must be one of nearest_even, toward_zero, stochastic, not 'nearest'"),
     (lambda: F.int8.encode(Z3, rounding=None), TypeError,
      r"rounding must be one of nearest_even, toward_zero, stochastic, not None"),
-    (lambda: F.e4m3.encode(Z3, saturate="yes"), TypeError, r"saturate must be True or False, not 'yes'"),
+    (lambda: F.e4m3.encode(Z3, saturate="yes"), TypeError,
+     r"saturate must be True or False, not 'yes'"),
     (lambda: F.int8.encode(Z3, saturate=1), TypeError, r"saturate must be True or False, not 1"),
     (lambda: F.e4m3.encode(np.array(["a"])), TypeError,
      r"x must be a float16, float32, float64 or integer array, not an array of <U1"),
@@ -773,8 +777,8 @@ def test_bias_range_documented_values():
 
 def _pattern_classes(top_bits, low_set, rng, n_random=0):
     """float32 patterns: every value of the top ``top_bits`` bits combined with each of the low
-    bit patterns in ``low_set`` (and ``n_random`` random low parts per top value... drawn once
-    per pattern)."""
+    bit patterns in ``low_set``, and ``n_random`` more times with random low bits (drawn anew
+    for every pattern)."""
     low = 32 - top_bits
     top = np.arange(1 << top_bits, dtype=np.uint32) << np.uint32(low)
     parts = [top | np.uint32(v) for v in low_set]
