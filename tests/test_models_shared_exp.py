@@ -1,5 +1,6 @@
 """Shared-exponent adder model: exactness property, presets, gemm paths, against Fraction oracles."""
 
+import dataclasses
 import math
 from fractions import Fraction
 
@@ -109,7 +110,7 @@ def test_sum_bits_wraps():
 def test_h100_accumulator_truncates_to_fp22():
     # SageAttention2 experiment: A = B = 0, D with more than 13 mantissa bits -> low 10 bits
     # of the FP32 mantissa zeroed
-    cfg = se.PRESETS["h100_fp8_tc"]
+    cfg = se.PRESETS["h100_fp8_fast_accum"]
     z = np.zeros((1, 32), np.uint8)
     d = np.array([1.0 + 2.0 ** -13 + 2.0 ** -20], np.float32)
     got = se.shared_exp_add(z, z, "e4m3", "e4m3", cfg, acc=d)
@@ -121,7 +122,11 @@ def test_h100_accumulator_truncates_to_fp22():
 def test_presets_documented():
     h = se.PRESETS["h100_fp8"]
     assert (h.n, h.frac_bits, h.cut, h.norm_frac_bits, h.norm_rounding, h.promote_every) == \
-        (32, 13, "floor", 13, "toward_zero", 128)
+        (32, 13, "toward_zero", 13, "toward_zero", 128)
+    fast = se.PRESETS["h100_fp8_fast_accum"]
+    assert fast.promote_every is None and dataclasses.replace(fast, promote_every=128,
+                                                               name="h100_fp8") == h
+    assert se.get_datapath("h100_fp8_tc") is fast          # the old name, an alias
     assert se.get_datapath("exact") == "exact"
     with pytest.raises(ValueError, match=r"^datapath must be 'exact', one of h100_fp8, "):
         se.get_datapath("h200")
@@ -141,7 +146,7 @@ def test_config_validation(kw, msg):
 
 
 CONFIGS = [
-    "h100_fp8", "h100_fp8_tc",
+    "h100_fp8", "h100_fp8_fast_accum",
     SharedExpConfig(n=16, align="product", frac_bits=20, cut="nearest_even"),
     SharedExpConfig(n=8, align="operand_sum", acc_in_max=False, frac_bits=10,
                     cut="nearest_even_nosticky", norm_frac_bits=10, norm_rounding="toward_zero"),
