@@ -1373,147 +1373,338 @@ def _float64_fields(x):
                   ealign=e.astype(np.int64), zero=zero, nan=false, pinf=false, ninf=false)
 
 
-_PAIR_TABLES = {}
+# ---------------------------------------------------------------------------------------
+# Float fast paths: the same arithmetic in exact floating point, for operands of <= 8 bits
+
+_CODE_TABLES = {}
+_ZERO_E = -64              # int8 exponent sentinel of zero operands (two of them: -128)
 
 
-def _pair_table(a_fmt, b_fmt, cfg, ifb):
-    """Per code pair: product value (float64, exact), alignment exponent (int16; zero
-    products get a sentinel below every real exponent) and whether it is special."""
-    key = (a_fmt, b_fmt, cfg.align, ifb)
-    tab = _PAIR_TABLES.get(key)
+def _code_table(fmt, int_frac_bits):
+    """Per code of a format of at most 8 bits: exact value (float64), alignment exponent
+    (int16, zeros and specials at ``_ZERO_E``) and whether the code is NaN/Inf."""
+    key = (fmt, int_frac_bits)
+    tab = _CODE_TABLES.get(key)
     if tab is None:
-        ca = a_fmt.all_codes().astype(np.int64)[:, None]
-        cb = b_fmt.all_codes().astype(np.int64)[None, :]
-        t = product_terms(operand_fields(a_fmt, ca, ifb[0]), operand_fields(b_fmt, cb, ifb[1]),
-                          cfg.align)
-        special = t.nan | t.pinf | t.ninf
-        live = ~(t.zero | special)
-        v = np.ldexp(np.where(live, t.sig, 0).astype(np.float64), t.lsb.astype(np.int32))
-        v = np.where(t.neg, -v, v)
-        e = np.where(live, t.ealign, -30000).astype(np.int16)
-        tab = (v.ravel(), e.ravel(), special.ravel())
-        _PAIR_TABLES[key] = tab
+        f = operand_fields(fmt, fmt.all_codes(), int_frac_bits)
+        special = f.nan | f.pinf | f.ninf
+        live = ~(f.zero | special)
+        v = np.ldexp(np.where(live, f.sig, 0).astype(np.float64), f.lsb.astype(np.int32))
+        v = np.where(f.neg, -v, v)
+        e = np.where(live, f.ealign, _ZERO_E).astype(np.int16)
+        tab = (v, e, special, (int(f.ealign[live].min()), int(f.ealign[live].max())))
+        _CODE_TABLES[key] = tab
     return tab
 
 
+def _fast_kind(cfg, a_fmt, b_fmt, ifb):
+    """The float dtype in which the fast paths compute ``cfg`` exactly, or None.
 
-def _fast_ok(cfg, a_fmt, b_fmt, ifb):
-    """Whether :func:`_gemm_fast` computes ``cfg`` exactly: a fused adder on single
-    products with an FP32 accumulator, the accumulator in the maximum or added by a
-    rounding adder, no flushing, and ``zero_exp`` (if any) below every exponent a
-    non-zero term or accumulator can have (so that it cannot change a maximum)."""
-    if (cfg.adder, cfg.group, cfg.interleave, cfg.acc_format, cfg.acc_add, cfg.ftz) != \
-            ("fused", 1, 1, "fp32", "round", False):
-        return False
-    if cfg.zero_exp is not None:
-        _, eal, _ = _pair_table(a_fmt, b_fmt, cfg, ifb)
-        lowest = min(int(eal[eal > -30000].astype(np.int64).min(initial=10 ** 6)), FP32_EMIN)
-        if cfg.zero_exp >= lowest:
-            return False
-    return True
-
-
-def _gemm_fast(A, B, a_fmt, b_fmt, cfg, ifb):
-    """The configured-datapath gemm in float64 arithmetic, when that is exact.
-
-    Every product is an exact float64; ``x * 2^(frac_bits - E_max)`` is exact; floor /
-    trunc / rint of it is exactly the cut of the integer model; and the integer sum is
-    exact while it needs at most 53 bits.  Returns None when a condition fails (then the
-    integer path runs); the two paths are compared in the tests.
+    Conditions: operands of at most 8 bits (their products have at most 16 significant
+    bits and exponents in -64..64); a fused adder on single products, the accumulator in
+    the maximum or added by the rounding adder; no flushing; ``zero_exp`` (if any) below
+    every exponent that a non-zero product or accumulator can have, so that it cannot
+    change a maximum.  float32 holds every cut term and the integer sum exactly when
+    they need at most 24 bits (cuts other than floor: a product below float32's range is
+    cut to 0 whatever its rounding), float64 when they need at most 53.
     """
-    if a_fmt.bits > 8 or b_fmt.bits > 8 or not _fast_ok(cfg, a_fmt, b_fmt, ifb):
+    if a_fmt.bits > 8 or b_fmt.bits > 8:
+        return None
+    if (cfg.adder, cfg.group, cfg.interleave, cfg.acc_add, cfg.ftz) != \
+            ("fused", 1, 1, "round", False):
+        return None
+    if cfg.product_overflow == "inf" and cfg.acc_format != "fp32":
+        return None
+    (_, _, _, ra), (_, _, _, rb) = _code_table(a_fmt, ifb[0]), _code_table(b_fmt, ifb[1])
+    if cfg.zero_exp is not None and cfg.zero_exp >= min(ra[0] + rb[0], cfg.emin):
         return None
     tb = cfg.term_bound(a_fmt, b_fmt)
-    F = cfg.frac_bits
-    n = cfg.n
-    width = F + tb + (n + 1).bit_length() + 1
-    if width > 53 or F > 200:
-        return None
-    val, eal, special = _pair_table(a_fmt, b_fmt, cfg, ifb)
-    A = A.astype(np.int64)
-    B = B.astype(np.int64)
-    bb = b_fmt.bits
-    # special products need a NaN/Inf operand: fall back if any is present
-    for fmt, X, fb in ((a_fmt, A, ifb[0]), (b_fmt, B, ifb[1])):
-        f = operand_fields(fmt, fmt.all_codes(), fb)
-        if (f.nan | f.pinf | f.ninf)[X].any():
-            return None
-    M, K = A.shape
-    N = B.shape[1]
-    Ap = pad_last(A, n)
-    Bp = pad_last(B.T, n)
-    nsteps = Ap.shape[1] // n
-    # operand values (exact float64) and, for "operand_sum", operand exponents with a
-    # sentinel for zeros so that a product with a zero operand never wins the maximum
-    fa = operand_fields(a_fmt, Ap, ifb[0])
-    fb = operand_fields(b_fmt, Bp, ifb[1])
+    bits = cfg.frac_bits + tb + (cfg.n + 1).bit_length()
+    if bits <= 24 and cfg.cut != "floor":
+        return np.float32
+    if bits + 1 <= 53:
+        return np.float64
+    return None
 
-    def opval(f):
-        v = np.ldexp(f.sig.astype(np.float64), f.lsb.astype(np.int32))
-        return np.where(f.neg, -v, v)
 
-    va, vb = opval(fa), opval(fb)
-    if cfg.align == "operand_sum":
-        ea = np.where(fa.zero, -15000, fa.ealign).astype(np.int16)
-        eb = np.where(fb.zero, -15000, fb.ealign).astype(np.int16)
+def _exp_dtype(ra, rb):
+    """int8 holds the exponent sums (and the sentinel) when they are small enough."""
+    ok = 2 * _ZERO_E >= -128 and _ZERO_E + max(ra[1], rb[1]) < ra[0] + rb[0]
+    return np.int8 if ok else np.int16
+
+
+def _round_float(v, frac_bits, rounding, emin=FP32_EMIN, emax=FP32_EMAX, tiny=True, over=True,
+                 plus_zero=True):
+    """:func:`round_fixed` of exact, finite float64 values (bit operations on the float64
+    pattern where the result is normal, an integer rounding on the subnormal grid below
+    ``2^emin``).  ``tiny=False`` / ``over=False`` promise that no value lies below
+    ``2^emin`` / that no result can exceed the format's range.  Zero results are +0
+    (``plus_zero=False``: a -0 may stay, for callers that add +0 at the end)."""
+    v = np.asarray(v, dtype=np.float64)
+    u = v.view(np.uint64)
+    sh = 52 - frac_bits
+    low = np.uint64((1 << sh) - 1)
+    if rounding == "toward_zero":
+        r = u & ~low
     else:
-        A16 = (Ap << bb).astype(np.uint16)
-        B16 = Bp.astype(np.uint16)
-    part = np.zeros((M, N))
-    total = np.zeros((M, N))
-    per = None if cfg.promote_every is None else cfg.promote_every // n
-    pending = False
-    NEG = -30000
-    for i in range(nsteps):
-        sl = slice(i * n, (i + 1) * n)
-        p = va[:, None, sl] * vb[None, :, sl]
-        if cfg.align == "operand_sum":
-            E = (ea[:, None, sl] + eb[None, :, sl]).max(axis=-1).astype(np.int64)
-        else:
-            E = eal[A16[:, None, sl] | B16[None, :, sl]].max(axis=-1).astype(np.int64)
-        E = np.where(E < -10000, NEG, E)
-        if cfg.acc_in_max:
-            af = float_fields(part)
-            E = np.maximum(E, np.where(af.zero, NEG, af.ealign))
-        E = np.where(E == NEG, 0, E)
-        scale = np.ldexp(1.0, (F - E).astype(np.int32))
-        x = p * scale[..., None]
-        v = _cut_float(x, cfg.cut)
-        S = v.sum(axis=-1)
-        if cfg.acc_in_max:
-            S = S + _cut_float(part * scale, cfg.cut)
-        if cfg.sum_bits is not None and cfg.sum_bits < width:
-            w = float(2 ** cfg.sum_bits)
-            S = np.mod(S + w / 2, w) - w / 2
-        out = round_fixed(S.astype(np.int64), E - F, cfg.norm_frac_bits, cfg.norm_rounding)
-        if not cfg.acc_in_max:
-            fin = np.isfinite(out)
-            summed = add_round(np.where(fin, part, 0.0), np.where(fin, out, 0.0),
-                               cfg.norm_frac_bits, cfg.norm_rounding)
-            out = np.where(fin, summed, out)
-        part = out
-        pending = True
-        if per is not None and (i + 1) % per == 0:
-            total = add_round(total, part, 23, cfg.promote_rounding)
-            part = np.zeros((M, N))
-            pending = False
-    if per is None:
-        return part.astype(np.float32)
-    if pending:
-        total = add_round(total, part, 23, cfg.promote_rounding)
-    return total.astype(np.float32)
+        r = (u + np.uint64((1 << (sh - 1)) - 1) + ((u >> np.uint64(sh)) & np.uint64(1))) & ~low
+    out = r.view(np.float64)
+    if tiny:
+        small = np.abs(v) < 2.0 ** emin
+        if small.any():
+            q = v * 2.0 ** (frac_bits - emin)
+            q = np.trunc(q) if rounding == "toward_zero" else np.rint(q)
+            out = np.where(small, q * 2.0 ** (emin - frac_bits), out)
+    if over:
+        fmax = (2.0 - 2.0 ** -frac_bits) * 2.0 ** emax
+        big = np.abs(out) > fmax
+        if big.any():
+            out = np.where(big, np.copysign(fmax if rounding == "toward_zero" else np.inf, v),
+                           out)
+    return out + 0.0 if plus_zero else out
 
 
-def _cut_float(x, cut):
-    """The cut of :func:`_cut` on exact float64 values (integers result, exact)."""
+def _float_exp(x, emin):
+    """Exponent field (subnormals at ``emin``) of finite float64 values; zeros -> _NEG."""
+    e = ((x.view(np.uint64) >> np.uint64(52)) & np.uint64(0x7FF)).astype(np.int32) - 1023
+    return np.where(x == 0, _NEG, np.maximum(e, emin))
+
+
+def _pow2(e, dtype):
+    """``2.0 ** e`` for int32 exponents inside the normal range of ``dtype``, from bits."""
+    if dtype == np.float32:
+        return ((e + 127) << 23).astype(np.int32).view(np.float32)
+    return ((e.astype(np.int64) + 1023) << 52).view(np.float64)
+
+
+def _promote(total, part, rounding):
+    """The FP32 promotion add (nearest even: one float64 addition rounded to FP32 is the
+    correctly rounded FP32 sum, 53 >= 2 * 24 + 2; Figueroa 1995)."""
+    if rounding == "nearest_even":
+        with np.errstate(over="ignore"):
+            return (total + part).astype(np.float32).astype(np.float64)
+    return add_round(total, part, 23, rounding)
+
+
+_EXP_BITS = np.uint64(0x7FF0000000000000)
+
+
+def _max_pow(E, table, none_below):
+    """``2^E`` (float64) of the maximum exponent sums ``E`` (int8 via ``table``, int16
+    directly); 0 where no product is live."""
+    if table is not None:
+        return np.take(table, E.view(np.uint8))
+    E = E.astype(np.int32)
+    return np.where(E <= none_below, 0.0, np.ldexp(1.0, np.maximum(E, -1000)))
+
+
+def _pow_of(m):
+    """``2^floor(log2 m)`` of non-negative finite floats (0 for 0), as float64."""
+    m = np.asarray(m, dtype=np.float64)
+    return (m.view(np.uint64) & _EXP_BITS).view(np.float64)
+
+
+def _pow2_table(lo, hi):
+    """float64 ``2^e`` for int8 exponent sums (indexed by their uint8 bit pattern); the
+    sentinel sums of zero operands (at or below ``lo``) map to 0."""
+    e = np.arange(256)
+    e = np.where(e >= 128, e - 256, e)
+    return np.where(e > lo, np.ldexp(1.0, np.clip(e, -1000, hi)), 0.0)
+
+
+def _fast_step(t, P, part, cfg, dt, tb, acc_floor):
+    """One adder step in exact float arithmetic (:func:`_fast_kind`).
+
+    ``t``: the products, shape ``(n, ...)``, dtype ``dt`` (overwritten); ``P``: ``2^E`` of
+    the products' maximum alignment exponent (float64, 0 where no product is live);
+    ``part``: the incoming accumulator (float64, finite).  ``acc_floor``: whether the
+    accumulator's exponent must be clamped to ``cfg.emin`` (its subnormals); without it
+    the float64 exponent of a subnormal accumulator is used, which gives the same result
+    when every product exponent is at least ``emin`` (the accumulator then either loses
+    the maximum or is the only live term, exact on either grid).  Returns float64.
+    """
+    F = cfg.frac_bits
+    if cfg.acc_in_max:
+        a2 = (part.view(np.uint64) & _EXP_BITS).view(np.float64)     # 2^exponent(|part|)
+        if acc_floor:
+            a2 = np.where(part == 0, 0.0, np.maximum(a2, 2.0 ** cfg.emin))
+        P = np.maximum(P, a2)
+    lo, hi = float(P.min()), float(P.max())
+    if lo == 0:
+        P = np.where(P == 0, 1.0, P)                   # no live term: every cut gives 0
+        lo = float(P.min())
+    inv = 2.0 ** F / P                                 # the grid scale 2^(F - E), exact
+    if dt == np.float32 and 2.0 ** F / hi >= 2.0 ** -126 and 2.0 ** F / lo <= 2.0 ** 120:
+        t *= inv.astype(np.float32)
+        S = np.add.reduce(_cut_float(t, cfg.cut, out=t), axis=0).astype(np.float64)
+    else:
+        S = np.add.reduce(_cut_float(t.astype(np.float64) * inv, cfg.cut), axis=0)
+    if cfg.acc_in_max:
+        S += _cut_float(part * inv, cfg.cut)
+    if cfg.sum_bits is not None and cfg.sum_bits < 53:
+        w = float(2 ** cfg.sum_bits)
+        S = np.mod(S + w / 2, w) - w / 2
+    v = S * (P * 2.0 ** -F)
+    # |S| >= 1 when non-zero and |S| < 2^(F + tb + bitlen(n + 1)): range checks from P
+    out = _round_float(v, cfg.norm_frac_bits, cfg.norm_rounding, cfg.emin, cfg.emax,
+                       tiny=lo * 2.0 ** -F < 2.0 ** cfg.emin,
+                       over=hi * 2.0 ** (tb + (cfg.n + 1).bit_length()) > 2.0 ** cfg.emax,
+                       plus_zero=False)
+    if not cfg.acc_in_max:
+        fin = np.isfinite(out)
+        summed = add_round(np.where(fin, part, 0.0), np.where(fin, out, 0.0),
+                           cfg.norm_frac_bits, cfg.norm_rounding, cfg.emin, cfg.emax)
+        out = np.where(fin, summed, out)
+    return out
+
+
+def _cut_float(x, cut, out=None):
+    """The cut of :func:`_cut` on exact float values (integers result, exact)."""
     if cut == "toward_zero":
-        return np.trunc(x)
+        return np.trunc(x, out=out)
     if cut == "floor":
-        return np.floor(x)
+        return np.floor(x, out=out)
     if cut == "nearest_even":
-        return np.rint(x)
+        return np.rint(x, out=out)
     y = np.trunc(np.abs(x) * 2.0)              # magnitude with its guard bit
     q = np.floor(y * 0.5)
     guard = y - 2.0 * q
     m = q + guard * np.mod(q, 2.0)
-    return np.copysign(m, x) * (x != 0)
+    r = np.copysign(m, x) * (x != 0)
+    if out is not None:
+        out[...] = r
+        return out
+    return r
+
+
+def _gemm_fast(A, B, a_fmt, b_fmt, cfg, ifb):
+    """The configured-datapath gemm in exact float arithmetic (:func:`_fast_kind`).
+
+    Per step of ``n`` products and a block of rows: the maximum exponent of every output
+    from an integer tensor of exponent sums, the products as a float tensor (exact),
+    scaled to the grid, cut (trunc/floor/rint) and summed over the step (exact integers),
+    normalised by :func:`_round_float`.  Returns float32 (M x N), or None when
+    :func:`_fast_kind` says no or an operand is NaN/Inf (then the integer path runs); the
+    paths are compared in the tests.
+    """
+    dt = _fast_kind(cfg, a_fmt, b_fmt, ifb)
+    if dt is None:
+        return None
+    va_t, ea_t, spa, ra = _code_table(a_fmt, ifb[0])
+    vb_t, eb_t, spb, rb = _code_table(b_fmt, ifb[1])
+    A = np.asarray(A).astype(np.intp)
+    B = np.asarray(B).astype(np.intp)
+    if spa[A].any() or spb[B].any():
+        return None
+    edt = _exp_dtype(ra, rb)
+    none_below = _ZERO_E + max(ra[1], rb[1])      # sums at or below: a zero operand
+    ptab = _pow2_table(none_below, ra[1] + rb[1]) if edt == np.int8 else None
+    acc_floor = ra[0] + rb[0] < cfg.emin
+    tb = cfg.term_bound(a_fmt, b_fmt)
+    M, K = A.shape
+    N = B.shape[1]
+    n = cfg.n
+    Ap = pad_last(A, n)                            # M x Kp
+    BpT = pad_last(B.T, n)                         # N x Kp
+    nsteps = Ap.shape[1] // n
+    VA = va_t[Ap].astype(dt).T.copy()              # Kp x M
+    VB = vb_t[BpT].astype(dt).T.copy()             # Kp x N
+    EA = ea_t[Ap].astype(edt).T.copy()
+    EB = eb_t[BpT].astype(edt).T.copy()
+    per = None if cfg.promote_every is None else cfg.promote_every // n
+    out = np.empty((M, N), np.float32)
+    R = max(1, min(M, (1 << 19) // max(1, n * N)))    # a tensor of about 2 MB
+    T = np.empty((n, R, N), dt)
+    TE = np.empty((n, R, N), edt)
+    for r0 in range(0, M, R):
+        r1 = min(M, r0 + R)
+        rows = r1 - r0
+        t, te = T[:, :rows], TE[:, :rows]
+        part = np.zeros((rows, N))
+        total = np.zeros((rows, N))
+        pending = False
+        for i in range(nsteps):
+            ks = slice(i * n, (i + 1) * n)
+            # einsum's outer-product loop is faster than a broadcasting multiply here
+            np.einsum("kr,kn->krn", VA[ks, r0:r1], VB[ks], out=t)
+            if cfg.align == "operand_sum":
+                np.add(EA[ks, r0:r1, None], EB[ks, None, :], out=te)
+                P = _max_pow(np.maximum.reduce(te, axis=0), ptab, none_below)
+            else:
+                P = _pow_of(np.maximum.reduce(np.abs(t), axis=0))
+            part = _fast_step(t, P, part, cfg, dt, tb, acc_floor)
+            pending = True
+            if per is not None and (i + 1) % per == 0:
+                total = _promote(total, part, cfg.promote_rounding)
+                part = np.zeros((rows, N))
+                pending = False
+        if per is None:
+            res = part + 0.0                           # a zero result is +0
+        else:
+            res = _promote(total, part, cfg.promote_rounding) if pending else total
+        out[r0:r1] = res
+    return out
+
+
+def fused_dot_fast(a_codes, b_codes, a_format, b_format, config, acc=None, int_frac_bits=0):
+    """Chained adder steps over the last axis of ``a_codes`` / ``b_codes`` (shape
+    ``(V, K)``, K a multiple of ``config.n``) in exact float arithmetic, for the
+    configurations :func:`_fast_kind` accepts; ``acc`` (V,), finite and exactly
+    representable in ``config.acc_format``, is the first step's accumulator
+    (``promote_every`` is ignored).  Rows with a NaN/Inf operand run through
+    :func:`shared_exp_dot`.  Returns float64 (V,), or None when the configuration or the
+    inputs do not qualify.
+    """
+    cfg = get_datapath(config)
+    ifb = _frac_pair(int_frac_bits)
+    a_fmt, b_fmt = _formats.get(a_format), _formats.get(b_format)
+    dt = _fast_kind(cfg, a_fmt, b_fmt, ifb)
+    if dt is None:
+        return None
+    a = np.asarray(a_codes)
+    b = np.asarray(b_codes)
+    if a.ndim != 2 or a.shape != b.shape or a.shape[1] % cfg.n:
+        return None
+    V, K = a.shape
+    acc = np.zeros(V) if acc is None else np.asarray(acc, dtype=np.float64)
+    if not np.isfinite(acc).all():
+        return None
+    va_t, ea_t, spa, ra = _code_table(a_fmt, ifb[0])
+    vb_t, eb_t, spb, rb = _code_table(b_fmt, ifb[1])
+    a_fmt.check_codes(a)
+    b_fmt.check_codes(b)
+    edt = _exp_dtype(ra, rb)
+    none_below = _ZERO_E + max(ra[1], rb[1])
+    ptab = _pow2_table(none_below, ra[1] + rb[1]) if edt == np.int8 else None
+    acc_floor = ra[0] + rb[0] < cfg.emin
+    tb = cfg.term_bound(a_fmt, b_fmt)
+    va_t, vb_t = va_t.astype(dt), vb_t.astype(dt)
+    ea_t, eb_t = ea_t.astype(edt), eb_t.astype(edt)
+    n = cfg.n
+    out = np.empty(V)
+    bad = np.zeros(V, bool)
+    chunk = 1 << 13
+    for v0 in range(0, V, chunk):
+        v1 = min(V, v0 + chunk)
+        aT = a[v0:v1].T.astype(np.intp, order="C")      # K x rows
+        bT = b[v0:v1].T.astype(np.intp, order="C")
+        bad[v0:v1] = (spa[aT] | spb[bT]).any(axis=0)
+        part = acc[v0:v1]
+        for i in range(K // n):
+            ks = slice(i * n, (i + 1) * n)
+            t = va_t[aT[ks]]
+            t *= vb_t[bT[ks]]
+            if cfg.align == "operand_sum":
+                te = ea_t[aT[ks]]
+                te += eb_t[bT[ks]]
+                P = _max_pow(np.maximum.reduce(te, axis=0), ptab, none_below)
+            else:
+                P = _pow_of(np.maximum.reduce(np.abs(t), axis=0))
+            part = _fast_step(t, P, part, cfg, dt, tb, acc_floor)
+        out[v0:v1] = part + 0.0                        # a zero result is +0
+    if bad.any():
+        idx = np.nonzero(bad)[0]
+        one = dataclasses.replace(cfg, promote_every=None)
+        out[idx] = shared_exp_dot(a[idx], b[idx], a_fmt, b_fmt, one, int_frac_bits=ifb,
+                                  acc=acc[idx]).astype(np.float64)
+    return out

@@ -375,19 +375,35 @@ class Instruction:
         numpy.ndarray
             Bit patterns of D (uint32 or uint16), the broadcast leading shape.
         """
-        fa = self._operand(self.a_format, a, "a")
-        fb = self._operand(self.b_format, b, "b")
         K = self.K
-        for which, f in (("a", fa), ("b", fb)):
-            if f.sig.shape[-1:] != (K,):
+        a, b = np.asarray(a), np.asarray(b)
+        for which, x in (("a", a), ("b", b)):
+            if x.shape[-1:] != (K,):
                 raise ValueError(f"{which} must have K={K} elements on its last axis, "
-                                 f"not shape {f.sig.shape}")
+                                 f"not shape {x.shape}")
+        cfg = dataclasses.replace(self.config, promote_every=None)
         if self.block is None:
             if scale_a is not None or scale_b is not None:
                 raise ValueError(f"{self.name} has no block scales; scale_a and scale_b must "
                                  "be None")
-            sc = None
-        else:
+            shape = np.broadcast_shapes(a.shape[:-1], b.shape[:-1],
+                                        () if c is None else np.shape(c))
+            acc = np.broadcast_to(self._c_values(c, shape), shape)
+            if self.a_format.bits <= 8 and self.b_format.bits <= 8 and np.isfinite(acc).all():
+                # the same arithmetic in exact floats (lowbit.models.shared_exp), when the
+                # configuration allows it; rows with NaN/Inf operands take the integer path
+                V = int(np.prod(shape))
+                aa = np.broadcast_to(a, shape + (K,)).reshape(V, K)
+                bb = np.broadcast_to(b, shape + (K,)).reshape(V, K)
+                with np.errstate(over="ignore", invalid="ignore"):
+                    out = _se.fused_dot_fast(aa, bb, self.a_format, self.b_format, cfg,
+                                             acc.reshape(V))
+                if out is not None:
+                    return self._d_codes(out.reshape(shape))
+        fa = self._operand(self.a_format, a, "a")
+        fb = self._operand(self.b_format, b, "b")
+        sc = None
+        if self.block is not None:
             nb = K // self.block
             sa = self._scales(scale_a, "scale_a", nb)
             sb = self._scales(scale_b, "scale_b", nb)
@@ -405,7 +421,6 @@ class Instruction:
                                   self.config.align)
             return t, (None if sc is None else sc.map(lambda x: x[sl]))
 
-        cfg = dataclasses.replace(self.config, promote_every=None)
         with np.errstate(over="ignore", invalid="ignore"):
             out = _se.chain(get_terms, self.steps, cfg, shape, acc)
         return self._d_codes(out)
