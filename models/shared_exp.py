@@ -144,7 +144,8 @@ __all__ = [
     "NORM_ROUNDINGS", "ACC_FORMATS", "ACC_ADDS", "ADDERS", "OUT_FORMATS",
     "Fields", "operand_fields", "product_terms", "value_terms", "scale_terms",
     "flush_subnormals", "float_fields",
-    "shared_exp_add", "shared_exp_dot", "exact_dot", "step", "chain", "gemm", "epilogue",
+    "shared_exp_add", "shared_exp_dot", "exact_dot", "step", "chain", "fused_dot_fast",
+    "gemm", "epilogue",
     "round_fixed", "add_round", "fp32_codes", "pad_last",
 ]
 
@@ -1481,7 +1482,7 @@ def _promote(total, part, rounding):
     """The FP32 promotion add (nearest even: one float64 addition rounded to FP32 is the
     correctly rounded FP32 sum, 53 >= 2 * 24 + 2; Figueroa 1995)."""
     if rounding == "nearest_even":
-        with np.errstate(over="ignore"):
+        with np.errstate(over="ignore", invalid="ignore"):
             return (total + part).astype(np.float32).astype(np.float64)
     return add_round(total, part, 23, rounding)
 
@@ -1524,6 +1525,11 @@ def _fast_step(t, P, part, cfg, dt, tb, acc_floor):
     the maximum or is the only live term, exact on either grid).  Returns float64.
     """
     F = cfg.frac_bits
+    special = ~np.isfinite(part)
+    if special.any():
+        # an Inf/NaN accumulator (an earlier overflow) stays: the products are finite here
+        out = _fast_step(t, P, np.where(special, 0.0, part), cfg, dt, tb, acc_floor)
+        return np.where(special, part, out)
     if cfg.acc_in_max:
         a2 = (part.view(np.uint64) & _EXP_BITS).view(np.float64)     # 2^exponent(|part|)
         if acc_floor:

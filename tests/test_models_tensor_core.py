@@ -240,3 +240,43 @@ def test_h100_preset_is_the_hopper_instruction_with_promotion():
     assert np.array_equal(h.gemm(A, B, np.zeros((4, 5), np.uint32), promote_every=128), want)
     fast = gemm(A, B, "e4m3", "e4m3", "h100_fp8_fast_accum").view(np.uint32)
     assert np.array_equal(h.gemm(A, B), fast)
+
+
+FAST_CASES = [n for n, c in CASES.items() if c["block"] is None
+              and c["a_format"] not in ("fp16", "bf16", "tf32") and not n.startswith("cdna")]
+
+
+@pytest.mark.parametrize("name", FAST_CASES)
+def test_integer_model_on_the_vectors(name, vectors):
+    # .dpa takes the exact float path for 8-bit operands; the integer model of
+    # shared_exp (the step-by-step definition) must give the same bits on the vectors
+    cs = CASES[name]
+    ins = tc.instruction(cs["arch"], cs["instruction"])
+    fmt = ins.cd_format
+    c = vectors[name + "_c"]
+    acc = c.view(np.float32).astype(np.float64) if fmt.bits == 32 else fmt.decode(c)
+    cfg = dataclasses.replace(ins.config, promote_every=None)
+    got = se.shared_exp_dot(vectors[name + "_a"], vectors[name + "_b"], ins.a_format,
+                            ins.b_format, cfg, acc=acc).astype(np.float64)
+    nan = np.isnan(got)
+    bits = got.astype(np.float32).view(np.uint32) if fmt.bits == 32 else \
+        fmt.encode(np.where(nan, 0, got)).astype(np.uint16)
+    ok = same_bits(np.where(nan, ins.nan_code, bits).astype(fmt.code_dtype),
+                   vectors[name + "_d"], fmt)
+    assert ok.all(), f"{name}: {int((~ok).sum())} differ"
+
+
+@pytest.mark.parametrize("instr", [("Ada Lovelace", "m16n8k32.f16.e4m3.e4m3.f16"),
+                                   ("Blackwell", "m64n8k32.kind::f8f6f4.f32.e5m2.e2m1"),
+                                   ("Hopper", "m64n8k32.f32.e5m2.e5m2")])
+def test_gemm_fast_path_on_instruction_configs(instr):
+    ins = tc.instruction(*instr)
+    fa, fb = ins.a_format, ins.b_format
+    fin_a = np.nonzero(np.isfinite(fa.decode(fa.all_codes())))[0]
+    fin_b = np.nonzero(np.isfinite(fb.decode(fb.all_codes())))[0]
+    A = RNG.choice(fin_a, (5, 96)).astype(np.uint8)
+    B = RNG.choice(fin_b, (96, 4)).astype(np.uint8)
+    cfg = ins.config
+    fast = se.gemm(A, B, fa, fb, cfg)
+    ref = se.shared_exp_dot(A[:, None, :], B.T[None, :, :], fa, fb, cfg)
+    assert np.array_equal(fast.view(np.uint32), ref.view(np.uint32))
