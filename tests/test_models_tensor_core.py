@@ -280,3 +280,23 @@ def test_gemm_fast_path_on_instruction_configs(instr):
     fast = se.gemm(A, B, fa, fb, cfg)
     ref = se.shared_exp_dot(A[:, None, :], B.T[None, :, :], fa, fb, cfg)
     assert np.array_equal(fast.view(np.uint32), ref.view(np.uint32))
+
+
+@pytest.mark.parametrize("instr", [("Hopper", "m64n8k8.f32.tf32.tf32"),
+                                   ("Ampere", "m16n8k16.f16.f16.f16.f16"),
+                                   ("CDNA3", "f32_16x16x16_bf16"),
+                                   ("CDNA2", "f32_16x16x16bf16_1k")])
+def test_gemm_other_formats_chain_like_dpa(instr, vectors):
+    # operands from the shipped vectors (NaN/Inf included in rows >= 1024): the GEMM of
+    # two instruction-lengths equals .dpa chained twice
+    ins = tc.instruction(*instr)
+    name = ins.name
+    a, b = vectors[name + "_a"], vectors[name + "_b"]
+    K = ins.K
+    A = np.concatenate([a[1020:1026], a[1026:1032]], axis=1)         # 6 x 2K
+    B = np.concatenate([b[1040:1044], b[1044:1048]], axis=1).T       # 2K x 4
+    got = ins.gemm(A, B)
+    want = ins.dpa(A[:, None, :K], B[:K].T[None, :, :], None)
+    want = ins.dpa(A[:, None, K:], B[K:].T[None, :, :], want)
+    assert got.shape == (6, 4) and np.array_equal(
+        same_bits(got, want, ins.cd_format), np.ones((6, 4), bool))
