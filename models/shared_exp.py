@@ -1465,19 +1465,6 @@ def _round_float(v, frac_bits, rounding, emin=FP32_EMIN, emax=FP32_EMAX, tiny=Tr
     return out + 0.0 if plus_zero else out
 
 
-def _float_exp(x, emin):
-    """Exponent field (subnormals at ``emin``) of finite float64 values; zeros -> _NEG."""
-    e = ((x.view(np.uint64) >> np.uint64(52)) & np.uint64(0x7FF)).astype(np.int32) - 1023
-    return np.where(x == 0, _NEG, np.maximum(e, emin))
-
-
-def _pow2(e, dtype):
-    """``2.0 ** e`` for int32 exponents inside the normal range of ``dtype``, from bits."""
-    if dtype == np.float32:
-        return ((e + 127) << 23).astype(np.int32).view(np.float32)
-    return ((e.astype(np.int64) + 1023) << 52).view(np.float64)
-
-
 def _promote(total, part, rounding):
     """The FP32 promotion add (nearest even: one float64 addition rounded to FP32 is the
     correctly rounded FP32 sum, 53 >= 2 * 24 + 2; Figueroa 1995)."""
