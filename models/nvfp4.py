@@ -40,6 +40,7 @@ import numpy as np
 from . import formats as _formats
 from . import mx as _mx
 from . import shared_exp as _se
+from . import tensor_core as _tc
 from .checks import check_choice, check_number
 
 __all__ = ["BLOCK", "ELEMENT", "SCALE", "quantize", "dequantize"]
@@ -48,8 +49,9 @@ __all__ = ["BLOCK", "ELEMENT", "SCALE", "quantize", "dequantize"]
 BLOCK = 16
 #: The element format (E2M1).
 ELEMENT = _formats.e2m1
-#: The block-scale format: unsigned E4M3 (NaN 0x7F, max 0x7E = 448).
-SCALE = _formats.FloatFormat("ue4m3", 4, 3, 7, "fn", signed=False)
+#: The block-scale format: unsigned E4M3 (NaN 0x7F, max 0x7E = 448), the one format object
+#: the tensor-core model uses too.
+SCALE = _tc.UE4M3
 
 _F32 = np.float32
 _E2M1_MAX = 6.0
