@@ -104,7 +104,7 @@ from .checks import check_bool, check_choice, check_int
 
 __all__ = [
     "Format", "FloatFormat", "IntFormat", "ROUNDINGS", "SPECIALS",
-    "get", "names", "float_format", "int_format", "bias_range",
+    "get", "names", "float_format", "int_format", "bias_range", "draw_random_bits",
     "int4", "int8", "uint8", "int16", "int32",
     "e4m3", "e5m2", "e4m3fnuz", "e5m2fnuz", "e2m3", "e3m2", "e2m1", "e8m0",
     "bf16", "fp16", "fp32",
@@ -161,11 +161,16 @@ def _encode_args(x, rounding, saturate, random_bits, sr_bits):
             raise ValueError(f"sr_bits is only used with rounding='stochastic', "
                              f"not with rounding={rounding!r}")
         return x, saturate, None
-    return x, saturate, _random_bits(random_bits, sr_bits, x.shape)
+    return x, saturate, draw_random_bits(x.shape, random_bits, sr_bits)
 
 
-def _random_bits(random_bits, sr_bits, shape):
-    """Validate/draw the random bits of stochastic rounding; returns an int64 array."""
+def draw_random_bits(shape, random_bits, sr_bits):
+    """The random bits of stochastic rounding, one per element of an array of ``shape``, as
+    int64: ``random_bits`` is an integer array broadcastable to ``shape`` with values
+    0..2^sr_bits - 1, or a :class:`numpy.random.Generator` from which
+    ``integers(0, 2**sr_bits, size=shape)`` is drawn (the contract of :meth:`FloatFormat.encode`,
+    shared by :func:`lowbit.models.mx.quantize` and :mod:`lowbit.models.nvfp4`)."""
+    check_int("sr_bits", sr_bits, 1, _MAX_SR_BITS)
     if random_bits is None:
         raise ValueError("random_bits must be given for stochastic rounding: an integer array of "
                          "values 0..2**sr_bits-1 or a numpy.random.Generator")

@@ -76,7 +76,7 @@ from . import shared_exp as _se
 from .checks import check_choice, check_int
 
 __all__ = ["ELEMENTS", "ROUNDINGS", "NONFINITE", "element_format", "int_frac_bits", "emax_elem",
-           "round_elements", "draw_random_bits", "quantize", "dequantize", "mx_dot", "SCALE"]
+           "round_elements", "quantize", "dequantize", "mx_dot", "SCALE"]
 
 SCALE = _formats.e8m0
 
@@ -137,26 +137,6 @@ def _blocks(x, k, axis):
 ROUNDINGS = ("nearest_even", "toward_zero", "nearest_away", "stochastic")
 #: Treatments of blocks holding Inf/NaN (module docstring).
 NONFINITE = ("element", "block")
-
-
-def draw_random_bits(x_shape, random_bits, sr_bits):
-    """The random bits of stochastic rounding, one per element of ``x`` (the contract of
-    :meth:`lowbit.models.formats.FloatFormat.encode`: an integer array broadcastable to
-    ``x``'s shape with values 0..2^sr_bits - 1, or a :class:`numpy.random.Generator` from
-    which ``integers(0, 2**sr_bits, size=x.shape)`` is drawn)."""
-    check_int("sr_bits", sr_bits, 1, 32)
-    if random_bits is None:
-        raise ValueError("random_bits must be given for stochastic rounding: an integer array "
-                         "of values 0..2**sr_bits-1 or a numpy.random.Generator")
-    if isinstance(random_bits, np.random.Generator):
-        return random_bits.integers(0, 1 << sr_bits, size=x_shape, dtype=np.int64)
-    r = np.asarray(random_bits)
-    if r.dtype.kind not in "iu":
-        raise ValueError(f"random_bits must be an integer array, not an array of {r.dtype}")
-    r = np.broadcast_to(r, x_shape).astype(np.int64)
-    if r.size and (r.min() < 0 or r.max() >= (1 << sr_bits)):
-        raise ValueError(f"random_bits must lie in 0..{(1 << sr_bits) - 1} for sr_bits={sr_bits}")
-    return r
 
 
 def round_elements(fmt, y, rounding="nearest_even", random_bits=None, sr_bits=8):
@@ -246,7 +226,7 @@ def quantize(x, elem="mxfp8_e4m3", k=32, axis=-1, rounding="nearest_even", *,
         raise ValueError(f"x must be a float array, not an array of {x.dtype}")
     rb = None
     if rounding == "stochastic":
-        rb, _ = _blocks(draw_random_bits(x.shape, random_bits, sr_bits), k, axis)
+        rb, _ = _blocks(_formats.draw_random_bits(x.shape, random_bits, sr_bits), k, axis)
     xb, K = _blocks(x.astype(np.float64), k, axis)
     finite = np.isfinite(xb)
     a = np.where(finite, np.abs(xb), 0.0)

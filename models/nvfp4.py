@@ -91,7 +91,7 @@ def quantize(x, axis=-1, rounding="nearest_even", *, random_bits=None, sr_bits=8
         x32 = x.astype(_F32)
     rb = None
     if rounding == "stochastic":
-        rb = np.moveaxis(_mx.draw_random_bits(x.shape, random_bits, sr_bits), axis, -1)
+        rb = np.moveaxis(_formats.draw_random_bits(x.shape, random_bits, sr_bits), axis, -1)
         rb = _se.pad_last(rb, BLOCK).reshape(rb.shape[:-1] + (-1, BLOCK))
     xs = np.moveaxis(x32, axis, -1)
     K = xs.shape[-1]

@@ -249,7 +249,7 @@ def test_nonfinite_element_and_block():
     (dict(nonfinite="nan"), ValueError, r"^nonfinite must be one of element, block, not 'nan'$"),
     (dict(rounding="stochastic"), ValueError, r"^random_bits must be given for stochastic"),
     (dict(rounding="stochastic", random_bits=np.full(4, 256)), ValueError,
-     r"^random_bits must lie in 0..255 for sr_bits=8$"),
+     r"^random_bits must lie in 0..255 for sr_bits=8, got values in 256..256$"),
     (dict(rounding="stochastic", random_bits=0, sr_bits=0), ValueError,
      r"^sr_bits must be an integer from 1 to 32, not 0$"),
 ])
