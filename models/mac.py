@@ -651,6 +651,12 @@ def fp_mac(a_codes, b_codes, a_format, b_format, acc_format="fp32", mode="fused"
     return out if partials else out[..., -1]
 
 
+#: The keyword parameters of :func:`mac_stream` per kind.
+_STREAM_PARAMS = {"int": ("a_format", "b_format", "acc_bits", "overflow"),
+                  "fp": ("a_format", "b_format", "acc_format", "mode", "flush_subnormals",
+                         "saturate", "terms")}
+
+
 def mac_stream(valid, clear, a, b, *, kind, **params):
     """Cycle model of :class:`IntMac` / :class:`FpMac`: the accumulator after each input cycle.
 
@@ -665,6 +671,15 @@ def mac_stream(valid, clear, a, b, *, kind, **params):
     ``params``: ``a_format``, ``b_format`` and ``acc_bits``, ``overflow`` (int) or
     ``acc_format``, ``mode``, ``flush_subnormals``, ``saturate``, ``terms`` (fp).
     """
+    check_choice("kind", kind, ("int", "fp"))
+    known = _STREAM_PARAMS[kind]
+    for key in params:
+        if key not in known:
+            raise TypeError(f"mac_stream(kind={kind!r}) takes the parameters "
+                            f"{', '.join(known)}, not {key!r}")
+    for key in ("a_format", "b_format"):
+        if key not in params:
+            raise TypeError(f"mac_stream needs {key}")
     valid = np.asarray(valid, dtype=bool)
     clear = np.asarray(clear, dtype=bool)
     a = np.asarray(a)
@@ -682,8 +697,6 @@ def mac_stream(valid, clear, a, b, *, kind, **params):
             acc = np.where(valid[t], new, np.where(clear[t], 0, acc))
             out[t] = acc
         return out
-    if kind != "fp":
-        raise ValueError(f"kind must be 'int' or 'fp', not {kind!r}")
     acc_f = check_acc_format(params.get("acc_format", "fp32"))
     mode = check_mode(params.get("mode", "fused"))
     flush = bool(params.get("flush_subnormals", False))

@@ -375,6 +375,22 @@ def test_mac_stream_valid_and_clear():
     assert list(out[:, 0]) == [1, 5, 5, 4, 0, 1, 4]
 
 
+@pytest.mark.parametrize("kw, exc, msg", [
+    (dict(kind="fp", acc_fromat="fp16"), TypeError,
+     r"^mac_stream\(kind='fp'\) takes the parameters a_format, b_format, acc_format, mode, "
+     r"flush_subnormals, saturate, terms, not 'acc_fromat'$"),
+    (dict(kind="int", acc_format="fp16"), TypeError,
+     r"^mac_stream\(kind='int'\) takes the parameters a_format, b_format, acc_bits, overflow, "
+     r"not 'acc_format'$"),
+    (dict(kind="float"), ValueError, r"^kind must be one of int, fp, not 'float'$"),
+])
+def test_mac_stream_refuses_unknown_parameters(kw, exc, msg):
+    one = np.ones((2, 1), bool)
+    with pytest.raises(exc, match=msg):
+        mac.mac_stream(one, one, one.astype(int), one.astype(int), a_format="int8",
+                       b_format="int8", **kw)
+
+
 # ------------------------------------------------------------------------------------------
 # integer MAC
 # ------------------------------------------------------------------------------------------
