@@ -9,7 +9,7 @@ Exit status, the same for every subcommand:
 =====  ===========================================================================================
 0      done; every check passed
 1      the check failed: a co-simulation mismatch, a GEMM on a board that differs from the golden
-       one, an FPGA build that does not meet timing
+       one, an FPGA build that does not meet timing or does not fit the device
 2      bad input: an unknown option, a value out of range, an output path that cannot be written,
        a missing optional extra (the message says which to install); one line on stderr
 3      a tool or simulator failed to run (synthesis error, simulator build or crash, board build
@@ -89,7 +89,11 @@ def _join_negative_values(argv):
 def main(argv=None):
     parser = build_parser()
     argv = _join_negative_values(sys.argv[1:] if argv is None else list(argv))
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:       # argparse would name the top-level parser; the user typed a subcommand
+        where = f"lowbit {args.command}" if getattr(args, "command", None) else "lowbit"
+        print(f"{where}: error: unrecognized arguments: {' '.join(extra)}", file=sys.stderr)
+        return EXIT_USAGE
     if not getattr(args, "func", None):
         parser.print_usage(sys.stderr)
         print("lowbit: error: missing command (lowbit --help lists them)", file=sys.stderr)

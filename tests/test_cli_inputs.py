@@ -92,6 +92,8 @@ USAGE = [
     (["generate", "shared-exp-adder", "--frac-bits", "99", "-o", "adir"],
      "lowbit generate: error: frac_bits must be an integer from 0 to 64, not 99"),
     (["cosim", "int-mac", "--vectors", "0"], "lowbit cosim: error: --vectors must be an integer >= 1, not '0'"),
+    (["simulate", "--gemm", "4", "4", "4", "--sram-kib", "0"],
+     "lowbit simulate: error: unrecognized arguments: --sram-kib 0"),
     (["cache", "info", "bogus"], "lowbit cache: error: KIND must be one of synth, cosim, not 'bogus'"),
     (["cache", "clear", "--json", "x.json"],
      "lowbit cache: error: --json goes with `lowbit cache info`, not `clear`"),
@@ -219,3 +221,38 @@ def test_cosim_json_dash_is_the_report(monkeypatch, capsys):
     d = json.loads(capsys.readouterr().out)
     assert d["unit"] == "int-mac" and d["mismatches"] == 0 and d["ok"] is True
     assert d["command"].startswith("lowbit cosim int-mac ") and d["waveforms"] == []
+
+
+@pytest.mark.parametrize("overfull, status, line", [
+    (True, 1, "lowbit fpga build: icebreaker: the design does not fit the device: ICESTORM_LC "
+              "11126/5280 (211%) (logs in {d}) (fewer --rows/--cols fit)\n"),
+    (False, 3, "lowbit fpga: error: icebreaker build failed (logs in {d}): ERROR: nextpnr "
+               "crashed\n"),
+])
+def test_fpga_build_that_does_not_fit_is_a_failed_check(here, capsys, monkeypatch, overfull,
+                                                        status, line):
+    """Not fitting the device is the answer to the question asked (status 1, like missed
+    timing, one line naming the resource); a tool that breaks is status 3, one line."""
+    from lowbit.fpga import boards
+    d = here / "fb"
+
+    def fake_build(board, rows, cols, pe, *, build_dir, on_start=None, **kw):
+        res = boards.BuildResult(
+            board="icebreaker", params={"rows": rows, "cols": cols, "pe": pe, "a_format": "e4m3",
+                                        "b_format": "e4m3", "acc_format": "fp32", "depth": 16},
+            bitstream=None, luts=1, flip_flops=1, carry=0, bram=0, dsp=0,
+            utilisation={"ICESTORM_LC": [11126, 5280]} if overfull else {}, fmax_mhz=None,
+            clock_mhz=12.0, seconds=1.0, build_dir=str(build_dir))
+        if overfull:
+            err = boards.BuildError(f"icebreaker: the design does not fit the device: "
+                                    f"ICESTORM_LC 11126/5280 (211%) (logs in {build_dir})")
+            err.overfull = ["ICESTORM_LC 11126/5280 (211%)"]
+        else:
+            err = boards.BuildError(f"icebreaker build failed (logs in {build_dir}):\n"
+                                    f"ERROR: nextpnr crashed\nmore")
+        err.result = res
+        raise err
+
+    monkeypatch.setattr(boards, "build", fake_build)
+    assert main(["fpga", "build", "--board", "icebreaker", "--build-dir", str(d)]) == status
+    assert capsys.readouterr().err == line.format(d=d)
