@@ -508,7 +508,8 @@ def waiver_text(name, rules):
     """The Verilator configuration file (``<name>.vlt``) waiving ``rules`` (names of
     :data:`BACKEND_WAIVERS` classes) in ``<name>.v``, given with or without a folder."""
     lines = ["`verilator_config",
-             f"// Verilator waivers for {name}.v (written by lowbit {_version('lowbit')}): the "
+             # (a comment starting with the word "verilator" would be read as a metacomment)
+             f"// Waivers for {name}.v, written by lowbit {_version('lowbit')}: the "
              "warning classes",
              "// of `verilator --lint-only -Wall` that Amaranth/Yosys's Verilog backend "
              "produces.",
