@@ -631,8 +631,10 @@ class SystolicArray(wiring.Component):
         state = (f"packed Kulisch state: fixed (signed, bits [0, {spec.kulisch_width})) | flags "
                  f"<< {spec.kulisch_width}" if self.kulisch else None)
         psum = {"format": "acc", "signed": signed} if not self.kulisch else {"meaning": state}
-        roles_in = {"a": a_lane, "mask": "1 = lane i carries data; a masked lane's PEs pass "
-                                         "the partial sum through unchanged",
+        roles_in = {"a": a_lane,
+                    "mask": {"lanes": R, "lane_bits": 1, "order": "bit i: lane i",
+                             "meaning": "1 = lane i carries data; a masked lane's PEs pass "
+                                        "the partial sum through unchanged"},
                     "b": {"format": "b" if overq else sb, "signed": overq},
                     "psum": psum,
                     "wprev": {"format": "b", "signed": True,
