@@ -626,3 +626,29 @@ def test_shared_exp_result_grid():
     o = se.shared_exp_add(A, B, acc=acc, **args)
     codes = np.where(np.isnan(o), c["nan_outputs"]["o"][0], o.view(np.uint32))
     assert ((codes & 0x3FF) == 0).all()
+
+
+@pytest.mark.parametrize("rounding", ["nearest_even", "toward_zero"])
+def test_shared_exp_overflow_rule(rounding):
+    """A sum beyond the grid's max gives the overflow_rule's value: +-Inf, or the grid's max
+    (norm_frac_bits = 13) for toward_zero. Model and the Amaranth unit."""
+    unit = SharedExpAdder("bf16", "bf16", n=2, norm_frac_bits=13, norm_rounding=rounding,
+                          pipeline_stages=0)
+    c = unit.contract()
+    rule = c["overflow_rule"]
+    bmax = formats.bf16.max_code
+    if rounding == "nearest_even":
+        want = c["formats"]["result"]["inf_codes"]
+        want = [want["+inf"], want["-inf"]]
+    else:
+        top = float(re.search(r"\+-(\S+)$", rule).group(1))
+        want = [code("fp32", top), code("fp32", -top)]
+    A = np.array([[bmax, bmax], [bmax | 0x8000, bmax | 0x8000]])
+    B = np.array([[bmax, bmax], [bmax, bmax]])
+    args = decode_args(c["golden_model"]["arguments"], c["formats"])
+    ref = se.shared_exp_add(A, B, acc=np.zeros(2), **args)
+    assert ref.view(np.uint32).tolist() == want
+    got = simulate_comb(unit, [{"a": pack_terms(A[i:i + 1], 16)[0],
+                                "b": pack_terms(B[i:i + 1], 16)[0], "acc": 0} for i in range(2)],
+                        ["o"])
+    assert [g["o"] for g in got] == want
