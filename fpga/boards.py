@@ -39,6 +39,7 @@ import time
 from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Module, ResetSignal, Signal
 from amaranth.lib import io
 
+from .extras import MissingExtra, require
 from .gemm_top import GemmTop
 
 __all__ = ["Board", "BOARDS", "BoardTop", "DividedClock", "BuildResult", "BuildError", "build", "tool_env"]
@@ -58,6 +59,8 @@ class Board:
     tools: tuple                # (environment variable, YoWASP executable)
 
     def make_platform(self):
+        """The amaranth-boards platform (the optional ``fpga`` extra)."""
+        require("fpga", f"the {self.name} build", modules=("amaranth_boards",))
         return getattr(importlib.import_module(self.module), self.platform)()
 
 
@@ -188,8 +191,9 @@ def tool_env(board, base=None):
         if not path.exists():
             found = shutil.which(exe)
             if found is None:
-                raise BuildError(f"{exe} not found (pip install {exe.replace('yowasp-', 'yowasp-')}"
-                                 f"; the ecppack/icepack tools come with yowasp-nextpnr-*)")
+                raise MissingExtra(f"the {board.name} build needs {exe}, which is not installed: "
+                                   f"pip install 'lowbit[fpga]' (ecppack/icepack come with "
+                                   f"yowasp-nextpnr-*)")
             path = pathlib.Path(found)
         env[var] = str(path)
     return env

@@ -38,7 +38,7 @@ from .fp_mul import check_pipeline, multiply_into
 from .fp_round import EXP_SHAPE, Cuts, round_pack
 from .int_mac import lut_multiply_into
 from .manifest import describe_format, fmt_ref, golden, lanes, positive_zero
-from .unit import Param, Unit
+from .unit import Param, Unit, pipeline_param
 
 __all__ = ["FpMacStep", "KulischStep", "KulischRead", "FpMac", "UNITS", "mac_numerics",
            "accumulate_into", "kulisch_add_into", "kulisch_read_into",
@@ -688,9 +688,9 @@ UNITS = [
         Param("flush_subnormals", "--flush-subnormals", "bool", False,
               "flush subnormal inputs and results to zero"),
         Param("saturate", "--saturate", "bool", False, "overflow to +-max instead of +-Inf"),
-        Param("terms", "--terms", "int", 4096, "kulisch: products summed exactly (sizes the register)"),
-        Param("pipeline_stages", "--pipeline", "int", 0,
-              f"extra register stages (0..2; kulisch 0..{len(KULISCH_CUTS)})"),
+        Param("terms", "--terms", "int", 4096, "kulisch: products summed exactly (sizes the "
+              "register), 1..2**32", when=("mode", ("kulisch",))),
+        pipeline_param(f"2, kulisch 0..{len(KULISCH_CUTS)}", 1),
     ), "FP multiply-accumulate: exact product into fp32/fp16/bf16, fused, two roundings or "
        "Kulisch"),
 ]

@@ -22,7 +22,7 @@ from lowbit.models.checks import check_int
 from .formats import unpack
 from .fp_round import EXP_SHAPE, leading_zeros
 from .manifest import describe_format, fmt_ref, golden, lanes, positive_zero
-from .unit import Param, Unit
+from .unit import Param, Unit, pipeline_param
 
 __all__ = ["FpMulCore", "FpMultiplier", "UNITS", "check_pipeline", "multiply_into"]
 
@@ -232,6 +232,6 @@ UNITS = [
         Param("b_format", "--b", "format", "e4m3", "format of operand b: " + _FMT_HELP),
         Param("flush_subnormals", "--flush-subnormals", "bool", False,
               "read subnormal operands as zero"),
-        Param("pipeline_stages", "--pipeline", "int", 0, "extra register stages (0..1)"),
+        pipeline_param(1, 1),
     ), "exact FP multiplier into the product format (mixed formats allowed)"),
 ]

@@ -16,7 +16,7 @@ from lowbit.models import mac as model
 from .formats import layout
 from .fp_mul import check_pipeline
 from .manifest import describe_format, fmt_ref, golden, lanes, positive_zero
-from .unit import Param, Unit
+from .unit import Param, Unit, pipeline_param
 
 __all__ = ["IntMacStep", "IntMac", "UNITS", "int_accumulate_into", "lut_multiply_into"]
 
@@ -305,7 +305,6 @@ UNITS = [
         Param("acc_bits", "--acc-bits", "int", 32, "signed accumulator width (2..64)"),
         Param("overflow", "--overflow", "choice", "wrap", "accumulator overflow policy",
               choices=model.INT_OVERFLOWS),
-        Param("pipeline_stages", "--pipeline", "int", 0,
-              f"extra register stages (0..{MAX_PIPELINE}; 3: LUT multiplier, no DSP)"),
+        pipeline_param(MAX_PIPELINE, 1, stages="3: LUT multiplier, no DSP"),
     ), "integer multiply-accumulate, INTn/UINTn operands, signed wrap/saturate accumulator"),
 ]

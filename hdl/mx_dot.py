@@ -22,9 +22,11 @@ from amaranth.lib.wiring import In
 
 from lowbit.models import formats as _formats
 from lowbit.models import mx as _mx
+from lowbit.models.checks import check_int
 from lowbit.models import shared_exp as _se
 
-from .shared_exp_adder import AccumulatingDot, adder_config, adder_params
+from .shared_exp_adder import (AccumulatingDot, adder_config, adder_params, adder_presets,
+                               check_adder_knobs, preset_param)
 from .unit import Param, Unit
 
 __all__ = ["MxDotUnit", "UNITS"]
@@ -67,12 +69,11 @@ class MxDotUnit(AccumulatingDot):
                  norm_rounding="nearest_even", pipeline_stages=1, acc_in_max=True):
         a_fmt = _mx.element_format(elem)
         b_fmt = _mx.element_format(b_elem if b_elem not in (None, "") else elem)
-        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 64:
-            raise ValueError(f"k must be an integer from 1 to 64, not {k!r}")
-        if isinstance(frac_bits, int) and frac_bits > 64:
-            raise ValueError(f"frac_bits must be from 0 to 64 in hardware, not {frac_bits!r}")
+        check_int("k", k, 1, 64)
+        check_int("frac_bits", frac_bits, 0, 64)
         cfg = adder_config(k, align, frac_bits, cut, sum_bits, norm_frac_bits, norm_rounding,
-                      acc_in_max)
+                           acc_in_max)
+        check_adder_knobs(frac_bits, sum_bits, a_fmt, b_fmt, cfg)
         ifb = (_mx.int_frac_bits(a_fmt), _mx.int_frac_bits(b_fmt))
         self._setup(a_fmt, b_fmt, k, cfg, ifb, pipeline_stages,
                     {"a_scale": In(8), "b_scale": In(8)})
@@ -118,9 +119,11 @@ class MxDotUnit(AccumulatingDot):
 
 UNITS = [
     Unit("mx-dot", MxDotUnit, (
-        Param("elem", "--elem", "choice", "mxfp8_e4m3", "element type of a", tuple(_mx.ELEMENTS)),
-        Param("b_elem", "--b-elem", "str", "", "element type of b (default: --elem)"),
+        Param("elem", "--a", "choice", "mxfp8_e4m3", "element type of a", tuple(_mx.ELEMENTS)),
+        Param("b_elem", "--b", "str", "", "element type of b (default: --a)"),
         Param("k", "--k", "int", 32, "block length (1..64)"),
-    ) + adder_params(26, "fraction bits kept below the max exponent"),
-        "OCP MX block dot product (k elements x 2 + 2 E8M0 scales) accumulating into FP32"),
+        preset_param(),
+    ) + adder_params(26, "fraction bits kept below the max exponent (0..64)"),
+        "OCP MX block dot product (k elements x 2 + 2 E8M0 scales) accumulating into FP32",
+        presets=adder_presets("k")),
 ]

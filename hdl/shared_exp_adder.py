@@ -31,10 +31,11 @@ from amaranth.lib.wiring import In, Out
 
 from lowbit.models import formats as _formats
 from lowbit.models import shared_exp as _se
+from lowbit.models.checks import check_int
 
 from .formats import unpack
 from .manifest import construct, describe_format, fmt_ref, golden, lanes, positive_zero
-from .unit import Param, Unit
+from .unit import Param, Unit, pipeline_param
 
 __all__ = ["SharedExpAdder", "AccumulatingDot", "Datapath", "UNITS", "adder_config", "adder_params",
            "pack_terms"]
@@ -481,16 +482,12 @@ class SharedExpAdder(_AdderParams, wiring.Component):
                  acc_in_max=True):
         a_fmt = _validate_format("a_format", a_format)
         b_fmt = _validate_format("b_format", b_format) if b_format is not None else None
-        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 64:
-            raise ValueError(f"n must be an integer from 1 to 64, not {n!r}")
-        if isinstance(pipeline_stages, bool) or not isinstance(pipeline_stages, int) \
-                or not 0 <= pipeline_stages <= 3:
-            raise ValueError(f"pipeline_stages must be an integer from 0 to 3, not "
-                             f"{pipeline_stages!r}")
-        if isinstance(frac_bits, int) and frac_bits > 64:
-            raise ValueError(f"frac_bits must be from 0 to 64 in hardware, not {frac_bits!r}")
+        check_int("n", n, 1, 64)
+        check_int("pipeline_stages", pipeline_stages, 0, 3)
+        check_int("frac_bits", frac_bits, 0, 64)
         self._cfg = adder_config(n, align, frac_bits, cut, sum_bits, norm_frac_bits, norm_rounding,
-                            acc_in_max)
+                                 acc_in_max)
+        check_adder_knobs(frac_bits, sum_bits, a_fmt, b_fmt, self._cfg)
         self._a_fmt, self._b_fmt = a_fmt, b_fmt
         self._ifb = int(int_frac_bits)
         self._stages = pipeline_stages
@@ -593,31 +590,86 @@ class SharedExpAdder(_AdderParams, wiring.Component):
 _FMT_CHOICES = ("e4m3", "e5m2", "e2m3", "e3m2", "e2m1", "int8", "fp16", "bf16")
 
 
-def adder_params(frac_bits, frac_help, align=True, pipeline="(0..1)"):
+def adder_params(frac_bits, frac_help, align=True,
+                 pipeline=pipeline_param(1, 1, 1, "input registers before the one-cycle "
+                                         "accumulator")):
     """The catalog parameters of the shared-exponent adder knobs, shared by the units built
     on :class:`Datapath` (``frac_bits``: the unit's default)."""
     return ((Param("align", "--align", "choice", "operand_sum", "exponent each term aligns by",
                    _se.ALIGNS),) if align else ()) + (
         Param("frac_bits", "--frac-bits", "int", frac_bits, frac_help),
         Param("cut", "--cut", "choice", "toward_zero", "how a term is cut to the grid", _se.CUTS),
-        Param("sum_bits", "--sum-bits", "int", 0, "integer sum width (0: computed, never wraps)"),
+        Param("sum_bits", "--sum-bits", "int", 0, "integer sum width (0: computed, never wraps; "
+              "else frac_bits + 2 .. 1024, two's complement, wraps below the computed width)"),
         Param("norm_frac_bits", "--norm-frac-bits", "int", 23,
-              "fraction bits of the normalised result (13 = FP22)"),
+              "fraction bits of the normalised result, 1..23 (13 = FP22)"),
         Param("norm_rounding", "--norm-rounding", "choice", "nearest_even",
               "rounding of the normalised result", _se.NORM_ROUNDINGS),
         Param("acc_in_max", "--acc-in-max", "bool", True,
               "accumulator in the max exponent (false: separate rounding adder)"),
-        Param("pipeline_stages", "--pipeline-stages", "int", 1, f"register stages {pipeline}"),
+        pipeline,
     )
+
+
+#: The knobs of :class:`~lowbit.models.shared_exp.SharedExpConfig` that a unit's parameters set.
+_PRESET_KNOBS = ("align", "frac_bits", "cut", "sum_bits", "norm_frac_bits", "norm_rounding",
+                 "acc_in_max")
+
+
+def adder_presets(n_param, align=True):
+    """``{preset name: {parameter: value}}`` of the datapath presets of
+    :data:`lowbit.models.shared_exp.PRESETS` (the names ``shared_exp.gemm(datapath=...)``,
+    ``mx_dot`` and ``lowbit compare`` take), for a
+    unit whose block length parameter is ``n_param`` (``"n"`` or ``"k"``)."""
+    out = {}
+    for name, cfg in _se.PRESETS.items():
+        d = {n_param: cfg.n}
+        for knob in _PRESET_KNOBS:
+            if knob == "align" and not align:
+                continue
+            v = getattr(cfg, knob)
+            d[knob] = 0 if (knob == "sum_bits" and v is None) else v
+        out[name] = d
+    return out
+
+
+def preset_param():
+    """The ``--preset`` parameter of the shared-exponent units."""
+    return Param("preset", "--preset", "choice", "", "a datapath preset of "
+                 "lowbit.models.shared_exp.PRESETS, as gemm(datapath=...) names it (sets --k "
+                 "and the adder knobs; --pipeline stays yours): " + ", ".join(_se.PRESETS),
+                 ("",) + tuple(_se.PRESETS))
+
+
+def check_adder_knobs(frac_bits, sum_bits, a_format, b_format, cfg):
+    """Hardware ranges of the adder knobs: ``frac_bits`` 0..64; ``sum_bits`` (if given) from
+    ``frac_bits + 2`` (the narrowest two's-complement register that holds +-1.0 on the grid) to
+    1024 (the model's limit). A register narrower than
+    :meth:`~lowbit.models.shared_exp.SharedExpConfig.needed_sum_bits` wraps as two's complement,
+    in the model and the hardware alike (the DFP strategy's INT32 register for INT16 blocks is
+    one such width); a wider one never wraps."""
+    check_int("frac_bits", frac_bits, 0, 64)
+    if sum_bits not in (None, 0):
+        lo = cfg.frac_bits + 2
+        need = cfg.needed_sum_bits(a_format, b_format)
+        if not isinstance(sum_bits, bool) and isinstance(sum_bits, int) \
+                and not lo <= sum_bits <= 1024:
+            raise ValueError(f"sum_bits must be 0 (the computed width, {need}) or an integer "
+                             f"from {lo} (frac_bits + 2: +-1.0 on the grid) to 1024, not "
+                             f"{sum_bits!r}")
 
 
 UNITS = [
     Unit("shared-exp-adder", SharedExpAdder, (
         Param("a_format", "--a", "format", "e4m3", "format of the a operands", _FMT_CHOICES),
         Param("b_format", "--b", "format", "e4m3", "format of the b operands", _FMT_CHOICES),
-        Param("n", "--n", "int", 32, "number of terms (1..64)"),
-    ) + adder_params(24, "fraction bits kept below the max exponent", pipeline="(0..3)"),
-        "n-term shared-exponent adder / fused dot product with an FP32 accumulator input"),
+        Param("n", "--k", "int", 32, "terms per step, the block length (1..64)"),
+        preset_param(),
+    ) + adder_params(24, "fraction bits kept below the max exponent (0..64)",
+                     pipeline=pipeline_param(3, 0, 1, "registers at the input, after the "
+                                             "alignment, after the adder tree")),
+        "k-term shared-exponent adder / fused dot product with an FP32 accumulator input",
+        presets=adder_presets("n")),
 ]
 
 
@@ -634,9 +686,7 @@ class AccumulatingDot(_AdderParams, wiring.Component):
     """
 
     def _setup(self, a_fmt, b_fmt, n, cfg, ifb, pipeline_stages, scale_ports):
-        if isinstance(pipeline_stages, bool) or not isinstance(pipeline_stages, int) \
-                or not 0 <= pipeline_stages <= 1:
-            raise ValueError(f"pipeline_stages must be 0 or 1, not {pipeline_stages!r}")
+        check_int("pipeline_stages", pipeline_stages, 0, 1)
         self._a_fmt, self._b_fmt, self._cfg, self._ifb = a_fmt, b_fmt, cfg, ifb
         self._stages = pipeline_stages
         ports = {"a": In(n * a_fmt.bits), "b": In(n * b_fmt.bits)}

@@ -127,7 +127,7 @@ from lowbit.models import formats
 from lowbit.models import mac as model
 from lowbit.models.checks import check_choice, check_int
 from lowbit.models.systolic import DATAFLOWS as _SCHEDULE_DATAFLOWS
-from lowbit.models.systolic import PE_KINDS, PESpec, Schedule
+from lowbit.models.systolic import PE_KINDS, PESpec, Schedule, parse_pe
 
 from .fp_mac import FpMacStep, KulischStep, kulisch_read_into, mac_numerics
 from .int_mac import IntMacStep
@@ -135,7 +135,8 @@ from .manifest import construct, describe_format, fmt_ref, golden, layout_packin
 from .overq_pe import OverqStep, overq_contract
 from .unit import Param, Unit
 
-__all__ = ["SystolicPE", "SystolicArray", "connect_acc", "UNITS", "PES", "DATAFLOWS", "MAX_DIM"]
+__all__ = ["SystolicPE", "SystolicArray", "pe_spec", "connect_acc", "UNITS", "PES", "DATAFLOWS",
+           "MAX_DIM"]
 
 PES = PE_KINDS
 #: Dataflows in the order the catalogue offers them.
@@ -172,6 +173,34 @@ def _pe_step(spec, dataflow):
     if spec.kulisch:
         return KulischStep(sa, sb, spec.terms, spec.flush_subnormals)
     return FpMacStep(sa, sb, spec.acc, spec.mode, spec.flush_subnormals, spec.saturate)
+
+
+def pe_spec(pe, **params):
+    """The :class:`~lowbit.models.systolic.PESpec` of :class:`SystolicArray`'s ``pe`` argument:
+    a PE name or a PESpec alone (every other parameter None), or a PE kind (``int``, ``fp``,
+    ``overq``) with the parameters (None: the default of :class:`SystolicArray`).
+
+    Raises
+    ------
+    TypeError, ValueError
+        An unknown PE, a parameter beside a PE name, a parameter out of range.
+    """
+    given = {k: v for k, v in params.items() if v is not None}
+    if isinstance(pe, PESpec) or (isinstance(pe, str) and pe not in PES):
+        spec = pe if isinstance(pe, PESpec) else parse_pe(pe)
+        if given:
+            raise ValueError(f"pe {spec.key!r} names the whole PE; {next(iter(given))} cannot "
+                             f"be given beside it (use a PE kind int, fp or overq with "
+                             f"parameters, or a PE name alone)")
+        return spec
+    check_choice("pe", pe, PES)
+    d = given
+    return PESpec(pe, d.get("a_format"), d.get("b_format"), acc_bits=d.get("acc_bits", 32),
+                  overflow=d.get("overflow", "wrap"), acc=d.get("acc_format", "fp32"),
+                  mode=d.get("mode", "fused"), bits=d.get("bits", 4), w_bits=d.get("w_bits", 4),
+                  terms=d.get("terms", 4096), flush_subnormals=d.get("flush_subnormals", False),
+                  saturate=d.get("saturate", False), cascade=d.get("cascade", 1),
+                  precision=d.get("precision", True), shift_at=d.get("shift_at", "product"))
 
 
 class SystolicPE(wiring.Component):
@@ -317,10 +346,13 @@ class SystolicArray(wiring.Component):
     ----------
     rows, cols : int
         Array height ``R`` and width ``C``, 1..64.
-    pe : str
-        ``"int"`` (:class:`~lowbit.hdl.int_mac.IntMacStep`), ``"fp"``
-        (:class:`~lowbit.hdl.fp_mac.FpMacStep`) or ``"overq"``
-        (:class:`~lowbit.hdl.overq_pe.OverqStep`).
+    pe : str or PESpec
+        A PE name (:func:`lowbit.models.systolic.parse_pe`: ``int8``, ``e4m3_fp32``,
+        ``e5m2_fp16_two_roundings_sat``, ``e4m3_kulisch``, ``overq4``, ...) or a
+        :class:`~lowbit.models.systolic.PESpec`, alone; or a PE kind, ``"int"``
+        (:class:`~lowbit.hdl.int_mac.IntMacStep`), ``"fp"`` (:class:`~lowbit.hdl.fp_mac.FpMacStep`)
+        or ``"overq"`` (:class:`~lowbit.hdl.overq_pe.OverqStep`), with the parameters below
+        (each defaults as stated when not given).
     dataflow : str
         ``"ws"`` (weight-stationary), ``"os"`` (output-stationary) or ``"is"``
         (input-stationary: the WS hardware with the operands' roles swapped, see the module
@@ -380,22 +412,22 @@ class SystolicArray(wiring.Component):
     """
 
     def __init__(self, rows=4, cols=4, pe="int", dataflow="ws", a_format=None, b_format=None,
-                 acc_bits=32, overflow="wrap", acc_format="fp32", mode="fused",
-                 flush_subnormals=False, saturate=False, bits=4, w_bits=4, cascade=1,
-                 precision=True, shift_at="product", terms=4096):
+                 acc_bits=None, overflow=None, acc_format=None, mode=None,
+                 flush_subnormals=None, saturate=None, bits=None, w_bits=None, cascade=None,
+                 precision=None, shift_at=None, terms=None):
         self._rows = check_int("rows", rows, 1, MAX_DIM)
         self._cols = check_int("cols", cols, 1, MAX_DIM)
-        check_choice("pe", pe, PES)
+        spec = pe_spec(pe, a_format=a_format, b_format=b_format, acc_bits=acc_bits,
+                       overflow=overflow, acc_format=acc_format, mode=mode,
+                       flush_subnormals=flush_subnormals, saturate=saturate, bits=bits,
+                       w_bits=w_bits, cascade=cascade, precision=precision, shift_at=shift_at,
+                       terms=terms)
         check_choice("dataflow", dataflow, DATAFLOWS)
-        if dataflow == "is" and pe == "overq":
+        if dataflow == "is" and spec.kind == "overq":
             raise ValueError("dataflow 'is' is not available with pe 'overq' (its metadata "
                              "travels with the streamed activations)")
         self._dataflow = dataflow
-        self._spec = PESpec(pe, a_format, b_format, acc_bits=acc_bits, overflow=overflow,
-                            acc=acc_format, mode=mode, bits=bits, w_bits=w_bits, terms=terms,
-                            flush_subnormals=flush_subnormals, saturate=saturate,
-                            cascade=cascade, precision=precision, shift_at=shift_at)
-        spec = self._spec
+        self._spec = spec
         a_w, b_w = spec.a_lane_width, spec.b_lane_width
         # streamed (a lanes) and stationary (b lanes) operand formats: IS streams B's columns
         self._sa, self._sb = (spec.b, spec.a) if dataflow == "is" else (spec.a, spec.b)
@@ -407,7 +439,7 @@ class SystolicArray(wiring.Component):
         fields = {"a": data.ArrayLayout(a_w, R), "mask": R, "b": data.ArrayLayout(b_w, C)}
         if dataflow != "os":
             fields["psum"] = data.ArrayLayout(self._ps_w, C)
-            if pe == "overq":
+            if spec.kind == "overq":
                 fields["wprev"] = data.ArrayLayout(b_w, C)
             fields["load"] = 1
         fields["last"] = 1
@@ -907,44 +939,24 @@ class SystolicArray(wiring.Component):
         return m
 
 
-def _auto(fmt):
-    return None if fmt in ("", "auto", None) else fmt
+def _catalog_array(rows, cols, pe, dataflow):
+    """The catalogue's builder: ``pe`` is a PE name only (the one ``--pe`` vocabulary of the
+    CLI); the PE kinds with separate parameters are for the Python API."""
+    return SystolicArray(rows, cols, parse_pe(pe), dataflow=dataflow)
 
-
-_FMT = ("operand format (int PE: int8, uint8, int4...; fp PE: e4m3, e5m2, e2m1...); "
-        "auto: int8 (int PE) or e4m3 (fp PE); ignored by the overq PE")
 
 UNITS = [
-    Unit("systolic", lambda rows, cols, pe, dataflow, a_format, b_format, **kw: SystolicArray(
-        rows, cols, pe, dataflow, _auto(a_format), _auto(b_format), **kw), (
+    Unit("systolic", _catalog_array, (
         Param("rows", "--rows", "int", 4, f"array rows R (1..{MAX_DIM})"),
         Param("cols", "--cols", "int", 4, f"array columns C (1..{MAX_DIM})"),
-        Param("pe", "--pe", "choice", "int", "processing element: int (IntMacStep), fp "
-              "(FpMacStep) or overq (OverqStep)", choices=PES),
+        Param("pe", "--pe", "str", "int8", "processing element, a PE name: int8, uint8xint4_acc24_"
+              "saturate, e4m3_fp32, e5m2xe4m3_fp16_two_roundings_ftz_sat, e4m3_kulisch, "
+              "e4m3_bf16_kulisch_t1024, overq4, overq8_w8_acc32_c2_noprec_operands, ... "
+              "(lowbit.models.systolic.parse_pe)"),
         Param("dataflow", "--dataflow", "choice", "ws",
               "weight-, output- or input-stationary (is: the ws hardware, operands swapped)",
               choices=DATAFLOWS),
-        Param("a_format", "--a", "str", "auto", "streamed operand " + _FMT),
-        Param("b_format", "--b", "str", "auto", "weight/filter " + _FMT),
-        Param("acc_bits", "--acc-bits", "int", 32, "int PE: signed accumulator width (2..64)"),
-        Param("overflow", "--overflow", "choice", "wrap", "int PE: accumulator overflow",
-              choices=model.INT_OVERFLOWS),
-        Param("acc_format", "--acc", "str", "fp32", "fp PE: accumulator format (fp32, fp16, bf16)"),
-        Param("mode", "--mode", "choice", "fused", "fp PE: rounding scheme (kulisch: exact "
-              "fixed-point accumulator, rounded once at the bottom edge)",
-              choices=model.FP_MAC_MODES),
-        Param("terms", "--terms", "int", 4096, "fp PE, kulisch: products summed exactly (sizes "
-              "the register; beyond it wraps)"),
-        Param("flush_subnormals", "--flush-subnormals", "bool", False,
-              "fp PE: flush subnormal inputs and results to zero"),
-        Param("saturate", "--saturate", "bool", False, "fp PE: overflow to +-max instead of +-Inf"),
-        Param("bits", "--bits", "int", 4, "overq PE: code width b (2..16)"),
-        Param("w_bits", "--w-bits", "int", 4, "overq PE: signed weight width"),
-        Param("cascade", "--cascade", "int", 1, "overq PE: range-overwrite cascade depth (0..16)"),
-        Param("precision", "--precision", "bool", True, "overq PE: precision overwrite"),
-        Param("shift_at", "--shift-at", "choice", "product", "overq PE: where the shifts are",
-              choices=("product", "operands")),
-    ), "R x C systolic GEMM array (int, fp (fused, two roundings, Kulisch) or OverQ PEs), "
+    ), "R x C systolic GEMM array of one PE (int, fp fused / two roundings / Kulisch, or OverQ), "
        "weight-, output- or input-stationary, skew/de-skew registers, valid/ready streams; "
        "cycle schedule of lowbit.models.systolic"),
 ]

@@ -105,8 +105,17 @@ def _check_k(k):
     return check_int("k", k, 1, 4096)
 
 
+def _to_last(name, x, axis):
+    """``x`` as an array with the block axis ``axis`` moved last (checked against ``x``)."""
+    x = np.asarray(x)
+    if x.ndim == 0:
+        raise ValueError(f"{name} must be an array of at least one dimension (the block axis), "
+                         f"not a scalar")
+    return np.moveaxis(x, check_int("axis", axis, -x.ndim, x.ndim - 1), -1)
+
+
 def _blocks(x, k, axis):
-    x = np.moveaxis(np.asarray(x), axis, -1)
+    x = _to_last("x", x, axis)
     K = x.shape[-1]
     x = _se.pad_last(x, k)
     return x.reshape(x.shape[:-1] + (x.shape[-1] // k, k)), K
@@ -180,8 +189,8 @@ def dequantize(elements, scales, elem="mxfp8_e4m3", k=32, axis=-1):
     """
     fmt = element_format(elem)
     k = _check_k(k)
-    el = np.moveaxis(np.asarray(elements), axis, -1)
-    sc = np.moveaxis(np.asarray(scales), axis, -1)
+    el = _to_last("elements", elements, axis)
+    sc = _to_last("scales", scales, axis)
     K = el.shape[-1]
     nb = -(-K // k)
     if sc.shape[-1] != nb:
@@ -208,10 +217,10 @@ def mx_dot(a_elements, a_scales, b_elements, b_scales, elem="mxfp8_e4m3", b_elem
     fa = element_format(elem)
     fb = element_format(b_elem if b_elem is not None else elem)
     k = _check_k(k)
-    a = np.moveaxis(np.asarray(a_elements), axis, -1)
-    b = np.moveaxis(np.asarray(b_elements), axis, -1)
-    sa = np.moveaxis(np.asarray(a_scales), axis, -1)
-    sb = np.moveaxis(np.asarray(b_scales), axis, -1)
+    a = _to_last("a_elements", a_elements, axis)
+    b = _to_last("b_elements", b_elements, axis)
+    sa = _to_last("a_scales", a_scales, axis)
+    sb = _to_last("b_scales", b_scales, axis)
     K = a.shape[-1]
     if b.shape[-1] != K:
         raise ValueError(f"a and b must have the same length on the block axis, "

@@ -56,7 +56,8 @@ def test_generate_writes_verilog_and_manifest(tmp_path, capsys, argv, module, la
 
 
 def test_manifest_parameters_typed(tmp_path):
-    assert main(["generate", "fp-mac", "--saturate", "--terms", "64", "-o", str(tmp_path)]) == 0
+    assert main(["generate", "fp-mac", "--saturate", "--mode", "kulisch", "--terms", "64",
+                 "-o", str(tmp_path)]) == 0
     man = json.loads((tmp_path / "fp_mac.json").read_text())
     assert man["parameters"]["saturate"] is True and man["parameters"]["terms"] == 64
     assert man["contract"]["overflow"].startswith("+-max")

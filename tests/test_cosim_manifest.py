@@ -41,8 +41,7 @@ CONFIGS = [
     ("bfp-adder", {"n": 4, "exp_bits": 6}),
     ("overq-pe", {}),
     ("int-pe", {"bits": 8, "w_bits": 8, "acc_bits": 24}),
-    ("systolic", {"rows": 2, "cols": 3, "pe": "int", "a_format": "int8", "b_format": "int4",
-                  "acc_bits": 20, "overflow": "saturate"}),
+    ("systolic", {"rows": 2, "cols": 3, "pe": "int8xint4_acc20_saturate"}),
 ]
 
 CYCLES = 2000

@@ -40,8 +40,8 @@ CONFIGS = [(u, {}) for u in catalog.units()] + [
     ("mx-dot", {"elem": "mxint8", "k": 16, "pipeline_stages": 0}),
     ("overq-pe", {"bits": 8, "w_bits": 8, "cascade": 2, "precision": False,
                   "shift_at": "operands"}),
-    ("systolic", {"rows": 3, "cols": 2, "pe": "fp", "mode": "kulisch", "dataflow": "ws"}),
-    ("systolic", {"rows": 2, "cols": 2, "pe": "overq", "dataflow": "os"}),
+    ("systolic", {"rows": 3, "cols": 2, "pe": "e4m3_kulisch", "dataflow": "ws"}),
+    ("systolic", {"rows": 2, "cols": 2, "pe": "overq4", "dataflow": "os"}),
 ]
 
 _WARN = re.compile(r"^%Warning-([A-Z0-9_]+):", re.MULTILINE)

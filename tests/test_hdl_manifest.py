@@ -215,10 +215,10 @@ UNITS = [
                                                           "b_format": "int8"}),
     ("mx-dot", {"k": 4}), ("mx-dot", {"elem": "mxint8", "k": 4}), ("bfp-adder", {"n": 4}),
     ("overq-pe", {}), ("int-pe", {}),
-    ("systolic", {"rows": 2, "cols": 2}), ("systolic", {"rows": 2, "cols": 3, "pe": "fp",
-                                                        "dataflow": "is"}),
-    ("systolic", {"rows": 2, "cols": 2, "pe": "fp", "mode": "kulisch"}),
-    ("systolic", {"rows": 2, "cols": 2, "pe": "overq", "dataflow": "os"}),
+    ("systolic", {"rows": 2, "cols": 2}), ("systolic", {"rows": 2, "cols": 3,
+                                                        "pe": "e5m2xe4m3_fp16", "dataflow": "is"}),
+    ("systolic", {"rows": 2, "cols": 2, "pe": "e4m3_kulisch"}),
+    ("systolic", {"rows": 2, "cols": 2, "pe": "overq4", "dataflow": "os"}),
 ]
 
 
@@ -327,7 +327,7 @@ RESET_UNITS = [
     ("fp-mac", {"mode": "kulisch", "terms": 64, "pipeline_stages": 5}),
     ("shared-exp-adder", {"n": 4, "pipeline_stages": 2}), ("mx-dot", {"k": 2}),
     ("bfp-adder", {"n": 2, "pipeline_stages": 0}), ("overq-pe", {}), ("int-pe", {}),
-    ("systolic", {"rows": 2, "cols": 2}), ("systolic", {"rows": 2, "cols": 2, "pe": "fp",
+    ("systolic", {"rows": 2, "cols": 2}), ("systolic", {"rows": 2, "cols": 2, "pe": "e4m3_fp32",
                                                         "dataflow": "os"}),
 ]
 

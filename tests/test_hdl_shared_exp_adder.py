@@ -220,11 +220,11 @@ def test_bfp_adder_builds_the_dfp_strategy(mant):
     (SharedExpAdder, dict(cut="up"), r"^cut must be one of toward_zero, floor, nearest_even, "),
     (SharedExpAdder, dict(acc_in_max=1), r"^acc_in_max must be True or False, not 1$"),
     (SharedExpAdder, dict(a_format="fp32"), r"^a_format must have at most 16 bits, not 32 \(fp32\)$"),
-    (SharedExpAdder, dict(frac_bits=65), r"^frac_bits must be from 0 to 64 in hardware, not 65$"),
+    (SharedExpAdder, dict(frac_bits=65), r"^frac_bits must be an integer from 0 to 64, not 65$"),
     (MxDotUnit, dict(k=65), r"^k must be an integer from 1 to 64, not 65$"),
     (MxDotUnit, dict(elem="fp8"), r"^elem must be one of mxfp8_e4m3, "),
-    (MxDotUnit, dict(pipeline_stages=2), r"^pipeline_stages must be 0 or 1, not 2$"),
-    (BfpAdder, dict(mantissa="int4"), r"^mantissa must be int8 or int16, not 'int4'$"),
+    (MxDotUnit, dict(pipeline_stages=2), r"^pipeline_stages must be an integer from 0 to 1, not 2$"),
+    (BfpAdder, dict(mantissa="int4"), r"^mantissa must be one of int8, int16, not 'int4'$"),
     (BfpAdder, dict(exp_bits=1), r"^exp_bits must be an integer from 2 to 10, not 1$"),
 ])
 def test_parameter_validation(factory, kw, msg):
