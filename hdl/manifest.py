@@ -37,9 +37,10 @@ from amaranth.lib import data, wiring
 from lowbit.models import formats
 
 __all__ = ["ports", "tool_versions", "to_verilog", "manifest", "write_unit", "unit_paths",
-           "module_names", "verilog_ports", "verilog_port_order", "describe_format", "lanes", "layout_packing",
-           "golden", "construct", "fmt_ref", "positive_zero", "Waiver", "BACKEND_WAIVERS", "LintWarning",
-           "verilator_lint", "lint_report", "waiver_text", "verilator_version"]
+           "module_names", "verilog_ports", "verilog_port_order", "describe_format", "lanes",
+           "layout_packing", "golden", "construct", "fmt_ref", "positive_zero", "Waiver",
+           "BACKEND_WAIVERS", "LintWarning", "verilator_lint", "lint_report", "waiver_text",
+           "verilator_version"]
 
 
 def _version(dist):

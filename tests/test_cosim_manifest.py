@@ -338,7 +338,8 @@ def test_every_kind_is_covered():
     assert {u for u, _ in CONFIGS} == set(catalog.units()) == set(BENCHES)
 
 
-@pytest.mark.parametrize("unit, params", CONFIGS, ids=[f"{u}-{i}" for i, (u, _) in enumerate(CONFIGS)])
+@pytest.mark.parametrize("unit, params", CONFIGS,
+                         ids=[f"{u}-{i}" for i, (u, _) in enumerate(CONFIGS)])
 def test_drive_from_manifest(unit, params, tmp_path, simulator):
     text, man = generate(tmp_path, unit, params)
     assert man["unit"] == unit and man["module"] in text
