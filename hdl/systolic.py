@@ -123,12 +123,15 @@ from amaranth.hdl import Cat, EnableInserter, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from lowbit.models import formats
+from lowbit.models import mac as model
 from lowbit.models.checks import check_choice, check_int
 from lowbit.models.systolic import DATAFLOWS as _SCHEDULE_DATAFLOWS
 from lowbit.models.systolic import PE_KINDS, PESpec, Schedule, parse_pe
 
-from .fp_mac import FpMacStep, KulischStep, kulisch_read_into
+from .fp_mac import FpMacStep, KulischStep, kulisch_read_into, mac_numerics
 from .int_mac import IntMacStep
+from .manifest import construct, describe_format, fmt_ref, golden, layout_packing
 from .overq_pe import OverqStep, overq_contract
 from .unit import Param, Unit
 
@@ -617,7 +620,11 @@ class SystolicArray(wiring.Component):
                      kulisch={"width": kw, "lsb_exponent": klsb,
                               "state_bits": self._ps_w, "exact_terms": spec.terms,
                               "beyond_terms": "wraps modulo 2^width",
-                              "flags": "bit width+0 NaN, +1 +Inf, +2 -Inf, +3 all products -0",
+                              "flags": ", ".join(
+                                  f"bit {kw + (flag.bit_length() - 1)} {what}" for flag, what in
+                                  ((model.K_NAN, "NaN seen"), (model.K_PINF, "+Inf seen"),
+                                   (model.K_NINF, "-Inf seen"),
+                                   (model.K_NEGZERO, "every product so far -0"))),
                               "empty_sum": spec.empty_sum,
                               "k_folds": ("the exact state leaves on the result beats' state "
                                           "field and re-enters on the psum lanes: one rounding "
@@ -635,6 +642,106 @@ class SystolicArray(wiring.Component):
                      else "product RNE to acc format, then add and RNE",
                      subnormals="flushed" if spec.flush_subnormals else "exact",
                      overflow="+-max (finite operands)" if spec.saturate else "+-Inf")
+        c.update(self._contract_io())
+        return c
+
+    def _contract_io(self):
+        """The contract entries that describe the ports' contents and the PE's numbers."""
+        R, C = self._rows, self._cols
+        spec = self._spec
+        ws = self._dataflow != "os"
+        overq = spec.kind == "overq"
+        acc_f = spec.acc if spec.kind == "fp" else formats.int_format(spec.acc_bits)
+        signed = spec.kind != "fp"
+        # the a lanes stream A (IS: B's columns), the b lanes carry B (IS: A^T)
+        sa, sb = ("b", "a") if self._dataflow == "is" else ("a", "b")
+        a_lane = {"format": sa, "signed": False}
+        if overq:
+            a_lane = {"format": "a", "signed": False,
+                      "meaning": f"code | meta << {spec.bits} (meta: {spec.overq_config.meta_bits}"
+                                 f" bits, codes {list(spec.overq_config.meta_codes)})"}
+        state = (f"packed Kulisch state: fixed (signed, bits [0, {spec.kulisch_width})) | flags "
+                 f"<< {spec.kulisch_width}" if self.kulisch else None)
+        psum = {"format": "acc", "signed": signed} if not self.kulisch else {"meaning": state}
+        roles_in = {"a": a_lane,
+                    "mask": {"lanes": R, "lane_bits": 1, "order": "bit i: lane i",
+                             "meaning": "1 = lane i carries data; a masked lane's PEs pass "
+                                        "the partial sum through unchanged"},
+                    "b": {"format": "b" if overq else sb, "signed": overq},
+                    "psum": psum,
+                    "wprev": {"format": "b", "signed": True,
+                              "meaning": "load beats: the weight row above the tile (B[k0-1, :],"
+                                         " 0 for the first K-fold), PE row 0's w_prev"},
+                    "load": "1: a stationary-row beat (ws/is)", "last": "last data beat of a fold"}
+        roles_out = {"acc": {"format": "acc", "signed": signed},
+                     "state": {"meaning": state}, "last": "last result beat of a fold"}
+        fmts = {"a": describe_format(spec.a), "b": describe_format(spec.b),
+                "acc": describe_format(acc_f)}
+        empty = spec.empty_sum
+        P = self.latency_formula["fold_period"]
+        if ws:
+            order = (f"a fold is {R} load beats (load=1; b = one row of the stationary tile, "
+                     "the tile's last row first; " + ("wprev = the weight row above the tile; "
+                                                      if overq else "")
+                     + "the other fields 0) then T data beats (load=0; a = lane i: row i of the "
+                     "tile's K range, mask = 1 for the lanes inside K, psum = the previous "
+                     f"K-fold's results, or the empty sum {empty:#x} for the first K-fold, "
+                     "last = 1 on the fold's last data beat)")
+            results = (f"one result beat per data beat, {self.latency} cycles after it (acc: "
+                       "the sums of the beat's row" + ("; state: the exact states for the "
+                                                       "next K-fold's psum lanes"
+                                                       if self.kulisch else "") + ")")
+        else:
+            order = ("a fold is K data beats: a = lane i: A[m0 + i, k], b = lane j: "
+                     "B[k, n0 + j], mask = 1 for the rows inside M, last = 1 on the fold's last "
+                     "beat; each PE restarts from the empty sum on a fold's first beat")
+            results = (f"{R} result beats per fold, array row {R - 1} first, the first "
+                       f"{self.latency} cycles after the fold's last beat")
+        c = {
+            "formats": fmts,
+            "packing": {"i__payload": layout_packing(self._in_layout, roles_in),
+                        "o__payload": layout_packing(self._out_layout, roles_out)},
+            "empty_sum": empty,
+            "protocol": {
+                "beats": order, "results": results,
+                "ready": f"i__ready is low for R + C - 2 = {R + C - 2} cycles after a last beat "
+                         "is accepted, and while o__valid is high and o__ready low (the whole "
+                         "array stalls)",
+                "fold_period": P, "schedule": "lowbit.models.systolic.Schedule(M, K, N, R, C, "
+                                              "dataflow): beat k of fold f accepted at f * P + k"},
+            "reset": {"signal": "rst", "synchronous": True, "active": "high",
+                      "clears": "every register to its init value: operand, psum, drain and "
+                                "weight registers 0, "
+                                + ("OS accumulators the empty sum, " if not ws else "")
+                                + "the fold control idle (no fold pending)",
+                      "outputs_after_reset": {"i__ready": 1, "o__valid": 0},
+                      "idle_inputs": {"i__valid": 0, "o__ready": 1}},
+        }
+        pe = {"kind": spec.kind, "a": fmt_ref("a"), "b": fmt_ref("b")}
+        if spec.kind == "int":
+            pe.update(acc_bits=spec.acc_bits, overflow=spec.overflow)
+            c["nan_outputs"] = {"o__payload.acc": []}
+        elif overq:
+            pe.update(acc_bits=spec.acc_bits, bits=spec.bits, w_bits=spec.w_bits,
+                      cascade=spec.cascade, precision=spec.precision, shift_at=spec.shift_at)
+            c["nan_outputs"] = {"o__payload.acc": []}
+        else:
+            pe.update(acc=fmt_ref("acc"), mode=spec.mode, flush_subnormals=spec.flush_subnormals,
+                      saturate=spec.saturate, **({"terms": spec.terms} if self.kulisch else {}))
+            num = mac_numerics(spec.a, spec.b, spec.acc, spec.mode, spec.flush_subnormals,
+                               spec.saturate, spec.terms, "o__payload.acc")
+            num.pop("kulisch", None)
+            if ws:      # the psum lanes are inputs: any NaN code entering gives the canonical NaN
+                num["nan_outputs"] = {"o__payload.acc": [spec.acc.nan_code]}
+                num["nan_when"] = "a NaN psum lane, or " + num["nan_when"]
+            c.update(num)
+        c["golden_model"] = golden(
+            "lowbit.models.systolic.gemm_numerics",
+            "the (M, N) GEMM in the array's accumulation order: "
+            + ("signed values (acc lanes in two's complement)" if signed else
+               "acc_format result codes"),
+            rows=R, cols=C, dataflow=self._dataflow,
+            pe=construct("lowbit.models.systolic.PESpec", **pe))
         return c
 
     # -- packing of the port payloads ----------------------------------------------------------
