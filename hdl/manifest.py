@@ -574,14 +574,30 @@ def write_unit(component, unit, params, out_dir, name=None, lint=None):
     class is waived, counts unknown).
     """
     name = name or unit.replace("-", "_")
-    os.makedirs(out_dir, exist_ok=True)
     paths = unit_paths(out_dir, name)
+    # everything that takes time (conversion, lint) happens before ``out_dir`` is touched, so
+    # that an error or an interrupt leaves no empty or half-written folder behind
     text = to_verilog(component, name)
-    _atomic_write(paths["verilog"], text)
     exe = _verilator() if lint is None else None
-    warnings = verilator_lint(paths["verilog"], name, exe=exe) if exe else None
+    warnings = None
+    if exe:
+        with tempfile.TemporaryDirectory(prefix="lowbit-lint-") as tmp:
+            v_tmp = os.path.join(tmp, os.path.basename(paths["verilog"]))
+            with open(v_tmp, "w") as f:
+                f.write(text)
+            # the file named where the user will find it
+            warnings = [w._replace(file=paths["verilog"]) if w.file == v_tmp else w
+                        for w in verilator_lint(v_tmp, name, exe=exe)]
     report = lint_report(text, name, warnings, verilator_version(exe) if exe else None)
-    _atomic_write(paths["waivers"], waiver_text(name, [w["rule"] for w in report["waived"]]))
-    _atomic_write(paths["manifest"], json.dumps(
-        manifest(component, unit, params, name, text, report), indent=2) + "\n")
+    doc = json.dumps(manifest(component, unit, params, name, text, report), indent=2) + "\n"
+    created = not os.path.isdir(out_dir)
+    os.makedirs(out_dir, exist_ok=True)
+    try:
+        _atomic_write(paths["verilog"], text)
+        _atomic_write(paths["waivers"], waiver_text(name, [w["rule"] for w in report["waived"]]))
+        _atomic_write(paths["manifest"], doc)
+    except BaseException:
+        if created:
+            shutil.rmtree(out_dir, ignore_errors=True)
+        raise
     return paths["verilog"], paths["manifest"]

@@ -256,3 +256,21 @@ def test_fpga_build_that_does_not_fit_is_a_failed_check(here, capsys, monkeypatc
     monkeypatch.setattr(boards, "build", fake_build)
     assert main(["fpga", "build", "--board", "icebreaker", "--build-dir", str(d)]) == status
     assert capsys.readouterr().err == line.format(d=d)
+
+
+def test_ctrl_c_during_generate_is_one_line_and_leaves_no_folder(tmp_path):
+    """Ctrl-C while a large array is elaborated: status 130, one line (no UnusedElaboratable
+    warnings from the half-built PEs), and no empty output folder."""
+    import signal
+    import time
+    out = tmp_path / "big"
+    proc = subprocess.Popen([sys.executable, "-m", "lowbit", "generate", "systolic", "--rows",
+                             "64", "--cols", "64", "--pe", "e4m3_kulisch", "-o", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(4)
+    assert proc.poll() is None, "the generation finished before the interrupt; use a larger one"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    assert err == "lowbit generate: interrupted\n"
+    assert not out.exists()
