@@ -24,39 +24,31 @@ import sys
 import time
 
 from lowbit.cli.table import print_table
-from lowbit.sim.cost_model import SynthCostModel
+from lowbit.fpga import synth
+from lowbit.hdl.catalog import get_unit
+from lowbit.hdl.manifest import to_verilog
+from lowbit.sim.cost_model import REG_BIT_GE, SynthCostModel
 from lowbit.sim.systolic import ArrayConfig, simulate_topology
 from lowbit.sim.topology import read_topology, scalesim_file
 
 RESNET18, SCALE_CFG = scalesim_file("Resnet18.csv"), scalesim_file("scale.cfg")
 
 
-#: (PE name, systolic unit parameters, rows, cols, dataflow) compared by --check-array.
+#: (PE name, rows, cols, dataflow) compared by --check-array.
 CHECKS = [
-    ("int8", {"pe": "int"}, 2, 2, "ws"),
-    ("int8", {"pe": "int"}, 4, 4, "ws"),
-    ("int8", {"pe": "int"}, 8, 8, "ws"),
-    ("int8", {"pe": "int"}, 4, 4, "os"),
-    ("int8", {"pe": "int"}, 4, 2, "is"),
-    ("e4m3_fp16", {"pe": "fp", "acc_format": "fp16"}, 4, 4, "ws"),
-    ("overq4", {"pe": "overq"}, 4, 4, "ws"),
-    ("overq4", {"pe": "overq"}, 4, 4, "os"),
-    ("e4m3_kulisch", {"pe": "fp", "mode": "kulisch"}, 4, 4, "ws"),
-    ("e4m3_kulisch", {"pe": "fp", "mode": "kulisch"}, 4, 4, "os"),
+    ("int8", 2, 2, "ws"), ("int8", 4, 4, "ws"), ("int8", 8, 8, "ws"), ("int8", 4, 4, "os"),
+    ("int8", 4, 2, "is"), ("e4m3_fp16", 4, 4, "ws"), ("overq4", 4, 4, "ws"),
+    ("overq4", 4, 4, "os"), ("e4m3_kulisch", 4, 4, "ws"), ("e4m3_kulisch", 4, 4, "os"),
 ]
 
 
 def check_array():
     """Synthesise whole arrays and compare with rows*cols*PE + edge registers."""
-    from lowbit.fpga import synth
-    from lowbit.sim.cost_model import REG_BIT_GE
-    from lowbit.hdl.catalog import get_unit
-    from lowbit.hdl.manifest import to_verilog
     rows = [["PE", "array", "df", "measured GE", "PEs GE", "edge bits", "edges GE", "read-out GE",
              "model GE", "model/measured", "measured FF"]]
-    for pe, params, r, c, df in CHECKS:
-        comp, _ = get_unit("systolic").build(rows=r, cols=c, dataflow=df, **params)
-        top = f"sa_{params['pe']}_{r}x{c}_{df}"
+    for pe, r, c, df in CHECKS:
+        comp, _ = get_unit("systolic").build(rows=r, cols=c, dataflow=df, pe=pe)
+        top = f"sa_{pe}_{r}x{c}_{df}"
         t0 = time.perf_counter()
         res = synth.synth(to_verilog(comp, top), top, "generic")
         cfg = ArrayConfig(rows=r, cols=c, dataflow=df, pe=pe)

@@ -1,16 +1,18 @@
 """``lowbit fpga``: board builds of the UART GEMM top level, and GEMMs run through it.
 
-``lowbit fpga build --board ulx3s-85f|icebreaker --rows R --cols C --pe int8|fp8 ...`` builds
-:class:`lowbit.fpga.gemm_top.GemmTop` for the board with amaranth-boards and the YoWASP tools
-(:mod:`lowbit.fpga.boards`) into a build folder (``build/fpga/...`` by default; never
+``lowbit fpga build --board ulx3s-85f|icebreaker --rows R --cols C --pe int8|e4m3_fp32 ...``
+builds :class:`lowbit.fpga.gemm_top.GemmTop` for the board with amaranth-boards and the YoWASP
+tools (:mod:`lowbit.fpga.boards`) into a build folder (``build/fpga/...`` by default; never
 committed) and prints the utilisation and Fmax.
 
-``lowbit fpga run --port /dev/ttyUSB0 --m M --k K --n N`` runs a random GEMM on a board over
-its serial port (needs pyserial) with :class:`lowbit.fpga.host.GemmDevice` and checks it against
-the golden GEMM; ``--sim`` runs the same on the top level in Amaranth's simulator instead.
+``lowbit fpga run --port /dev/ttyUSB0 --gemm M K N`` runs a random GEMM on a board over its
+serial port (needs pyserial) with :class:`lowbit.fpga.host.GemmDevice` and checks it against
+the golden GEMM; ``--simulated`` runs the same on the top level in Amaranth's simulator instead.
+
+``--pe`` takes the PE names of ``lowbit simulate`` and ``lowbit generate systolic``
+(:func:`lowbit.models.systolic.parse_pe`), INT and FP MAC PEs with operands of at most 8 bits.
 """
 
-import json
 import sys
 import time
 
@@ -21,31 +23,24 @@ from lowbit.fpga.gemm_top import GemmTop
 from lowbit.fpga.host import GemmDevice, SimSerial
 from lowbit.sim.bench_systolic import random_operands
 
-from .errors import UsageError
+from .errors import ToolFailure, UsageError
+from .output import check_folder, check_output, write_json
 from .table import print_table
 
 __all__ = ["register"]
-
-_PES = {"int8": "int", "int": "int", "fp8": "fp", "fp": "fp"}
 
 
 def _array_options(p):
     p.add_argument("--rows", type=int, default=4, help="array rows R (default 4)")
     p.add_argument("--cols", type=int, default=4, help="array columns C (default 4)")
-    p.add_argument("--pe", default="int8", choices=sorted(_PES),
-                   help="int8: INT MAC PEs (INT8 x INT8, 32-bit accumulator by default); "
-                        "fp8: FP MAC PEs (E4M3 x E4M3 -> FP32 by default)")
-    p.add_argument("--a", dest="a_format", default=None,
-                   help="streamed operand format, at most 8 bits (default int8 / e4m3)")
-    p.add_argument("--b", dest="b_format", default=None,
-                   help="weight format, at most 8 bits (default int8 / e4m3)")
-    p.add_argument("--acc", dest="acc_format", default=None,
-                   help="fp8: accumulator format (fp32, fp16, bf16; default fp32)")
-    p.add_argument("--acc-bits", type=int, default=None,
-                   help="int8: accumulator width (2..64, default 32)")
+    p.add_argument("--pe", default="int8",
+                   help="processing element, a PE name (lowbit.models.systolic.parse_pe): int8 "
+                        "(INT8 x INT8, 32-bit wrapping accumulator; default), int8_acc24_saturate, "
+                        "e4m3_fp32, e5m2xe4m3_fp16_two_roundings, ... (operands of at most 8 "
+                        "bits)")
     p.add_argument("--depth", type=int, default=None,
                    help="buffer rows (largest M of one run; default 512 ULX3S, 256 iCEBreaker, "
-                        "16 with --sim)")
+                        "16 with --simulated)")
 
 
 def register(subparsers):
@@ -68,91 +63,77 @@ def register(subparsers):
     b.add_argument("--dsp", default="auto", choices=("auto", "on", "off"),
                    help="multipliers in DSP blocks or LUTs (auto: DSPs if one per PE fits)")
     b.add_argument("--nice", type=int, default=10, help="niceness of the tools (default 10)")
-    b.add_argument("--json", metavar="FILE", help="also write the figures as JSON ('-': stdout)")
+    b.add_argument("--json", metavar="FILE", help="also write the figures as JSON ('-': stdout, "
+                                                  "instead of the table)")
     b.set_defaults(func=_build)
     r = sub.add_parser("run", help="run a random GEMM on a board (--port) or on the simulated "
-                                   "top level (--sim) and check it against the golden GEMM")
+                                   "top level (--simulated) and check it against the golden GEMM")
     where = r.add_mutually_exclusive_group(required=True)
     where.add_argument("--port", help="serial device of the board (needs pyserial)")
-    where.add_argument("--sim", action="store_true",
-                       help="simulate the top level (Amaranth), UART at 4 cycles per bit")
+    where.add_argument("--simulated", action="store_true",
+                       help="run the top level in Amaranth's simulator, UART at 4 cycles per bit")
     _array_options(r)
     r.add_argument("--baud", type=int, default=115200, help="--port: baud rate (default 115200)")
-    r.add_argument("--m", type=int, default=8, help="GEMM M (default 8)")
-    r.add_argument("--k", type=int, default=8, help="GEMM K (default 8)")
-    r.add_argument("--n", type=int, default=8, help="GEMM N (default 8)")
+    r.add_argument("--gemm", nargs=3, type=int, default=[8, 8, 8], metavar=("M", "K", "N"),
+                   help="GEMM C[M,N] = A[M,K] @ B[K,N] (default 8 8 8; each 1..4096)")
     r.add_argument("--seed", type=int, default=0, help="operand seed (default 0)")
+    r.add_argument("--json", metavar="FILE", help="also write the result as JSON ('-': stdout)")
     r.set_defaults(func=_run)
-    p.set_defaults(func=lambda args: (p.print_help(), 0)[1])
 
-
-def _array_params(args):
-    pe = _PES[args.pe]
-    kw = {}
-    for name in ("a_format", "b_format"):
-        if getattr(args, name):
-            kw[name] = getattr(args, name)
-    if pe == "int":
-        if args.acc_format:
-            raise UsageError("--acc is for --pe fp8 (int8 takes --acc-bits)")
-        if args.acc_bits is not None:
-            kw["acc_bits"] = args.acc_bits
-    else:
-        if args.acc_bits is not None:
-            raise UsageError("--acc-bits is for --pe int8 (fp8 takes --acc)")
-        if args.acc_format:
-            kw["acc_format"] = args.acc_format
-    return pe, kw
+    def no_action(args):
+        p.print_usage()
+        raise UsageError("missing action: build or run")
+    p.set_defaults(func=no_action)
 
 
 def _build(args):
-    pe, kw = _array_params(args)
     build_dir = args.build_dir or f"build/fpga/{args.board}-{args.rows}x{args.cols}-{args.pe}"
+    check_folder("--build-dir", build_dir)
+    if args.json:
+        check_output("--json", args.json)
 
     def started():
         print(f"building {args.rows}x{args.cols} {args.pe} for {args.board} in {build_dir} "
               f"(Yosys + nextpnr, YoWASP; this takes minutes)...", file=sys.stderr)
     failed = None
     try:
-        res = boards.build(args.board, args.rows, args.cols, pe, build_dir=build_dir,
+        res = boards.build(args.board, args.rows, args.cols, args.pe, build_dir=build_dir,
                            depth=args.depth, baud=args.baud, seed=args.seed,
                            allow_timing_fail=args.allow_timing_fail, dsp=args.dsp,
-                           nice=args.nice, clock_div=args.clock_div, on_start=started, **kw)
+                           nice=args.nice, clock_div=args.clock_div, on_start=started)
     except boards.BuildError as e:
         res = getattr(e, "result", None)
         failed = e
         if res is None:
-            print(f"lowbit fpga build: {e}", file=sys.stderr)
-            return 1
-    if args.json == "-":
-        print(json.dumps(res.to_dict(), indent=2))
-    else:
+            raise ToolFailure(str(e)) from None
+    if args.json:
+        write_json(args.json, res.to_dict())
+    if args.json != "-":
         print_table([("quantity", "value")] + res.rows(), align="ll")
-        if args.json:
-            with open(args.json, "w") as f:
-                json.dump(res.to_dict(), f, indent=2)
-                f.write("\n")
     if failed is not None:
-        msg = str(failed)
         if res.fmax_mhz is not None and not res.timing_met:
             need = -(-res.clock_mhz * res.params.get("clock_div", 1) // res.fmax_mhz)
-            msg = (f"timing not met: Fmax {res.fmax_mhz:.2f} MHz < design clock "
-                   f"{res.clock_mhz:g} MHz; no bitstream written (--clock-div {int(need)} "
-                   f"would run it at a clock it meets; --allow-timing-fail writes it anyway, "
-                   f"but the design would not run reliably)")
-        print(f"lowbit fpga build: {msg}", file=sys.stderr)
-        return 1
+            print(f"lowbit fpga build: timing not met: Fmax {res.fmax_mhz:.2f} MHz < design "
+                  f"clock {res.clock_mhz:g} MHz; no bitstream written (--clock-div {int(need)} "
+                  f"would run it at a clock it meets; --allow-timing-fail writes it anyway, but "
+                  f"the design would not run reliably)", file=sys.stderr)
+            return 1
+        if getattr(failed, "overfull", None):
+            print(f"lowbit fpga build: {failed} (fewer --rows/--cols fit)", file=sys.stderr)
+            return 1
+        first, _, rest = str(failed).partition("\n")
+        raise ToolFailure(first + (" " + rest.strip().splitlines()[0] if rest.strip() else ""))
     return 0
 
 
 def _run(args):
-    pe, kw = _array_params(args)
-    for name in ("m", "k", "n"):
-        v = getattr(args, name)
+    for name, v in zip("MKN", args.gemm):
         if not 1 <= v <= 4096:
-            raise ValueError(f"--{name} must be in 1..4096, not {v}")
-    if args.sim:
-        top = GemmTop(args.rows, args.cols, pe, depth=args.depth or 16, divisor=4, **kw)
+            raise ValueError(f"--gemm {name} must be an integer from 1 to 4096, not {v}")
+    if args.json:
+        check_output("--json", args.json)
+    if args.simulated:
+        top = GemmTop(args.rows, args.cols, args.pe, depth=args.depth or 16, divisor=4)
         link = SimSerial(top)
     else:
         link = args.port
@@ -160,17 +141,24 @@ def _run(args):
         dev = GemmDevice(link, baud=args.baud)
     except RuntimeError as e:          # pyserial missing
         raise UsageError(str(e)) from None
+    M, K, N = args.gemm
     rng = np.random.default_rng(args.seed)
-    A, B = random_operands(dev.spec, args.m, args.k, args.n, rng, specials=0.01)
+    A, B = random_operands(dev.spec, M, K, N, rng, specials=0.01)
     t0 = time.perf_counter()
     got = dev.gemm(A, B)
     dt = time.perf_counter() - t0
     want = dev.golden(A, B)
     bad = int(np.sum(got != want))
     cycles = sum(c for _, _, c in dev.runs)
-    print(f"device: {' '.join(f'{k}={v}' for k, v in dev.params.items())}")
-    print(f"GEMM M={args.m} K={args.k} N={args.n}: {len(dev.runs)} runs, {cycles} array cycles "
-          f"(device-measured), {dt:.1f} s wall" + (f", {link.cycles} simulated clock cycles"
-                                                     if args.sim else ""))
-    print(f"bit-exact with the golden GEMM: {'yes' if bad == 0 else f'NO ({bad} outputs differ)'}")
+    doc = {"device": dev.params, "gemm": [M, K, N], "runs": len(dev.runs),
+           "array_cycles": cycles, "seconds": dt, "outputs_differing": bad,
+           "bit_exact": bad == 0, "simulated_clock_cycles": link.cycles if args.simulated else None}
+    if args.json:
+        write_json(args.json, doc)
+    if args.json != "-":
+        print(f"device: {' '.join(f'{k}={v}' for k, v in dev.params.items())}")
+        print(f"GEMM M={M} K={K} N={N}: {len(dev.runs)} runs, {cycles} array cycles "
+              f"(device-measured), {dt:.1f} s wall" + (f", {link.cycles} simulated clock cycles"
+                                                         if args.simulated else ""))
+        print(f"bit-exact with the golden GEMM: {'yes' if bad == 0 else f'NO ({bad} outputs differ)'}")
     return 0 if bad == 0 else 1

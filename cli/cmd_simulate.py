@@ -12,22 +12,25 @@ Examples::
 cached; Horowitz-calibrated 45 nm energies; SRAM area model of :mod:`lowbit.sim.energy`).
 
 Settings come from the defaults (32 x 32, WS, 64 KiB SRAMs, CALC bandwidth), then the SCALE-Sim
-``--config`` file, then the explicit options.
+``--config`` file, then the explicit options: an option that overrides a value of the config file
+says so on stderr (``note: --rows 16 overrides the config's ArrayHeight 32``). ``--json`` and
+``--csv`` take ``-`` for standard output (then no table is printed). The CSV has one row per
+layer; the total is in the table and the JSON.
 """
 
 import argparse
 import csv
 import io
-import json
-import os
 import sys
-
-from rich.console import Console
 
 from lowbit.models.systolic import parse_pe
 from lowbit.sim.cost_model import SynthCostModel
 from lowbit.sim.systolic import ArrayConfig, schedule, simulate_topology
 from lowbit.sim.topology import gemm_layer, read_scalesim_cfg, read_topology
+
+from .errors import UsageError
+from .output import check_output, write_json, write_text
+from .table import print_table
 
 __all__ = ["register", "run"]
 
@@ -52,9 +55,10 @@ def register(subparsers):
     p.add_argument("--ofmap-sram", type=_num("--ofmap-sram"), metavar="KIB", help="ofmap SRAM KiB (default 64)")
     p.add_argument("--dram-bw", metavar="WORDS|CALC", help="DRAM words/cycle, or CALC for no stalls (default)")
     p.add_argument("--word-bytes", type=_int("--word-bytes"), help="bytes per word (default 1, as SCALE-Sim)")
-    p.add_argument("--pe", help="PE datapath name carried into the report (default int8); with --cost "
-                                "it names the PE that is costed: int8, uint8, int8xint4_acc24, e4m3_fp32, "
-                                "e5m2_fp16, e4m3_bf16_two_roundings, e4m3_kulisch, overq4, ...")
+    p.add_argument("--pe", help="processing element, a PE name (lowbit.models.systolic.parse_pe; "
+                                "default int8): int8, uint8, int8xint4_acc24, e4m3_fp32, e5m2_fp16, "
+                                "e4m3_bf16_two_roundings, e4m3_kulisch, overq4, ...; carried into "
+                                "the report, and with --cost the PE that is costed")
     cost = p.add_argument_group("cost (area and energy, 45 nm by default)")
     cost.add_argument("--cost", action="store_true",
                       help="report energy (per layer, total) and array area (PEs + SRAM) from the "
@@ -69,8 +73,10 @@ def register(subparsers):
                       help="width of an ofmap access: the word (default) or the PE accumulator")
     cost.add_argument("--pe-area-ge", type=_num("--pe-area-ge"), metavar="GE",
                       help="use this PE area (NAND2 equivalents) instead of synthesising the PE")
-    p.add_argument("--csv", metavar="FILE", help="write per-layer results as CSV")
-    p.add_argument("--json", metavar="FILE", help="write per-layer results as JSON")
+    p.add_argument("--csv", metavar="FILE", help="write per-layer results as CSV, one row per "
+                                                 "layer ('-': standard output)")
+    p.add_argument("--json", metavar="FILE", help="write per-layer results and the total as JSON "
+                                                  "('-': standard output)")
     p.add_argument("--schedule", action="store_true", help="also print the fold schedule of each layer")
     p.add_argument("--quiet", action="store_true", help="no table on stdout")
     p.set_defaults(func=run)
@@ -95,17 +101,31 @@ def _num(flag):
     return conv
 
 
+_CFG_NAMES = {"rows": ("--rows", "ArrayHeight"), "cols": ("--cols", "ArrayWidth"),
+              "dataflow": ("--dataflow", "Dataflow"),
+              "ifmap_sram_kib": ("--ifmap-sram", "IfmapSramSzkB"),
+              "filter_sram_kib": ("--filter-sram", "FilterSramSzkB"),
+              "ofmap_sram_kib": ("--ofmap-sram", "OfmapSramSzkB"),
+              "dram_bw": ("--dram-bw", "InterfaceBandwidth/Bandwidth")}
+
+
 def _config(args):
     kw = {}
     if args.config:
-        if not os.path.isfile(args.config):
-            raise ValueError(f"--config file {args.config!r} does not exist")
         kw = read_scalesim_cfg(args.config)
         kw["name"] = kw.pop("run_name")
     over = {"rows": args.rows, "cols": args.cols, "dataflow": args.dataflow, "ifmap_sram_kib": args.ifmap_sram,
             "filter_sram_kib": args.filter_sram, "ofmap_sram_kib": args.ofmap_sram,
             "word_bytes": args.word_bytes, "pe": args.pe}
-    kw.update({k: v for k, v in over.items() if v is not None})
+    over = {k: v for k, v in over.items() if v is not None}
+    if args.dram_bw is not None:
+        over["dram_bw"] = args.dram_bw
+    for k, v in over.items():
+        if args.config and k in _CFG_NAMES and str(kw.get(k)) != str(v):
+            flag, name = _CFG_NAMES[k]
+            print(f"note: {flag} {v} overrides the config's {name} {kw.get(k)}", file=sys.stderr)
+    over.pop("dram_bw", None)
+    kw.update(over)
     if args.dram_bw is not None:
         if args.dram_bw.upper() == "CALC":
             kw["dram_bw"] = "CALC"
@@ -172,7 +192,7 @@ def _cost_csv(res, area_um2):
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(rows[0] + ["energy_mac_pj", "energy_sram_pj", "energy_dram_pj", "area_mm2"])
-    for row, l in zip(rows[1:], res.layers + [res.total]):
+    for row, l in zip(rows[1:], res.layers):
         e = l.energy_breakdown_pj
         w.writerow(row + [e.get("mac"), sum(v for k, v in e.items() if k.startswith("sram")),
                           sum(v for k, v in e.items() if k.startswith("dram")), area_um2 / 1e6])
@@ -180,13 +200,19 @@ def _cost_csv(res, area_um2):
 
 
 def run(args):
+    if args.topology_kind and not args.topology:
+        raise UsageError("--topology-kind applies to --topology files, not to --gemm")
+    for flag, path in (("--json", args.json), ("--csv", args.csv)):
+        if path:
+            check_output(flag, path)
+    if args.json == "-" and args.csv == "-":
+        raise UsageError("--json and --csv cannot both be standard output")
     cfg = _config(args)
+    try:
+        parse_pe(cfg.pe)              # a bad --pe fails here, with or without --cost
+    except ValueError as e:
+        raise ValueError(f"--{e}") from None
     model = _cost_model(args)
-    if model is not None:
-        try:
-            parse_pe(cfg.pe)          # a bad --pe fails before any synthesis
-        except ValueError as e:
-            raise ValueError(f"--{e}") from None
     if args.gemm:
         vals = []
         for name, v in zip("MKN", args.gemm):
@@ -196,8 +222,6 @@ def run(args):
                 raise ValueError(f"--gemm {name} must be an integer >= 1, not {v!r}") from None
         layers = [gemm_layer("gemm", *vals)]
     else:
-        if not os.path.isfile(args.topology):
-            raise ValueError(f"--topology file {args.topology!r} does not exist")
         layers = read_topology(args.topology, kind=args.topology_kind)
         if not layers:
             raise ValueError(f"--topology file {args.topology!r} has no layers")
@@ -205,34 +229,26 @@ def run(args):
         model.pe_cost(cfg)            # synthesise (or read the cache) before the progress bar
     res = simulate_topology(layers, cfg, cost_model=model,
                             progress=len(layers) > 1 and sys.stderr.isatty())
-    # rich assumes 80 columns when stdout is not a terminal; the table needs about 160
-    con = Console() if sys.stdout.isatty() else Console(width=200)
-    if not args.quiet:
-        con.print(res.table())
+    to_stdout = "-" in (args.json, args.csv)
+    if not args.quiet and not to_stdout:
+        print_table(res.rows(), res.title())
         if model is not None:
             for line in _cost_lines(res, model, cfg):
-                con.print(line, highlight=False)
-    if args.schedule:
+                print(line)
+    if args.schedule and not to_stdout:
         for l in layers:
             s = schedule(*l.gemm, cfg)
             ph = s.phases()
-            con.print(f"{l.name}: Sr={s.Sr} Sc={s.Sc} T={s.T}; {s.row_folds} x {s.col_folds} folds of "
-                      f"P = {ph['preload']} preload + {ph['stream']} stream + {ph['row_skew']} row skew + "
-                      f"{ph['col_skew']} col skew = {ph['period']} cycles; compute_cycles = {s.compute_cycles}, "
-                      f"latency = {s.latency} (drain {ph['drain']})")
+            print(f"{l.name}: Sr={s.Sr} Sc={s.Sc} T={s.T}; {s.row_folds} x {s.col_folds} folds of "
+                  f"P = {ph['preload']} preload + {ph['stream']} stream + {ph['row_skew']} row skew + "
+                  f"{ph['col_skew']} col skew = {ph['period']} cycles; compute_cycles = {s.compute_cycles}, "
+                  f"latency = {s.latency} (drain {ph['drain']})")
     if args.csv:
-        if model is None:
-            res.to_csv(args.csv)
-        else:
-            with open(args.csv, "w", newline="") as f:
-                f.write(_cost_csv(res, res.area_um2))
+        write_text(args.csv, res.to_csv() if model is None else _cost_csv(res, res.area_um2))
     if args.json:
-        if model is None:
-            res.to_json(args.json)
-        else:
-            d = res.as_dict()
+        d = res.as_dict()
+        if model is not None:
             d["area_mm2"] = res.area_um2 / 1e6
             d["cost"] = model.describe(cfg)
-            with open(args.json, "w") as f:
-                f.write(json.dumps(d, indent=2) + "\n")
+        write_json(args.json, d)
     return 0

@@ -39,6 +39,7 @@ import time
 from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Module, ResetSignal, Signal
 from amaranth.lib import io
 
+from .extras import MissingExtra, require
 from .gemm_top import GemmTop
 
 __all__ = ["Board", "BOARDS", "BoardTop", "DividedClock", "BuildResult", "BuildError", "build", "tool_env"]
@@ -58,6 +59,8 @@ class Board:
     tools: tuple                # (environment variable, YoWASP executable)
 
     def make_platform(self):
+        """The amaranth-boards platform (the optional ``fpga`` extra)."""
+        require("fpga", f"the {self.name} build", modules=("amaranth_boards",))
         return getattr(importlib.import_module(self.module), self.platform)()
 
 
@@ -188,8 +191,9 @@ def tool_env(board, base=None):
         if not path.exists():
             found = shutil.which(exe)
             if found is None:
-                raise BuildError(f"{exe} not found (pip install {exe.replace('yowasp-', 'yowasp-')}"
-                                 f"; the ecppack/icepack tools come with yowasp-nextpnr-*)")
+                raise MissingExtra(f"the {board.name} build needs {exe}, which is not installed: "
+                                   f"pip install 'lowbit[fpga]' (ecppack/icepack come with "
+                                   f"yowasp-nextpnr-*)")
             path = pathlib.Path(found)
         env[var] = str(path)
     return env
@@ -418,7 +422,16 @@ def build(board, rows, cols, pe, *, build_dir, depth=None, baud=115200, seed=1,
         lines = log.splitlines()
         errs = [i for i, l in enumerate(lines) if "ERROR" in l]
         tail = "\n".join(lines[errs[0]:errs[0] + 6] if errs else lines[-12:])
-        err = BuildError(f"{b.name} build failed (logs in {build_dir}):\n{tail}")
+        over = [f"{k} {u}/{a} ({100 * u / a:.0f}%)" for k, (u, a) in
+                sorted(result.utilisation.items()) if a and u > a]
+        if over:
+            # nextpnr's "Unable to place cell ..." names one cell; what the user needs is which
+            # resource ran out
+            err = BuildError(f"{b.name}: the design does not fit the device: {', '.join(over)} "
+                             f"(logs in {build_dir})")
+            err.overfull = over
+        else:
+            err = BuildError(f"{b.name} build failed (logs in {build_dir}):\n{tail}")
         err.result = result
         raise err
     return result

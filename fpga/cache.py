@@ -22,9 +22,10 @@ its name is deleted and reported as a miss, so that the caller recomputes it.
 import json
 import os
 import pathlib
+import shutil
 import tempfile
 
-__all__ = ["cache_root", "cache_dir", "load", "store"]
+__all__ = ["KINDS", "cache_root", "cache_dir", "usage", "clear", "load", "store"]
 
 #: The kinds of cached result, one subfolder each.
 KINDS = ("synth", "cosim")
@@ -41,6 +42,58 @@ def cache_dir(kind="synth"):
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
     return cache_root() / kind
+
+
+def _kinds(kinds):
+    if kinds is None:
+        return KINDS
+    if isinstance(kinds, str):
+        kinds = [kinds]
+    kinds = tuple(kinds)
+    for k in kinds:
+        if k not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {k!r}")
+    return kinds
+
+
+def usage(kinds=None):
+    """What the caches hold: ``{kind: {"path", "entries", "bytes"}}`` for ``kinds`` (default all).
+
+    An entry is one top-level item of the kind's folder (a result file of ``synth/``, a
+    simulator build folder of ``cosim/``); ``bytes`` counts every file below it. A missing
+    folder is an empty cache.
+    """
+    out = {}
+    for kind in _kinds(kinds):
+        folder = cache_dir(kind)
+        entries = size = 0
+        if folder.is_dir():
+            for item in folder.iterdir():
+                entries += 1
+                files = [item] if not item.is_dir() else [f for f in item.rglob("*")
+                                                           if f.is_file() and not f.is_symlink()]
+                for f in files:
+                    try:
+                        size += f.stat().st_size
+                    except FileNotFoundError:       # removed by a concurrent run
+                        pass
+        out[kind] = {"path": str(folder), "entries": entries, "bytes": size}
+    return out
+
+
+def clear(kinds=None):
+    """Delete the cached results of ``kinds`` (default all); return ``{kind: entries removed}``.
+
+    Only the kinds' own folders under :func:`cache_root` are removed, never the root itself
+    (``$LOWBIT_CACHE`` may point at a folder that holds other things too).
+    """
+    removed = {}
+    for kind, info in usage(kinds).items():
+        folder = cache_dir(kind)
+        if folder.is_dir():
+            shutil.rmtree(folder)
+        removed[kind] = info["entries"]
+    return removed
 
 
 def _path(key, directory=None):

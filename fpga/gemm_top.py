@@ -61,7 +61,7 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from lowbit.hdl.systolic import SystolicArray
+from lowbit.hdl.systolic import MAX_DIM, SystolicArray, pe_spec
 from lowbit.models.checks import check_choice, check_int
 from lowbit.models.systolic import Schedule
 
@@ -84,8 +84,10 @@ class GemmTop(wiring.Component):
     ----------
     rows, cols : int
         Array size ``R x C`` (1..64 each, :class:`~lowbit.hdl.systolic.SystolicArray`).
-    pe : str
-        ``"int"`` (INT MAC step) or ``"fp"`` (FP MAC step).
+    pe : str or PESpec
+        A PE name of an INT or FP MAC PE (``int8``, ``e4m3_fp32``, ``e5m2xe4m3_fp16_two_roundings``,
+        ...; :func:`lowbit.models.systolic.parse_pe`), or the kind ``"int"`` / ``"fp"`` with
+        ``array_params``.
     depth : int
         Rows of the ``A`` and ``Cb`` buffers (largest ``M`` of one run), 1..65536.
     divisor : int
@@ -114,17 +116,21 @@ class GemmTop(wiring.Component):
     """
 
     def __init__(self, rows=4, cols=4, pe="int", depth=256, divisor=217, **array_params):
-        check_choice("pe", pe, PES)
         self._depth = check_int("depth", depth, 1, MAX_DEPTH)
         self._divisor = check_divisor(divisor)
         if "dataflow" in array_params:
             raise ValueError("dataflow is fixed to 'ws' in GemmTop")
-        self._array = SystolicArray(rows, cols, pe, "ws", **array_params)
-        arr = self._array
-        for name, fmt in (("a_format", arr.a_format), ("b_format", arr.b_format)):
+        spec = pe_spec(pe, **array_params)
+        check_choice("pe", spec.kind, PES)
+        for name, fmt in (("a_format", spec.a_format), ("b_format", spec.b_format)):
             if fmt.bits > 8:
                 raise ValueError(f"{name} must be at most 8 bits wide (one byte per code), "
                                  f"not {fmt.name!r}")
+        check_int("rows", rows, 1, MAX_DIM)          # before the array is built
+        check_int("cols", cols, 1, MAX_DIM)
+        self._array = SystolicArray(rows, cols, spec, "ws")
+        arr = self._array
+        pe = spec.kind
         self._params = {"rows": arr.rows, "cols": arr.cols, "depth": self._depth,
                         "dataflow": "ws", "pe": pe, "a_format": arr.a_format.name,
                         "b_format": arr.b_format.name}

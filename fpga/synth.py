@@ -95,9 +95,9 @@ import subprocess
 import sys
 import tempfile
 
-from rich.table import Table
-
 from lowbit.hdl.manifest import verilog_ports
+
+from .extras import MissingExtra
 
 from . import cache as _cache
 
@@ -229,20 +229,16 @@ class SynthResult:
         rows.append(("cached", "yes" if self.from_cache else "no"))
         return rows
 
-    def rich_table(self):
-        """A :class:`rich.table.Table` with the headline figures and the cell counts."""
-        t = Table(title=f"{self.top} on {self.target}")
-        t.add_column("quantity")
-        t.add_column("value", justify="right")
-        for k, v in self.summary_rows():
-            t.add_row(k, v)
-        t.add_section()
+    def rows(self):
+        """The headline figures and the cell counts as text rows, header first (for
+        :func:`lowbit.cli.table.print_table`)."""
+        out = [("quantity", "value")] + [tuple(r) for r in self.summary_rows()]
         for name, n in sorted(self.cells.items()):
             label = f"  {name}"
             if self.target == "generic" and name in CELLS:
                 label += f" ({cell_ge(name):.3f} GE)"
-            t.add_row(label, str(n))
-        return t
+            out.append((label, str(n)))
+        return out
 
 
 # ---------------------------------------------------------------------------------------
@@ -264,8 +260,9 @@ def tool_versions(target):
         try:
             out[dist] = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
-            raise SynthError(f"{dist} is not installed in this Python environment; "
-                             f"install it with `pip install {dist}`") from None
+            extra = "fpga" if target != "generic" else None
+            raise MissingExtra(f"{dist} is not installed in this Python environment: pip install "
+                               + (f"'lowbit[{extra}]'" if extra else dist)) from None
     return out
 
 
@@ -610,7 +607,8 @@ def synth(verilog_text, top, target="generic", *, use_cache=True, freq_mhz=100.0
     clock : str
         Name of the clock port of ``top`` (FPGA wrapper).
     keep_dir : path or None
-        Write the tool files there (and keep them) instead of a temporary directory.
+        Write the tool files there (and keep them) instead of a temporary directory; the tools
+        then run even when the result is in the cache (the cache is still written).
 
     Raises
     ------
@@ -632,7 +630,7 @@ def synth(verilog_text, top, target="generic", *, use_cache=True, freq_mhz=100.0
     options = {} if target == "generic" else {"freq_mhz": freq_mhz, "seed": int(seed),
                                               "clock": clock}
     key = cache_key(verilog_text, top, target, options, tools)
-    if use_cache:
+    if use_cache and keep_dir is None:
         hit = _cache.load(key, SynthResult._REQUIRED, cache_directory)
         if hit is not None:
             return SynthResult.from_dict(hit, from_cache=True)

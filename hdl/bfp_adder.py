@@ -22,11 +22,17 @@ from amaranth.lib.wiring import In
 
 from lowbit.models import formats as _formats
 from lowbit.models import shared_exp as _se
+from lowbit.models.checks import check_choice, check_int
 
-from .shared_exp_adder import AccumulatingDot, adder_config, adder_params
+from .shared_exp_adder import AccumulatingDot, adder_config, adder_params, check_adder_knobs
 from .unit import Param, Unit
 
 __all__ = ["BfpAdder", "UNITS"]
+
+
+def _mantissa(name, value):
+    check_choice(name, getattr(value, "name", value), ("int8", "int16"))
+    return _formats.get(getattr(value, "name", value))
 
 
 class BfpAdder(AccumulatingDot):
@@ -34,8 +40,9 @@ class BfpAdder(AccumulatingDot):
 
     Parameters
     ----------
-    mantissa : str
-        ``"int8"`` or ``"int16"`` (both operands).
+    mantissa, b_mantissa : str
+        ``"int8"`` or ``"int16"``: the mantissas of the a and of the b blocks (``b_mantissa``
+        None: as ``mantissa``).
     n : int
         Block length, 1..64.
     exp_bits : int
@@ -61,31 +68,31 @@ class BfpAdder(AccumulatingDot):
 
     def __init__(self, mantissa="int8", n=16, exp_bits=8, frac_bits=None, cut="toward_zero",
                  sum_bits=None, norm_frac_bits=23, norm_rounding="nearest_even",
-                 pipeline_stages=1, acc_in_max=True):
-        name = getattr(mantissa, "name", mantissa)
-        if name not in ("int8", "int16"):
-            raise ValueError(f"mantissa must be int8 or int16, not {mantissa!r}")
-        fmt = _formats.get(name)
-        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 64:
-            raise ValueError(f"n must be an integer from 1 to 64, not {n!r}")
-        if isinstance(exp_bits, bool) or not isinstance(exp_bits, int) or not 2 <= exp_bits <= 10:
-            raise ValueError(f"exp_bits must be an integer from 2 to 10, not {exp_bits!r}")
+                 pipeline_stages=1, acc_in_max=True, b_mantissa=None):
+        fmt = _mantissa("mantissa", mantissa)
+        fmt_b = fmt if b_mantissa in (None, "") else _mantissa("b_mantissa", b_mantissa)
+        name = fmt.name
+        check_int("n", n, 1, 64)
+        self._exp_bits = check_int("exp_bits", exp_bits, 2, 10)
         if frac_bits in (None, -1):
-            frac_bits = 2 * fmt.bits - 4
-        cfg = adder_config(n, "operand_sum", frac_bits, cut, sum_bits, norm_frac_bits, norm_rounding,
-                      acc_in_max)
-        self._exp_bits = exp_bits
-        self._setup(fmt, fmt, n, cfg, (0, 0), pipeline_stages,
+            frac_bits = fmt.bits + fmt_b.bits - 4
+        check_int("frac_bits", frac_bits, 0, 64)
+        cfg = adder_config(n, "operand_sum", frac_bits, cut, sum_bits, norm_frac_bits,
+                           norm_rounding, acc_in_max)
+        check_adder_knobs(frac_bits, sum_bits, fmt, fmt_b, cfg)
+        self._setup(fmt, fmt_b, n, cfg, (0, 0), pipeline_stages,
                     {"a_exp": In(signed(exp_bits)), "b_exp": In(signed(exp_bits))})
         w = fmt.bits
         self.port_docs = {
             "a": f"{n} {name} mantissas, element i in bits [i*{w}, (i+1)*{w})",
-            "b": f"{n} {name} mantissas, element i in bits [i*{w}, (i+1)*{w})",
+            "b": f"{n} {fmt_b.name} mantissas, element i in bits [i*{fmt_b.bits}, "
+                 f"(i+1)*{fmt_b.bits})",
             "a_exp": f"signed {exp_bits}-bit exponent of the a block",
             "b_exp": f"signed {exp_bits}-bit exponent of the b block",
             "valid": "add this pair of blocks into the accumulator",
             "first": "restart the accumulator from +0 with this pair of blocks",
-            "o": "FP32 code of the accumulator (NaN 0x7FC00000)",
+            "o": "FP32 code of the accumulator (never NaN: integer mantissas; an overflow "
+                 "gives +-Inf, which stays until first)",
         }
 
     #: Width of the signed block exponents.
@@ -97,17 +104,25 @@ class BfpAdder(AccumulatingDot):
         return scale, None
 
     def contract(self):
+        e = _formats.int_format(self._exp_bits)
         c = self._contract("o = sum over blocks of 2^(e_a + e_b) * sum_i m_a,i * m_b,i (FP32)",
-                           "lowbit.models.shared_exp.shared_exp_dot(scale_exp=e_a+e_b)")
+                           "lowbit.models.shared_exp.shared_exp_dot(scale_exp=e_a+e_b)",
+                           {"a_exp": ("exponent", e), "b_exp": ("exponent", e)},
+                           f"a_exp + b_exp (signed {e.bits}-bit values)", False,
+                           "never: integer mantissas have no NaN or Inf and the block exponents "
+                           "no NaN; an accumulator that overflowed to +-Inf stays that Inf "
+                           "until first (a block sum alone is never Inf of the other sign)")
         c["mantissa"] = self._a_fmt.name
+        c["b_mantissa"] = self._b_fmt.name
         c["int_sum"] = "exact (computed width) unless sum_bits narrows it (wraps)"
         return c
 
 
 UNITS = [
     Unit("bfp-adder", BfpAdder, (
-        Param("mantissa", "--mantissa", "choice", "int8", "mantissa type", ("int8", "int16")),
-        Param("n", "--n", "int", 16, "block length (1..64)"),
+        Param("mantissa", "--a", "choice", "int8", "mantissa type of a", ("int8", "int16")),
+        Param("b_mantissa", "--b", "str", "", "mantissa type of b (int8, int16; default: --a)"),
+        Param("n", "--k", "int", 16, "block length (1..64)"),
         Param("exp_bits", "--exp-bits", "int", 8, "width of the signed block exponents"),
     ) + adder_params(-1, "fraction bits (-1: 2*bits-4, exact)", align=False),
         "block floating point dot product (INT8/INT16 mantissas, shared exponents) into FP32"),

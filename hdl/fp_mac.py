@@ -26,6 +26,7 @@ spacing >= 4, so the jam does not change the RNE result.  A leading-zero count n
 (signed) sum, which :func:`lowbit.hdl.fp_round.round_pack` rounds.
 """
 
+import numpy as np
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
@@ -36,9 +37,10 @@ from .formats import unpack
 from .fp_mul import check_pipeline, multiply_into
 from .fp_round import EXP_SHAPE, Cuts, round_pack
 from .int_mac import lut_multiply_into
-from .unit import Param, Unit
+from .manifest import describe_format, fmt_ref, golden, lanes, positive_zero
+from .unit import Param, Unit, pipeline_param
 
-__all__ = ["FpMacStep", "KulischStep", "KulischRead", "FpMac", "UNITS",
+__all__ = ["FpMacStep", "KulischStep", "KulischRead", "FpMac", "UNITS", "mac_numerics",
            "accumulate_into", "kulisch_add_into", "kulisch_read_into",
            "kulisch_term_into", "kulisch_accumulate_into", "kulisch_read_pipelined_into",
            "KULISCH_CUTS"]
@@ -299,6 +301,75 @@ def kulisch_read_pipelined_into(m, acc_fmt, width, lsb, fixed, flags, saturate, 
     return cut("out", {"out": out})["out"]
 
 
+def mac_numerics(a, b, acc, mode, flush, saturate, terms, port):
+    """The contract entries of an FP MAC step (:class:`FpMac`, the systolic FP PEs): the NaN
+    codes it produces on ``port`` and when, the sign of zero results, the intermediate product
+    of ``two_roundings``, and the Kulisch register (every number from the model's objects)."""
+    neg0 = 1 << (acc.bits - 1)
+    zero = positive_zero(acc)
+    operand_specials = a.has_nan or b.has_nan or a.has_inf or b.has_inf
+    # two_roundings without saturate: a product that rounds to +-Inf can meet the other Inf
+    big = acc.encode(np.array([a.max * b.max]))[0]
+    product_overflow = mode == "two_roundings" and not saturate and int(big) == acc.inf_code
+    nan = operand_specials or product_overflow
+    when = []
+    if operand_specials:
+        when.append("a NaN operand, Inf * 0, or Inf terms of both signs")
+    if product_overflow:
+        when.append("a product rounded to +Inf and one rounded to -Inf (or an overflowed "
+                    "accumulator of the other sign)")
+    out = {
+        "nan_outputs": {port: [acc.nan_code] if nan else []},
+        "nan_when": "; ".join(when) + "; sticky until a new sum" if nan else
+                    "never: the operand formats have no NaN or Inf"
+                    + ("" if mode != "two_roundings" else
+                       " and no product rounds to Inf in " + acc.name),
+    }
+    if mode == "kulisch":
+        width, lsb = model.kulisch_width(a, b, terms)
+        out["zero_sign"] = {
+            "exact_zero": (f"-0 ({neg0:#x}) only if every product since the new sum began "
+                           f"(clear) was -0; any other exact zero sum reads +0 ({zero})"),
+            "new_sum": "clear with valid: the register restarts from 0 with the every-product-"
+                       "was--0 flag set",
+            "empty": f"+0 ({zero}) after rst or clear without valid",
+            "underflow": "a non-zero exact sum that rounds"
+                         + (" or is flushed" if flush else "") + " to zero keeps its sign",
+        }
+        out["kulisch"] = {
+            "width": width, "lsb_exponent": lsb, "exact_terms": terms,
+            "register": f"signed {width}-bit two's complement, LSB weight 2^{lsb}",
+            "beyond_terms": f"wraps modulo 2^{width}",
+            "overflow": (f"not sticky: there is no overflow flag; a sum beyond the register "
+                         f"wraps modulo 2^{width}, reads as the wrapped value, and later terms "
+                         "can bring it back into range, after which it reads exactly again"),
+            "flags": "NaN seen, +Inf seen, -Inf seen (sticky until a new sum), every product "
+                     "-0 so far",
+            "read_out": f"RNE once to {acc.name}"
+                        + (", overflow of finite sums to +-max" if saturate else
+                           ", overflow to +-Inf")
+                        + (", subnormal results flushed to zero of their sign" if flush else ""),
+        }
+        return out
+    out["zero_sign"] = {
+        "exact_zero": (f"an exact zero sum acc + a*b is +0 ({zero}) unless both are -0 "
+                       f"(then -0, {neg0:#x}); x + (-x) = +0"),
+        "new_sum": f"clear with valid starts from -0 ({neg0:#x}), the identity, so the first "
+                   "term (a -0 product included) is kept exactly",
+        "empty": f"+0 ({zero}) after rst or clear without valid",
+        "underflow": "a non-zero result that rounds" + (" or is flushed" if flush else "")
+                     + " to zero keeps its sign",
+    }
+    if mode == "two_roundings":
+        out["intermediate_product"] = (
+            f"the exact product is first rounded (RNE) to {acc.name} like any result: it "
+            + ("saturates to +-max (finite operands)" if saturate else "overflows to +-Inf")
+            + (" and a subnormal rounded product is flushed to zero of its sign" if flush
+               else "")
+            + "; acc plus that value is then rounded again")
+    return out
+
+
 class _Params:
     def _validate(self, a_format, b_format, acc_format, mode, flush_subnormals, saturate, terms):
         self._a = model.check_float_operand(a_format, "a_format")
@@ -481,9 +552,12 @@ class FpMac(_Params, wiring.Component):
         }
 
     def contract(self):
+        L = self.latency
+        acc = self._acc
+        zero = positive_zero(acc)
         c = {
             "operation": "acc <- acc + a*b",
-            "a_format": self._a.name, "b_format": self._b.name, "acc_format": self._acc.name,
+            "a_format": self._a.name, "b_format": self._b.name, "acc_format": acc.name,
             "mode": self._mode,
             "product": "exact, product format "
                        f"e{self._pf.exp_bits}m{self._pf.man_bits} bias {self._pf.bias}",
@@ -495,13 +569,37 @@ class FpMac(_Params, wiring.Component):
                         "Inf operands -> Inf",
             "subnormals": "flushed (inputs read as zero, results flushed after rounding)"
                           if self._flush else "exact",
-            "zero_sign": "+0 unless both operands are -0; a new sum starts from -0; "
-                         "rounding to zero keeps the sign",
-            "latency_cycles": self.latency,
+            "latency_cycles": L,
+            "formats": {"a": describe_format(self._a), "b": describe_format(self._b),
+                        "product": describe_format(self._pf), "acc": describe_format(acc)},
+            "packing": {"a": lanes("a", 1, self._a.bits), "b": lanes("b", 1, self._b.bits),
+                        "acc": lanes("acc", 1, acc.bits)},
+            "timing": (f"per rising edge: valid -> acc <= (clear ? new sum : acc) + a*b; clear "
+                       f"without valid -> acc <= {zero} (+0, the empty accumulator); else acc "
+                       f"holds. The acc port shows the accumulator after the input of {L} "
+                       f"cycle(s) earlier; acc_valid is valid delayed by {L}"),
+            "reset": {
+                "signal": "rst", "synchronous": True, "active": "high",
+                "clears": ("every register to 0: the accumulator "
+                           + ("(Kulisch register and flags)" if self._mode == "kulisch" else "")
+                           + ", acc_valid and the pipeline registers; the inputs of the cycle "
+                             "with rst high and the terms still in the pipeline are dropped"),
+                "outputs_after_reset": {"acc": zero, "acc_valid": 0},
+                "idle_inputs": {"valid": 0, "clear": 0},
+                "accumulator_after_reset": f"+0 (code {zero}), the empty accumulator, as after "
+                                           "clear without valid"},
+            "golden_model": golden(
+                "lowbit.models.mac.mac_stream",
+                f"the acc codes after each input cycle (the acc port, {L} cycle(s) later); "
+                "acc_valid = valid",
+                kind="fp", a_format=fmt_ref("a"), b_format=fmt_ref("b"),
+                acc_format=fmt_ref("acc"), mode=self._mode, flush_subnormals=self._flush,
+                saturate=self._sat, terms=self._terms),
         }
+        c.update(mac_numerics(self._a, self._b, acc, self._mode, self._flush, self._sat,
+                              self._terms, port="acc"))
         if self._mode == "kulisch":
-            c["kulisch"] = {"width": self._kwidth, "lsb_exponent": self._klsb,
-                            "exact_terms": self._terms, "beyond_terms": "wraps modulo 2^width"}
+            c["kulisch"].update(exact_terms=self._terms)
         return c
 
     def elaborate(self, platform):
@@ -590,9 +688,9 @@ UNITS = [
         Param("flush_subnormals", "--flush-subnormals", "bool", False,
               "flush subnormal inputs and results to zero"),
         Param("saturate", "--saturate", "bool", False, "overflow to +-max instead of +-Inf"),
-        Param("terms", "--terms", "int", 4096, "kulisch: products summed exactly (sizes the register)"),
-        Param("pipeline_stages", "--pipeline", "int", 0,
-              f"extra register stages (0..2; kulisch 0..{len(KULISCH_CUTS)})"),
+        Param("terms", "--terms", "int", 4096, "kulisch: products summed exactly (sizes the "
+              "register), 1..2**32", when=("mode", ("kulisch",))),
+        pipeline_param(f"2, kulisch 0..{len(KULISCH_CUTS)}", 1),
     ), "FP multiply-accumulate: exact product into fp32/fp16/bf16, fused, two roundings or "
        "Kulisch"),
 ]

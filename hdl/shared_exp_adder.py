@@ -31,9 +31,11 @@ from amaranth.lib.wiring import In, Out
 
 from lowbit.models import formats as _formats
 from lowbit.models import shared_exp as _se
+from lowbit.models.checks import check_int
 
 from .formats import unpack
-from .unit import Param, Unit
+from .manifest import construct, describe_format, fmt_ref, golden, lanes, positive_zero
+from .unit import Param, Unit, pipeline_param
 
 __all__ = ["SharedExpAdder", "AccumulatingDot", "Datapath", "UNITS", "adder_config", "adder_params",
            "pack_terms"]
@@ -364,6 +366,32 @@ class Datapath:
         return r
 
 
+def adder_numerics(cfg, port, nan, nan_when):
+    """The contract entries of a shared-exponent adder's result (:class:`SharedExpAdder`,
+    :class:`AccumulatingDot`): NaN codes on ``port``, overflow, result grid, zero sign."""
+    f32 = _formats.fp32
+    nf = cfg.norm_frac_bits
+    neg0 = 1 << (f32.bits - 1)
+    maxfin = float(np.ldexp(2.0 - 2.0 ** -nf, f32.emax))
+    return {
+        "nan_outputs": {port: [f32.nan_code] if nan else []},
+        "nan_when": nan_when,
+        "overflow_rule": ("a finite sum beyond the grid's max rounds to +-Inf "
+                          f"({f32.inf_code:#010x} / {f32.inf_code | neg0:#010x})"
+                          if cfg.norm_rounding == "nearest_even" else
+                          f"a finite sum beyond the grid's max gives +-{maxfin!r}"),
+        "result_grid": (f"{nf} fraction bits in FP32's exponent range (gradual underflow on "
+                        f"the grid 2^{f32.emin - nf}): the low {f32.man_bits - nf} mantissa "
+                        "bits of every result code are 0"),
+        "zero_sign": {
+            "exact_zero": (f"+0 ({positive_zero(f32)}) whenever the sum being rounded is "
+                           "exactly 0: cancellation, zero or -0 terms and accumulator, terms "
+                           "cut to 0 on the alignment grid"),
+            "underflow": f"a non-zero sum that rounds to zero keeps its sign (-0 = {neg0:#010x})",
+        },
+    }
+
+
 def adder_config(n, align, frac_bits, cut, sum_bits, norm_frac_bits, norm_rounding, acc_in_max=True):
     """The :class:`~lowbit.models.shared_exp.SharedExpConfig` of the catalogue's knobs
     (``sum_bits`` 0 or None: the computed width that never wraps)."""
@@ -454,16 +482,12 @@ class SharedExpAdder(_AdderParams, wiring.Component):
                  acc_in_max=True):
         a_fmt = _validate_format("a_format", a_format)
         b_fmt = _validate_format("b_format", b_format) if b_format is not None else None
-        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 64:
-            raise ValueError(f"n must be an integer from 1 to 64, not {n!r}")
-        if isinstance(pipeline_stages, bool) or not isinstance(pipeline_stages, int) \
-                or not 0 <= pipeline_stages <= 3:
-            raise ValueError(f"pipeline_stages must be an integer from 0 to 3, not "
-                             f"{pipeline_stages!r}")
-        if isinstance(frac_bits, int) and frac_bits > 64:
-            raise ValueError(f"frac_bits must be from 0 to 64 in hardware, not {frac_bits!r}")
+        check_int("n", n, 1, 64)
+        check_int("pipeline_stages", pipeline_stages, 0, 3)
+        check_int("frac_bits", frac_bits, 0, 64)
         self._cfg = adder_config(n, align, frac_bits, cut, sum_bits, norm_frac_bits, norm_rounding,
-                            acc_in_max)
+                                 acc_in_max)
+        check_adder_knobs(frac_bits, sum_bits, a_fmt, b_fmt, self._cfg)
         self._a_fmt, self._b_fmt = a_fmt, b_fmt
         self._ifb = int(int_frac_bits)
         self._stages = pipeline_stages
@@ -479,7 +503,7 @@ class SharedExpAdder(_AdderParams, wiring.Component):
                 "aligned with the terms" if self._cfg.acc_in_max else
                 "added to the rounded sum by a separate rounding adder"),
             "o": f"FP32 code of acc + sum of the terms ({self._cfg.norm_frac_bits} fraction "
-                 f"bits, {self._cfg.norm_rounding}); NaN 0x7FC00000",
+                 f"bits, {self._cfg.norm_rounding}); NaN {_formats.fp32.nan_code:#010x}",
         }
         if b_fmt is not None:
             self.port_docs["b"] = (f"{n} {b_fmt.name} codes, term i in bits "
@@ -494,18 +518,46 @@ class SharedExpAdder(_AdderParams, wiring.Component):
         return self._stages > 0
 
     def contract(self):
-        dp = Datapath(self._cfg, self._a_fmt, self._b_fmt, (self._ifb, self._ifb))
-        return {
-            "function": "o = acc + sum_i a_i * b_i (shared-exponent adder)" if self._b_fmt
+        cfg, fa, fb = self._cfg, self._a_fmt, self._b_fmt
+        dp = Datapath(cfg, fa, fb, (self._ifb, self._ifb))
+        f32 = _formats.fp32
+        n = cfg.n
+        c = {
+            "function": "o = acc + sum_i a_i * b_i (shared-exponent adder)" if fb
                         else "o = acc + sum_i a_i",
             "model": "lowbit.models.shared_exp.shared_exp_add",
-            "config": self._cfg.describe(),
+            "config": cfg.describe(),
             "sum_bits": dp.sum_bits,
-            "nan": "NaN operand, Inf*0 or +Inf+-Inf -> 0x7FC00000",
+            "nan": f"NaN operand, Inf*0 or +Inf+-Inf -> {f32.nan_code:#010x}",
             "overflow": "Inf (nearest_even) or max (toward_zero)",
             "zero": "+0",
             "latency_cycles": self._stages,
+            "formats": {"a": describe_format(fa), **({"b": describe_format(fb)} if fb else {}),
+                        "acc": describe_format(f32), "result": describe_format(f32)},
+            "packing": {"a": lanes("a", n, fa.bits, isinstance(fa, _formats.IntFormat)),
+                        **({"b": lanes("b", n, fb.bits, isinstance(fb, _formats.IntFormat))}
+                           if fb else {}),
+                        "acc": lanes("acc", 1, 32), "o": lanes("result", 1, 32)},
+            "int_frac_bits": self._ifb,
+            "timing": (f"o is the result for the inputs of {self._stages} cycle(s) earlier"
+                       if self._stages else "combinational: o follows the inputs"),
+            "reset": ({"signal": "rst", "synchronous": True, "active": "high",
+                       "clears": f"the {self._stages} pipeline register stage(s) "
+                                 f"({', '.join(_CUTS_ORDER[:self._stages])}) to 0",
+                       "outputs_after_reset": {"o": positive_zero(f32)},
+                       "idle_inputs": {"a": 0, **({"b": 0} if fb else {}), "acc": 0}}
+                      if self._stages else None),
+            "golden_model": golden(
+                "lowbit.models.shared_exp.shared_exp_add",
+                "float32 values: o carries their FP32 codes (NaN: nan_outputs), the a/b terms "
+                "as (V, n) codes, acc as the float32 values of the acc codes",
+                a_format=fmt_ref("a"), b_format=fmt_ref("b") if fb else None,
+                config=construct("lowbit.models.shared_exp.SharedExpConfig", **cfg.describe()),
+                int_frac_bits=self._ifb),
         }
+        c.update(adder_numerics(cfg, "o", True, "a NaN operand or acc, Inf * 0, or Inf terms "
+                                                "(or acc) of both signs"))
+        return c
 
     def elaborate(self, platform):
         m = Module()
@@ -538,31 +590,86 @@ class SharedExpAdder(_AdderParams, wiring.Component):
 _FMT_CHOICES = ("e4m3", "e5m2", "e2m3", "e3m2", "e2m1", "int8", "fp16", "bf16")
 
 
-def adder_params(frac_bits, frac_help, align=True, pipeline="(0..1)"):
+def adder_params(frac_bits, frac_help, align=True,
+                 pipeline=pipeline_param(1, 1, 1, "input registers before the one-cycle "
+                                         "accumulator")):
     """The catalog parameters of the shared-exponent adder knobs, shared by the units built
     on :class:`Datapath` (``frac_bits``: the unit's default)."""
     return ((Param("align", "--align", "choice", "operand_sum", "exponent each term aligns by",
                    _se.ALIGNS),) if align else ()) + (
         Param("frac_bits", "--frac-bits", "int", frac_bits, frac_help),
         Param("cut", "--cut", "choice", "toward_zero", "how a term is cut to the grid", _se.CUTS),
-        Param("sum_bits", "--sum-bits", "int", 0, "integer sum width (0: computed, never wraps)"),
+        Param("sum_bits", "--sum-bits", "int", 0, "integer sum width (0: computed, never wraps; "
+              "else frac_bits + 2 .. 1024, two's complement, wraps below the computed width)"),
         Param("norm_frac_bits", "--norm-frac-bits", "int", 23,
-              "fraction bits of the normalised result (13 = FP22)"),
+              "fraction bits of the normalised result, 1..23 (13 = FP22)"),
         Param("norm_rounding", "--norm-rounding", "choice", "nearest_even",
               "rounding of the normalised result", _se.NORM_ROUNDINGS),
         Param("acc_in_max", "--acc-in-max", "bool", True,
               "accumulator in the max exponent (false: separate rounding adder)"),
-        Param("pipeline_stages", "--pipeline-stages", "int", 1, f"register stages {pipeline}"),
+        pipeline,
     )
+
+
+#: The knobs of :class:`~lowbit.models.shared_exp.SharedExpConfig` that a unit's parameters set.
+_PRESET_KNOBS = ("align", "frac_bits", "cut", "sum_bits", "norm_frac_bits", "norm_rounding",
+                 "acc_in_max")
+
+
+def adder_presets(n_param, align=True):
+    """``{preset name: {parameter: value}}`` of the datapath presets of
+    :data:`lowbit.models.shared_exp.PRESETS` (the names ``shared_exp.gemm(datapath=...)``,
+    ``mx_dot`` and ``lowbit compare`` take), for a
+    unit whose block length parameter is ``n_param`` (``"n"`` or ``"k"``)."""
+    out = {}
+    for name, cfg in _se.PRESETS.items():
+        d = {n_param: cfg.n}
+        for knob in _PRESET_KNOBS:
+            if knob == "align" and not align:
+                continue
+            v = getattr(cfg, knob)
+            d[knob] = 0 if (knob == "sum_bits" and v is None) else v
+        out[name] = d
+    return out
+
+
+def preset_param():
+    """The ``--preset`` parameter of the shared-exponent units."""
+    return Param("preset", "--preset", "choice", "", "a datapath preset of "
+                 "lowbit.models.shared_exp.PRESETS, as gemm(datapath=...) names it (sets --k "
+                 "and the adder knobs; --pipeline stays yours): " + ", ".join(_se.PRESETS),
+                 ("",) + tuple(_se.PRESETS))
+
+
+def check_adder_knobs(frac_bits, sum_bits, a_format, b_format, cfg):
+    """Hardware ranges of the adder knobs: ``frac_bits`` 0..64; ``sum_bits`` (if given) from
+    ``frac_bits + 2`` (the narrowest two's-complement register that holds +-1.0 on the grid) to
+    1024 (the model's limit). A register narrower than
+    :meth:`~lowbit.models.shared_exp.SharedExpConfig.needed_sum_bits` wraps as two's complement,
+    in the model and the hardware alike (the DFP strategy's INT32 register for INT16 blocks is
+    one such width); a wider one never wraps."""
+    check_int("frac_bits", frac_bits, 0, 64)
+    if sum_bits not in (None, 0):
+        lo = cfg.frac_bits + 2
+        need = cfg.needed_sum_bits(a_format, b_format)
+        if not isinstance(sum_bits, bool) and isinstance(sum_bits, int) \
+                and not lo <= sum_bits <= 1024:
+            raise ValueError(f"sum_bits must be 0 (the computed width, {need}) or an integer "
+                             f"from {lo} (frac_bits + 2: +-1.0 on the grid) to 1024, not "
+                             f"{sum_bits!r}")
 
 
 UNITS = [
     Unit("shared-exp-adder", SharedExpAdder, (
         Param("a_format", "--a", "format", "e4m3", "format of the a operands", _FMT_CHOICES),
         Param("b_format", "--b", "format", "e4m3", "format of the b operands", _FMT_CHOICES),
-        Param("n", "--n", "int", 32, "number of terms (1..64)"),
-    ) + adder_params(24, "fraction bits kept below the max exponent", pipeline="(0..3)"),
-        "n-term shared-exponent adder / fused dot product with an FP32 accumulator input"),
+        Param("n", "--k", "int", 32, "terms per step, the block length (1..64)"),
+        preset_param(),
+    ) + adder_params(24, "fraction bits kept below the max exponent (0..64)",
+                     pipeline=pipeline_param(3, 0, 1, "registers at the input, after the "
+                                             "alignment, after the adder tree")),
+        "k-term shared-exponent adder / fused dot product with an FP32 accumulator input",
+        presets=adder_presets("n")),
 ]
 
 
@@ -579,9 +686,7 @@ class AccumulatingDot(_AdderParams, wiring.Component):
     """
 
     def _setup(self, a_fmt, b_fmt, n, cfg, ifb, pipeline_stages, scale_ports):
-        if isinstance(pipeline_stages, bool) or not isinstance(pipeline_stages, int) \
-                or not 0 <= pipeline_stages <= 1:
-            raise ValueError(f"pipeline_stages must be 0 or 1, not {pipeline_stages!r}")
+        check_int("pipeline_stages", pipeline_stages, 0, 1)
         self._a_fmt, self._b_fmt, self._cfg, self._ifb = a_fmt, b_fmt, cfg, ifb
         self._stages = pipeline_stages
         ports = {"a": In(n * a_fmt.bits), "b": In(n * b_fmt.bits)}
@@ -625,21 +730,60 @@ class AccumulatingDot(_AdderParams, wiring.Component):
         m.d.comb += self.o.eq(acc)
         return m
 
-    def _contract(self, function, model):
-        dp = Datapath(self._cfg, self._a_fmt, self._b_fmt, self._ifb)
-        return {
+    def _contract(self, function, model, scale_formats, scale_rule, nan, nan_when):
+        """The contract of the block unit: ``scale_formats`` ``{port: (role, format)}`` of the
+        scale/exponent ports, ``scale_rule`` the golden model's ``scale_exp`` (and NaN) in terms
+        of them, ``nan``/``nan_when`` whether and when the unit produces NaN."""
+        cfg, fa, fb = self._cfg, self._a_fmt, self._b_fmt
+        dp = Datapath(cfg, fa, fb, self._ifb)
+        f32 = _formats.fp32
+        zero = positive_zero(f32)
+        n, L = cfg.n, self.latency
+        c = {
             "function": function,
             "model": model,
-            "config": self._cfg.describe(),
+            "config": cfg.describe(),
             "sum_bits": dp.sum_bits,
             "accumulator": "FP32 register, " + (
-                "in the max exponent" if self._cfg.acc_in_max else
+                "in the max exponent" if cfg.acc_in_max else
                 "added to the block's rounded sum by a separate rounding adder") +
                 ", one block per valid cycle; first=1 restarts from +0",
-            "nan": "NaN element or scale, Inf*0, +Inf+-Inf -> 0x7FC00000 (sticky in acc)",
+            "nan": (f"NaN element or scale, Inf*0, +Inf+-Inf -> {f32.nan_code:#010x} (sticky in "
+                    "acc)") if nan else "never (integer elements, no NaN scale)",
             "overflow": "Inf (nearest_even) or max (toward_zero)",
-            "latency_cycles": self.latency,
+            "latency_cycles": L,
+            "formats": {"a": describe_format(fa), "b": describe_format(fb),
+                        **{role: describe_format(f) for role, f in scale_formats.values()},
+                        "acc": describe_format(f32), "result": describe_format(f32)},
+            "packing": {"a": lanes("a", n, fa.bits, isinstance(fa, _formats.IntFormat)),
+                        "b": lanes("b", n, fb.bits, isinstance(fb, _formats.IntFormat)),
+                        **{port: lanes(role, 1, f.bits, isinstance(f, _formats.IntFormat))
+                           for port, (role, f) in scale_formats.items()},
+                        "o": lanes("result", 1, 32)},
+            "int_frac_bits": list(self._ifb),
+            "timing": (f"per rising edge with valid: acc <= adder(block, first ? +0 : acc); "
+                       f"without valid acc holds (first is ignored). o is the accumulator: it "
+                       f"includes a block {L} cycle(s) after the block's inputs"),
+            "reset": {
+                "signal": "rst", "synchronous": True, "active": "high",
+                "clears": "every register to 0: the accumulator (+0)"
+                          + (" and the input registers" if self._stages else "")
+                          + "; the inputs of the cycle with rst high and the block in the input "
+                            "register are dropped",
+                "outputs_after_reset": {"o": zero},
+                "idle_inputs": {"valid": 0},
+                "accumulator_after_reset": f"+0 (code {zero})"},
+            "golden_model": golden(
+                "lowbit.models.shared_exp.shared_exp_add",
+                "one call per valid block, acc = +0 if first else the previous result, "
+                f"scale_exp = {scale_rule}; float32 values whose FP32 codes o shows {L} cycle(s) "
+                "after the block (NaN: nan_outputs)",
+                a_format=fmt_ref("a"), b_format=fmt_ref("b"),
+                config=construct("lowbit.models.shared_exp.SharedExpConfig", **cfg.describe()),
+                int_frac_bits=list(self._ifb)),
         }
+        c.update(adder_numerics(cfg, "o", nan, nan_when))
+        return c
 
 
 def pack_terms(codes, bits):

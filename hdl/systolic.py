@@ -123,17 +123,20 @@ from amaranth.hdl import Cat, EnableInserter, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from lowbit.models import formats
 from lowbit.models import mac as model
 from lowbit.models.checks import check_choice, check_int
 from lowbit.models.systolic import DATAFLOWS as _SCHEDULE_DATAFLOWS
-from lowbit.models.systolic import PE_KINDS, PESpec, Schedule
+from lowbit.models.systolic import PE_KINDS, PESpec, Schedule, parse_pe
 
-from .fp_mac import FpMacStep, KulischStep, kulisch_read_into
+from .fp_mac import FpMacStep, KulischStep, kulisch_read_into, mac_numerics
 from .int_mac import IntMacStep
+from .manifest import construct, describe_format, fmt_ref, golden, layout_packing
 from .overq_pe import OverqStep, overq_contract
 from .unit import Param, Unit
 
-__all__ = ["SystolicPE", "SystolicArray", "connect_acc", "UNITS", "PES", "DATAFLOWS", "MAX_DIM"]
+__all__ = ["SystolicPE", "SystolicArray", "pe_spec", "connect_acc", "UNITS", "PES", "DATAFLOWS",
+           "MAX_DIM"]
 
 PES = PE_KINDS
 #: Dataflows in the order the catalogue offers them.
@@ -170,6 +173,34 @@ def _pe_step(spec, dataflow):
     if spec.kulisch:
         return KulischStep(sa, sb, spec.terms, spec.flush_subnormals)
     return FpMacStep(sa, sb, spec.acc, spec.mode, spec.flush_subnormals, spec.saturate)
+
+
+def pe_spec(pe, **params):
+    """The :class:`~lowbit.models.systolic.PESpec` of :class:`SystolicArray`'s ``pe`` argument:
+    a PE name or a PESpec alone (every other parameter None), or a PE kind (``int``, ``fp``,
+    ``overq``) with the parameters (None: the default of :class:`SystolicArray`).
+
+    Raises
+    ------
+    TypeError, ValueError
+        An unknown PE, a parameter beside a PE name, a parameter out of range.
+    """
+    given = {k: v for k, v in params.items() if v is not None}
+    if isinstance(pe, PESpec) or (isinstance(pe, str) and pe not in PES):
+        spec = pe if isinstance(pe, PESpec) else parse_pe(pe)
+        if given:
+            raise ValueError(f"pe {spec.key!r} names the whole PE; {next(iter(given))} cannot "
+                             f"be given beside it (use a PE kind int, fp or overq with "
+                             f"parameters, or a PE name alone)")
+        return spec
+    check_choice("pe", pe, PES)
+    d = given
+    return PESpec(pe, d.get("a_format"), d.get("b_format"), acc_bits=d.get("acc_bits", 32),
+                  overflow=d.get("overflow", "wrap"), acc=d.get("acc_format", "fp32"),
+                  mode=d.get("mode", "fused"), bits=d.get("bits", 4), w_bits=d.get("w_bits", 4),
+                  terms=d.get("terms", 4096), flush_subnormals=d.get("flush_subnormals", False),
+                  saturate=d.get("saturate", False), cascade=d.get("cascade", 1),
+                  precision=d.get("precision", True), shift_at=d.get("shift_at", "product"))
 
 
 class SystolicPE(wiring.Component):
@@ -315,10 +346,13 @@ class SystolicArray(wiring.Component):
     ----------
     rows, cols : int
         Array height ``R`` and width ``C``, 1..64.
-    pe : str
-        ``"int"`` (:class:`~lowbit.hdl.int_mac.IntMacStep`), ``"fp"``
-        (:class:`~lowbit.hdl.fp_mac.FpMacStep`) or ``"overq"``
-        (:class:`~lowbit.hdl.overq_pe.OverqStep`).
+    pe : str or PESpec
+        A PE name (:func:`lowbit.models.systolic.parse_pe`: ``int8``, ``e4m3_fp32``,
+        ``e5m2_fp16_two_roundings_sat``, ``e4m3_kulisch``, ``overq4``, ...) or a
+        :class:`~lowbit.models.systolic.PESpec`, alone; or a PE kind, ``"int"``
+        (:class:`~lowbit.hdl.int_mac.IntMacStep`), ``"fp"`` (:class:`~lowbit.hdl.fp_mac.FpMacStep`)
+        or ``"overq"`` (:class:`~lowbit.hdl.overq_pe.OverqStep`), with the parameters below
+        (each defaults as stated when not given).
     dataflow : str
         ``"ws"`` (weight-stationary), ``"os"`` (output-stationary) or ``"is"``
         (input-stationary: the WS hardware with the operands' roles swapped, see the module
@@ -378,22 +412,22 @@ class SystolicArray(wiring.Component):
     """
 
     def __init__(self, rows=4, cols=4, pe="int", dataflow="ws", a_format=None, b_format=None,
-                 acc_bits=32, overflow="wrap", acc_format="fp32", mode="fused",
-                 flush_subnormals=False, saturate=False, bits=4, w_bits=4, cascade=1,
-                 precision=True, shift_at="product", terms=4096):
+                 acc_bits=None, overflow=None, acc_format=None, mode=None,
+                 flush_subnormals=None, saturate=None, bits=None, w_bits=None, cascade=None,
+                 precision=None, shift_at=None, terms=None):
         self._rows = check_int("rows", rows, 1, MAX_DIM)
         self._cols = check_int("cols", cols, 1, MAX_DIM)
-        check_choice("pe", pe, PES)
+        spec = pe_spec(pe, a_format=a_format, b_format=b_format, acc_bits=acc_bits,
+                       overflow=overflow, acc_format=acc_format, mode=mode,
+                       flush_subnormals=flush_subnormals, saturate=saturate, bits=bits,
+                       w_bits=w_bits, cascade=cascade, precision=precision, shift_at=shift_at,
+                       terms=terms)
         check_choice("dataflow", dataflow, DATAFLOWS)
-        if dataflow == "is" and pe == "overq":
+        if dataflow == "is" and spec.kind == "overq":
             raise ValueError("dataflow 'is' is not available with pe 'overq' (its metadata "
                              "travels with the streamed activations)")
         self._dataflow = dataflow
-        self._spec = PESpec(pe, a_format, b_format, acc_bits=acc_bits, overflow=overflow,
-                            acc=acc_format, mode=mode, bits=bits, w_bits=w_bits, terms=terms,
-                            flush_subnormals=flush_subnormals, saturate=saturate,
-                            cascade=cascade, precision=precision, shift_at=shift_at)
-        spec = self._spec
+        self._spec = spec
         a_w, b_w = spec.a_lane_width, spec.b_lane_width
         # streamed (a lanes) and stationary (b lanes) operand formats: IS streams B's columns
         self._sa, self._sb = (spec.b, spec.a) if dataflow == "is" else (spec.a, spec.b)
@@ -405,7 +439,7 @@ class SystolicArray(wiring.Component):
         fields = {"a": data.ArrayLayout(a_w, R), "mask": R, "b": data.ArrayLayout(b_w, C)}
         if dataflow != "os":
             fields["psum"] = data.ArrayLayout(self._ps_w, C)
-            if pe == "overq":
+            if spec.kind == "overq":
                 fields["wprev"] = data.ArrayLayout(b_w, C)
             fields["load"] = 1
         fields["last"] = 1
@@ -586,7 +620,11 @@ class SystolicArray(wiring.Component):
                      kulisch={"width": kw, "lsb_exponent": klsb,
                               "state_bits": self._ps_w, "exact_terms": spec.terms,
                               "beyond_terms": "wraps modulo 2^width",
-                              "flags": "bit width+0 NaN, +1 +Inf, +2 -Inf, +3 all products -0",
+                              "flags": ", ".join(
+                                  f"bit {kw + (flag.bit_length() - 1)} {what}" for flag, what in
+                                  ((model.K_NAN, "NaN seen"), (model.K_PINF, "+Inf seen"),
+                                   (model.K_NINF, "-Inf seen"),
+                                   (model.K_NEGZERO, "every product so far -0"))),
                               "empty_sum": spec.empty_sum,
                               "k_folds": ("the exact state leaves on the result beats' state "
                                           "field and re-enters on the psum lanes: one rounding "
@@ -604,6 +642,106 @@ class SystolicArray(wiring.Component):
                      else "product RNE to acc format, then add and RNE",
                      subnormals="flushed" if spec.flush_subnormals else "exact",
                      overflow="+-max (finite operands)" if spec.saturate else "+-Inf")
+        c.update(self._contract_io())
+        return c
+
+    def _contract_io(self):
+        """The contract entries that describe the ports' contents and the PE's numbers."""
+        R, C = self._rows, self._cols
+        spec = self._spec
+        ws = self._dataflow != "os"
+        overq = spec.kind == "overq"
+        acc_f = spec.acc if spec.kind == "fp" else formats.int_format(spec.acc_bits)
+        signed = spec.kind != "fp"
+        # the a lanes stream A (IS: B's columns), the b lanes carry B (IS: A^T)
+        sa, sb = ("b", "a") if self._dataflow == "is" else ("a", "b")
+        a_lane = {"format": sa, "signed": False}
+        if overq:
+            a_lane = {"format": "a", "signed": False,
+                      "meaning": f"code | meta << {spec.bits} (meta: {spec.overq_config.meta_bits}"
+                                 f" bits, codes {list(spec.overq_config.meta_codes)})"}
+        state = (f"packed Kulisch state: fixed (signed, bits [0, {spec.kulisch_width})) | flags "
+                 f"<< {spec.kulisch_width}" if self.kulisch else None)
+        psum = {"format": "acc", "signed": signed} if not self.kulisch else {"meaning": state}
+        roles_in = {"a": a_lane,
+                    "mask": {"lanes": R, "lane_bits": 1, "order": "bit i: lane i",
+                             "meaning": "1 = lane i carries data; a masked lane's PEs pass "
+                                        "the partial sum through unchanged"},
+                    "b": {"format": "b" if overq else sb, "signed": overq},
+                    "psum": psum,
+                    "wprev": {"format": "b", "signed": True,
+                              "meaning": "load beats: the weight row above the tile (B[k0-1, :],"
+                                         " 0 for the first K-fold), PE row 0's w_prev"},
+                    "load": "1: a stationary-row beat (ws/is)", "last": "last data beat of a fold"}
+        roles_out = {"acc": {"format": "acc", "signed": signed},
+                     "state": {"meaning": state}, "last": "last result beat of a fold"}
+        fmts = {"a": describe_format(spec.a), "b": describe_format(spec.b),
+                "acc": describe_format(acc_f)}
+        empty = spec.empty_sum
+        P = self.latency_formula["fold_period"]
+        if ws:
+            order = (f"a fold is {R} load beats (load=1; b = one row of the stationary tile, "
+                     "the tile's last row first; " + ("wprev = the weight row above the tile; "
+                                                      if overq else "")
+                     + "the other fields 0) then T data beats (load=0; a = lane i: row i of the "
+                     "tile's K range, mask = 1 for the lanes inside K, psum = the previous "
+                     f"K-fold's results, or the empty sum {empty:#x} for the first K-fold, "
+                     "last = 1 on the fold's last data beat)")
+            results = (f"one result beat per data beat, {self.latency} cycles after it (acc: "
+                       "the sums of the beat's row" + ("; state: the exact states for the "
+                                                       "next K-fold's psum lanes"
+                                                       if self.kulisch else "") + ")")
+        else:
+            order = ("a fold is K data beats: a = lane i: A[m0 + i, k], b = lane j: "
+                     "B[k, n0 + j], mask = 1 for the rows inside M, last = 1 on the fold's last "
+                     "beat; each PE restarts from the empty sum on a fold's first beat")
+            results = (f"{R} result beats per fold, array row {R - 1} first, the first "
+                       f"{self.latency} cycles after the fold's last beat")
+        c = {
+            "formats": fmts,
+            "packing": {"i__payload": layout_packing(self._in_layout, roles_in),
+                        "o__payload": layout_packing(self._out_layout, roles_out)},
+            "empty_sum": empty,
+            "protocol": {
+                "beats": order, "results": results,
+                "ready": f"i__ready is low for R + C - 2 = {R + C - 2} cycles after a last beat "
+                         "is accepted, and while o__valid is high and o__ready low (the whole "
+                         "array stalls)",
+                "fold_period": P, "schedule": "lowbit.models.systolic.Schedule(M, K, N, R, C, "
+                                              "dataflow): beat k of fold f accepted at f * P + k"},
+            "reset": {"signal": "rst", "synchronous": True, "active": "high",
+                      "clears": "every register to its init value: operand, psum, drain and "
+                                "weight registers 0, "
+                                + ("OS accumulators the empty sum, " if not ws else "")
+                                + "the fold control idle (no fold pending)",
+                      "outputs_after_reset": {"i__ready": 1, "o__valid": 0},
+                      "idle_inputs": {"i__valid": 0, "o__ready": 1}},
+        }
+        pe = {"kind": spec.kind, "a": fmt_ref("a"), "b": fmt_ref("b")}
+        if spec.kind == "int":
+            pe.update(acc_bits=spec.acc_bits, overflow=spec.overflow)
+            c["nan_outputs"] = {"o__payload.acc": []}
+        elif overq:
+            pe.update(acc_bits=spec.acc_bits, bits=spec.bits, w_bits=spec.w_bits,
+                      cascade=spec.cascade, precision=spec.precision, shift_at=spec.shift_at)
+            c["nan_outputs"] = {"o__payload.acc": []}
+        else:
+            pe.update(acc=fmt_ref("acc"), mode=spec.mode, flush_subnormals=spec.flush_subnormals,
+                      saturate=spec.saturate, **({"terms": spec.terms} if self.kulisch else {}))
+            num = mac_numerics(spec.a, spec.b, spec.acc, spec.mode, spec.flush_subnormals,
+                               spec.saturate, spec.terms, "o__payload.acc")
+            num.pop("kulisch", None)
+            if ws:      # the psum lanes are inputs: any NaN code entering gives the canonical NaN
+                num["nan_outputs"] = {"o__payload.acc": [spec.acc.nan_code]}
+                num["nan_when"] = "a NaN psum lane, or " + num["nan_when"]
+            c.update(num)
+        c["golden_model"] = golden(
+            "lowbit.models.systolic.gemm_numerics",
+            "the (M, N) GEMM in the array's accumulation order: "
+            + ("signed values (acc lanes in two's complement)" if signed else
+               "acc_format result codes"),
+            rows=R, cols=C, dataflow=self._dataflow,
+            pe=construct("lowbit.models.systolic.PESpec", **pe))
         return c
 
     # -- packing of the port payloads ----------------------------------------------------------
@@ -801,44 +939,24 @@ class SystolicArray(wiring.Component):
         return m
 
 
-def _auto(fmt):
-    return None if fmt in ("", "auto", None) else fmt
+def _catalog_array(rows, cols, pe, dataflow):
+    """The catalogue's builder: ``pe`` is a PE name only (the one ``--pe`` vocabulary of the
+    CLI); the PE kinds with separate parameters are for the Python API."""
+    return SystolicArray(rows, cols, parse_pe(pe), dataflow=dataflow)
 
-
-_FMT = ("operand format (int PE: int8, uint8, int4...; fp PE: e4m3, e5m2, e2m1...); "
-        "auto: int8 (int PE) or e4m3 (fp PE); ignored by the overq PE")
 
 UNITS = [
-    Unit("systolic", lambda rows, cols, pe, dataflow, a_format, b_format, **kw: SystolicArray(
-        rows, cols, pe, dataflow, _auto(a_format), _auto(b_format), **kw), (
+    Unit("systolic", _catalog_array, (
         Param("rows", "--rows", "int", 4, f"array rows R (1..{MAX_DIM})"),
         Param("cols", "--cols", "int", 4, f"array columns C (1..{MAX_DIM})"),
-        Param("pe", "--pe", "choice", "int", "processing element: int (IntMacStep), fp "
-              "(FpMacStep) or overq (OverqStep)", choices=PES),
+        Param("pe", "--pe", "str", "int8", "processing element, a PE name: int8, uint8xint4_acc24_"
+              "saturate, e4m3_fp32, e5m2xe4m3_fp16_two_roundings_ftz_sat, e4m3_kulisch, "
+              "e4m3_bf16_kulisch_t1024, overq4, overq8_w8_acc32_c2_noprec_operands, ... "
+              "(lowbit.models.systolic.parse_pe)"),
         Param("dataflow", "--dataflow", "choice", "ws",
               "weight-, output- or input-stationary (is: the ws hardware, operands swapped)",
               choices=DATAFLOWS),
-        Param("a_format", "--a", "str", "auto", "streamed operand " + _FMT),
-        Param("b_format", "--b", "str", "auto", "weight/filter " + _FMT),
-        Param("acc_bits", "--acc-bits", "int", 32, "int PE: signed accumulator width (2..64)"),
-        Param("overflow", "--overflow", "choice", "wrap", "int PE: accumulator overflow",
-              choices=model.INT_OVERFLOWS),
-        Param("acc_format", "--acc", "str", "fp32", "fp PE: accumulator format (fp32, fp16, bf16)"),
-        Param("mode", "--mode", "choice", "fused", "fp PE: rounding scheme (kulisch: exact "
-              "fixed-point accumulator, rounded once at the bottom edge)",
-              choices=model.FP_MAC_MODES),
-        Param("terms", "--terms", "int", 4096, "fp PE, kulisch: products summed exactly (sizes "
-              "the register; beyond it wraps)"),
-        Param("flush_subnormals", "--flush-subnormals", "bool", False,
-              "fp PE: flush subnormal inputs and results to zero"),
-        Param("saturate", "--saturate", "bool", False, "fp PE: overflow to +-max instead of +-Inf"),
-        Param("bits", "--bits", "int", 4, "overq PE: code width b (2..16)"),
-        Param("w_bits", "--w-bits", "int", 4, "overq PE: signed weight width"),
-        Param("cascade", "--cascade", "int", 1, "overq PE: range-overwrite cascade depth (0..16)"),
-        Param("precision", "--precision", "bool", True, "overq PE: precision overwrite"),
-        Param("shift_at", "--shift-at", "choice", "product", "overq PE: where the shifts are",
-              choices=("product", "operands")),
-    ), "R x C systolic GEMM array (int, fp (fused, two roundings, Kulisch) or OverQ PEs), "
+    ), "R x C systolic GEMM array of one PE (int, fp fused / two roundings / Kulisch, or OverQ), "
        "weight-, output- or input-stationary, skew/de-skew registers, valid/ready streams; "
        "cycle schedule of lowbit.models.systolic"),
 ]

@@ -11,7 +11,7 @@ import dataclasses
 
 from lowbit.models import formats
 
-__all__ = ["Param", "Unit"]
+__all__ = ["Param", "Unit", "pipeline_param"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +33,10 @@ class Param:
         One line for ``--help`` and ``lowbit generate --list``.
     choices : tuple
         Allowed values for ``"choice"`` and ``"format"`` (empty: any).
+    when : tuple
+        ``(other parameter, allowed values)``: the parameter applies only when the other
+        parameter takes one of those values (``("mode", ("kulisch",))``). Given otherwise, it
+        is refused; not given, it is left out of the manifest.
     """
     name: str
     flag: str
@@ -40,6 +44,7 @@ class Param:
     default: object
     help: str
     choices: tuple = ()
+    when: tuple = ()
 
     def convert(self, value):
         """Turn a command-line/JSON value into the component's keyword value."""
@@ -48,9 +53,11 @@ class Param:
                 raise ValueError(f"{self.flag} must be one of {', '.join(self.choices)}, not {value!r}")
             return formats.get(value)
         if self.kind == "int":
+            if isinstance(value, bool) or not isinstance(value, (int, str)):
+                raise ValueError(f"{self.flag} must be an integer, not {value!r}")
             try:
                 return int(value)
-            except (TypeError, ValueError):
+            except ValueError:
                 raise ValueError(f"{self.flag} must be an integer, not {value!r}") from None
         if self.kind == "bool":
             if isinstance(value, bool):
@@ -70,22 +77,41 @@ class Param:
 
 @dataclasses.dataclass(frozen=True)
 class Unit:
-    """A generatable hardware unit."""
+    """A generatable hardware unit.
+
+    ``presets`` maps a preset name (the ``preset`` parameter, ``--preset``) to the parameter
+    values it sets; a preset and an explicit value of one of its parameters conflict.
+    """
     name: str
     factory: object
     params: tuple
     description: str
+    presets: dict = dataclasses.field(default_factory=dict)
 
     def defaults(self):
         return {p.name: p.default for p in self.params}
 
+    def applies(self, param, resolved):
+        """Whether ``param`` (a :class:`Param`) applies given the ``resolved`` values."""
+        if not param.when:
+            return True
+        other, allowed = param.when
+        return resolved[other] in allowed
+
     def resolve(self, **values):
         """The factory's keyword arguments for raw (CLI/JSON) values; missing ones take the
-        defaults. Nothing is built (the component's ``__init__`` checks the values).
+        defaults (or the preset's values). Nothing is built (the component's ``__init__``
+        checks the values).
 
         Returns ``(kwargs, resolved)``: ``kwargs`` for :attr:`factory` (formats as format
-        objects, ints, bools), ``resolved`` the raw value of every parameter (format names,
-        ints, ...), as recorded in the manifest.
+        objects, ints, bools), ``resolved`` the raw value of every parameter that applies
+        (format names, ints, ...), as recorded in the manifest.
+
+        Raises
+        ------
+        ValueError
+            An unknown parameter, a parameter that does not apply (see :attr:`Param.when`),
+            an unknown preset or a value that conflicts with the preset.
         """
         known = {p.name: p for p in self.params}
         for key in values:
@@ -93,8 +119,30 @@ class Unit:
                 raise ValueError(f"unit {self.name!r} has no parameter {key!r}; "
                                  f"it has {', '.join(known)}")
         resolved = {p.name: values.get(p.name, p.default) for p in self.params}
-        kwargs = {name: known[name].convert(v) for name, v in resolved.items()}
-        return kwargs, resolved
+        preset = resolved.get("preset") or ""
+        if preset:
+            if preset not in self.presets:
+                raise ValueError(f"--preset must be one of {', '.join(self.presets)}, "
+                                 f"not {preset!r}")
+            for k, v in self.presets[preset].items():
+                p = known[k]
+                if k in values and p.convert(values[k]) != p.convert(v):
+                    raise ValueError(f"{p.flag} {values[k]} conflicts with --preset {preset}, "
+                                     f"which sets {p.flag} {v}")
+                resolved[k] = v
+        for name in values:
+            p = known[name]
+            if not self.applies(p, resolved):
+                other, allowed = p.when
+                o = known[other]
+                raise ValueError(f"{p.flag} applies only with {o.flag} "
+                                 f"{' or '.join(map(str, allowed))}, not {o.flag} "
+                                 f"{resolved[other]}")
+        kwargs = {name: known[name].convert(v) for name, v in resolved.items()
+                  if name != "preset"}      # a preset is the catalogue's, not the component's
+        applicable = {k: v for k, v in resolved.items()
+                      if self.applies(known[k], resolved) and not (k == "preset" and not v)}
+        return kwargs, applicable
 
     def typed(self, resolved):
         """``resolved`` (from :meth:`resolve`) with ``int``/``bool`` values converted from their
@@ -110,3 +158,13 @@ class Unit:
         """
         kwargs, resolved = self.resolve(**values)
         return self.factory(**kwargs), resolved
+
+
+def pipeline_param(maximum, base_latency, default=0, stages=""):
+    """The ``--pipeline`` parameter (``pipeline_stages``), the same meaning for every unit:
+    register stages added beyond the unit's least latency, so ``latency = base_latency +
+    pipeline``. ``stages`` says where they go (one line of help)."""
+    where = f"; {stages}" if stages else ""
+    return Param("pipeline_stages", "--pipeline", "int", default,
+                 f"extra register stages, 0..{maximum} (latency = {base_latency} + pipeline"
+                 f"{where})")

@@ -25,6 +25,10 @@ Two kinds of format exist:
     A format with ``subnormals=False`` has no zero and no subnormals: exponent field 0
     is an ordinary binade (E8M0: 0x00 = 2^-127).
 
+    The bias is limited to :func:`bias_range` ``(exp_bits, man_bits, specials,
+    subnormals)``: every finite value, subnormals included, must be a float64 (decode
+    returns float64, encode computes in it) and ``max`` finite (e4m3: -1008..1072).
+
 :class:`IntFormat`
     two's-complement signed or unsigned integers of 2..64 bits.
 
@@ -37,9 +41,11 @@ exponent bits, 7 fraction bits, FP32's bias).
 Encoding (float -> code)
 ------------------------
 ``fmt.encode(x, rounding="nearest_even", saturate=False, random_bits=None, sr_bits=8)``
-rounds a float32/float64 array once, exactly (float32 inputs are widened to float64
+rounds a float16/float32/float64 array once, exactly (the inputs are widened to float64
 without loss; the rounding is computed on the exact value, never through an
-intermediate format):
+intermediate format).  Integer arrays are accepted too: as they are for integer formats,
+and for float formats only integers float64 holds exactly (else ``ValueError``, since
+converting them would be a first rounding).  ``saturate`` must be a bool.
 
 ``"nearest_even"``  round to nearest, ties to even (IEEE roundTiesToEven).
 ``"toward_zero"``   truncate the magnitude (IEEE roundTowardZero).
@@ -49,8 +55,11 @@ intermediate format):
                     and the result is truncated: ``q = floor((floor(|x|/ulp * 2^N) + r) /
                     2^N)``.  For ``|x|/ulp = i + f`` with ``f`` a multiple of ``2^-N`` the
                     probability of rounding up is exactly ``f``.  ``random_bits`` is either
-                    an integer array (values in ``0 .. 2^N - 1``, one per element) or a
+                    an integer array (values in ``0 .. 2^N - 1``, one per element: the
+                    shape of ``x`` or broadcasting to it) or a
                     :class:`numpy.random.Generator` from which they are drawn.
+                    ``random_bits`` and a non-default ``sr_bits`` are refused with the
+                    other roundings (they would be ignored).
 
 Rounding happens in the unbounded exponent range first; a result larger than
 ``max`` overflows.  Under ``"toward_zero"`` finite overflow gives +-max, as IEEE 754
@@ -68,6 +77,8 @@ Integer formats round the same way to an integer (stochastic rounding on the two
 complement value: ``floor((floor(x * 2^N) + r) / 2^N)``).  Overflow with
 ``saturate=False`` wraps modulo 2^bits, as two's-complement hardware does; with
 ``saturate=True`` it clamps.  NaN and (without saturation) Inf raise ``ValueError``.
+Every width is exact, 64 bits included: the limits are compared as the powers of two
+``2^(bits-1)`` / ``2^bits`` and bit patterns are formed in integer arithmetic.
 
 Decoding (code -> value)
 ------------------------
@@ -75,6 +86,13 @@ Decoding (code -> value)
 ``0 .. 2^bits - 1``) and returns float64 values, exactly (NaN for NaN patterns).
 :class:`IntFormat` returns int64 (uint64 for ``uint64``) so that 64-bit values stay
 exact.
+
+Bad arguments
+-------------
+Every function and method checks its arguments with :mod:`lowbit.models.checks`: a
+wrong type raises :class:`TypeError`, a wrong value :class:`ValueError`, and the message
+names the parameter, the allowed range or choices and echoes the value
+(``bias must be an integer from -1008 to 1072, not 1000000``).
 """
 
 import dataclasses
@@ -82,9 +100,11 @@ import re
 
 import numpy as np
 
+from .checks import check_bool, check_choice, check_int
+
 __all__ = [
     "Format", "FloatFormat", "IntFormat", "ROUNDINGS", "SPECIALS",
-    "get", "names", "float_format", "int_format",
+    "get", "names", "float_format", "int_format", "bias_range", "draw_random_bits",
     "int4", "int8", "uint8", "int16", "int32",
     "e4m3", "e5m2", "e4m3fnuz", "e5m2fnuz", "e2m3", "e3m2", "e2m1", "e8m0",
     "bf16", "fp16", "fp32",
@@ -97,6 +117,16 @@ ROUNDINGS = ("nearest_even", "toward_zero", "stochastic")
 SPECIALS = ("ieee", "fn", "fnuz", "finite")
 
 _MAX_SR_BITS = 32
+_DEFAULT_SR_BITS = 8
+#: Elements per chunk of the float32 table encode: its uint32 keys (256 KiB) stay in L2.
+_TABLE_CHUNK = 1 << 16
+#: float dtypes ``encode`` takes (each widens to float64 without loss)
+_FLOAT_INPUTS = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+
+# IEEE 754-2019 binary64 (section 3.6, Table 3.5): emax = 1023, p = 53, so the smallest
+# subnormal is 2^(emin - (p - 1)) = 2^-1074 and every finite value is below 2^1024.
+_F64_EMAX = 1023
+_F64_MIN_EXP = -1074
 
 
 def _code_dtype(bits):
@@ -106,28 +136,128 @@ def _code_dtype(bits):
     raise AssertionError(bits)
 
 
-def _check_rounding(rounding):
-    if rounding not in ROUNDINGS:
-        raise ValueError(f"rounding must be one of {', '.join(ROUNDINGS)}, not {rounding!r}")
+def _describe(value):
+    """``an array of <dtype>`` for arrays and lists, else the repr (for messages)."""
+    if isinstance(value, (np.ndarray, list, tuple)):
+        return f"an array of {np.asarray(value).dtype}"
+    return repr(value)
 
 
-def _random_bits(random_bits, sr_bits, shape):
-    """Validate/draw the random bits of stochastic rounding; returns an int64 array."""
-    if isinstance(sr_bits, bool) or not isinstance(sr_bits, (int, np.integer)) \
-            or not 1 <= sr_bits <= _MAX_SR_BITS:
-        raise ValueError(f"sr_bits must be an integer from 1 to {_MAX_SR_BITS}, not {sr_bits!r}")
+def _encode_args(x, rounding, saturate, random_bits, sr_bits):
+    """The checked arguments of ``encode``: ``(x, saturate, r)`` with ``r`` the int64 random
+    bits of stochastic rounding (``None`` otherwise)."""
+    check_choice("rounding", rounding, ROUNDINGS)
+    saturate = check_bool("saturate", saturate)
+    sr_bits = check_int("sr_bits", sr_bits, 1, _MAX_SR_BITS)
+    x = np.asarray(x)
+    if x.dtype.kind not in "iu" and x.dtype not in _FLOAT_INPUTS:
+        raise TypeError(f"x must be a float16, float32, float64 or integer array, "
+                        f"not {_describe(x)}")
+    if rounding != "stochastic":
+        if random_bits is not None:
+            raise ValueError(f"random_bits is only used with rounding='stochastic', "
+                             f"not with rounding={rounding!r}")
+        if sr_bits != _DEFAULT_SR_BITS:
+            raise ValueError(f"sr_bits is only used with rounding='stochastic', "
+                             f"not with rounding={rounding!r}")
+        return x, saturate, None
+    return x, saturate, draw_random_bits(x.shape, random_bits, sr_bits)
+
+
+def draw_random_bits(shape, random_bits, sr_bits):
+    """The random bits of stochastic rounding, one per element of an array of ``shape``, as
+    int64: ``random_bits`` is an integer array broadcastable to ``shape`` with values
+    0..2^sr_bits - 1, or a :class:`numpy.random.Generator` from which
+    ``integers(0, 2**sr_bits, size=shape)`` is drawn (the contract of :meth:`FloatFormat.encode`,
+    shared by :func:`lowbit.models.mx.quantize` and :mod:`lowbit.models.nvfp4`)."""
+    check_int("sr_bits", sr_bits, 1, _MAX_SR_BITS)
     if random_bits is None:
         raise ValueError("random_bits must be given for stochastic rounding: an integer array of "
-                         f"values 0..2**sr_bits-1 or a numpy.random.Generator")
+                         "values 0..2**sr_bits-1 or a numpy.random.Generator")
     if isinstance(random_bits, np.random.Generator):
         return random_bits.integers(0, 1 << sr_bits, size=shape, dtype=np.int64)
     r = np.asarray(random_bits)
     if r.dtype.kind not in "iu":
-        raise ValueError(f"random_bits must be an integer array, not an array of {r.dtype}")
-    r = np.broadcast_to(r, shape).astype(np.int64)
-    if r.size and (r.min() < 0 or r.max() >= (1 << sr_bits)):
-        raise ValueError(f"random_bits must lie in 0..{(1 << sr_bits) - 1} for sr_bits={sr_bits}")
-    return r
+        raise TypeError(f"random_bits must be an integer array or a numpy.random.Generator, "
+                        f"not {_describe(random_bits)}")
+    try:
+        r = np.broadcast_to(r, shape)
+    except ValueError:
+        raise ValueError(f"random_bits must have the shape of x, {shape}, or broadcast to it, "
+                         f"not shape {r.shape}") from None
+    if r.size:
+        lo, hi = r.min(), r.max()
+        if lo < 0 or hi >= (1 << sr_bits):
+            raise ValueError(f"random_bits must lie in 0..{(1 << sr_bits) - 1} for "
+                             f"sr_bits={sr_bits}, got values in {lo}..{hi}")
+    return r.astype(np.int64)
+
+
+def _max_field(exp_bits, man_bits, specials):
+    """Largest exponent field value that encodes finite numbers."""
+    top = (1 << exp_bits) - 1
+    if specials == "ieee" or (specials == "fn" and man_bits == 0):
+        return top - 1
+    return top
+
+
+def bias_range(exp_bits, man_bits, specials="ieee", subnormals=True):
+    """``(lo, hi)``: the biases for which every value of the format is exact in float64.
+
+    :meth:`FloatFormat.decode` returns float64 values and :meth:`FloatFormat.encode` computes
+    in float64, so a format is accepted only if every finite value is a float64 (normal or
+    subnormal), exactly (IEEE 754-2019 binary64: smallest subnormal ``2^-1074``, largest
+    finite value below ``2^1024``):
+
+    * the least significant bit of the smallest binade, ``2^(emin - man_bits)`` with
+      ``emin = (1 if subnormals else 0) - bias``, is at least ``2^-1074``:
+      ``bias <= 1074 + (1 if subnormals else 0) - man_bits``;
+    * the largest binade's exponent ``emax = max_field - bias`` is at most 1023 (then
+      ``max < 2^1024``): ``bias >= max_field - 1023``, where ``max_field`` is the largest
+      exponent field of finite values (``2^exp_bits - 2`` for ``"ieee"`` and for ``"fn"``
+      without mantissa, ``2^exp_bits - 1`` otherwise).
+
+    Both ends are allowed.  E.g. e4m3 (fn): -1008..1072, e5m2: -993..1073, fp32: -769..1052,
+    e8m0: -769..1074.
+    """
+    exp_bits = check_int("exp_bits", exp_bits, 1, 8)
+    man_bits = check_int("man_bits", man_bits, 0, 23)
+    check_choice("specials", specials, SPECIALS)
+    subnormals = check_bool("subnormals", subnormals)
+    lo = _max_field(exp_bits, man_bits, specials) - _F64_EMAX
+    hi = int(subnormals) - man_bits - _F64_MIN_EXP
+    return lo, hi
+
+
+def _as_u64(v, wide):
+    """Two's-complement uint64 patterns (mod 2^64) of an integer-valued float64 array ``v``.
+
+    ``|v| < 2^63`` unless ``wide`` (then ``|v| < 2^64``): values from 2^63 up are split as
+    ``2^63 + (v - 2^63)``, both parts exact (``v - 2^63`` is exact by Sterbenz's lemma).
+    """
+    if not wide:
+        return v.astype(np.int64).view(np.uint64)
+    a = np.abs(v)
+    big = a >= 2.0 ** 63
+    m = np.where(big, a - 2.0 ** 63, a).astype(np.int64).view(np.uint64)
+    m = m + np.where(big, np.uint64(1 << 63), np.uint64(0))
+    return np.where(v < 0, np.uint64(0) - m, m)
+
+
+def _ints_as_float64(x):
+    """float64 copy of integer array ``x``; :class:`ValueError` for integers float64 cannot
+    hold exactly (encoding them would round twice)."""
+    v = x.astype(np.float64)
+    if x.dtype.itemsize <= 4 or not x.size:
+        return v                                     # at most 32 bits: always exact
+    top = 2.0 ** (64 if x.dtype.kind == "u" else 63)
+    inside = v < top                                 # v == top only when rounded up
+    with np.errstate(invalid="ignore"):
+        bad = ~inside | (np.where(inside, v, 0.0).astype(x.dtype) != x)
+    if bad.any():
+        raise ValueError(f"x must hold integers that float64 represents exactly (any of at most "
+                         f"53 significant bits), not {x[bad].flat[0]}")
+    return v
 
 
 class Format:
@@ -141,12 +271,19 @@ class Format:
         return _code_dtype(self.bits)
 
     def check_codes(self, codes):
-        """``codes`` as an integer array of this format's bit patterns (``0 .. 2**bits - 1``),
-        else :class:`ValueError` naming the format."""
+        """``codes`` as an integer array of this format's bit patterns (``0 .. 2**bits - 1``).
+
+        Raises
+        ------
+        TypeError
+            ``codes`` is not an integer array.
+        ValueError
+            A code lies outside ``0 .. 2**bits - 1``.
+        """
         codes = np.asarray(codes)
         if codes.dtype.kind not in "iu":
-            raise ValueError(f"codes for {self.name} must be an integer array of bit patterns, "
-                             f"not an array of {codes.dtype}")
+            raise TypeError(f"codes for {self.name} must be an integer array of bit patterns, "
+                            f"not {_describe(codes)}")
         if codes.size and (codes.dtype.kind == "i" or codes.dtype.itemsize * 8 > self.bits):
             lo, hi = codes.min(), codes.max()
             if lo < 0 or hi >= (1 << self.bits):
@@ -177,7 +314,21 @@ class FloatFormat(Format):
     man_bits : int
         Mantissa (fraction) field width, 0..23.
     bias : int
-        Exponent bias: a normal value is ``2^(field - bias) * (1 + man/2^man_bits)``.
+        Exponent bias: a normal value is ``2^(field - bias) * (1 + man/2^man_bits)``.  Allowed
+        from ``max_field - 1023`` to ``1074 + (1 if subnormals else 0) - man_bits``
+        (:func:`bias_range`), so that every finite value, subnormals included, is a float64
+        that :meth:`decode` returns exactly and ``max`` is finite.  For the built-in shapes:
+
+        ==========================  ==================
+        format                      bias range
+        ==========================  ==================
+        e4m3 (fn)                   -1008 .. 1072
+        e5m2 (ieee)                 -993 .. 1073
+        e4m3fnuz / e5m2fnuz         -1008 .. 1072 / -992 .. 1073
+        e2m3, e3m2, e2m1 (finite)   -1020 .. 1072, -1016 .. 1073, -1020 .. 1074
+        e8m0 (fn, no zero)          -769 .. 1074
+        bf16, fp16, fp32 (ieee)     -769 .. 1068, -993 .. 1065, -769 .. 1052
+        ==========================  ==================
     specials : str
         ``"ieee"``, ``"fn"``, ``"fnuz"`` or ``"finite"`` (see the module docstring).
     signed : bool
@@ -188,6 +339,9 @@ class FloatFormat(Format):
 
     Raises
     ------
+    TypeError
+        If a parameter has the wrong type (``name`` not a str, a width or the bias not an
+        integer, ``specials`` not a str, ``signed`` / ``subnormals`` not a bool).
     ValueError
         If a parameter is out of range or the combination has no meaning.
     """
@@ -200,24 +354,26 @@ class FloatFormat(Format):
     subnormals: bool = True
 
     def __post_init__(self):
-        for field in ("exp_bits", "man_bits", "bias"):
-            v = getattr(self, field)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-                raise ValueError(f"{field} must be an integer, not {v!r}")
-        if not 1 <= self.exp_bits <= 8:
-            raise ValueError(f"exp_bits must be from 1 to 8, not {self.exp_bits!r}")
-        if not 0 <= self.man_bits <= 23:
-            raise ValueError(f"man_bits must be from 0 to 23, not {self.man_bits!r}")
-        if self.specials not in SPECIALS:
-            raise ValueError(f"specials must be one of {', '.join(SPECIALS)}, not {self.specials!r}")
-        if self.specials == "ieee" and self.man_bits == 0:
+        if not isinstance(self.name, str):
+            raise TypeError(f"name must be a str, not {self.name!r}")
+        exp_bits = check_int("exp_bits", self.exp_bits, 1, 8)
+        man_bits = check_int("man_bits", self.man_bits, 0, 23)
+        bias = check_int("bias", self.bias)
+        check_choice("specials", self.specials, SPECIALS)
+        signed = check_bool("signed", self.signed)
+        subnormals = check_bool("subnormals", self.subnormals)
+        if self.specials == "ieee" and man_bits == 0:
             raise ValueError("specials 'ieee' needs man_bits >= 1 to encode NaN; use 'fn' or 'finite'")
-        if self.specials == "fnuz" and not self.signed:
+        if self.specials == "fnuz" and not signed:
             raise ValueError("specials 'fnuz' needs a sign bit (its NaN is the negative-zero pattern)")
-        if self.specials == "ieee" and self.exp_bits == 1:
+        if self.specials == "ieee" and exp_bits == 1:
             raise ValueError("specials 'ieee' needs exp_bits >= 2 (one exponent value is reserved)")
-        if self.specials == "fn" and self.exp_bits == 1 and self.man_bits == 0:
+        if self.specials == "fn" and exp_bits == 1 and man_bits == 0:
             raise ValueError("specials 'fn' with exp_bits=1 and man_bits=0 leaves no finite non-zero value")
+        check_int("bias", bias, *bias_range(exp_bits, man_bits, self.specials, subnormals))
+        for field, value in (("exp_bits", exp_bits), ("man_bits", man_bits), ("bias", bias),
+                             ("signed", signed), ("subnormals", subnormals)):
+            object.__setattr__(self, field, value)          # Python ints / bools
         object.__setattr__(self, "_tables", {})
 
     def __repr__(self):
@@ -275,12 +431,7 @@ class FloatFormat(Format):
     @property
     def max_field(self):
         """Largest exponent field value that encodes finite numbers."""
-        top = (1 << self.exp_bits) - 1
-        if self.specials == "ieee":
-            return top - 1
-        if self.specials == "fn" and self.man_bits == 0:
-            return top - 1
-        return top
+        return _max_field(self.exp_bits, self.man_bits, self.specials)
 
     @property
     def max_man(self):
@@ -377,7 +528,8 @@ class FloatFormat(Format):
         else:
             sig = (man + (1 << M)).astype(np.float64)
             e = exp - self.bias - M
-        val = np.ldexp(sig, e.astype(np.int32))
+        with np.errstate(over="ignore"):     # only the Inf/NaN field can exceed float64
+            val = np.ldexp(sig, e.astype(np.int32))
         val = np.where(sign == 1, -val, val)
         if self.specials == "ieee":
             top = exp == (1 << self.exp_bits) - 1
@@ -424,48 +576,53 @@ class FloatFormat(Format):
 
         Parameters
         ----------
-        x : array_like of float32 or float64
-            Values to encode.
+        x : array_like of float16, float32, float64 or integers
+            Values to encode.  Integers must be exact in float64 (every integer of at most 53
+            bits is).
         rounding : str
             ``"nearest_even"``, ``"toward_zero"`` or ``"stochastic"``.
         saturate : bool
             Clamp finite overflow and +-Inf to +-max instead of the format's Inf/NaN.
         random_bits : array of int or numpy.random.Generator, optional
-            Stochastic rounding only: ``sr_bits`` random bits per element.
+            Stochastic rounding only (required there, refused otherwise): ``sr_bits`` random
+            bits per element, an integer array of the shape of ``x`` (or broadcasting to it)
+            with values ``0 .. 2**sr_bits - 1``, or a Generator they are drawn from.
         sr_bits : int
-            Stochastic rounding only: number N of random bits added below the LSB (1..32).
+            Stochastic rounding only: number N of random bits added below the LSB (1..32,
+            default 8; another value with another rounding is refused).
 
         Returns
         -------
         numpy.ndarray
-            Codes as the smallest unsigned integer dtype that holds ``bits`` bits.
+            Codes as the smallest unsigned integer dtype that holds ``bits`` bits, shaped
+            like ``x``.
 
         Raises
         ------
+        TypeError
+            ``x`` is not a float16/32/64 or integer array, ``rounding`` not a str,
+            ``saturate`` not a bool, ``sr_bits`` not an integer, ``random_bits`` neither an
+            integer array nor a Generator.
         ValueError
-            Unknown rounding, bad random bits, non-float input, or NaN for a format without NaN.
+            Unknown rounding; ``random_bits`` missing (stochastic), of the wrong shape or out
+            of range, or given with another rounding; ``sr_bits`` out of range or given with
+            another rounding; NaN for a format without NaN; integers float64 cannot hold.
         """
-        _check_rounding(rounding)
-        x = np.asarray(x)
-        if x.dtype.kind not in "fiu":
-            raise ValueError(f"x must be a float32 or float64 array, not an array of {x.dtype}")
+        x, saturate, r = _encode_args(x, rounding, saturate, random_bits, sr_bits)
         with np.errstate(invalid="ignore", over="ignore"):
-            return self._encode(x, rounding, bool(saturate), random_bits, sr_bits)
-
-    def _encode(self, x, rounding, saturate, random_bits, sr_bits):
-        if (x.dtype == np.float32 and rounding != "stochastic" and self.man_bits <= 6
-                and self.bits <= 16):
-            if self.has_nan or not np.isnan(x).any():
-                return self._encode_table(x, rounding, saturate)
-        r = _random_bits(random_bits, sr_bits, x.shape) if rounding == "stochastic" else None
-        return self._encode_general(x.astype(np.float64), rounding, saturate, r, sr_bits)
+            if x.dtype == np.float32 and r is None:
+                shift = self._table_shift()
+                if shift is not None and (self.has_nan or not np.isnan(x).any()):
+                    return self._encode_table(x, rounding, saturate, shift)
+            x = _ints_as_float64(x) if x.dtype.kind in "iu" else x.astype(np.float64)
+            return self._encode_general(x, rounding, saturate, r, sr_bits)
 
     def _encode_general(self, x, rounding, saturate, r, sr_bits):
         M = self.man_bits
         sign = np.signbit(x)
         nan = np.isnan(x)
         if nan.any() and not self.has_nan:
-            raise ValueError(f"format {self.name} has no NaN encoding; NaN inputs cannot be encoded")
+            raise ValueError(f"x must not be NaN: format {self.name} has no NaN encoding")
         inf = np.isinf(x)
         a = np.where(nan | inf, 0.0, np.abs(x))
         _, e = np.frexp(a)
@@ -519,21 +676,42 @@ class FloatFormat(Format):
             code = np.where(bad, nan_pat, code)
         return code.astype(self.code_dtype)
 
-    def _encode_table(self, x, rounding, saturate):
-        """Table-driven encode of float32 input (formats with man_bits <= 6).
+    def _table_shift(self):
+        """Bit position ``s`` of the float32 table key, or ``None`` for no table path.
 
-        The result depends only on the top 16 bits of the float32 pattern and on whether
-        any of the low 16 bits is set (they all lie below the rounding position, so they
-        act as a sticky bit), hence one lookup in a 2^17-entry table built with the
-        general path.
+        The key of a float32 bit pattern ``u`` is ``(u | sticky << s) >> s``: every bit from
+        ``s`` up, and bit ``s`` also set when any bit below it is (a sticky bit, as in
+        round-to-odd).  Patterns with one key have the same bits above ``s`` and either are
+        one value (key bit 0 clear: ``u = key << s``) or fill the open interval between two
+        consecutive multiples of ``2^(s+1)`` inside one float32 binade (or inside the float32
+        subnormals).  The rounded result is the same for the whole interval when no rounding
+        boundary lies strictly inside: a midpoint between two neighbours of the format (round
+        to nearest), one of its values (toward zero) or the overflow threshold (a midpoint).
+        They are multiples of ``2^(q-1)`` in value, ``q`` the exponent of the format's ULP:
+
+        * in float32 binade ``e`` (pattern = ``2^23 (x / 2^e - 1)``, linear) ``q >= e - M``,
+          so boundaries are multiples of ``2^(22-M)`` in pattern units: ``s <= 21 - M``;
+        * among float32 subnormals (pattern = ``x / 2^-149``) ``q >= emin - M``, so
+          boundaries are multiples of ``2^(emin - M - 1 + 149)``: ``s <= emin - M + 147``.
+
+        The table has ``2^(32-s)`` entries; it is used up to 2^17 entries (``s >= 15``, which
+        needs ``M <= 6``).  Every pattern ``key << s`` is a member of its class, so the table
+        is the general path applied to those patterns.
+        """
+        M = self.man_bits
+        shift = min(21 - M, self.emin - M + 147)
+        return shift if shift >= 15 else None
+
+    def _encode_table(self, x, rounding, saturate, shift):
+        """Table-driven encode of float32 input (see :meth:`_table_shift`).
+
+        Four in-place uint32 operations and one ``take`` per chunk of 2^16 elements, so the
+        temporaries stay in the core's cache (one pass over memory for input and output).
         """
         key = ("enc", rounding, saturate)
         table = self._tables.get(key)
         if table is None:
-            hi = np.arange(1 << 16, dtype=np.uint32) << 16
-            probe = np.empty(1 << 17, dtype=np.uint32)
-            probe[0::2] = hi
-            probe[1::2] = hi | 1
+            probe = np.arange(1 << (32 - shift), dtype=np.uint32) << np.uint32(shift)
             with np.errstate(invalid="ignore"):               # signalling-NaN patterns
                 vals = probe.view(np.float32).astype(np.float64)
             if not self.has_nan:
@@ -541,33 +719,47 @@ class FloatFormat(Format):
             table = self._encode_general(vals, rounding, saturate, None, 0)
             table.setflags(write=False)
             self._tables[key] = table
-        u = np.ascontiguousarray(x).view(np.uint32)
-        idx = u >> 16
-        idx <<= 1
-        low = u & np.uint32(0xFFFF)
-        low += np.uint32(0xFFFF)
-        low >>= 16
-        idx |= low
-        return table[idx]
+        u = np.ascontiguousarray(x).reshape(-1).view(np.uint32)
+        out = np.empty(u.shape, dtype=table.dtype)
+        mask, sh = np.uint32((1 << shift) - 1), np.uint32(shift)
+        step = _TABLE_CHUNK
+        k = np.empty(min(step, u.size), dtype=np.uint32)
+        for i in range(0, u.size, step):
+            uc = u[i:i + step]
+            kc = k[:uc.size]
+            np.bitwise_and(uc, mask, out=kc)
+            kc += mask                       # bit `shift` set iff a bit below it is set
+            kc |= uc
+            kc >>= sh
+            table.take(kc, out=out[i:i + step], mode="clip")   # keys are < table.size
+        return out.reshape(x.shape)
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
 class IntFormat(Format):
     """A two's-complement (``signed=True``) or unsigned integer format of 2..64 bits.
 
+    Encoding and decoding are exact for every width: values near the limits of 64-bit
+    formats (``2^63 - 1``, ``2^64 - 1``) are not float64 numbers, so limits are compared
+    against the powers of two ``2^(bits-1)`` / ``2^bits`` (exact in float64) and integer
+    results are converted to bit patterns with integer (uint64) arithmetic only.
+
     Raises
     ------
+    TypeError
+        If ``name`` is not a str, ``bits`` not an integer or ``signed`` not a bool.
     ValueError
-        If ``bits`` is not an integer from 2 to 64.
+        If ``bits`` is not from 2 to 64.
     """
     name: str
     bits: int
     signed: bool = True
 
     def __post_init__(self):
-        if isinstance(self.bits, bool) or not isinstance(self.bits, (int, np.integer)) \
-                or not 2 <= self.bits <= 64:
-            raise ValueError(f"bits must be an integer from 2 to 64, not {self.bits!r}")
+        if not isinstance(self.name, str):
+            raise TypeError(f"name must be a str, not {self.name!r}")
+        object.__setattr__(self, "bits", check_int("bits", self.bits, 2, 64))
+        object.__setattr__(self, "signed", check_bool("signed", self.signed))
 
     def __repr__(self):
         return f"IntFormat({self.name!r}, bits={self.bits}, signed={self.signed})"
@@ -607,78 +799,136 @@ class IntFormat(Format):
     def value_dtype(self):
         return np.dtype(np.uint64) if (self.bits == 64 and not self.signed) else np.dtype(np.int64)
 
+    @property
+    def _mask(self):
+        return np.uint64((1 << self.bits) - 1)
+
     def decode(self, codes):
-        """Decode bit patterns to int64 values (uint64 for 64-bit unsigned), exactly."""
+        """Decode bit patterns to int64 values (uint64 for 64-bit unsigned), exactly.
+
+        Raises
+        ------
+        TypeError
+            ``codes`` is not an integer array.
+        ValueError
+            A code lies outside ``0 .. 2**bits - 1``.
+        """
         codes = self.check_codes(codes)
+        u = codes.astype(np.uint64).reshape(-1)
         if not self.signed:
-            return codes.astype(self.value_dtype)
-        u = codes.astype(np.uint64)
-        if self.bits == 64:
-            return u.view(np.int64)
-        v = u.astype(np.int64)
-        return np.where(v >= (1 << (self.bits - 1)), v - (1 << self.bits), v)
+            return u.astype(self.value_dtype).reshape(codes.shape)
+        # sign extension: the format's sign bit moved to bit 63, then an arithmetic shift back
+        s = 64 - self.bits
+        v = (u << np.uint64(s)).view(np.int64) >> np.int64(s)
+        return v.reshape(codes.shape)
 
     def to_codes(self, values):
-        """Bit patterns of integer ``values`` (wrapping modulo 2^bits)."""
+        """Bit patterns of integer ``values`` (wrapping modulo 2^bits).
+
+        Raises
+        ------
+        TypeError
+            ``values`` is not an integer array.
+        """
         v = np.asarray(values)
         if v.dtype.kind not in "iu":
-            raise ValueError(f"values must be an integer array, not an array of {v.dtype}")
-        mask = np.uint64((1 << self.bits) - 1) if self.bits < 64 else np.uint64(0xFFFF_FFFF_FFFF_FFFF)
-        return (v.astype(np.int64).view(np.uint64) & mask).astype(self.code_dtype) \
-            if v.dtype.kind == "i" else (v.astype(np.uint64) & mask).astype(self.code_dtype)
+            raise TypeError(f"values must be an integer array, not {_describe(values)}")
+        u = v.astype(np.int64).view(np.uint64) if v.dtype.kind == "i" else v.astype(np.uint64)
+        return (u & self._mask).astype(self.code_dtype)
 
     def encode(self, x, rounding="nearest_even", saturate=False, random_bits=None, sr_bits=8):
-        """Round ``x`` to an integer and return the codes (see the module docstring)."""
-        _check_rounding(rounding)
-        x = np.asarray(x)
-        if x.dtype.kind not in "fiu":
-            raise ValueError(f"x must be a float32 or float64 array, not an array of {x.dtype}")
+        """Round ``x`` to an integer and return the codes (see the module docstring).
+
+        Exact for every input: float inputs are rounded exactly in float64 (stochastic
+        rounding splits ``x`` into its integer part and fraction first), integer inputs need
+        no rounding and are wrapped or clamped in integer arithmetic.  Parameters, return
+        value and errors as :meth:`FloatFormat.encode`; NaN, and +-Inf without ``saturate``,
+        raise :class:`ValueError`.
+        """
+        x, saturate, r = _encode_args(x, rounding, saturate, random_bits, sr_bits)
+        shape = x.shape
+        x = x.reshape(-1)
+        if x.dtype.kind in "iu":
+            return self._encode_ints(x, saturate).reshape(shape)
         x = x.astype(np.float64)
         if np.isnan(x).any():
-            raise ValueError(f"format {self.name} has no NaN encoding; NaN inputs cannot be encoded")
+            raise ValueError(f"x must not be NaN: format {self.name} has no NaN encoding")
         inf = np.isinf(x)
         if inf.any() and not saturate:
-            raise ValueError(f"format {self.name} has no Inf encoding; use saturate=True to clamp")
+            raise ValueError(f"x must be finite for format {self.name} (it has no Inf encoding); "
+                             f"use saturate=True to clamp +-Inf")
         if rounding == "nearest_even":
             n = np.rint(x)
         elif rounding == "toward_zero":
             n = np.trunc(x)
         else:
-            r = _random_bits(random_bits, sr_bits, x.shape)
-            big = np.abs(x) >= 2.0 ** 52                        # already integers
-            t = np.floor(np.ldexp(np.where(big | inf, 0.0, x), sr_bits))
-            n = np.where(big | inf, x, np.floor((t + r) / float(1 << sr_bits)))
+            # floor((floor(x * 2^N) + r) / 2^N) = i + ((floor(f * 2^N) + r) >> N) for x = i + f,
+            # i = floor(x), 0 <= f < 1: every step exact (|x| < 2^52: f has at most 52 bits)
+            big = ~(np.abs(x) < 2.0 ** 52)                   # integers already (or +-Inf)
+            xs = np.where(big, 0.0, x)
+            i = np.floor(xs)
+            frac = np.floor(np.ldexp(xs - i, sr_bits)).astype(np.int64)
+            n = np.where(big, x, i + ((frac + r.reshape(-1)) >> sr_bits))
+        return self._encode_integral(n, saturate).reshape(shape)
+
+    def _encode_integral(self, n, saturate):
+        """Codes of integer-valued float64 ``n`` (1-d; +-Inf only with ``saturate``)."""
+        bits = self.bits
         if saturate:
-            n = np.clip(n, self.min, self.max)
-        # two's-complement wrap modulo 2^bits, exact for any float64 integer
-        w = np.fmod(n, 2.0 ** self.bits)
-        if self.bits == 64:
-            w = np.where(w >= 2.0 ** 63, w - 2.0 ** 64, w)
-            w = np.where(w < -2.0 ** 63, w + 2.0 ** 64, w)
-        mask = np.uint64((1 << self.bits) - 1)
-        codes = w.astype(np.int64).view(np.uint64) & mask
-        return codes.astype(self.code_dtype)
+            # n > max  <=>  n >= max + 1, a power of two; n < min likewise
+            top = 2.0 ** (bits - 1 if self.signed else bits)
+            bottom = -2.0 ** (bits - 1) if self.signed else 0.0
+            over, under = n >= top, n < bottom
+            u = _as_u64(np.where(over | under, 0.0, n), wide=bits == 64 and not self.signed)
+            u = np.where(over, np.uint64(self.max), u)
+            u = np.where(under, np.uint64(self.min % (1 << 64)), u)
+        else:
+            # w = n - k * 2^bits with |w| < 2^bits is a multiple of n's ULP, so representable,
+            # and fmod returns it without rounding
+            w = np.fmod(n, 2.0 ** bits)
+            u = _as_u64(w, wide=bits == 64)
+        return (u & self._mask).astype(self.code_dtype)
+
+    def _encode_ints(self, x, saturate):
+        """Codes of an integer array (no rounding): wrapped or clamped exactly."""
+        if x.dtype.kind == "u":
+            v = x.astype(np.uint64)
+            if saturate and self.max < (1 << 64) - 1:
+                v = np.minimum(v, np.uint64(self.max))
+            u = v
+        else:
+            v = x.astype(np.int64)
+            if saturate:
+                v = np.clip(v, np.int64(self.min), np.int64(min(self.max, (1 << 63) - 1)))
+            u = v.view(np.uint64)
+        return (u & self._mask).astype(self.code_dtype)
 
 
 # -- the named formats -----------------------------------------------------------------------
 
 def float_format(exp_bits, man_bits, bias=None, specials="ieee", *, name=None, signed=True,
                  subnormals=True):
-    """A user-defined float format; ``bias`` defaults to the IEEE bias ``2^(exp_bits-1) - 1``."""
-    if bias is None:
-        if isinstance(exp_bits, (int, np.integer)) and not isinstance(exp_bits, bool) \
-                and 1 <= exp_bits <= 8:
-            bias = (1 << (exp_bits - 1)) - 1
-        else:
-            bias = 0  # exp_bits is rejected below with its own message
+    """A user-defined float format; ``bias`` defaults to the IEEE bias ``2^(exp_bits-1) - 1``.
+
+    The name defaults to ``eXmY[specials][bBIAS]`` (specials and bias only where they differ
+    from ``"ieee"`` and the IEEE bias).  Parameters and errors as :class:`FloatFormat` (the
+    allowed biases: :func:`bias_range`).
+    """
+    exp_bits = check_int("exp_bits", exp_bits, 1, 8)
+    man_bits = check_int("man_bits", man_bits, 0, 23)
+    check_choice("specials", specials, SPECIALS)
+    ieee_bias = (1 << (exp_bits - 1)) - 1
+    bias = ieee_bias if bias is None else check_int("bias", bias)
     if name is None:
         name = f"e{exp_bits}m{man_bits}" + ("" if specials == "ieee" else specials) \
-            + ("" if bias == (1 << (max(1, exp_bits) - 1)) - 1 else f"b{bias}")
+            + ("" if bias == ieee_bias else f"b{bias}")
     return FloatFormat(name, exp_bits, man_bits, bias, specials, signed, subnormals)
 
 
 def int_format(bits, signed=True):
-    """A user-defined integer format of 2..64 bits."""
+    """A user-defined integer format of 2..64 bits, named ``intN`` / ``uintN``."""
+    bits = check_int("bits", bits, 2, 64)
+    signed = check_bool("signed", signed)
     return IntFormat(f"{'' if signed else 'u'}int{bits}", bits, signed)
 
 
@@ -742,13 +992,15 @@ def get(name):
 
     Raises
     ------
+    TypeError
+        If ``name`` is neither a str nor a :class:`Format`.
     ValueError
         If the name is unknown or its parameters are out of range.
     """
     if isinstance(name, Format):
         return name
     if not isinstance(name, str):
-        raise ValueError(f"format must be a format name or a Format, not {name!r}")
+        raise TypeError(f"format name must be a str or a Format, not {name!r}")
     key = name.strip().lower()
     key = _ALIASES.get(key, key)
     if key in _NAMED:

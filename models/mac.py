@@ -100,7 +100,7 @@ from .formats import FloatFormat, IntFormat
 __all__ = [
     "INT_OVERFLOWS", "FP_MAC_MODES",
     "check_int_operand", "check_acc_bits", "check_overflow", "int_product_range", "int_product_bits",
-    "int_mul", "int_mac_step", "int_mac",
+    "int_mul", "wrap_int", "saturate_sum", "int_mac_step", "int_mac",
     "check_float_operand", "check_acc_format", "check_mode", "check_terms",
     "product_format", "fp_mul", "round_sum", "fp_accumulate", "fp_mac_step",
     "kulisch_width", "KulischState", "kulisch_empty", "kulisch_new_sum", "kulisch_add",
@@ -121,16 +121,24 @@ _MAX_TERMS = 1 << 32
 # parameter validation (shared with lowbit.hdl so that messages are identical)
 # ------------------------------------------------------------------------------------------
 
-def check_int_operand(fmt, name):
-    """Return the :class:`IntFormat` named by ``fmt`` (INTn/UINTn, n = 2..16) or raise ValueError."""
+def _lookup(fmt, message):
+    """``formats.get(fmt)``; a name it refuses raises ``message`` instead (:class:`TypeError`
+    for a value that is neither a str nor a Format, :class:`ValueError` otherwise)."""
     try:
-        f = formats.get(fmt)
+        return formats.get(fmt)
+    except TypeError:
+        raise TypeError(message) from None
     except ValueError:
-        raise ValueError(f"{name} must be an integer format int2..int16 or uint2..uint16, "
-                         f"not {fmt!r}") from None
+        raise ValueError(message) from None
+
+
+def check_int_operand(fmt, name):
+    """Return the :class:`IntFormat` named by ``fmt`` (INTn/UINTn, n = 2..16) or raise ValueError
+    (TypeError if ``fmt`` is neither a str nor a Format)."""
+    text = f"{name} must be an integer format int2..int16 or uint2..uint16, not {{!r}}"
+    f = _lookup(fmt, text.format(fmt))
     if not isinstance(f, IntFormat) or not 2 <= f.bits <= _INT_MAX_OPERAND_BITS:
-        raise ValueError(f"{name} must be an integer format int2..int16 or uint2..uint16, "
-                         f"not {getattr(f, 'name', fmt)!r}")
+        raise ValueError(text.format(getattr(f, "name", fmt)))
     return f
 
 
@@ -148,30 +156,21 @@ def check_float_operand(fmt, name):
 
     Operands are signed float formats with a zero (every format but E8M0) of at most 16 bits.
     """
-    try:
-        f = formats.get(fmt)
-    except ValueError:
-        raise ValueError(f"{name} must be a signed float format of at most 16 bits "
-                         f"(e4m3, e5m2, e4m3fnuz, e5m2fnuz, e2m3, e3m2, e2m1, eXmY...), "
-                         f"not {fmt!r}") from None
+    text = (f"{name} must be a signed float format of at most 16 bits (e4m3, e5m2, e4m3fnuz, "
+            f"e5m2fnuz, e2m3, e3m2, e2m1, eXmY...), not {{!r}}")
+    f = _lookup(fmt, text.format(fmt))
     if not isinstance(f, FloatFormat) or not f.signed or not f.subnormals or f.bits > 16:
-        raise ValueError(f"{name} must be a signed float format of at most 16 bits "
-                         f"(e4m3, e5m2, e4m3fnuz, e5m2fnuz, e2m3, e3m2, e2m1, eXmY...), "
-                         f"not {getattr(f, 'name', fmt)!r}")
+        raise ValueError(text.format(getattr(f, "name", fmt)))
     return f
 
 
 def check_acc_format(fmt):
     """Return the accumulator :class:`FloatFormat` (IEEE specials: fp32, fp16, bf16, ...)."""
-    try:
-        f = formats.get(fmt)
-    except ValueError:
-        raise ValueError(f"acc_format must be an IEEE-style float format (fp32, fp16, bf16, "
-                         f"eXmY), not {fmt!r}") from None
+    text = "acc_format must be an IEEE-style float format (fp32, fp16, bf16, eXmY), not {!r}"
+    f = _lookup(fmt, text.format(fmt))
     if not isinstance(f, FloatFormat) or f.specials != "ieee" or not f.signed \
             or not f.subnormals:
-        raise ValueError(f"acc_format must be an IEEE-style float format (fp32, fp16, bf16, "
-                         f"eXmY), not {getattr(f, 'name', fmt)!r}")
+        raise ValueError(text.format(getattr(f, "name", fmt)))
     return f
 
 
@@ -208,15 +207,45 @@ def int_mul(a_code, b_code, a_format, b_format):
     return a.decode(a_code).astype(np.int64) * b.decode(b_code).astype(np.int64)
 
 
-def _int_wrap(v, bits):
-    if bits == 64:
+def wrap_int(v, bits):
+    """``v`` (int64 array) reduced modulo ``2^bits`` to the signed range
+    ``-2^(bits-1) .. 2^(bits-1) - 1`` (``bits`` = 1..64), exactly.
+
+    The low ``bits`` bits are moved to the top of a uint64 (modular, so exact) and shifted
+    back arithmetically: the sign extension of the ``bits``-bit two's-complement pattern.
+    """
+    v = np.asarray(v, dtype=np.int64)
+    s = 64 - bits
+    if s == 0:
         return v
-    v = v & np.int64((1 << bits) - 1)
-    return np.where(v >= (1 << (bits - 1)), v - (1 << bits), v)
+    flat = v.reshape(-1)
+    out = (flat.view(np.uint64) << np.uint64(s)).view(np.int64) >> np.int64(s)
+    return out.reshape(v.shape)
+
+
+def saturate_sum(acc, p, bits):
+    """``acc + p`` clamped to ``-2^(bits-1) .. 2^(bits-1) - 1`` exactly (int64 arrays, ``acc``
+    inside that range, ``|p| <= 2^32``; ``bits`` = 2..64).
+
+    Below 64 bits the sum fits in int64 (``|acc + p| < 2^62 + 2^32``).  At 64 bits it may not:
+    the int64 sum wraps (modulo 2^64, which NumPy's integer addition is) and an overflow is
+    recognised as a wrapped sum whose sign differs from two operands of equal sign.
+    """
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    with np.errstate(over="ignore"):
+        s = acc + p
+    if bits < 64:
+        return np.clip(s, lo, hi)
+    ovf = ((acc >= 0) == (p >= 0)) & ((s >= 0) != (acc >= 0))
+    return np.where(ovf, np.where(acc >= 0, np.int64(hi), np.int64(lo)), s)
 
 
 def int_mac_step(acc, a_code, b_code, a_format, b_format, acc_bits=32, overflow="wrap"):
     """One accumulation step: ``acc + a*b`` wrapped or saturated to ``acc_bits`` bits.
+
+    Exact for every ``acc_bits`` up to 64: products of operands of at most 16 bits lie within
+    ``+-2^32``, so the int64 sum is exact below 64 bits, and at 64 bits int64 addition is the
+    64-bit register's own modular addition (overflow is detected from the signs).
 
     Parameters
     ----------
@@ -238,17 +267,12 @@ def int_mac_step(acc, a_code, b_code, a_format, b_format, acc_bits=32, overflow=
     check_overflow(overflow)
     p = int_mul(a_code, b_code, a_format, b_format)
     acc = np.asarray(acc).astype(np.int64)
-    lo, hi = -(1 << (acc_bits - 1)), (1 << (acc_bits - 1)) - 1
-    with np.errstate(over="ignore"):
-        s = acc + p                                  # exact unless acc_bits == 64
-    if acc_bits == 64:
-        ovf = ((acc >= 0) == (p >= 0)) & ((s >= 0) != (acc >= 0))
-        if overflow == "saturate":
-            return np.where(ovf, np.where(acc >= 0, hi, lo), s).astype(np.int64)
-        return s
+    acc, p = np.broadcast_arrays(acc, p)
     if overflow == "saturate":
-        return np.clip(s, lo, hi).astype(np.int64)
-    return _int_wrap(s, acc_bits).astype(np.int64)
+        return np.asarray(saturate_sum(acc, p, acc_bits), dtype=np.int64)
+    with np.errstate(over="ignore"):
+        s = acc + p                                  # modulo 2^64 at worst
+    return wrap_int(s, acc_bits)
 
 
 def int_mac(a_codes, b_codes, a_format, b_format, acc_bits=32, overflow="wrap", partials=False):
@@ -275,9 +299,10 @@ _PRODUCT_FORMATS = {}
 
 
 def _max_product_exponent(a, b):
-    """Exponent of the MSB of max(A) * max(B)."""
-    _, e = math.frexp(a.max * b.max)
-    return e - 1
+    """Exponent of the MSB of max(A) * max(B), in integer arithmetic (the float64 product of
+    two large maxima can overflow): ``max = (2^M + max_man) * 2^(emax - M)``."""
+    sig = ((1 << a.man_bits) + a.max_man) * ((1 << b.man_bits) + b.max_man)
+    return sig.bit_length() - 1 + (a.emax - a.man_bits) + (b.emax - b.man_bits)
 
 
 def product_format(a_format, b_format):
@@ -307,6 +332,10 @@ def product_format(a_format, b_format):
     if exp_bits > 8 or man > 23:
         raise ValueError(f"the exact product of {a.name} x {b.name} needs {exp_bits} exponent and "
                          f"{man} mantissa bits; product formats are limited to 8 and 23")
+    lo_bias, hi_bias = formats.bias_range(exp_bits, man, "ieee", True)
+    if not lo_bias <= 1 - lo <= hi_bias:
+        raise ValueError(f"the exact products of {a.name} x {b.name} (magnitudes 2^{lo} to "
+                         f"2^{hi + 1}) are not all float64 numbers")
     fmt = FloatFormat(f"p_{a.name}x{b.name}", exp_bits, man, 1 - lo, "ieee")
     assert fmt.emin == lo and fmt.emax >= hi
     _PRODUCT_FORMATS[key] = fmt
@@ -622,6 +651,12 @@ def fp_mac(a_codes, b_codes, a_format, b_format, acc_format="fp32", mode="fused"
     return out if partials else out[..., -1]
 
 
+#: The keyword parameters of :func:`mac_stream` per kind.
+_STREAM_PARAMS = {"int": ("a_format", "b_format", "acc_bits", "overflow"),
+                  "fp": ("a_format", "b_format", "acc_format", "mode", "flush_subnormals",
+                         "saturate", "terms")}
+
+
 def mac_stream(valid, clear, a, b, *, kind, **params):
     """Cycle model of :class:`IntMac` / :class:`FpMac`: the accumulator after each input cycle.
 
@@ -636,6 +671,15 @@ def mac_stream(valid, clear, a, b, *, kind, **params):
     ``params``: ``a_format``, ``b_format`` and ``acc_bits``, ``overflow`` (int) or
     ``acc_format``, ``mode``, ``flush_subnormals``, ``saturate``, ``terms`` (fp).
     """
+    check_choice("kind", kind, ("int", "fp"))
+    known = _STREAM_PARAMS[kind]
+    for key in params:
+        if key not in known:
+            raise TypeError(f"mac_stream(kind={kind!r}) takes the parameters "
+                            f"{', '.join(known)}, not {key!r}")
+    for key in ("a_format", "b_format"):
+        if key not in params:
+            raise TypeError(f"mac_stream needs {key}")
     valid = np.asarray(valid, dtype=bool)
     clear = np.asarray(clear, dtype=bool)
     a = np.asarray(a)
@@ -653,8 +697,6 @@ def mac_stream(valid, clear, a, b, *, kind, **params):
             acc = np.where(valid[t], new, np.where(clear[t], 0, acc))
             out[t] = acc
         return out
-    if kind != "fp":
-        raise ValueError(f"kind must be 'int' or 'fp', not {kind!r}")
     acc_f = check_acc_format(params.get("acc_format", "fp32"))
     mode = check_mode(params.get("mode", "fused"))
     flush = bool(params.get("flush_subnormals", False))

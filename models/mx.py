@@ -27,18 +27,30 @@ arXiv:2310.10537, Algorithm 1)
    saturate).  An all-zero block gets ``shared_exp = -127`` (code 0x00) and zero
    elements (gfloat, microxcaling).
 3. ``P_i = x_i / 2^shared_exp`` rounded to the element format with ``rounding``
-   (default round-to-nearest-even) and clamped to +-(element max) ("normal numbers that
+   (default round-to-nearest-even; see below) and clamped to +-(element max) ("normal numbers that
    exceed the representable range of the element format are clamped to the maximum
    representable value, preserving the sign", Algorithm 1).  Subnormal elements are
    kept, and FP32-subnormal inputs are not flushed (a documented departure from
    Algorithm 1's simplification).  The largest element can saturate: the FLOOR rule
    puts it in [2^emax, 2^(emax+1)) while the element max is below 2^(emax+1).
 
-Inf/NaN (a choice; "Infs and NaNs are not clamped"): the scale is computed from the
-finite elements.  A NaN element becomes the element format's NaN; an Inf element
-becomes Inf in E5M2 and NaN in E4M3 (which has no Inf).  In a format without NaN
+Element rounding (``rounding``, :func:`round_elements`): ``"nearest_even"`` (default;
+what torchao's casts and gfloat's default ``TiesToEven`` do), ``"toward_zero"``,
+``"nearest_away"`` (round half away from zero: microsoft/microxcaling's default
+``round="nearest"``, ``sign * floor(|x| / ulp + 0.5)`` in ``mx/elemwise_ops.py``) and
+``"stochastic"`` (``sr_bits`` random bits added below the element's LSB, then truncation,
+with the random bits passed in or drawn from a ``numpy.random.Generator``: the contract
+of :meth:`lowbit.models.formats.FloatFormat.encode`).  Every mode saturates to +-max.
+
+Inf/NaN (``nonfinite``).  ``"element"`` (the default; lowbit's rule, following the text
+that accompanies Algorithm 1, "Infs and NaNs are not clamped"): the scale is computed
+from the finite elements.  A NaN element becomes the element format's NaN; an Inf
+element becomes Inf in E5M2 and NaN in E4M3 (which has no Inf).  In a format without NaN
 (FP6, FP4, INT8) a NaN or Inf element makes the whole block NaN: scale 0xFF, elements 0.
-A scale of 0xFF decodes every element of its block to NaN.
+``"block"``: every block holding an Inf or NaN is NaN -- scale 0xFF, elements 0 -- as
+Algorithm 1 gives when the block's ``max |V_i|`` is Inf/NaN, and as microxcaling does
+(``mx/mx_ops.py``: a shared exponent above the scale range becomes a NaN scale).  A
+scale of 0xFF decodes every element of its block to NaN.
 
 Padding: the block axis is zero-padded to a multiple of ``k`` before blocking; zeros
 never change a block's amax, and the padded elements are dropped from the returned
@@ -61,10 +73,10 @@ import numpy as np
 
 from . import formats as _formats
 from . import shared_exp as _se
-from .checks import check_int
+from .checks import check_choice, check_int
 
-__all__ = ["ELEMENTS", "element_format", "int_frac_bits", "emax_elem", "quantize",
-           "dequantize", "mx_dot", "SCALE"]
+__all__ = ["ELEMENTS", "ROUNDINGS", "NONFINITE", "element_format", "int_frac_bits", "emax_elem",
+           "round_elements", "quantize", "dequantize", "mx_dot", "SCALE"]
 
 SCALE = _formats.e8m0
 
@@ -105,14 +117,70 @@ def _check_k(k):
     return check_int("k", k, 1, 4096)
 
 
+def _to_last(name, x, axis):
+    """``x`` as an array with the block axis ``axis`` moved last (checked against ``x``)."""
+    x = np.asarray(x)
+    if x.ndim == 0:
+        raise ValueError(f"{name} must be an array of at least one dimension (the block axis), "
+                         f"not a scalar")
+    return np.moveaxis(x, check_int("axis", axis, -x.ndim, x.ndim - 1), -1)
+
+
 def _blocks(x, k, axis):
-    x = np.moveaxis(np.asarray(x), axis, -1)
+    x = _to_last("x", x, axis)
     K = x.shape[-1]
     x = _se.pad_last(x, k)
     return x.reshape(x.shape[:-1] + (x.shape[-1] // k, k)), K
 
 
-def quantize(x, elem="mxfp8_e4m3", k=32, axis=-1, rounding="nearest_even"):
+#: Element roundings of :func:`quantize` (and :mod:`lowbit.models.nvfp4`).
+ROUNDINGS = ("nearest_even", "toward_zero", "nearest_away", "stochastic")
+#: Treatments of blocks holding Inf/NaN (module docstring).
+NONFINITE = ("element", "block")
+
+
+def round_elements(fmt, y, rounding="nearest_even", random_bits=None, sr_bits=8):
+    """Codes of the finite values ``y`` in the element format ``fmt``, saturating to
+    +-max (OCP MX v1.0 / arXiv:2310.10537 Algorithm 1: normal numbers beyond the element
+    range are clamped).
+
+    ``rounding``: ``"nearest_even"`` (IEEE roundTiesToEven), ``"toward_zero"``,
+    ``"nearest_away"`` (round half away from zero: microsoft/microxcaling's
+    ``round="nearest"``, ``sign * floor(|x| / ulp + 0.5) * ulp``) or ``"stochastic"``
+    (``random_bits`` as in :meth:`lowbit.models.formats.FloatFormat.encode`, already in
+    ``y``'s shape).  MXINT8 (``int8``) rounds ``y * 2^6`` to an integer and clamps to
+    +-127 (stochastic rounding of the two's-complement value, as ``formats`` does).
+    """
+    if isinstance(fmt, _formats.IntFormat):
+        lim = (1 << (fmt.bits - 1)) - 1
+        f = np.ldexp(y, MXINT8_FRAC_BITS)
+        if rounding == "nearest_even":
+            q = np.rint(f)
+        elif rounding == "toward_zero":
+            q = np.trunc(f)
+        elif rounding == "nearest_away":
+            q = np.copysign(np.floor(np.abs(f) + 0.5), f)
+        else:
+            q = fmt.decode(fmt.encode(np.clip(f, -lim - 1, lim + 1), rounding="stochastic",
+                                      saturate=True, random_bits=random_bits,
+                                      sr_bits=sr_bits)).astype(np.float64)
+        return fmt.to_codes(np.clip(q, -lim, lim).astype(np.int64)).astype(np.int64)
+    if rounding != "nearest_away":
+        return fmt.encode(y, rounding=rounding, saturate=True, random_bits=random_bits,
+                          sr_bits=sr_bits).astype(np.int64)
+    # ties away from zero: the two neighbours of |y| in the format, by value
+    a = np.abs(y)
+    lo = fmt.encode(a, rounding="toward_zero", saturate=True).astype(np.int64)
+    hi = np.minimum(lo + 1, fmt.max_code)
+    vlo, vhi = fmt.decode(lo), fmt.decode(hi)
+    up = (hi != lo) & (a - vlo >= vhi - a)
+    mag = np.where(up, hi, lo)
+    sign = np.signbit(y).astype(np.int64) << (fmt.bits - 1)
+    return mag | sign
+
+
+def quantize(x, elem="mxfp8_e4m3", k=32, axis=-1, rounding="nearest_even", *,
+             random_bits=None, sr_bits=8, nonfinite="element"):
     """Quantise ``x`` to MX blocks along ``axis`` (see the module docstring).
 
     Parameters
@@ -125,21 +193,40 @@ def quantize(x, elem="mxfp8_e4m3", k=32, axis=-1, rounding="nearest_even"):
     axis : int
         The block axis.
     rounding : str
-        Element rounding, ``"nearest_even"`` or ``"toward_zero"``.
+        Element rounding (:data:`ROUNDINGS`, :func:`round_elements`): ``"nearest_even"``
+        (default), ``"toward_zero"``, ``"nearest_away"`` (microxcaling's ``"nearest"``)
+        or ``"stochastic"``.
+    random_bits : array of int or numpy.random.Generator
+        Stochastic rounding only: ``sr_bits`` random bits per element of ``x`` (an integer
+        array broadcastable to ``x.shape``, or a Generator from which
+        ``integers(0, 2**sr_bits, size=x.shape)`` is drawn), the contract of
+        :meth:`lowbit.models.formats.FloatFormat.encode`.
+    sr_bits : int
+        Stochastic rounding only: random bits added below the element's LSB (1..32).
+    nonfinite : str
+        Blocks holding Inf/NaN: ``"element"`` (default) or ``"block"`` (module docstring).
 
     Returns
     -------
     (elements, scales)
         ``elements``: codes of the element format, the shape of ``x``; ``scales``: E8M0
         codes (uint8), the shape of ``x`` with ``ceil(K / k)`` on ``axis``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        A bad parameter (the message names it).
     """
     fmt = element_format(elem)
     k = _check_k(k)
-    if rounding not in ("nearest_even", "toward_zero"):
-        raise ValueError(f"rounding must be nearest_even or toward_zero, not {rounding!r}")
+    check_choice("rounding", rounding, ROUNDINGS)
+    check_choice("nonfinite", nonfinite, NONFINITE)
     x = np.asarray(x)
     if x.dtype.kind != "f":
         raise ValueError(f"x must be a float array, not an array of {x.dtype}")
+    rb = None
+    if rounding == "stochastic":
+        rb, _ = _blocks(_formats.draw_random_bits(x.shape, random_bits, sr_bits), k, axis)
     xb, K = _blocks(x.astype(np.float64), k, axis)
     finite = np.isfinite(xb)
     a = np.where(finite, np.abs(xb), 0.0)
@@ -148,18 +235,11 @@ def quantize(x, elem="mxfp8_e4m3", k=32, axis=-1, rounding="nearest_even"):
     shared = np.where(amax > 0, e - 1 - emax_elem(fmt), -127)
     shared = np.clip(shared, -127, 127).astype(np.int64)
     y = np.ldexp(np.where(finite, xb, 0.0), (-shared)[..., None].astype(np.int32))
-    if isinstance(fmt, _formats.IntFormat):
-        lim = (1 << (fmt.bits - 1)) - 1
-        f = np.ldexp(y, MXINT8_FRAC_BITS)
-        q = np.rint(f) if rounding == "nearest_even" else np.trunc(f)
-        q = np.clip(q, -lim, lim).astype(np.int64)
-        codes = fmt.to_codes(q)
-    else:
-        codes = fmt.encode(y, rounding=rounding, saturate=True).astype(np.int64)
+    codes = round_elements(fmt, y, rounding, rb, sr_bits)
     scales = (shared + 127).astype(np.uint8)
     bad = ~finite
     if bad.any():
-        if fmt.has_nan:
+        if fmt.has_nan and nonfinite == "element":
             nan = np.isnan(xb)
             inf = np.isinf(xb)
             sign = np.signbit(xb).astype(np.int64) << (fmt.bits - 1)
@@ -180,8 +260,8 @@ def dequantize(elements, scales, elem="mxfp8_e4m3", k=32, axis=-1):
     """
     fmt = element_format(elem)
     k = _check_k(k)
-    el = np.moveaxis(np.asarray(elements), axis, -1)
-    sc = np.moveaxis(np.asarray(scales), axis, -1)
+    el = _to_last("elements", elements, axis)
+    sc = _to_last("scales", scales, axis)
     K = el.shape[-1]
     nb = -(-K // k)
     if sc.shape[-1] != nb:
@@ -208,10 +288,10 @@ def mx_dot(a_elements, a_scales, b_elements, b_scales, elem="mxfp8_e4m3", b_elem
     fa = element_format(elem)
     fb = element_format(b_elem if b_elem is not None else elem)
     k = _check_k(k)
-    a = np.moveaxis(np.asarray(a_elements), axis, -1)
-    b = np.moveaxis(np.asarray(b_elements), axis, -1)
-    sa = np.moveaxis(np.asarray(a_scales), axis, -1)
-    sb = np.moveaxis(np.asarray(b_scales), axis, -1)
+    a = _to_last("a_elements", a_elements, axis)
+    b = _to_last("b_elements", b_elements, axis)
+    sa = _to_last("a_scales", a_scales, axis)
+    sb = _to_last("b_scales", b_scales, axis)
     K = a.shape[-1]
     if b.shape[-1] != K:
         raise ValueError(f"a and b must have the same length on the block axis, "

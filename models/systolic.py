@@ -304,17 +304,18 @@ class IntPE:
     a_format, b_format : str or IntFormat
         Operand formats (``lowbit.models.formats``); codes are their bit patterns.
     acc_bits : int
-        Accumulator width, 2..63.
+        Accumulator width, 2..64 (:func:`lowbit.models.mac.check_acc_bits`, as the hardware).
     overflow : {"wrap", "saturate"}
         ``"wrap"``: modulo ``2**acc_bits`` (a plain register); modular addition is associative,
         so the result does not depend on the order and :func:`gemm_numerics` uses one integer
         matmul (``order_independent``). ``"saturate"``: clamp after every step (order matters).
+        Both are exact for every width (see :func:`lowbit.models.mac.int_mac_step`).
     """
 
     def __init__(self, a_format="int8", b_format="int8", acc_bits=32, overflow="wrap"):
         self.a_format = mac.check_int_operand(a_format, "a_format")
         self.b_format = mac.check_int_operand(b_format, "b_format")
-        self.acc_bits = check_int("acc_bits", acc_bits, 2, 63)
+        self.acc_bits = mac.check_acc_bits(acc_bits)
         self.overflow = mac.check_overflow(overflow)
         self.order_independent = overflow == "wrap"
         self.name = f"{self.a_format.name}x{self.b_format.name}_acc{self.acc_bits}_{overflow}"
@@ -336,12 +337,16 @@ class IntPE:
         return acc
 
     def matmul(self, a_codes, b_codes):
-        """The wrap-around result in one integer matmul (only for ``overflow="wrap"``)."""
-        a = np.asarray(self.a_format.decode(a_codes), dtype=np.int64)
-        b = np.asarray(self.b_format.decode(b_codes), dtype=np.int64)
-        m = np.int64(1) << np.int64(self.acc_bits)
-        h = np.int64(1) << np.int64(self.acc_bits - 1)
-        return ((a @ b + h) & (m - 1)) - h
+        """The wrap-around result in one integer matmul (only for ``overflow="wrap"``).
+
+        Exact for every ``acc_bits`` and any K: the matmul runs on uint64, whose arithmetic is
+        modulo 2^64 (C unsigned arithmetic; signed int64 overflow would be undefined), and
+        2^acc_bits divides 2^64, so the low ``acc_bits`` bits of the result are those of the
+        exact sum; :func:`lowbit.models.mac.wrap_int` sign-extends them.
+        """
+        a = np.asarray(self.a_format.decode(a_codes), dtype=np.int64).view(np.uint64)
+        b = np.asarray(self.b_format.decode(b_codes), dtype=np.int64).view(np.uint64)
+        return mac.wrap_int((a @ b).view(np.int64), self.acc_bits)
 
 
 class FpMacPE:

@@ -320,13 +320,15 @@ def cosim_gemm(array, M, K, N, seed=0, sim=None, specials=0.01, unit="systolic",
 
 
 def cosim_systolic(params=None, vectors=None, seed=None, sim=None):
-    """``lowbit cosim systolic``: one tiled GEMM of about ``vectors`` MACs (default ~4 folds)."""
+    """``lowbit cosim systolic``: one tiled GEMM of about ``vectors`` multiply-accumulates
+    (M*K*N; default ``(2R+1) x (2R+3) x (2C+1)``, about four folds of the array in each
+    dimension); a smaller ``vectors`` shrinks the GEMM down to 1 x 1 x 1."""
     unit = catalog.get_unit("systolic")
     array, resolved = unit.build(**(params or {}))
     R, C = array.rows, array.cols
     M, K, N = 2 * R + 1, 2 * R + 3, 2 * C + 1
     if vectors:
-        scale = max(1.0, (vectors / (M * K * N)) ** (1 / 3))
-        M, K, N = (int(round(x * scale)) for x in (M, K, N))
+        scale = (vectors / (M * K * N)) ** (1 / 3)
+        M, K, N = (max(1, int(round(x * scale))) for x in (M, K, N))
     return cosim_gemm(array, M, K, N, seed=seed if seed is not None else 0, sim=sim,
                       params=unit.typed(resolved))

@@ -8,19 +8,28 @@ from ``seed``, runs the golden twin ``ref_x`` and the hardware twin ``rtl_x`` an
     report = benches.cosim("fp-mac", {"acc_format": "fp16"}, vectors=10_000, seed=1)
     assert report.ok
 
-=====================  ===============================================  ===================
+``vectors`` has one meaning for every unit: the number of operations the bench checks, an
+operation being what one copy of the unit does with fresh operands in one clock cycle (one
+multiply-accumulate step of a MAC, one product of the multiplier, one step of ``k`` terms of an
+adder, one block of a dot unit, one cycle of a PE), and for the systolic array one
+multiply-accumulate of the GEMM (``M*K*N``). The bench rounds it up to whole cycles of its
+lanes, and reports what it checked (``CosimReport.vectors``).
+
+=====================  ===============================================  =========================
 unit                   bench                                            default vectors
-=====================  ===============================================  ===================
+=====================  ===============================================  =========================
 ``int-mac``            :func:`lowbit.sim.bench_mac.cosim_int_mac`       100,000 MAC steps
 ``fp-mul``             :func:`lowbit.sim.bench_mac.cosim_fp_mul`        every code pair
 ``fp-mac``             :func:`lowbit.sim.bench_mac.cosim_fp_mac`        100,000 MAC steps
 ``shared-exp-adder``   :func:`lowbit.sim.bench_shared_exp.cosim_shared_exp_adder`  10,000 steps
 ``mx-dot``             :func:`lowbit.sim.bench_shared_exp.cosim_mx_dot`  10,000 blocks
 ``bfp-adder``          :func:`lowbit.sim.bench_shared_exp.cosim_bfp_adder`  10,000 blocks
-``overq-pe``           :func:`lowbit.sim.bench_overq.cosim_overq_pe`    exhaustive + 16,384 cycles
+``overq-pe``           :func:`lowbit.sim.bench_overq.cosim_overq_pe`    16,384 cycles, plus every
+                                                                        operand pair when the
+                                                                        widths are 4 bits or less
 ``int-pe``             :func:`lowbit.sim.bench_overq.cosim_int_pe`      16,384 cycles
 ``systolic``           :func:`lowbit.sim.bench_systolic.cosim_systolic`  one GEMM of ~4 folds
-=====================  ===============================================  ===================
+=====================  ===============================================  =========================
 """
 
 from . import bench_mac, bench_overq, bench_shared_exp, bench_systolic

@@ -148,8 +148,14 @@ def _select(keys, mx_k=DEFAULT_MX_K):
             u = dataclasses.replace(u, label=u.label.format(k=mx_k), params={**u.params, "k": mx_k},
                                     macs=mx_k)
         known[u.key] = u
-    if not keys:
+    if keys is None:
         return list(known.values())
+    if isinstance(keys, str):
+        keys = [keys]
+    keys = list(keys)
+    if not keys:
+        raise ValueError(f"units must name at least one of {', '.join(known)} (None for all), "
+                         f"not an empty list")
     out = []
     for k in keys:
         if k not in known:
@@ -162,7 +168,7 @@ def _select(keys, mx_k=DEFAULT_MX_K):
 
 def compare(units=None, target=None, *, use_cache=True, jobs=2, progress=None, node_scale=1.0,
             vdd=0.9, freq_mhz=100.0, mx_k=DEFAULT_MX_K, toggles=True):
-    """Generate and synthesise ``units`` (keys of :data:`DEFAULT_UNITS`, default all).
+    """Generate and synthesise ``units`` (keys of :data:`DEFAULT_UNITS`; ``None``: all).
 
     ``target`` adds an FPGA column set (``"ice40"`` or ``"ecp5"``). ``progress`` is called
     as ``progress(label, done, total)`` after each synthesis run. ``toggles`` adds the
@@ -286,12 +292,18 @@ def _ratio(v, ref):
     return f"{v / ref:.2f}x"
 
 
-def rows_table(rows):
-    """Header + rows of the report table (strings)."""
+def rows_table(rows, *, gates=True):
+    """Header + rows of the report table (strings).
+
+    The (b) toggle columns appear when every row has them; ``gates=False`` leaves out the (a)
+    gate-count energy columns (``lowbit compare --energy toggles``).
+    """
     ref = rows[0]
     fpga = any(r.fpga is not None for r in rows)
     toggles = all(r.toggle_pj is not None for r in rows)
-    head = ["unit", "GE/MAC", "vs INT8", "FF/MAC", "vs INT8", "depth", "pJ/MAC (a)", "vs INT8"]
+    head = ["unit", "GE/MAC", "vs INT8", "FF/MAC", "vs INT8", "depth"]
+    if gates:
+        head += ["pJ/MAC (a)", "vs INT8"]
     if toggles:
         head += ["pJ/MAC (b)", "vs INT8"]
     if fpga:
@@ -300,7 +312,9 @@ def rows_table(rows):
     for r in rows:
         line = [r.unit.label, f"{r.area_ge:.0f}", _ratio(r.area_ge, ref.area_ge),
                 f"{r.flip_flops:.1f}", _ratio(r.flip_flops, ref.flip_flops),
-                str(r.generic.logic_depth), f"{r.energy_pj:.3f}", _ratio(r.energy_pj, ref.energy_pj)]
+                str(r.generic.logic_depth)]
+        if gates:
+            line += [f"{r.energy_pj:.3f}", _ratio(r.energy_pj, ref.energy_pj)]
         if toggles:
             line += [f"{r.toggle_pj:.3f}", _ratio(r.toggle_pj, ref.toggle_pj)]
         if fpga:

@@ -88,6 +88,7 @@ from amaranth.hdl import Shape
 from amaranth.lib import wiring
 
 from lowbit.fpga.cache import cache_dir
+from lowbit.fpga.extras import require
 from lowbit.hdl.manifest import module_names, to_verilog, verilog_ports
 from lowbit.models.checks import check_int
 
@@ -96,7 +97,7 @@ __all__ = [
     "find_simulator", "simulator_version", "build",
     "run_stream", "run_lanes", "StreamResult",
     "Lanes", "pack_lanes", "unpack_lanes", "to_signed",
-    "CosimReport",
+    "CosimReport", "record_waves", "waveform_files", "require_cocotb",
 ]
 
 log = logging.getLogger(__name__)
@@ -123,6 +124,12 @@ _VERILATOR_RUNTIME_OPT = "-O1"
 
 def _verilator_opt():
     return os.environ.get("LOWBIT_VERILATOR_OPT", "-O0").strip() or "-O0"
+
+
+def require_cocotb():
+    """Raise :class:`lowbit.fpga.extras.MissingExtra` (naming ``lowbit[cosim]``) unless cocotb
+    is installed."""
+    require("cosim", "co-simulation")
 
 
 class SimulatorNotFound(RuntimeError):
@@ -233,7 +240,36 @@ def simulator_version(sim):
 # --------------------------------------------------------------------------------------------
 
 def _waves():
-    return os.environ.get("WAVES", "").strip().lower() in ("1", "true", "yes", "on")
+    return bool(_WAVE_RUNS) or os.environ.get("WAVES", "").strip().lower() in ("1", "true",
+                                                                             "yes", "on")
+
+
+#: Open :func:`record_waves` blocks (lists collecting the kept run folders).
+_WAVE_RUNS = []
+
+
+@contextlib.contextmanager
+def record_waves():
+    """Record waveforms of every simulation run inside the block.
+
+    Yields a list that receives the run folder of each simulation (kept, with the simulator's
+    waveform file: ``dump.fst`` under Verilator, ``*.fst``/``*.vcd`` under Icarus); use
+    :func:`waveform_files` for the files. The same as ``WAVES=1`` for the block only.
+    """
+    runs = []
+    _WAVE_RUNS.append(runs)
+    try:
+        yield runs
+    finally:
+        _WAVE_RUNS.remove(runs)
+
+
+def waveform_files(run_dirs):
+    """The waveform files (``*.fst``, ``*.vcd``) in ``run_dirs``, sorted."""
+    found = []
+    for d in run_dirs:
+        found += sorted(p for p in Path(d).rglob("*") if p.suffix in (".fst", ".vcd"))
+    return found
 
 
 def _build_args(sim):
@@ -560,6 +596,7 @@ def run_stream(design, inputs, outputs, *, latency=None, extra_cycles=0, reset_c
         raise ValueError(f"extra_cycles must be at least 0, not {extra_cycles!r}")
     if reset_cycles < 0:
         raise ValueError(f"reset_cycles must be at least 0, not {reset_cycles!r}")
+    require_cocotb()
     sim = find_simulator(sim)
 
     ports = {name: (d, w) for name, d, w in verilog_ports(text, toplevel)}
@@ -636,6 +673,8 @@ def run_stream(design, inputs, outputs, *, latency=None, extra_cycles=0, reset_c
     finally:
         if keep:
             log.warning("co-simulation run folder kept: %s", run_dir)
+            for runs in _WAVE_RUNS:
+                runs.append(run_dir)
         else:
             shutil.rmtree(run_dir, ignore_errors=True)
 
@@ -986,6 +1025,16 @@ class CosimReport:
         return cls(unit=unit, params=dict(params), simulator=simulator, seed=seed,
                    vectors=int(count), mismatches=int(len(idx)), examples=examples,
                    seconds=seconds, notes=list(notes))
+
+    def to_dict(self):
+        """JSON-ready summary (``lowbit cosim --json``): every attribute, the mismatch examples
+        as ``{"inputs", "expected", "got"}``, and ``ok``."""
+        return {"unit": self.unit, "params": self.params, "simulator": self.simulator,
+                "seed": self.seed, "vectors": self.vectors, "mismatches": self.mismatches,
+                "ok": self.ok, "seconds": self.seconds, "command": self.command,
+                "notes": list(self.notes), "cycles": getattr(self, "cycles", None),
+                "examples": [{"inputs": i, "expected": e, "got": g}
+                             for i, e, g in self.examples]}
 
     def format(self):
         """A readable multi-line summary."""

@@ -60,12 +60,11 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 from rich.progress import Progress
-from rich.table import Table
 
 from lowbit.models.checks import check_choice, check_int, check_number
 from lowbit.models.systolic import DATAFLOWS, MAX_GEMM, Schedule
 
-from .topology import read_scalesim_cfg
+from .topology import Layer, read_scalesim_cfg
 
 __all__ = [
     "EVENT_CLASSES", "ArrayConfig", "schedule", "LayerResult", "SimResult",
@@ -301,21 +300,25 @@ class SimResult:
         return text
 
     def to_csv(self, path=None):
-        """CSV text, one row per layer plus a ``total`` row (and write it to ``path`` when given)."""
+        """CSV text, one row per layer (the total is in :meth:`as_dict` and :meth:`rows`), and
+        write it to ``path`` when given."""
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(_FIELDS)
-        for l in self.layers + [self.total]:
+        for l in self.layers:
             w.writerow([getattr(l, k) for k in _FIELDS])
         if path is not None:
             with open(path, "w", newline="") as f:
                 f.write(buf.getvalue())
         return buf.getvalue()
 
-    def table(self, title=None):
-        """A ``rich.table.Table`` with the main per-layer figures."""
+    def title(self):
         c = self.config
-        t = Table(title=title or f"{c.rows}x{c.cols} {c.dataflow.upper()} array, DRAM bw {c.dram_bw}, PE {c.pe}")
+        return f"{c.rows}x{c.cols} {c.dataflow.upper()} array, DRAM bw {c.dram_bw}, PE {c.pe}"
+
+    def rows(self):
+        """The main per-layer figures and the total as text rows, header first (for
+        :func:`lowbit.cli.table.print_table`)."""
         cols = [("layer", "name"), ("M", "M"), ("K", "K"), ("N", "N"), ("folds", "folds"),
                 ("compute cyc", "compute_cycles"), ("stall cyc", "stall_cycles"), ("util %", "utilisation"),
                 ("map eff %", "mapping_efficiency"), ("SRAM rd ifmap", "sram_read_ifmap"),
@@ -323,8 +326,7 @@ class SimResult:
                 ("DRAM rd", None), ("DRAM wr", "dram_write_ofmap")]
         if self.total.energy_pj is not None:
             cols.append(("energy uJ", "energy_pj"))
-        for head, _ in cols:
-            t.add_column(head, justify="left" if head == "layer" else "right")
+        out = [[head for head, _ in cols]]
         for l in self.layers + [self.total]:
             row = []
             for head, key in cols:
@@ -336,12 +338,14 @@ class SimResult:
                     row.append(f"{100 * v:.2f}")
                 elif key == "energy_pj":
                     row.append("-" if v is None else f"{v / 1e6:.3f}")
+                elif l is self.total and key in ("M", "K", "N"):
+                    row.append("")                      # no shape for the total
                 elif isinstance(v, int):
                     row.append(f"{v:,}")
                 else:
                     row.append(str(v))
-            t.add_row(*row, style="bold" if l is self.total else None)
-        return t
+            out.append(row)
+        return out
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -526,9 +530,23 @@ def simulate_topology(layers, cfg, cost_model=None, progress=False):
     cost_model = cost_model or NullCostModel()
     if not isinstance(cost_model, CostModel):
         raise TypeError(f"cost_model must implement energy_pj() and area_um2(), not {cost_model!r}")
-    items = list(layers)
+    if not isinstance(cfg, ArrayConfig):
+        raise TypeError(f"cfg must be an ArrayConfig, not {type(cfg).__name__}")
+    try:
+        items = list(layers)
+    except TypeError:
+        raise TypeError(f"layers must be an iterable of Layer or (name, M, K, N) tuples, not "
+                        f"{type(layers).__name__}") from None
     if not items:
         raise ValueError("layers must contain at least one layer")
+    for i, item in enumerate(items):
+        if isinstance(item, tuple):
+            if len(item) != 4:
+                raise ValueError(f"layers[{i}] must be a Layer or a (name, M, K, N) tuple, not a "
+                                 f"tuple of {len(item)}: {item!r}")
+        elif not isinstance(item, Layer):
+            raise TypeError(f"layers[{i}] must be a Layer or a (name, M, K, N) tuple, not "
+                            f"{type(item).__name__}")
     results = []
 
     def run(item):

@@ -192,6 +192,25 @@ def _check_sparsity(value, path, lineno):
                          f"modelled), not {ratio!r}")
 
 
+def _read_text(path, what):
+    """The text of ``path`` (a SCALE-Sim ``what`` file), or a ValueError naming it."""
+    if os.path.isdir(path):
+        raise ValueError(f"{what} file {path!r} is a folder, not a file")
+    if not os.path.exists(path):
+        raise ValueError(f"{what} file {path!r} does not exist")
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise ValueError(f"{what} file {path!r} cannot be read: {e.strerror}") from None
+    if b"\0" in data:
+        raise ValueError(f"{what} file {path!r} is not a text file")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{what} file {path!r} is not UTF-8 text (byte {e.start})") from None
+
+
 def read_topology(path, kind=None):
     """Read a SCALE-Sim topology CSV.
 
@@ -215,13 +234,21 @@ def read_topology(path, kind=None):
     path = os.fspath(path)
     if kind not in (None, "conv", "gemm"):
         raise ValueError(f"kind must be 'conv', 'gemm' or None, not {kind!r}")
-    with open(path) as f:
-        lines = f.read().splitlines()
+    lines = _read_text(path, "topology").splitlines()
     if not lines:
         raise ValueError(f"{path}: topology file is empty")
+    head = [h.strip().lower() for h in lines[0].split(",")]
+    looks_gemm = len(head) > 1 and head[1] == "m"
     if kind is None:
-        head = [h.strip().lower() for h in lines[0].split(",")]
-        kind = "gemm" if len(head) > 1 and head[1] == "m" else "conv"
+        kind = "gemm" if looks_gemm else "conv"
+    elif kind == "gemm" and not looks_gemm and len([h for h in head if h]) >= 8:
+        raise ValueError(f"{path}:1: the header names conv columns ({lines[0].strip()!r}); a GEMM "
+                         f"topology has 'name, M, N, K,' (drop --topology-kind gemm, or give a "
+                         f"GEMM file)")
+    elif kind == "conv" and looks_gemm:
+        raise ValueError(f"{path}:1: the header names GEMM columns ({lines[0].strip()!r}); a conv "
+                         f"topology has 'name, ifmap H, ifmap W, filter H, filter W, channels, "
+                         f"num filters, stride,'")
     layers = []
     for lineno, raw in enumerate(lines[1:], start=2):
         row = raw.strip()
@@ -308,15 +335,23 @@ def read_scalesim_cfg(path):
     ValueError
         Missing section/option or a bad value; the message names the option.
     """
+    path = os.fspath(path)
+    text = _read_text(path, "config")
     cp = configparser.ConfigParser()
-    if not cp.read(os.fspath(path)):
-        raise ValueError(f"config file {os.fspath(path)!r} cannot be read")
+    try:
+        cp.read_string(text, source=path)
+    except configparser.Error as e:
+        where = f":{e.lineno}" if getattr(e, "lineno", None) else ""
+        first = str(e).splitlines()[0]
+        raise ValueError(f"{path}{where}: not a SCALE-Sim .cfg file (an INI file with "
+                         f"[architecture_presets] and [run_presets]): {first}") from None
 
     def get(section, option):
         try:
             return cp.get(section, option).strip()
         except (configparser.NoSectionError, configparser.NoOptionError):
-            raise ValueError(f"{os.fspath(path)}: [{section}] {option} is missing") from None
+            raise ValueError(f"{path}: [{section}] {option} is missing (is it a SCALE-Sim .cfg "
+                             f"file?)") from None
 
     def get_int(section, option):
         v = get(section, option)

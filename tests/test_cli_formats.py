@@ -40,8 +40,27 @@ def test_value_report_every_rounding(capsys):
     assert [(r[1], r[2]) for r in rows] == [("False", "0x7F"), ("True", "0x7E")]
 
 
+@pytest.mark.parametrize("name,value,sat_code,wrap_code", [
+    # issue 14: saturating 1e30 gave INT_MIN / 0 / -2^55 (float64 clipping near 2^53..2^64)
+    ("int64", "1e30", (1 << 63) - 1, int(1e30) % (1 << 64)),
+    ("uint64", "1e30", (1 << 64) - 1, int(1e30) % (1 << 64)),
+    ("int56", "4e16", (1 << 55) - 1, int(4e16) % (1 << 56)),
+    ("int64", "-1e30", 1 << 63, (-int(1e30)) % (1 << 64)),
+])
+def test_value_report_wide_integers(capsys, name, value, sat_code, wrap_code):
+    status, out, _ = run_cli(capsys, "formats", name, f"--value={value}")
+    assert status == 0
+    rows = [l.split() for l in out.splitlines() if l.startswith("nearest_even")]
+    assert [(r[1], int(r[2], 16)) for r in rows] == [("False", wrap_code), ("True", sat_code)]
+
+
 @pytest.mark.parametrize("argv,message", [
-    (["formats", "e9m9"], "lowbit formats: error: exp_bits must be from 1 to 8, not 9\n"),
+    (["formats", "e9m9"],
+     "lowbit formats: error: exp_bits must be an integer from 1 to 8, not 9\n"),
+    (["formats", "e4m3b1000000"],
+     "lowbit formats: error: bias must be an integer from -1009 to 1072, not 1000000\n"),
+    (["formats", "e4m3fnb-1009"],
+     "lowbit formats: error: bias must be an integer from -1008 to 1072, not -1009\n"),
     (["formats", "--value", "3"], "lowbit formats: error: --value needs a format name, "
                                   "e.g. lowbit formats e4m3 --value 300\n"),
     (["formats", "nonsense"], None),

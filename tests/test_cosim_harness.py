@@ -1,6 +1,8 @@
 # amaranth: UnusedElaboratable=no
 """The generic cocotb co-simulation harness (lowbit.sim.cosim) and `lowbit cosim`."""
 
+import json
+import pathlib
 import shutil
 
 import numpy as np
@@ -296,3 +298,41 @@ def test_cli_cosim_unit_help(addk_catalog, capsys):
     assert exc.value.code == 0
     out = capsys.readouterr().out
     assert "parameters of addk" in out and "--bug N" in out and "--vectors N" in out
+
+
+def test_cli_cosim_waves_dump_the_failing_run(monkeypatch, capsys, tmp_path):
+    """``--waves``: on a mismatch the same vectors run again with a waveform recorded, and the
+    report names the file. The mismatch is planted in the golden model (one product code)."""
+    from lowbit.cli.main import main
+    from lowbit.sim import bench_mac
+    ref = bench_mac.ref_fp_mul
+
+    def planted(unit, a, b):
+        out = ref(unit, a, b)
+        out["p"] = out["p"].copy()
+        out["p"][3] ^= 1
+        return out
+
+    monkeypatch.setattr(bench_mac, "ref_fp_mul", planted)
+    report = tmp_path / "r.json"
+    assert main(["cosim", "fp-mul", "--a", "e2m1", "--b", "e2m1", "--waves",
+                 "--json", str(report)]) == 1
+    d = json.loads(report.read_text())
+    assert d["mismatches"] == 1 and d["vectors"] == 256 and len(d["waveforms"]) == 1
+    wave = pathlib.Path(d["waveforms"][0])
+    assert wave.suffix in (".vcd", ".fst") and wave.stat().st_size > 0
+    assert f"waveforms: {wave}" in capsys.readouterr().out
+    shutil.rmtree(wave.parent, ignore_errors=True)
+
+
+def test_cosim_vectors_is_honoured_by_every_pe_bench(simulator):
+    """``vectors`` counts PE cycles for overq-pe too (its exhaustive part comes on top): 64
+    more random cycles per lane-cycle asked, rounded up to whole cycles of the 64 lanes."""
+    from lowbit.sim import benches
+    params = {"bits": 4, "w_bits": 4}
+    small = benches.cosim("overq-pe", params, vectors=64, seed=1, sim=simulator)
+    large = benches.cosim("overq-pe", params, vectors=200, seed=1, sim=simulator)
+    assert small.ok and large.ok
+    assert large.vectors - small.vectors == 256 - 64
+    pe = benches.cosim("int-pe", {"bits": 4, "w_bits": 4}, vectors=100, seed=1, sim=simulator)
+    assert pe.ok and pe.vectors == 128

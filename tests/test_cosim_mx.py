@@ -31,7 +31,7 @@ VECTORS = int(os.environ.get("LOWBIT_COSIM_VECTORS", "100000"))
 QUICK = os.environ.get("LOWBIT_COSIM_QUICK", "") not in ("", "0")
 LANES = 4
 
-H100 = dict(frac_bits=13, cut="floor", norm_frac_bits=13, norm_rounding="toward_zero",
+H100 = dict(frac_bits=13, cut="toward_zero", norm_frac_bits=13, norm_rounding="toward_zero",
             align="operand_sum")
 OTHER = dict(frac_bits=20, cut="nearest_even", norm_frac_bits=23,
              norm_rounding="nearest_even", align="product", acc_in_max=False)

@@ -2,6 +2,7 @@
 """SharedExpAdder / MxDotUnit / BfpAdder in Amaranth's simulator against the golden model."""
 
 import dataclasses
+import pathlib
 
 import numpy as np
 import pytest
@@ -220,11 +221,11 @@ def test_bfp_adder_builds_the_dfp_strategy(mant):
     (SharedExpAdder, dict(cut="up"), r"^cut must be one of toward_zero, floor, nearest_even, "),
     (SharedExpAdder, dict(acc_in_max=1), r"^acc_in_max must be True or False, not 1$"),
     (SharedExpAdder, dict(a_format="fp32"), r"^a_format must have at most 16 bits, not 32 \(fp32\)$"),
-    (SharedExpAdder, dict(frac_bits=65), r"^frac_bits must be from 0 to 64 in hardware, not 65$"),
+    (SharedExpAdder, dict(frac_bits=65), r"^frac_bits must be an integer from 0 to 64, not 65$"),
     (MxDotUnit, dict(k=65), r"^k must be an integer from 1 to 64, not 65$"),
     (MxDotUnit, dict(elem="fp8"), r"^elem must be one of mxfp8_e4m3, "),
-    (MxDotUnit, dict(pipeline_stages=2), r"^pipeline_stages must be 0 or 1, not 2$"),
-    (BfpAdder, dict(mantissa="int4"), r"^mantissa must be int8 or int16, not 'int4'$"),
+    (MxDotUnit, dict(pipeline_stages=2), r"^pipeline_stages must be an integer from 0 to 1, not 2$"),
+    (BfpAdder, dict(mantissa="int4"), r"^mantissa must be one of int8, int16, not 'int4'$"),
     (BfpAdder, dict(exp_bits=1), r"^exp_bits must be an integer from 2 to 10, not 1$"),
 ])
 def test_parameter_validation(factory, kw, msg):
@@ -243,3 +244,58 @@ def test_catalogue_and_manifest(name):
     man = manifest(comp, name, params, name.replace("-", "_"))
     assert man["latency_cycles"] == comp.latency
     assert man["contract"]["config"]["n"] == comp.config.n
+
+
+#: The hardware setting of the H100 FP8 preset (lowbit.models.shared_exp.PRESETS["h100_fp8"]):
+#: the terms are cut toward zero (sign-magnitude), as measured on an H100.
+H100_KNOBS = dict(align="operand_sum", frac_bits=13, cut="toward_zero", norm_frac_bits=13,
+                  norm_rounding="toward_zero")
+
+
+@pytest.fixture(scope="module")
+def h100_adders():
+    return {}
+
+
+def _h100_adder(cache, fa, fb):
+    if (fa, fb) not in cache:
+        cache[(fa, fb)] = SharedExpAdder(fa, fb, n=32, pipeline_stages=0, **H100_KNOBS)
+    return cache[(fa, fb)]
+
+
+@pytest.mark.parametrize("fa, fb", [("e4m3", "e4m3"), ("e5m2", "e4m3")])
+def test_h100_setting_matches_the_preset(fa, fb, h100_adders):
+    # the 32-term adder in its toward-zero mode is one step of the model's H100 preset
+    # (the preset's zero_exp = -133 cannot change an FP8 step: every product and FP32
+    # accumulator exponent is at least -126)
+    dut = _h100_adder(h100_adders, fa, fb)
+    cfg = se.PRESETS["h100_fp8_fast_accum"]
+    assert dataclasses.replace(dut.config, name="x") == dataclasses.replace(
+        cfg, zero_exp=None, promote_every=None, name="x")
+    fa, fb = formats.get(fa), formats.get(fb)
+    V = 64
+    A = random_terms(RNG, fa, (V, 32))
+    B = random_terms(RNG, fb, (V, 32))
+    acc = (RNG.standard_normal(V) * 2.0 ** RNG.integers(-20, 20, V)).astype(np.float32)
+    acc[:10] = 0
+    acc[10:14] = [2.0 ** -130, -(2.0 ** -127), np.inf, np.nan]
+    want = se.fp32_codes(se.shared_exp_add(A.astype(fa.code_dtype), B.astype(fb.code_dtype),
+                                           fa, fb, cfg, acc=acc.astype(np.float64)))
+    assert np.array_equal(run_adder(dut, A, B, acc), want)
+
+
+def test_h100_setting_reproduces_measured_h100_results(h100_adders):
+    # chained over K = 128 (four steps, then the one FP32 promotion: +0 + D = D), the
+    # hardware adder reproduces FP8 GEMM results measured on an H100 (tests/data/h100)
+    path = pathlib.Path(__file__).resolve().parent / "data" / "h100" / "h100_fp8_gemm.npz"
+    with np.load(path) as z:
+        A, B, C = z["e4m3xe4m3_K128_A"], z["e4m3xe4m3_K128_B"], z["e4m3xe4m3_K128_C"]
+    dut = _h100_adder(h100_adders, "e4m3", "e4m3")
+    rows = [(i, j) for i in range(4) for j in range(6)]
+    a = np.array([A[i] for i, _ in rows], dtype=np.int64)
+    b = np.array([B[:, j] for _, j in rows], dtype=np.int64)
+    acc = np.zeros(len(rows), np.float32)
+    for s in range(4):
+        acc = run_adder(dut, a[:, 32 * s:32 * (s + 1)], b[:, 32 * s:32 * (s + 1)], acc) \
+            .view(np.float32)
+    assert np.array_equal(acc.view(np.uint32), np.array([C[i, j] for i, j in rows]).view(np.uint32))

@@ -329,7 +329,9 @@ def test_kulisch_bubbles_and_backpressure(df):
     (dict(rows=0), r"^rows must be an integer from 1 to 64, not 0$"),
     (dict(cols=65), r"^cols must be an integer from 1 to 64, not 65$"),
     (dict(rows=2.5), r"^rows must be an integer, not 2\.5$"),
-    (dict(pe="mx"), r"^pe must be one of int, fp, overq, not 'mx'$"),
+    (dict(pe="mx"), r"^pe must be one of the forms int8, .*, not 'mx'$"),
+    (dict(pe="int8", acc_bits=20), r"^pe 'int8xint8_acc32_wrap' names the whole PE; acc_bits "
+                                   r"cannot be given beside it"),
     (dict(pe="overq", acc_bits=8), r"^acc_bits must be an integer from 16 to 64, not 8$"),
     (dict(pe="overq", shift_at="x"), r"^shift_at must be one of product, operands, not 'x'$"),
     (dict(dataflow="xs"), r"^dataflow must be one of ws, os, is, not 'xs'$"),
@@ -357,8 +359,8 @@ def test_generate_cli(tmp_path, df):
     import re
 
     from lowbit.cli.main import main
-    assert main(["generate", "systolic", "--rows", "2", "--cols", "3", "--pe", "int", "--acc-bits",
-                 "20", "--dataflow", df, "-o", str(tmp_path)]) == 0
+    assert main(["generate", "systolic", "--rows", "2", "--cols", "3", "--pe", "int8_acc20",
+                 "--dataflow", df, "-o", str(tmp_path)]) == 0
     text = (tmp_path / "systolic.v").read_text()
     man = json.loads((tmp_path / "systolic.json").read_text())
     assert man["parameters"]["dataflow"] == df and man["contract"]["dataflow"] == df
@@ -385,14 +387,13 @@ def test_generate_cli_bad_rows(capsys):
 
 @pytest.mark.parametrize("df", ["ws", "os"])
 def test_generate_cli_kulisch(tmp_path, df):
-    """``lowbit generate systolic --pe fp --mode kulisch``: Verilog plus a manifest whose ports
+    """``lowbit generate systolic --pe e4m3_kulisch_fp16_t256``: Verilog plus a manifest whose ports
     and contract give the state layout (WS: the psum lanes and the result beats' state field)."""
     import json
 
     from lowbit.cli.main import main
-    assert main(["generate", "systolic", "--rows", "3", "--cols", "2", "--pe", "fp", "--mode",
-                 "kulisch", "--terms", "256", "--acc", "fp16", "--dataflow", df,
-                 "-o", str(tmp_path)]) == 0
+    assert main(["generate", "systolic", "--rows", "3", "--cols", "2", "--pe",
+                 "e4m3_kulisch_fp16_t256", "--dataflow", df, "-o", str(tmp_path)]) == 0
     man = json.loads((tmp_path / "systolic.json").read_text())
     assert (tmp_path / "systolic.v").read_text().count("module systolic") == 1
     array = SystolicArray(3, 2, pe="fp", dataflow=df, mode="kulisch", terms=256,
@@ -402,7 +403,8 @@ def test_generate_cli_kulisch(tmp_path, df):
     k = man["contract"]["kulisch"]
     assert (k["width"], k["lsb_exponent"], k["state_bits"], k["exact_terms"]) == (45, -18, 49, 256)
     assert k["empty_sum"] == array.empty_sum == 8 << 45
-    assert man["parameters"]["mode"] == "kulisch" and man["contract"]["acc_format"] == "fp16"
+    assert man["parameters"]["pe"] == "e4m3_kulisch_fp16_t256"
+    assert man["contract"]["mode"] == "kulisch" and man["contract"]["acc_format"] == "fp16"
     assert man["contract"]["numerics"].endswith("KulischPE")
     ports = {p["name"]: p for p in man["ports"]}
     assert ports["i__payload"]["width"] == array.operand_layout.size

@@ -375,6 +375,22 @@ def test_mac_stream_valid_and_clear():
     assert list(out[:, 0]) == [1, 5, 5, 4, 0, 1, 4]
 
 
+@pytest.mark.parametrize("kw, exc, msg", [
+    (dict(kind="fp", acc_fromat="fp16"), TypeError,
+     r"^mac_stream\(kind='fp'\) takes the parameters a_format, b_format, acc_format, mode, "
+     r"flush_subnormals, saturate, terms, not 'acc_fromat'$"),
+    (dict(kind="int", acc_format="fp16"), TypeError,
+     r"^mac_stream\(kind='int'\) takes the parameters a_format, b_format, acc_bits, overflow, "
+     r"not 'acc_format'$"),
+    (dict(kind="float"), ValueError, r"^kind must be one of int, fp, not 'float'$"),
+])
+def test_mac_stream_refuses_unknown_parameters(kw, exc, msg):
+    one = np.ones((2, 1), bool)
+    with pytest.raises(exc, match=msg):
+        mac.mac_stream(one, one, one.astype(int), one.astype(int), a_format="int8",
+                       b_format="int8", **kw)
+
+
 # ------------------------------------------------------------------------------------------
 # integer MAC
 # ------------------------------------------------------------------------------------------
@@ -568,3 +584,128 @@ def test_fp_accumulate_and_mac_stream_defaults():
     out = mac.mac_stream(np.ones((2, 1), bool), np.zeros((2, 1), bool), c, c, kind="fp",
                          a_format=e5, b_format=e5, acc_format="fp16")
     assert f16.decode(out[:, 0]).tolist() == [np.inf, np.inf]               # 2^16 > fp16 max
+
+
+# the accumulator at and around both limits, for widths up to 64 (oracle: Python integers)
+
+BOUNDARY_WIDTHS = [2, 3, 8, 16, 31, 32, 33, 53, 54, 55, 62, 63, 64]
+PAIRS_INT = [(1, 1), (1, -1), (5, 1), (-5, 1), (-128, -128), (127, -128), (-128, 127), (0, 77)]
+
+
+def _py_step(acc, p, acc_bits, overflow):
+    lo, hi = -(1 << (acc_bits - 1)), (1 << (acc_bits - 1)) - 1
+    s = acc + p
+    if overflow == "saturate":
+        return min(max(s, lo), hi)
+    return (s - lo) % (1 << acc_bits) + lo
+
+
+@pytest.mark.parametrize("acc_bits", BOUNDARY_WIDTHS)
+@pytest.mark.parametrize("overflow", ["wrap", "saturate"])
+def test_int_mac_step_at_the_limits(acc_bits, overflow):
+    lo, hi = -(1 << (acc_bits - 1)), (1 << (acc_bits - 1)) - 1
+    starts = sorted({v for v in (lo, lo + 1, lo + 4, lo + 5, lo + 16383, -1, 0, 1, hi - 16384,
+                                 hi - 5, hi - 4, hi - 1, hi) if lo <= v <= hi})
+    acc = [s for s in starts for _ in PAIRS_INT]
+    av = [a for _ in starts for a, _ in PAIRS_INT]
+    bv = [b for _ in starts for _, b in PAIRS_INT]
+    i8 = formats.int8
+    got = mac.int_mac_step(np.array(acc, np.int64), i8.to_codes(np.array(av)),
+                           i8.to_codes(np.array(bv)), "int8", "int8", acc_bits, overflow)
+    assert got.dtype == np.int64
+    assert got.tolist() == [_py_step(s, a * b, acc_bits, overflow) for s, a, b in zip(acc, av, bv)]
+
+
+@pytest.mark.parametrize("acc_bits", [8, 16, 32, 53, 63, 64])
+def test_int_mac_wrap_and_saturate_directed(acc_bits):
+    """Issue 14: a sum landing exactly on 2^(acc_bits-1) wraps to -2^(acc_bits-1); one below
+    -2^(acc_bits-1) wraps to the maximum; saturation stops exactly at +-max."""
+    lo, hi = -(1 << (acc_bits - 1)), (1 << (acc_bits - 1)) - 1
+    one, minus_one, five = 1, 0xFF, 5
+
+    def step(acc, a, b, overflow):
+        return int(mac.int_mac_step([acc], [a], [b], "int8", "int8", acc_bits, overflow)[0])
+
+    assert step(hi, one, one, "wrap") == lo                  # hi + 1 = 2^(acc_bits-1) -> -2^..
+    assert step(hi, 127, one, "wrap") == lo + 126
+    assert step(lo, one, minus_one, "wrap") == hi            # -2^(acc_bits-1) - 1 -> max
+    assert step(lo, 0x80, one, "wrap") == hi - 127           # lo - 128
+    assert step(hi - 5, five, one, "saturate") == hi         # exactly +max
+    assert step(hi - 4, five, one, "saturate") == hi         # max + 1 -> max
+    assert step(lo + 5, five, minus_one, "saturate") == lo   # exactly -2^(acc_bits-1)
+    assert step(lo + 4, five, minus_one, "saturate") == lo
+    assert step(lo, one, one, "saturate") == lo + 1
+    if acc_bits == 8:
+        assert mac.int_mac_step([127], [1], [1], "int8", "int8", acc_bits=8,
+                                overflow="wrap").tolist() == [-128]
+
+
+@pytest.mark.parametrize("acc_bits", [62, 63, 64])
+@pytest.mark.parametrize("overflow", ["wrap", "saturate"])
+def test_int_mac_and_stream_wide_accumulators(acc_bits, overflow):
+    """int_mac / mac_stream at 62..64 bits (acc_bits=63 used to raise OverflowError)."""
+    rng = np.random.default_rng(acc_bits)
+    a = rng.integers(0, 1 << 16, (7, 50))
+    b = rng.integers(0, 1 << 16, (7, 50))
+    i16 = formats.int16
+    av, bv = i16.decode(a).tolist(), i16.decode(b).tolist()
+    want = []
+    for i in range(7):
+        s, row = 0, []
+        for k in range(50):
+            s = _py_step(s, av[i][k] * bv[i][k], acc_bits, overflow)
+            row.append(s)
+        want.append(row)
+    got = mac.int_mac(a, b, "int16", "int16", acc_bits=acc_bits, overflow=overflow, partials=True)
+    assert got.tolist() == want
+    valid = np.ones((50, 7), bool)
+    clear = np.zeros((50, 7), bool)
+    out = mac.mac_stream(valid, clear, a.T, b.T, kind="int", a_format="int16", b_format="int16",
+                         acc_bits=acc_bits, overflow=overflow)
+    assert out.T.tolist() == want
+
+
+def test_wrap_int_every_width():
+    vals = [-(1 << 63), -(1 << 63) + 1, -(1 << 40) - 3, -1, 0, 1, (1 << 40) + 3, (1 << 63) - 1]
+    for bits in range(1, 65):
+        half = 1 << (bits - 1)
+        want = [(v + half) % (1 << bits) - half for v in vals]
+        assert mac.wrap_int(np.array(vals, np.int64), bits).tolist() == want
+    assert mac.wrap_int(np.int64(128), 8).shape == ()
+
+
+def test_product_format_refuses_products_beyond_float64():
+    """Operands at the ends of their bias range have products float64 cannot hold: refused
+    (the largest product exponent is computed in integers; max(A) * max(B) overflows)."""
+    tiny = formats.float_format(2, 1, 1074, "finite")
+    with pytest.raises(ValueError, match=r"^the exact products of e2m1finiteb1074 x "
+                                         r"e2m1finiteb1074 \(magnitudes 2\^-2148 to 2\^-2140\) "
+                                         r"are not all float64 numbers$"):
+        mac.product_format(tiny, tiny)
+    huge = formats.float_format(2, 1, -1020, "finite")
+    with pytest.raises(ValueError, match=r"^the exact products of e2m1finiteb-1020 x "
+                                         r"e2m1finiteb-1020 \(magnitudes 2\^2040 to 2\^2048\) "
+                                         r"are not all float64 numbers$"):
+        mac.product_format(huge, huge)
+    # inside float64 the product format holds every product exactly
+    f = formats.float_format(2, 1, 500, "finite")
+    pf = mac.product_format(f, f)
+    A, B = np.meshgrid(f.all_codes(), f.all_codes(), indexing="ij")
+    got = pf.decode(mac.fp_mul(A.ravel(), B.ravel(), f, f))
+    x = [Fraction(v) for v in f.decode(A.ravel()).tolist()]
+    y = [Fraction(v) for v in f.decode(B.ravel()).tolist()]
+    assert [Fraction(g) for g in got.tolist()] == [p * q for p, q in zip(x, y)]
+
+
+def test_operand_checks_type_errors():
+    with pytest.raises(TypeError, match=r"^a_format must be an integer format int2\.\.int16 or "
+                                        r"uint2\.\.uint16, not 8$"):
+        mac.int_mac_step(0, 0, 0, 8, "int8")
+    with pytest.raises(TypeError, match=r"^b_format must be a signed float format of at most 16 "
+                                        r"bits .*not None$"):
+        mac.fp_mul(0, 0, "e4m3", None)
+    with pytest.raises(TypeError, match=r"^acc_format must be an IEEE-style float format "
+                                        r"\(fp32, fp16, bf16, eXmY\), not 32$"):
+        mac.fp_mac_step(0, 0, 0, "e4m3", "e4m3", 32)
+    with pytest.raises(TypeError, match=r"^acc_bits must be an integer, not 32\.0$"):
+        mac.int_mac_step(0, 0, 0, "int8", "int8", acc_bits=32.0)

@@ -4,7 +4,7 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-from lowbit.models import bdr, bfp, formats, mx
+from lowbit.models import bdr, bfp, formats, mx, nvfp4
 from lowbit.models import shared_exp as se
 
 RNG = np.random.default_rng(7)
@@ -152,3 +152,176 @@ def test_bfp_quantize():
     m, e = bfp.quantize(x, "int8")
     assert e.tolist() == [[-5]] and m.tolist() == [[96, -16, 8, 32]]
     assert np.array_equal(bfp.dequantize(m, e), x)
+
+
+# ---------------------------------------------------------------------------------------
+# Element rounding modes and Inf/NaN blocks (issue 15)
+
+def _away_reference(y, fmt):
+    """microxcaling's round="nearest": sign * floor(|y| / ulp + 0.5) * ulp with the private
+    exponent floor(log2 |y|) clipped at the smallest normal exponent, then clamped."""
+    a = np.abs(y)
+    e = np.floor(np.log2(np.where(a > 0, a, 1.0)))
+    e = np.maximum(e, fmt.emin)
+    ulp = 2.0 ** (e - fmt.man_bits)
+    q = np.floor(a / ulp + 0.5) * ulp
+    return np.copysign(np.minimum(q, fmt.max), y)
+
+
+@pytest.mark.parametrize("elem", ["e4m3", "e5m2", "e2m3", "e3m2", "e2m1"])
+def test_nearest_away_matches_microxcaling_rule(elem):
+    fmt = formats.get(elem)
+    x = (RNG.standard_normal((40, 64)) * 2.0 ** RNG.integers(-8, 8, (40, 1))).astype(np.float32)
+    # exact ties: midpoints between neighbouring element values
+    v = fmt.decode(fmt.all_codes())
+    v = np.unique(np.abs(v[np.isfinite(v)]))
+    x[0, :len(v) - 1 if len(v) <= 65 else 64] = ((v[:-1] + v[1:]) / 2)[:64]
+    e, s = mx.quantize(x, elem, rounding="nearest_away")
+    xb = x.reshape(40, 2, 32).astype(np.float64)
+    y = xb / 2.0 ** (s.astype(int) - 127)[..., None]
+    ref = _away_reference(y, fmt).reshape(40, 64) * np.repeat(2.0 ** (s.astype(int) - 127), 32, -1)
+    assert np.array_equal(mx.dequantize(e, s, elem), ref)
+
+
+def test_nearest_away_worked_examples():
+    # OCP-style E2M1 block [7, 5, 2.5, 0.25]: nearest-even gives 6, 4, 2, 0; ties away 6, 6, 3, 0.5
+    x = np.array([7, 5, 2.5, 0.25], np.float32)
+    e, s = mx.quantize(x, "e2m1", rounding="nearest_away")
+    assert mx.dequantize(e, s, "e2m1").tolist() == [6, 6, 3, 0.5]
+    # MXINT8, scale 2: 1/64 and -1/64 are +-0.5 units of 2^-6: ties away -> +-1 unit
+    x = np.array([3.0, 1 / 64, -1 / 64], np.float32)
+    e, s = mx.quantize(x, "mxint8", rounding="nearest_away")
+    assert mx.dequantize(e, s, "mxint8").tolist() == [3.0, 1 / 32, -1 / 32]
+    e, s = mx.quantize(x, "mxint8")
+    assert mx.dequantize(e, s, "mxint8").tolist() == [3.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize("elem", ["e4m3", "e2m1", "mxint8"])
+def test_stochastic_rounding_contract(elem):
+    x = RNG.standard_normal((10, 64)).astype(np.float32)
+    bits = RNG.integers(0, 256, x.shape)
+    e, s = mx.quantize(x, elem, rounding="stochastic", random_bits=bits)
+    fmt = mx.element_format(elem)
+    # the random bits are those of formats.encode, element by element
+    scale = np.repeat(2.0 ** (s.astype(int) - 127), 32, -1)
+    y = x.astype(np.float64) / scale
+    if elem == "mxint8":
+        want = fmt.encode(y * 64, rounding="stochastic", saturate=True, random_bits=bits)
+        want = fmt.to_codes(np.clip(fmt.decode(want), -127, 127))
+    else:
+        want = fmt.encode(y, rounding="stochastic", saturate=True, random_bits=bits)
+    assert np.array_equal(e, want)
+    # zero bits truncate; a Generator draws integers(0, 2**sr_bits, size=x.shape)
+    z, _ = mx.quantize(x, elem, rounding="stochastic", random_bits=np.zeros(x.shape, int))
+    if elem != "mxint8":
+        assert np.array_equal(z, mx.quantize(x, elem, rounding="toward_zero")[0])
+    g1 = mx.quantize(x, elem, rounding="stochastic", random_bits=np.random.default_rng(5))[0]
+    g2 = mx.quantize(x, elem, rounding="stochastic",
+                     random_bits=np.random.default_rng(5).integers(0, 256, size=x.shape))[0]
+    assert np.array_equal(g1, g2)
+
+
+def test_stochastic_rounding_is_unbiased_in_expectation():
+    # 1 + 2^-5 in E4M3 (ulp 2^-3): rounds up with probability 1/4 over all 8-bit draws
+    x = np.full((256, 32), 1.0 + 2.0 ** -5, np.float32)
+    x[:, 0] = 1.5                                            # sets the scale to 2^0
+    bits = np.repeat(np.arange(256)[:, None], 32, axis=1)
+    e, s = mx.quantize(x, "e4m3", rounding="stochastic", random_bits=bits)
+    d = mx.dequantize(e, s, "e4m3")[:, 1]
+    assert np.count_nonzero(d == 1.125) == 64 and np.count_nonzero(d == 1.0) == 192
+
+
+def test_nonfinite_element_and_block():
+    x = np.array([1.0, np.nan, np.inf, -np.inf] + [0.5] * 28 + [2.0] * 32, np.float32)
+    e, s = mx.quantize(x, "e5m2")                         # default: per element
+    d = mx.dequantize(e, s, "e5m2")
+    assert d[0] == 1.0 and np.isnan(d[1]) and d[2] == np.inf and d[3] == -np.inf
+    assert s[0] == 127 - 15                                  # from the finite amax 1.0
+    e, s = mx.quantize(x, "e5m2", nonfinite="block")      # OCP Algorithm 1 / microxcaling
+    assert s.tolist() == [0xFF, 127 + 1 - 15] and not e[:32].any()
+    d = mx.dequantize(e, s, "e5m2")
+    assert np.isnan(d[:32]).all() and (d[32:] == 2.0).all()
+
+
+@pytest.mark.parametrize("kw, exc, msg", [
+    (dict(rounding="even"), ValueError,
+     r"^rounding must be one of nearest_even, toward_zero, nearest_away, stochastic, not 'even'$"),
+    (dict(nonfinite="nan"), ValueError, r"^nonfinite must be one of element, block, not 'nan'$"),
+    (dict(rounding="stochastic"), ValueError, r"^random_bits must be given for stochastic"),
+    (dict(rounding="stochastic", random_bits=np.full(4, 256)), ValueError,
+     r"^random_bits must lie in 0..255 for sr_bits=8, got values in 256..256$"),
+    (dict(rounding="stochastic", random_bits=0, sr_bits=0), ValueError,
+     r"^sr_bits must be an integer from 1 to 32, not 0$"),
+])
+def test_quantize_option_checks(kw, exc, msg):
+    with pytest.raises(exc, match=msg):
+        mx.quantize(np.zeros(4, np.float32), "e4m3", **kw)
+
+
+# ---------------------------------------------------------------------------------------
+# NVFP4 (models/nvfp4.py)
+
+def _nvfp4_reference(x):
+    """NVIDIA's recipe (arXiv:2509.25149) in float32 with ml_dtypes' E4M3 / E2M1 casts
+    (nearest even), blocks of 16 along the last axis."""
+    f32 = np.float32
+    x = x.astype(f32)
+    amax = f32(np.abs(x).max())
+    s_dec, s_enc = f32(amax / f32(2688)), f32(f32(2688) / amax)
+    xb = x.reshape(x.shape[:-1] + (-1, 16))
+    sb = (np.abs(xb).max(-1) / f32(6)).astype(f32) * s_enc
+    s8 = np.minimum(sb, f32(448)).astype(ml_dtypes.float8_e4m3fn)
+    sval = s8.astype(f32)
+    enc = np.where(sval > 0, s_enc / np.where(sval > 0, sval, f32(1)), f32(0)).astype(f32)
+    y = np.clip((xb * enc[..., None]).astype(f32), -6, 6)
+    q = y.astype(ml_dtypes.float4_e2m1fn)
+    return (q.view(np.uint8).reshape(x.shape) & 0xF, s8.view(np.uint8), s_dec)
+
+
+def test_nvfp4_recipe_bit_exact():
+    x = (RNG.standard_normal((30, 128)) * 2.0 ** RNG.integers(-6, 6, (30, 8)).repeat(16, -1)) \
+        .astype(np.float32)
+    e, s, t = nvfp4.quantize(x)
+    re, rs, rt = _nvfp4_reference(x)
+    assert t == rt and t.dtype == np.float32
+    assert np.array_equal(s, rs) and np.array_equal(e, re)
+    d = nvfp4.dequantize(e, s, t)
+    want = formats.e2m1.decode(e) * np.repeat(nvfp4.SCALE.decode(s), 16, -1) * np.float64(t)
+    assert np.array_equal(d, want)
+    # the tensor's amax lands on 6 * 448 * s: the largest block uses the whole range
+    assert np.abs(d).max() <= np.abs(x).max() * 1.25
+
+
+def test_nvfp4_layout_specials_and_options():
+    x = RNG.standard_normal((3, 40)).astype(np.float32)          # padded to 48 per row
+    e, s, t = nvfp4.quantize(x, axis=-1)
+    assert e.shape == (3, 40) and s.shape == (3, 3) and e.max() <= 15
+    eT, sT, tT = nvfp4.quantize(x.T, axis=0)
+    assert np.array_equal(eT, e.T) and np.array_equal(sT, s.T) and tT == t
+    z = nvfp4.quantize(np.zeros((2, 16), np.float32))
+    assert not z[0].any() and not z[1].any() and z[2] == 1
+    y = x.copy()
+    y[1, 17] = np.inf
+    e, s, t = nvfp4.quantize(y)
+    assert s[1, 1] == 0x7F and np.isnan(nvfp4.dequantize(e, s, t)[1, 16:32]).all()
+    assert np.isfinite(nvfp4.dequantize(e, s, t)[1, :16]).all()
+    g = nvfp4.quantize(x, global_amax=8.0)[2]
+    assert g == np.float32(np.float32(8.0) / np.float32(2688))
+    sr = nvfp4.quantize(x, rounding="stochastic", random_bits=np.zeros(x.shape, int))[0]
+    assert np.array_equal(sr, nvfp4.quantize(x, rounding="toward_zero")[0])
+
+
+def test_nvfp4_through_the_blackwell_instruction():
+    # NVFP4 data times NVFP4 data on tcgen05.mma kind::mxf4nvf4.block16 (ue4m3), the tensor
+    # scales applied outside: close to the float64 product of the dequantised tensors
+    from lowbit.models import tensor_core as tc
+    ins = tc.instruction("Blackwell", "m128n8k64.kind::mxf4nvf4.block16.f32.e2m1.e2m1.ue4m3")
+    a = RNG.standard_normal((4, 128)).astype(np.float32)
+    b = RNG.standard_normal((3, 128)).astype(np.float32)
+    ea, sa, ta = nvfp4.quantize(a)
+    eb, sb, tb = nvfp4.quantize(b)
+    d = ins.gemm(ea, eb.T, scale_a=sa, scale_b=sb.T).view(np.float32).astype(np.float64)
+    ref = nvfp4.dequantize(ea, sa, 1.0) @ nvfp4.dequantize(eb, sb, 1.0).T
+    assert np.allclose(d, ref, rtol=2 ** -20, atol=2 ** -20 * np.abs(ref).max())
+    assert np.allclose(d * np.float64(ta) * np.float64(tb),
+                       nvfp4.dequantize(ea, sa, ta) @ nvfp4.dequantize(eb, sb, tb).T, rtol=1e-6)

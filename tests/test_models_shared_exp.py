@@ -2,8 +2,10 @@
 
 import dataclasses
 import math
+import pathlib
 from fractions import Fraction
 
+import ml_dtypes
 import numpy as np
 import pytest
 
@@ -110,7 +112,7 @@ def test_sum_bits_wraps():
 def test_h100_accumulator_truncates_to_fp22():
     # SageAttention2 experiment: A = B = 0, D with more than 13 mantissa bits -> low 10 bits
     # of the FP32 mantissa zeroed
-    cfg = se.PRESETS["h100_fp8_tc"]
+    cfg = se.PRESETS["h100_fp8_fast_accum"]
     z = np.zeros((1, 32), np.uint8)
     d = np.array([1.0 + 2.0 ** -13 + 2.0 ** -20], np.float32)
     got = se.shared_exp_add(z, z, "e4m3", "e4m3", cfg, acc=d)
@@ -122,7 +124,11 @@ def test_h100_accumulator_truncates_to_fp22():
 def test_presets_documented():
     h = se.PRESETS["h100_fp8"]
     assert (h.n, h.frac_bits, h.cut, h.norm_frac_bits, h.norm_rounding, h.promote_every) == \
-        (32, 13, "floor", 13, "toward_zero", 128)
+        (32, 13, "toward_zero", 13, "toward_zero", 128)
+    fast = se.PRESETS["h100_fp8_fast_accum"]
+    assert fast.promote_every is None and dataclasses.replace(fast, promote_every=128,
+                                                               name="h100_fp8") == h
+    assert se.get_datapath("h100_fp8_tc") is fast          # the old name, an alias
     assert se.get_datapath("exact") == "exact"
     with pytest.raises(ValueError, match=r"^datapath must be 'exact', one of h100_fp8, "):
         se.get_datapath("h200")
@@ -142,7 +148,7 @@ def test_config_validation(kw, msg):
 
 
 CONFIGS = [
-    "h100_fp8", "h100_fp8_tc",
+    "h100_fp8", "h100_fp8_fast_accum",
     SharedExpConfig(n=16, align="product", frac_bits=20, cut="nearest_even"),
     SharedExpConfig(n=8, align="operand_sum", acc_in_max=False, frac_bits=10,
                     cut="nearest_even_nosticky", norm_frac_bits=10, norm_rounding="toward_zero"),
@@ -708,3 +714,122 @@ def test_gemm_exact_negative_underflow_keeps_its_sign():
     B = np.array([[0x0001], [0x3F80], [0x3F80]], dtype=np.uint16)
     assert bits32(se.exact_dot(A, B.T, "bf16", "bf16")[0]) == bits32(-0.0)
     assert bits32(gemm(A, B, "bf16", "bf16", "exact")[0, 0]) == bits32(-0.0)
+
+
+# The H100 measurements (tests/data/h100, provenance in its README)
+
+H100 = pathlib.Path(__file__).resolve().parent / "data" / "h100" / "h100_fp8_gemm.npz"
+H100_PAIRS = [("e4m3", "e4m3"), ("e4m3", "e5m2"), ("e5m2", "e4m3")]
+H100_KS = [16, 32, 64, 128, 256, 1024, 4096]
+
+
+@pytest.fixture(scope="module")
+def h100():
+    with np.load(H100) as z:
+        return {k: z[k] for k in z.files}
+
+
+def _h100_matches(data, datapath):
+    ok = total = 0
+    for pa, pb in H100_PAIRS:
+        for K in H100_KS:
+            key = f"{pa}x{pb}_K{K}"
+            got = gemm(data[key + "_A"], data[key + "_B"], pa, pb, datapath)
+            want = data[key + "_C"]
+            same = (got.view(np.uint32) == want.view(np.uint32)) | (np.isnan(got) & np.isnan(want))
+            ok += int(same.sum())
+            total += same.size
+    return ok, total
+
+
+def test_h100_measurements_bit_exact(h100):
+    # 86,016 FP8 GEMM results of torch._scaled_mm on an H100 (default accumulation)
+    assert _h100_matches(h100, "h100_fp8") == (86016, 86016)
+
+
+def test_h100_floor_cut_is_refuted(h100):
+    # the old preset (cut="floor", two's-complement truncation) matched 188 of them
+    old = dataclasses.replace(se.PRESETS["h100_fp8"], cut="floor")
+    ok, total = _h100_matches(h100, old)
+    assert total == 86016 and ok < 1000
+
+
+def test_h100_integer_path_on_measurements(h100):
+    # the step-by-step integer model agrees with the fast path (and the GPU) on K = 256
+    key = "e5m2xe4m3_K256"
+    A, B = h100[key + "_A"][:8], h100[key + "_B"][:, :8]
+    ref = se.shared_exp_dot(A[:, None, :], B.T[None, :, :], "e5m2", "e4m3", "h100_fp8")
+    assert np.array_equal(ref.view(np.uint32), h100[key + "_C"][:8, :8].view(np.uint32))
+
+
+def test_gemm_epilogue_scales_and_bf16():
+    fin = np.nonzero(np.isfinite(formats.e4m3.decode(np.arange(256))))[0]
+    A = RNG.choice(fin, (6, 96)).astype(np.uint8)
+    B = RNG.choice(fin, (96, 7)).astype(np.uint8)
+    base = gemm(A, B, "e4m3", "e4m3", "h100_fp8")
+    sa, sb = 0.1, 3.0
+    # IEEE single-precision multiplications are correctly rounded: alpha = fp32(sa * sb)
+    alpha = np.float32(sa) * np.float32(sb)
+    want = base * alpha
+    got = gemm(A, B, "e4m3", "e4m3", "h100_fp8", scale_a=sa, scale_b=sb)
+    assert got.dtype == np.float32 and np.array_equal(got.view(np.uint32), want.view(np.uint32))
+    codes = gemm(A, B, "e4m3", "e4m3", "h100_fp8", scale_a=sa, scale_b=sb, codes=True)
+    assert codes.dtype == np.uint32 and np.array_equal(codes, want.view(np.uint32))
+    bf = gemm(A, B, "e4m3", "e4m3", "h100_fp8", scale_a=sa, scale_b=sb, out_format="bf16")
+    want_bf = want.astype(ml_dtypes.bfloat16)
+    assert bf.dtype == np.float32 and np.array_equal(bf, want_bf.astype(np.float32))
+    bfc = gemm(A, B, "e4m3", "e4m3", "h100_fp8", scale_a=sa, scale_b=sb, out_format="bf16",
+               codes=True)
+    assert bfc.dtype == np.uint16 and np.array_equal(bfc, want_bf.view(np.uint16))
+    # the epilogue applies to every datapath
+    ex = gemm(A, B, "e4m3", "e4m3", "exact", scale_a=2.0)
+    assert np.array_equal(ex, gemm(A, B, "e4m3", "e4m3", "exact") * np.float32(2.0))
+
+
+@pytest.mark.parametrize("kw, exc, msg", [
+    (dict(out_format="fp16"), ValueError, r"^out_format must be one of fp32, bf16, not 'fp16'$"),
+    (dict(scale_a="1"), TypeError, r"^scale_a must be a number, not '1'$"),
+    (dict(scale_b=float("nan")), ValueError, r"^scale_b must be a finite number, not nan$"),
+    (dict(codes=1), TypeError, r"^codes must be True or False, not 1$"),
+])
+def test_gemm_argument_checks(kw, exc, msg):
+    A = np.zeros((2, 32), np.uint8)
+    with pytest.raises(exc, match=msg):
+        gemm(A, A.T, "e4m3", "e4m3", "h100_fp8", **kw)
+
+
+@pytest.mark.parametrize("kw, exc, msg", [
+    (dict(zero_exp=5000), ValueError, r"^zero_exp must be an integer from -4096 to 4096, not 5000$"),
+    (dict(acc_format="bf16"), ValueError, r"^acc_format must be one of fp32, fp16, not 'bf16'$"),
+    (dict(acc_format="fp16"), ValueError, r"^norm_frac_bits must be an integer from 1 to 10, not 23$"),
+    (dict(n=32, group=5), ValueError, r"^group must divide n=32, not 5$"),
+    (dict(interleave=2), ValueError, r"^interleave=2 needs acc_in_max=False$"),
+    (dict(acc_add="sum"), ValueError, r"^acc_add must be one of round, aligned, not 'sum'$"),
+    (dict(acc_frac_bits=60), ValueError, r"^acc_frac_bits must be an integer from 23 to 52, not 60$"),
+    (dict(acc_drop=1), TypeError, r"^acc_drop must be True or False, not 1$"),
+    (dict(adder="tree"), ValueError, r"^adder must be one of fused, fp_tree, not 'tree'$"),
+    (dict(adder="fp_tree", norm_frac_bits=13), ValueError, r"^adder='fp_tree' adds in FP32"),
+    (dict(product_overflow="nan"), ValueError, r"^product_overflow must be one of keep, inf, "),
+])
+def test_new_knob_validation(kw, exc, msg):
+    with pytest.raises(exc, match=msg):
+        SharedExpConfig(**kw)
+
+
+def test_defaults_keep_the_hardware_knobs():
+    # the knobs added for the tensor-core instructions default to today's adder
+    cfg = SharedExpConfig()
+    assert (cfg.zero_exp, cfg.acc_format, cfg.group, cfg.interleave, cfg.acc_add, cfg.adder,
+            cfg.ftz, cfg.product_overflow) == (None, "fp32", 1, 1, "round", "fused", False, "keep")
+
+
+def test_zero_exp_moves_the_grid():
+    # e_zero takes part in the maximum: two bf16 products of 2^-140 with one zero term
+    # and e_zero = -133 sit on the grid 2^(-133 - 4) and are cut away; without e_zero they
+    # are their own maximum and kept exactly
+    bf = formats.bf16
+    x = bf.encode(np.array([[2.0 ** -70, 2.0 ** -70, 0.0]], np.float32))
+    cfg = SharedExpConfig(n=3, frac_bits=4, norm_frac_bits=23, norm_rounding="toward_zero")
+    z = dataclasses.replace(cfg, zero_exp=-133)
+    assert se.shared_exp_add(x, x, "bf16", "bf16", cfg)[0] == np.float32(2.0 ** -139)
+    assert se.shared_exp_add(x, x, "bf16", "bf16", z)[0] == 0.0

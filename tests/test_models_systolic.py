@@ -196,6 +196,33 @@ def test_int8_numerics_wraps_like_a_register():
     assert np.any(got != exact)  # the case does overflow 16 bits
 
 
+
+@pytest.mark.parametrize("acc_bits", [20, 53, 62, 63, 64])
+def test_int_pe_wide_accumulators_exact(acc_bits):
+    """IntPE takes 2..64 bits like the hardware; its uint64 matmul (wrap) and its step loop
+    (saturate) agree with Python integers; steps at the limits wrap/clamp exactly."""
+    rng = np.random.default_rng(acc_bits)
+    a = rng.integers(0, 1 << 16, (5, 200), dtype=np.uint64).astype(np.uint16)
+    b = rng.integers(0, 1 << 16, (200, 3), dtype=np.uint64).astype(np.uint16)
+    av = [[v - (1 << 16) if v >= 1 << 15 else v for v in row] for row in a.tolist()]
+    bv = [[v - (1 << 16) if v >= 1 << 15 else v for v in row] for row in b.tolist()]
+    half = 1 << (acc_bits - 1)
+    exact = [[sum(av[m][k] * bv[k][n] for k in range(200)) for n in range(3)] for m in range(5)]
+    for overflow in ("wrap", "saturate"):
+        pe = IntPE("int16", "int16", acc_bits=acc_bits, overflow=overflow)
+        got = gemm_numerics(a, b, 4, 4, "ws", pe)
+        np.testing.assert_array_equal(got, reference_numerics(a, b, pe))
+        if overflow == "wrap":
+            assert got.tolist() == [[(v + half) % (2 * half) - half for v in r] for r in exact]
+        elif acc_bits > 40:
+            assert got.tolist() == exact            # no partial sum reaches 2^39
+        lo, hi = -half, half - 1
+        acc = np.array([hi, hi - 1, lo, lo + 1], np.int64)
+        step = pe.step(acc, np.array([1, 1, 1, 1]), np.array([2, 1, 0xFFFE, 0xFFFF]))
+        want = [hi + 2, hi, lo - 2, lo] if overflow == "wrap" else [hi, hi, lo, lo]
+        assert step.tolist() == [(v - lo) % (2 * half) + lo for v in want]
+    assert PESpec("int", "int16", "int16", acc_bits=acc_bits).datapath().acc_bits == acc_bits
+
 def test_int8_saturating_accumulator_follows_k_order():
     rng = np.random.default_rng(6)
     a = rng.integers(0, 256, (5, 30), dtype=np.uint8)
@@ -261,8 +288,8 @@ def test_numerics_validation():
         gemm_numerics(np.zeros((2, 3), np.uint8), np.zeros((4, 2), np.uint8), 32, 32, "ws")
     with pytest.raises(ValueError, match=r"^a_format must be an integer format"):
         IntPE("e4m3")
-    with pytest.raises(ValueError, match=r"^acc_bits must be an integer from 2 to 63, not 64$"):
-        IntPE(acc_bits=64)
+    with pytest.raises(ValueError, match=r"^acc_bits must be an integer from 2 to 64, not 65$"):
+        IntPE(acc_bits=65)
     with pytest.raises(ValueError, match=r"^overflow must be one of wrap, saturate, not 'clip'$"):
         IntPE(overflow="clip")
     with pytest.raises(TypeError, match=r"^rows must be an integer, not 4\.0$"):

@@ -5,6 +5,10 @@ checked against the order: a package may import only the packages before it (and
 Function-local imports are allowed only for the optional third-party packages below, each with
 a comment on its line or the line above saying why; every other import sits at the top of its
 module, so that the arrows are visible where a reader looks for them.
+
+The root package ``lowbit`` (``lowbit/__init__.py``: the version) sits below every layer: any
+layer may import it, and it imports none of them; ``lowbit/__main__.py`` (``python -m lowbit``)
+sits above them all and imports only :mod:`lowbit.cli`.
 """
 
 import ast
@@ -73,6 +77,11 @@ def violations(source, layer, filename="<module>"):
     for node, name, level, local in _imports(tree):
         target = _target_layer(layer, name, level)
         where = f"{filename}:{node.lineno}"
+        if target == "lowbit":
+            if local:
+                out.append(f"{where}: function-local import of {name!r} (lowbit imports belong at "
+                           f"the top of the module)")
+            continue
         if target is not None:
             if target not in LAYERS:
                 out.append(f"{where}: imports {name!r}, which is not one of {', '.join(LAYERS)}")
@@ -101,6 +110,14 @@ def violations(source, layer, filename="<module>"):
                          ids=[f"{layer}/{path.name}" for layer, path in _modules()])
 def test_imports_follow_the_layers(layer, path):
     assert violations(path.read_text(), layer, f"{layer}/{path.name}") == []
+
+
+def test_the_root_package_imports_no_layer():
+    init = (ROOT / "lowbit" / "__init__.py").read_text()
+    assert [name for _, name, _, _ in _imports(ast.parse(init)) if name.startswith("lowbit")] == []
+    main = (ROOT / "lowbit" / "__main__.py").read_text()
+    assert {name for _, name, _, _ in _imports(ast.parse(main))
+            if name.startswith("lowbit")} == {"lowbit.cli.main"}
 
 
 def test_every_package_is_checked():

@@ -234,8 +234,10 @@ def test_cost_model_hook_and_outputs(tmp_path):
     assert json.loads((tmp_path / "r.json").read_text()) == d
     lines = res.to_csv(tmp_path / "r.csv").splitlines()
     assert lines[0].startswith("name,M,K,N,macs") and lines[1].startswith("a,40,50,30,60000,ws")
-    assert lines[-1].startswith("total,")
-    assert res.table().row_count == 3
+    assert len(lines) == 3 and lines[2].startswith("b,17,23,9,")   # one row per layer, no total
+    rows = res.rows()
+    assert len(rows) == 4 and rows[0][0] == "layer" and rows[-1][0] == "total"
+    assert rows[-1][5] == f"{res.total.compute_cycles:,}"
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -354,7 +356,7 @@ def test_cli_topology_with_config(tmp_path, capsys):
     (["--gemm", "4", "4", "4", "--rows", "0"], "lowbit simulate: error: rows must be an integer from 1 to 1048576, not 0"),
     (["--gemm", "4", "4", "4", "--dram-bw", "x"],
      "lowbit simulate: error: --dram-bw must be a positive number of words/cycle or CALC, not 'x'"),
-    (["--topology", "/nonexistent.csv"], "lowbit simulate: error: --topology file '/nonexistent.csv' does not exist"),
+    (["--topology", "/nonexistent.csv"], "lowbit simulate: error: topology file '/nonexistent.csv' does not exist"),
 ])
 def test_cli_errors(argv, msg, capsys):
     from lowbit.cli.main import main
