@@ -1154,8 +1154,9 @@ def _exact_sum(t):
         sh = sh.astype(object)
     v = np.where(live, sig << sh, 0)
     v = np.where(t.neg, -v, v)
-    S = v.sum(axis=-1)
-    out = round_fixed(S, qmin[..., 0], 23, "nearest_even")
+    # keepdims: the object-integer path needs arrays (a 0-d sum would be a Python int)
+    S = v.sum(axis=-1, keepdims=True)
+    out = round_fixed(S, qmin, 23, "nearest_even")[..., 0]
     nan, pinf, ninf = _specials(t, None)
     return np.where(nan, np.nan, np.where(pinf, np.inf, np.where(ninf, -np.inf, out)))
 
@@ -1339,14 +1340,16 @@ def _gemm_exact(A, B, a_fmt, b_fmt, ifb):
     if not parts:
         res = np.zeros((M, N))
     elif len(parts) == 1:
+        # one band pair: the float64 sum is exact, its cast to FP32 the one rounding (a
+        # negative sum that underflows gives -0); an exact zero (also -0 * x) gives +0
         res = parts[0]
+        res = np.where(res == 0, 0.0, res)
     else:
-        # add the (exact) band results exactly and round once
+        # add the (exact) band results exactly and round once; round_fixed gives +0 for an
+        # exact zero and keeps the sign of a non-zero sum that underflows (-0), as exact_dot
         P = np.stack(parts, axis=-1)
-        f = _float64_fields(P)
-        res = _exact_sum(f)
-    res = np.where(res == 0, 0.0, res)
-    out = res.astype(np.float32) if len(parts) <= 1 else res.astype(np.float32)
+        res = _exact_sum(_float64_fields(P))
+    out = res.astype(np.float32)
     # specials
     if (fa.nan | fa.pinf | fa.ninf).any() or (fb.nan | fb.pinf | fb.ninf).any():
         def ind(x):

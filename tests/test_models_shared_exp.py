@@ -694,26 +694,44 @@ def test_gemm_exact_16_bit_formats_with_subnormals(name):
     for m in range(6):
         for n in range(4):
             want = rne32(sum(Fraction(float(x)) * Fraction(float(y)) for x, y in zip(va[m], vb[:, n])))
-            if want == 0:
-                assert got[m, n] == 0     # the sign of an underflow: see the xfail test below
-            else:
-                assert bits32(got[m, n]) == bits32(want), (m, n)
+            assert bits32(got[m, n]) == bits32(want), (m, n)   # also the sign of an underflow
     assert got[0, 0] != 0
 
 
-@pytest.mark.xfail(strict=True, reason="gemm('exact') turns the -0 of a negative sum that underflows "
-                   "in FP32 into +0 when its operands span several exponent bands (_gemm_exact applies "
-                   "the exact-zero +0 rule after the exact band sum); exact_dot gives -0. Not fixed "
-                   "here: gemm belongs to the H100-preset work")
 def test_gemm_exact_negative_underflow_keeps_its_sign():
     # -2^-133 * 2^-133 + 1 * 1 - 1 * 1 = -2^-266: rounds to -0 in FP32 (IEEE 754: the sign of
     # a non-zero result that rounds to zero is kept); bf16 spans 15 bands, so 1 and 2^-133
-    # are in different ones
-    bf = formats.bf16
+    # are in different ones (gemm used to give +0 here: the exact-zero rule was applied after
+    # the band sum)
     A = np.array([[0x8001, 0x3F80, 0xBF80]], dtype=np.uint16)
     B = np.array([[0x0001], [0x3F80], [0x3F80]], dtype=np.uint16)
     assert bits32(se.exact_dot(A, B.T, "bf16", "bf16")[0]) == bits32(-0.0)
     assert bits32(gemm(A, B, "bf16", "bf16", "exact")[0, 0]) == bits32(-0.0)
+
+
+def test_gemm_exact_zero_signs_single_and_several_bands():
+    # the sign of a zero result, with one band pair (float64 sum cast once) and several (exact
+    # integer sum of the band parts): an exact zero is +0 (also from -0 operands), a non-zero
+    # sum that underflows keeps its sign. Oracle: exact Fractions rounded by rne32 (signed)
+    t, one, z, n = 0x0001, 0x3F80, 0x0000, 0x8000    # bf16 2^-133, 1.0, +0; | n negates
+    cases = [([t | n], [t], 0x80000000),                        # one band: -2^-266 -> -0
+             ([t], [t], 0),
+             ([t | n, t], [t, t], 0),                           # exact zero, one band
+             ([z | n, z | n], [t, one], 0),                     # -0 * x terms only
+             ([z | n, one | n, one], [one, one, one], 0),
+             ([t | n, one, one | n], [t, one, one], 0x80000000),  # several bands: -0
+             ([t, one | n, one], [t, one, one], 0),
+             ([t | n, t, one, one | n], [t, t, one, one], 0),   # exact zero, several bands
+             ([one | n, t | n], [one, t], 0xBF800000)]          # -1 - 2^-266 -> -1
+    bf = formats.bf16
+    for a, b, code in cases:
+        A = np.array([a], dtype=np.uint16)
+        B = np.array(b, dtype=np.uint16)[:, None]
+        want = rne32(sum(Fraction(float(x)) * Fraction(float(y))
+                         for x, y in zip(bf.decode(A[0]).tolist(), bf.decode(B[:, 0]).tolist())))
+        assert bits32(want) == code, (a, b)
+        assert bits32(gemm(A, B, "bf16", "bf16", "exact")[0, 0]) == code, (a, b)
+        assert bits32(se.exact_dot(A[0], B[:, 0], "bf16", "bf16")) == code, (a, b)
 
 
 # The H100 measurements (tests/data/h100, provenance in its README)
