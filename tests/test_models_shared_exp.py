@@ -734,6 +734,40 @@ def test_gemm_exact_zero_signs_single_and_several_bands():
         assert bits32(se.exact_dot(A[0], B[:, 0], "bf16", "bf16")) == code, (a, b)
 
 
+def test_gemm_exact_tie_decided_below_float64():
+    # 1 + 2^-24 + 2^-60: a tie of FP32 (1 + half an ULP) broken by a part 36 bits lower; in
+    # one float64 sum the 2^-60 is lost (1 + 2^-24 needs 25 bits, 2^-60 lies beyond 53) and
+    # the tie goes to even (1.0); the band parts keep it: exactly rounded, 1 + 2^-23
+    bf = formats.bf16
+    A = bf.encode(np.array([[1.0, 2.0 ** -12, 2.0 ** -30]], np.float32))
+    B = bf.encode(np.array([[1.0], [2.0 ** -12], [2.0 ** -30]], np.float32))
+    want = rne32(Fraction(1) + Fraction(1, 2 ** 24) + Fraction(1, 2 ** 60))
+    assert want == 1 + 2.0 ** -23
+    assert bits32(gemm(A, B, "bf16", "bf16", "exact")[0, 0]) == bits32(want)
+    assert bits32(se.exact_dot(A, B.T, "bf16", "bf16")[0]) == bits32(want)
+
+
+def test_step_int16_times_fp16_far_terms():
+    # int16 x fp16 products carry 27 significant bits: a term far below the maximum (shift
+    # beyond 25 bits) is cut to its sticky contribution only (Fraction oracle)
+    i16, f16 = formats.int16, formats.fp16
+    a = i16.to_codes(np.array([[32767, -32767, 3, -5]] * 4 + [[32767, 32767, -32767, 1]] * 2))
+    vb = np.array([[2.0 ** 15, 2.0 ** 15, 2.0 ** -14, 2.0 ** -14],
+                   [2.0 ** 15, 2047 * 2.0 ** -20, 2047 * 2.0 ** -21, 0.0],   # 26-bit terms, 46 below
+                   [-2.0 ** 15, -2047 * 2.0 ** -20, 2047 * 2.0 ** -22, 2.0 ** -24],
+                   [-2.0 ** 15, 1.5 * 2.0 ** 14, 2.0 ** -24, -3 * 2.0 ** -24],
+                   [1023 * 2.0 ** 5, 2.0 ** 15, 2.0 ** -24, 2.0 ** -24],
+                   [2.0 ** 15, -2.0 ** 15, 1023 * 2.0 ** -24, 2.0 ** -24]])
+    b = f16.encode(vb.astype(np.float32))
+    for cut in se.CUTS:
+        cfg = SharedExpConfig(n=4, frac_bits=4, cut=cut, norm_frac_bits=23)
+        got = se.shared_exp_add(a, b, "int16", "fp16", cfg)
+        for i in range(6):
+            want = step_oracle(i16.decode(a[i]).astype(np.float64), f16.decode(b[i]).astype(np.float64),
+                               i16, f16, cfg)
+            assert bits32(got[i]) == bits32(want), (cut, i)
+
+
 # The H100 measurements (tests/data/h100, provenance in its README)
 
 H100 = pathlib.Path(__file__).resolve().parent / "data" / "h100" / "h100_fp8_gemm.npz"
