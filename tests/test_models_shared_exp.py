@@ -768,6 +768,26 @@ def test_step_int16_times_fp16_far_terms():
             assert bits32(got[i]) == bits32(want), (cut, i)
 
 
+def test_gemm_exact_operands_far_below_one():
+    # formats of extreme bias: operands near 2^-1000 and 2^+1000 whose products are moderate;
+    # the lowest exponent band must reach every operand (Fraction oracle)
+    tiny = formats.FloatFormat("e2m1_b1000", 2, 1, 1000, "finite")
+    huge = formats.FloatFormat("e2m1_bm1000", 2, 1, -1000, "finite")
+    A = np.arange(8, dtype=np.uint8)[None, :].repeat(2, 0)     # the positive codes
+    A[1] = A[1][::-1]
+    B = np.arange(8, dtype=np.uint8)[:, None].repeat(3, 1)
+    B[:, 1] = B[::-1, 1]
+    B[:, 2] = (B[:, 2] * 3) % 8
+    got = gemm(A, B, tiny, huge, "exact")
+    va = [[Fraction(float(v)) for v in r] for r in tiny.decode(A).tolist()]
+    vb = [[Fraction(float(v)) for v in r] for r in huge.decode(B.T).tolist()]
+    for m in range(2):
+        for n in range(3):
+            want = rne32(sum(x * y for x, y in zip(va[m], vb[n])))
+            assert bits32(got[m, n]) == bits32(want), (m, n)
+    assert got[0, 0] != 0
+
+
 # The H100 measurements (tests/data/h100, provenance in its README)
 
 H100 = pathlib.Path(__file__).resolve().parent / "data" / "h100" / "h100_fp8_gemm.npz"
