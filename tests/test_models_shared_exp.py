@@ -788,6 +788,21 @@ def test_gemm_exact_operands_far_below_one():
     assert got[0, 0] != 0
 
 
+def test_plain_values_and_accumulator_all_at_the_term_bound_wrap():
+    # plain values (b_format=None, term bound 2^(F+1)) and the accumulator in the maximum:
+    # three e4m3 1.875 and acc = 1.875 are each cut (nearest, F = 0) to 2 = 2^(F+1); their sum
+    # 8 needs needed_sum_bits = 0 + 1 + bitlen(4) + 1 = 5 bits; a 4-bit sum register wraps it
+    # to -8 (two's complement), a 5-bit one keeps 8
+    e4 = formats.e4m3
+    a = e4.encode(np.full((1, 3), 1.875, np.float32))
+    cfg = SharedExpConfig(n=3, frac_bits=0, cut="nearest_even", acc_in_max=True)
+    assert cfg.needed_sum_bits(e4) == 5
+    for bits, want in ((5, 8.0), (4, -8.0)):
+        c = dataclasses.replace(cfg, sum_bits=bits)
+        got = se.shared_exp_add(a, None, "e4m3", None, c, acc=np.array([1.875]))
+        assert bits32(got[0]) == bits32(want), bits
+
+
 # The H100 measurements (tests/data/h100, provenance in its README)
 
 H100 = pathlib.Path(__file__).resolve().parent / "data" / "h100" / "h100_fp8_gemm.npz"
