@@ -392,11 +392,11 @@ class _Errors:
     def add(self, path, message):
         no = self.line(path)
         where = f"{self.source}:{no}" if no is not None else self.source
-        self.items.append(f"{where}: {_dotted(path) or '(top level)'}: {message}")
+        self.items.append((no or 0, f"{where}: {_dotted(path) or '(top level)'}: {message}"))
 
     def raise_if_any(self):
-        if self.items:
-            raise SweepFileError(self.items)
+        if self.items:                           # in file order
+            raise SweepFileError([m for _, m in sorted(self.items, key=lambda t: t[0])])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -690,13 +690,14 @@ def _list_of(data, key, allowed, errors, default):
     if not isinstance(value, list) or not value:
         errors.add((key,), f"must be a non-empty list of {', '.join(allowed)}, not {value!r}")
         return tuple(default)
-    out = []
+    out, bad = [], False
     for v in value:
         if v not in allowed:
             errors.add((key,), f"must be among {', '.join(allowed)}, not {v!r}")
+            bad = True
         elif v not in out:
             out.append(v)
-    return tuple(out)
+    return None if bad else tuple(out)
 
 
 def from_dict(data, text=None, source="<dict>"):
@@ -739,8 +740,11 @@ def from_dict(data, text=None, source="<dict>"):
     if isinstance(freq, bool) or not isinstance(freq, (int, float)) or not 1 <= freq <= 1000:
         errors.add(("freq_mhz",), f"must be a number from 1 to 1000, not {freq!r}")
         freq = 100.0
+    checked = targets is not None and measures is not None   # (else: said already)
+    targets = targets or ("generic",)
+    measures = measures or ("area",)
     fpga = [t for t in targets if t != "generic"]
-    for m in measures:
+    for m in measures if checked else ():
         if m in _FPGA_MEASURES and not fpga:
             errors.add(("measures",), f"measure {m!r} needs an FPGA target (ice40, ecp5) in "
                                       f"targets")
@@ -1395,7 +1399,7 @@ def _connect(client, scheduler, workers, targets):
         else:
             cluster = distributed.LocalCluster(
                 n_workers=workers or default_workers(), threads_per_worker=1, processes=True,
-                dashboard_address=None, silence_logs=logging.ERROR)
+                dashboard_address=":0", silence_logs=logging.ERROR)
             own.append(cluster)
             client = distributed.Client(cluster)
             own.insert(0, client)
