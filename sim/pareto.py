@@ -152,9 +152,10 @@ def plot(rows, path, title=""):
         fy = [rows[i][f.y] for i in on]
         ax.step(fx, fy, where="post", color="black", linewidth=1.0, zorder=2,
                 label="Pareto front")
-        for i in on:
+        for k, i in enumerate(on):                 # alternate above/below: close neighbours
             ax.annotate(rows[i].get("label", rows[i]["point"]), (rows[i][f.x], rows[i][f.y]),
-                        textcoords="offset points", xytext=(5, 4), fontsize=6.5)
+                        textcoords="offset points", xytext=(6, 5 if k % 2 == 0 else -11),
+                        fontsize=6.5)
         if f.log_y and all(rows[i][f.y] > 0 for i in cand):
             ax.set_yscale("log")
         ax.set_xlabel(f.x_label)

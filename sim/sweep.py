@@ -1019,22 +1019,12 @@ def measure(task):
     return out
 
 
-def _watch_parent(parent):
-    """Kill this process group when the worker that started it goes away."""
-    while True:
-        time.sleep(0.5)
-        if os.getppid() != parent:
-            os.killpg(os.getpgid(0), signal.SIGKILL)
-
-
 def _child_main():
-    """The child process of :func:`run_task`: a task (JSON) on standard input, the figures
-    (one JSON line) on standard output; anything else the tools print goes to stderr."""
+    """The child process of :func:`run_task` (after :data:`_CHILD` has set up its watchdog): a
+    task (JSON) on standard input, the figures (one JSON line) on standard output; anything
+    else the tools print goes to stderr."""
     result = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)
-    parent = os.getppid()
-    signal.signal(signal.SIGTERM, lambda *_: os.killpg(os.getpgid(0), signal.SIGKILL))
-    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
     task = json.loads(sys.stdin.read())
     try:
         row = {"status": "ok", **measure(task)}
@@ -1051,7 +1041,22 @@ def _json_default(obj):
     raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
 
 
-_CHILD = "from lowbit.sim import sweep; sweep._child_main()"
+#: The point process (``python -c _CHILD WORKER_PID``): before the slow imports, a watchdog
+#: that kills the process group (the tools too) as soon as the worker that started it is gone,
+#: and the same on SIGTERM; then :func:`_child_main`.
+_CHILD = """\
+import os, signal, sys, threading, time
+parent = int(sys.argv[1])
+def watch():
+    while True:
+        if os.getppid() != parent:
+            os.killpg(0, signal.SIGKILL)
+        time.sleep(0.25)
+threading.Thread(target=watch, daemon=True).start()
+signal.signal(signal.SIGTERM, lambda *_: os.killpg(0, signal.SIGKILL))
+from lowbit.sim import sweep
+sweep._child_main()
+"""
 _POLL_S = 0.5
 
 
@@ -1084,7 +1089,7 @@ def run_task(task, timeout, cancel=None):
             event = distributed.Event(cancel)
         except ValueError:                       # not on a Dask worker: no cancel event
             event = None
-    proc = subprocess.Popen([sys.executable, "-c", _CHILD], stdin=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-c", _CHILD, str(os.getpid())], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     data = json.dumps(task, default=_json_default)
@@ -1397,24 +1402,33 @@ def _connect(client, scheduler, workers, targets):
                 raise ValueError(f"scheduler {scheduler!r} cannot be reached: {e}") from None
             own.append(client)
         else:
-            cluster = distributed.LocalCluster(
-                n_workers=workers or default_workers(), threads_per_worker=1, processes=True,
-                dashboard_address=":0", silence_logs=logging.ERROR)
+            # The worker processes ignore SIGINT (inherited through their spawn, and then left
+            # alone by Python and asyncio): Ctrl-C in a terminal goes to the whole process
+            # group, and the client, not each worker, is the one to stop the sweep cleanly.
+            main = threading.current_thread() is threading.main_thread()
+            old = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+            try:
+                cluster = distributed.LocalCluster(
+                    n_workers=workers or default_workers(), threads_per_worker=1,
+                    processes=True, dashboard_address=":0", silence_logs=logging.ERROR)
+            finally:
+                if main:
+                    signal.signal(signal.SIGINT, old)
             own.append(cluster)
             client = distributed.Client(cluster)
             own.insert(0, client)
     try:
-        if scheduler and workers:
-            client.wait_for_workers(workers, timeout=60)
+        if scheduler:                            # workers may still be joining
+            try:
+                client.wait_for_workers(workers or 1, timeout=60)
+            except TimeoutError:
+                raise ValueError(f"no Dask worker joined the scheduler {scheduler!r} within "
+                                 f"60 s (start them with: dask worker {scheduler})") from None
         infos = client.run(environment, targets)
     except Exception:
         for thing in reversed(own):
             thing.close()
         raise
-    if not infos:
-        for thing in own:
-            thing.close()
-        raise ValueError(f"the Dask cluster at {client.scheduler.address} has no workers")
     mine = environment(targets)
     for address, theirs in infos.items():
         if theirs != mine:

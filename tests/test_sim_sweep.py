@@ -357,3 +357,30 @@ def test_report_views_and_plot(tmp_path):
     path = pareto.plot(rows, tmp_path / "p.png")
     import matplotlib.image
     assert matplotlib.image.imread(path).shape[:2] == (682, 2475)   # 3 panels, 110 dpi
+
+
+def test_systolic_points_measure_the_simulator_on_a_topology(tmp_path, cache):
+    from lowbit.sim.cost_model import SynthCostModel
+    from lowbit.sim.systolic import ArrayConfig, simulate_topology
+    from lowbit.sim.topology import gemm_layer, read_topology, write_topology
+    topo = tmp_path / "two.csv"
+    write_topology(topo, [gemm_layer("a", 16, 32, 8), gemm_layer("b", 9, 5, 30)])
+    spec = sweep.from_dict({"measures": ["cycles", "sim_energy"], "topology": str(topo),
+                            "design": [{"unit": "systolic",
+                                        "params": {"rows": 4, "cols": 4, "pe": "int8"},
+                                        "axes": {"dataflow": ["ws", "os"]}}]})
+    for p in sweep.expand(spec):
+        fig = sweep.measure(sweep._task(p, spec, True))
+        cfg = ArrayConfig(rows=4, cols=4, dataflow=p.params["dataflow"], pe="int8")
+        model = SynthCostModel()
+        res = simulate_topology(read_topology(topo), cfg, model)
+        assert fig["sim_cycles"] == res.total.total_cycles
+        assert fig["sim_utilisation"] == res.total.utilisation
+        assert fig["sim_energy_uj"] == res.total.energy_pj / 1e6
+        assert fig["sim_area_mm2"] == model.area_um2(cfg) / 1e6
+        assert fig["macs_per_clock"] == 16
+    with pytest.raises(sweep.SweepFileError, match=r"^<dict>: design\[0\]\.unit: measures cycles "
+                                                   r"and sim_energy are defined for unit "
+                                                   r"'systolic', not 'int-mac'$"):
+        sweep.from_dict({"measures": ["cycles"], "topology": "Resnet18.csv",
+                         "design": [{"unit": "int-mac"}]})
