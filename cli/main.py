@@ -30,7 +30,8 @@ from amaranth.hdl import UnusedElaboratable
 import lowbit
 from lowbit.fpga.extras import MissingExtra
 
-from . import cmd_cache, cmd_compare, cmd_cosim, cmd_formats, cmd_fpga, cmd_generate, cmd_simulate, cmd_synth
+from . import (cmd_cache, cmd_compare, cmd_cosim, cmd_formats, cmd_fpga, cmd_generate, cmd_simulate,
+               cmd_sweep, cmd_synth)
 from .errors import ToolFailure, UsageError
 
 __all__ = ["main", "UsageError", "ToolFailure", "EXIT_FAILED", "EXIT_USAGE", "EXIT_TOOL",
@@ -39,8 +40,8 @@ __all__ = ["main", "UsageError", "ToolFailure", "EXIT_FAILED", "EXIT_USAGE", "EX
 EXIT_FAILED, EXIT_USAGE, EXIT_TOOL, EXIT_INTERNAL = 1, 2, 3, 4
 
 # Order in which the subcommands appear in ``lowbit --help``.
-SUBCOMMANDS = [cmd_formats, cmd_generate, cmd_cosim, cmd_synth, cmd_compare, cmd_simulate, cmd_fpga,
-               cmd_cache]
+SUBCOMMANDS = [cmd_formats, cmd_generate, cmd_cosim, cmd_synth, cmd_compare, cmd_simulate, cmd_sweep,
+               cmd_fpga, cmd_cache]
 
 
 class _Parser(argparse.ArgumentParser):
