@@ -615,21 +615,24 @@ def unit_paths(out_dir, name):
             "waivers": os.path.join(out_dir, f"{name}.vlt")}
 
 
-def write_unit(component, unit, params, out_dir, name=None, lint=None):
+def write_unit(component, unit, params, out_dir, name=None, lint=None, progress=None):
     """Write ``<name>.v``, ``<name>.json`` (the manifest) and ``<name>.vlt`` (the Verilator
     waivers, see :data:`BACKEND_WAIVERS`) into ``out_dir``; return the ``.v`` and ``.json``
     paths (:func:`unit_paths` names all three).
 
     ``lint``: ``None`` lints the Verilog with Verilator when it is on ``PATH`` (counts in the
     manifest; the waiver file waives the classes that fire), ``False`` does not (every backend
-    class is waived, counts unknown).
+    class is waived, counts unknown). ``progress``: ``progress(label, done, total)`` during
+    the conversion (:class:`VerilogModules`) and before the lint (``("lint", 0, 1)``).
     """
     name = name or unit.replace("-", "_")
     paths = unit_paths(out_dir, name)
     # everything that takes time (conversion, lint) happens before ``out_dir`` is touched, so
     # that an error or an interrupt leaves no empty or half-written folder behind
-    text = to_verilog(component, name)
+    text = to_verilog(component, name, progress)
     exe = _verilator() if lint is None else None
+    if exe and progress is not None:
+        progress("lint", 0, 1)
     warnings = None
     if exe:
         with tempfile.TemporaryDirectory(prefix="lowbit-lint-") as tmp:
