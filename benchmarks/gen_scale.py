@@ -3,7 +3,7 @@
 hierarchical netlist) against hierarchical (one PE module instantiated R x C times:
 :func:`lowbit.hdl.manifest.to_verilog`).
 
-Each conversion runs in its own process (peak RSS = that process's ``ru_maxrss``).
+Each conversion runs in its own process (peak RSS = that process's own ``ru_maxrss``).
 
     python benchmarks/gen_scale.py [--pe e4m3_fp32] [--sizes 16,64,128] [--flat-sizes 16]
 
@@ -12,13 +12,12 @@ few lines per PE. The script prints the figures and their ratios to the targets.
 """
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
 
 CHILD = r"""
-import json, sys, time
+import json, resource, sys, time
 from amaranth.back import verilog
 from lowbit.hdl.manifest import to_verilog
 from lowbit.hdl.systolic import SystolicArray
@@ -29,7 +28,8 @@ if mode == "flat":      # platform None: the PEs are submodules, flattened and u
     text = verilog.convert(array, name="top", emit_src=False, strip_internal_attrs=True)
 else:
     text = to_verilog(array, "top")
-print(json.dumps({"seconds": time.monotonic() - t0, "bytes": len(text),
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024     # MiB (Linux: KiB)
+print(json.dumps({"seconds": time.monotonic() - t0, "bytes": len(text), "peak_rss_mib": rss,
                   "lines": text.count("\n"), "modules": text.count("\nmodule ")}))
 """
 
@@ -39,9 +39,8 @@ def measure(n, pe, mode):
     r = subprocess.run([sys.executable, "-c", CHILD, str(n), pe, mode], capture_output=True,
                        text=True, check=True)
     wall = time.monotonic() - t0
-    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024     # MiB, Linux: KiB
     d = json.loads(r.stdout.strip().splitlines()[-1])
-    d.update(n=n, mode=mode, wall=wall, peak_rss_mib=rss)
+    d.update(n=n, mode=mode, wall=wall)
     return d
 
 
@@ -52,8 +51,6 @@ def main():
     ap.add_argument("--flat-sizes", default="16")
     a = ap.parse_args()
     rows = []
-    # flat first and smallest first: ru_maxrss of RUSAGE_CHILDREN is the largest child so far,
-    # so every measurement must be at least as large as the ones before it in the same mode
     plan = [(int(n), "flat") for n in a.flat_sizes.split(",") if n] + \
            [(int(n), "hierarchical") for n in a.sizes.split(",") if n]
     for n, mode in plan:
