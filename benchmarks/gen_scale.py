@@ -9,6 +9,22 @@ Each conversion runs in its own process (peak RSS = that process's own ``ru_maxr
 
 Targets (issue 16, section 3): 128 x 128 FP8 in at most 60 s and 2 GB; the Verilog grows by a
 few lines per PE. The script prints the figures and their ratios to the targets.
+
+Measured 2026-12-03 on the shared 2-core machine (loaded by other jobs), e4m3_fp32, WS:
+
+    size     netlist        time     peak RSS   Verilog   modules  lines/PE
+    16x16    flat          120.9 s    (*)        5.5 MB     770      892
+    16x16    hierarchical    4.6 s     84 MiB    0.6 MB       5       99
+    32x32    hierarchical   24.5 s    208 MiB    2.3 MB       5       95
+    64x64    hierarchical   71.7 s    718 MiB    9.1 MB       5       95
+    64x64    flat (issue 16: 8.5 min, 6.6 GB, 78 MB; not re-run)
+    128x128  hierarchical  935 s     2.7 GiB    37.1 MB       5       94   (**)
+
+(*) not measured separately (the first version of this script read RUSAGE_CHILDREN).
+(**) ``/usr/bin/time -v`` of one ``to_verilog(SystolicArray(128, 128, "e4m3_fp32"))`` while a
+cocotb build ran beside it. The 128 x 128 target (60 s, 2 GB) is NOT met: after the PE is
+defined once, the time is Amaranth's netlist construction of the array top (``build_netlist``
+about 60 %, ``Fragment.get`` 20 % in a cProfile of a 24 x 24 array), growing faster than R x C.
 """
 import argparse
 import json
