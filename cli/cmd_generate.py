@@ -14,6 +14,10 @@ help).  Bad input: one line on stderr, exit status 2.
 import argparse
 import json
 import os
+import sys
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from lowbit.hdl import catalog, manifest
 from lowbit.sim import cosim
@@ -100,9 +104,23 @@ def run(args):
         cosim.find_simulator("verilator")
     except cosim.SimulatorNotFound:
         pass
+    # progress on stderr (transient; only on a terminal, so that piped stderr stays one line
+    # per message): the PEs as they are placed, then the Verilog backend and
+    # the lint, which report no steps of their own
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/"
+                   "{task.total}"), TimeElapsedColumn(), console=Console(stderr=True),
+                   transient=True, disable=not sys.stderr.isatty())
+    task = bar.add_task(f"elaborating {name}", total=None)
+
+    def progress(label, done, total):
+        if label == "PEs" and done == total:
+            label = "Verilog backend"
+        bar.update(task, description=f"{name}: {label}", completed=done, total=total)
     try:
-        v_path, j_path = manifest.write_unit(component, unit.name, typed_params(unit, resolved),
-                                             opts.out, name=name)
+        with bar:
+            v_path, j_path = manifest.write_unit(component, unit.name,
+                                                 typed_params(unit, resolved), opts.out,
+                                                 name=name, progress=progress)
     except OSError as e:
         raise UsageError(f"cannot write to {opts.out!r}: {e.strerror}") from None
     vlt = manifest.unit_paths(opts.out, name)["waivers"]

@@ -36,7 +36,8 @@ from amaranth.lib import data, wiring
 
 from lowbit.models import formats
 
-__all__ = ["ports", "tool_versions", "to_verilog", "manifest", "write_unit", "unit_paths",
+__all__ = ["ports", "tool_versions", "to_verilog", "VerilogModules", "manifest", "write_unit",
+           "unit_paths",
            "module_names", "verilog_ports", "verilog_port_order", "describe_format", "lanes",
            "layout_packing", "golden", "construct", "fmt_ref", "positive_zero", "Waiver",
            "BACKEND_WAIVERS", "LintWarning", "verilator_lint", "lint_report", "waiver_text",
@@ -313,9 +314,59 @@ def verilog_port_order(text, top=None):
     return [p.strip() for p in header.split(",") if p.strip()]
 
 
-def to_verilog(component, name):
-    """Return the Verilog text of ``component`` as module ``name`` (no source attributes)."""
-    return verilog.convert(component, name=name, emit_src=False, strip_internal_attrs=True)
+class VerilogModules:
+    """The ``platform`` that :func:`to_verilog` elaborates a design with: it collects the Verilog
+    modules that a component converts once and instantiates many times (``Instance``), such as
+    the processing element of :class:`lowbit.hdl.systolic.SystolicArray`.
+
+    It offers the part of the Amaranth ``Platform`` interface that such a component uses
+    (``add_file(filename, content)`` and ``extra_files``, as in
+    ``amaranth/build/plat.py``), so that the same component, elaborated for a board by an
+    Amaranth platform, hands the board's toolchain the same ``.v`` files; and
+    :meth:`report_progress` for long elaborations. With ``platform=None`` (the Amaranth
+    simulator) such a component elaborates flat, without instances.
+
+    Parameters
+    ----------
+    progress : callable, optional
+        ``progress(label, done, total)``, called by components that elaborate in steps.
+    """
+
+    def __init__(self, progress=None):
+        if progress is not None and not callable(progress):
+            raise TypeError(f"progress must be callable or None, not {progress!r}")
+        self._progress = progress
+        self.extra_files = collections.OrderedDict()
+
+    def add_file(self, filename, content):
+        """Add the Verilog module text ``content`` as ``filename`` (the same name twice: the
+        same text, kept once)."""
+        if not isinstance(filename, str) or not isinstance(content, str):
+            raise TypeError("add_file needs a file name and a text (str)")
+        if filename in self.extra_files and self.extra_files[filename] != content:
+            raise ValueError(f"file {filename!r} was added twice with different texts")
+        self.extra_files[filename] = content
+
+    def report_progress(self, label, done, total):
+        """Pass ``(label, done, total)`` to the ``progress`` callback, if any."""
+        if self._progress is not None:
+            self._progress(label, done, total)
+
+
+def to_verilog(component, name, progress=None):
+    """Return the Verilog text of ``component`` as module ``name`` (no source attributes).
+
+    The design is elaborated with a :class:`VerilogModules` platform: a component that
+    instantiates a separately converted module (the systolic array's PE) adds that module's
+    text, which follows the design's own modules in the returned text (module ``name`` first
+    among the design's, each added module once). ``progress``: see :class:`VerilogModules`.
+    """
+    mods = VerilogModules(progress)
+    text = verilog.convert(component, name=name, platform=mods, emit_src=False,
+                           strip_internal_attrs=True)
+    extra = [t for f, t in mods.extra_files.items() if f.endswith(".v")]
+    return "\n".join([text, *extra])
+
 
 
 # --------------------------------------------------------------------------------------------
@@ -564,21 +615,24 @@ def unit_paths(out_dir, name):
             "waivers": os.path.join(out_dir, f"{name}.vlt")}
 
 
-def write_unit(component, unit, params, out_dir, name=None, lint=None):
+def write_unit(component, unit, params, out_dir, name=None, lint=None, progress=None):
     """Write ``<name>.v``, ``<name>.json`` (the manifest) and ``<name>.vlt`` (the Verilator
     waivers, see :data:`BACKEND_WAIVERS`) into ``out_dir``; return the ``.v`` and ``.json``
     paths (:func:`unit_paths` names all three).
 
     ``lint``: ``None`` lints the Verilog with Verilator when it is on ``PATH`` (counts in the
     manifest; the waiver file waives the classes that fire), ``False`` does not (every backend
-    class is waived, counts unknown).
+    class is waived, counts unknown). ``progress``: ``progress(label, done, total)`` during
+    the conversion (:class:`VerilogModules`) and before the lint (``("lint", 0, 1)``).
     """
     name = name or unit.replace("-", "_")
     paths = unit_paths(out_dir, name)
     # everything that takes time (conversion, lint) happens before ``out_dir`` is touched, so
     # that an error or an interrupt leaves no empty or half-written folder behind
-    text = to_verilog(component, name)
+    text = to_verilog(component, name, progress)
     exe = _verilator() if lint is None else None
+    if exe and progress is not None:
+        progress("lint", 0, 1)
     warnings = None
     if exe:
         with tempfile.TemporaryDirectory(prefix="lowbit-lint-") as tmp:

@@ -117,9 +117,16 @@ exactly :func:`lowbit.models.systolic.gemm_numerics` with the PE's
 :func:`lowbit.models.mac.kulisch_step`). In WS the chain crosses K-folds through the ``psum``
 lanes (the host's ofmap buffer).
 
+Verilog (:func:`lowbit.hdl.manifest.to_verilog`, and Amaranth board platforms): a hierarchical
+netlist, the PE converted once (module :attr:`SystolicPE.module_name`) and instantiated R x C
+times; in the Amaranth simulator (no platform) the PEs are ordinary submodules.
+
 Not (yet) supported: pipelined PEs and the shared-exponent PEs.
 """
-from amaranth.hdl import Cat, EnableInserter, Module, Mux, Signal
+import re
+
+from amaranth.hdl import (Cat, ClockSignal, EnableInserter, Instance, Module, Mux, ResetSignal,
+                          Signal)
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -131,7 +138,8 @@ from lowbit.models.systolic import PE_KINDS, PESpec, Schedule, parse_pe
 
 from .fp_mac import FpMacStep, KulischStep, kulisch_read_into, mac_numerics
 from .int_mac import IntMacStep
-from .manifest import construct, describe_format, fmt_ref, golden, layout_packing
+from .manifest import (construct, describe_format, fmt_ref, golden, layout_packing, to_verilog,
+                       verilog_ports)
 from .overq_pe import OverqStep, overq_contract
 from .unit import Param, Unit
 
@@ -142,7 +150,9 @@ PES = PE_KINDS
 #: Dataflows in the order the catalogue offers them.
 DATAFLOWS = ("ws", "os", "is")
 assert set(DATAFLOWS) == set(_SCHEDULE_DATAFLOWS)
-MAX_DIM = 64
+#: Largest array side: a TPU v2/v3 core's matrix unit is 128 x 128 (Jouppi et al., "A Domain-Specific Supercomputer for Training Deep Neural Networks",
+#: CACM 63(7), 2020), the size the hierarchical netlist (one PE module) is built for.
+MAX_DIM = 128
 
 
 def connect_acc(m, step, acc_in):
@@ -287,6 +297,12 @@ class SystolicPE(wiring.Component):
     #: Bits of the partial sum / accumulator (Kulisch: the packed state).
     acc_width = property(lambda self: self._w)
 
+    @property
+    def module_name(self):
+        """Verilog module name of this PE when the array instantiates it (one name per PE
+        configuration and dataflow: ``lowbit_pe_<pe key>_<dataflow>``)."""
+        return re.sub(r"\W", "_", f"lowbit_pe_{self._spec.key}_{self._df}")
+
     def elaborate(self, platform):
         m = Module()
         core = Module()
@@ -339,13 +355,60 @@ class SystolicPE(wiring.Component):
         return m
 
 
+class _PEPorts:
+    """The port signals of one instantiated PE (``Instance``), named like the PE's members."""
+
+    def __init__(self, signature, prefix):
+        for name, member in signature.members.items():
+            setattr(self, name, Signal(member.shape, name=f"{prefix}_{name}"))
+
+
+def _place_pes(m, spec, dataflow, rows, cols, platform):
+    """Add ``rows x cols`` PEs to ``m``; return ``{(i, j): PE}`` (objects with the PE's ports).
+
+    With ``platform=None`` (the Amaranth simulator) every PE is a :class:`SystolicPE`
+    submodule, which the Verilog backend would flatten and uniquify (one module per PE). With a
+    platform that takes files (``add_file``: :class:`lowbit.hdl.manifest.VerilogModules`, which
+    :func:`lowbit.hdl.manifest.to_verilog` uses, or an Amaranth board platform), the PE is
+    converted to Verilog once, added as ``<module_name>.v``, and instantiated ``rows x cols``
+    times (a hierarchical netlist: the PE is defined once, each PE costs the array's Verilog
+    one instance and its wires). Same registers, same logic, same cycle behaviour.
+    """
+    report = getattr(platform, "report_progress", None)
+    if platform is None or not hasattr(platform, "add_file"):
+        pes = {}
+        for i in range(rows):
+            for j in range(cols):
+                pes[i, j] = m.submodules[f"pe_{i}_{j}"] = SystolicPE(spec, dataflow)
+        return pes
+    proto = SystolicPE(spec, dataflow)
+    name = proto.module_name
+    text = to_verilog(proto, name)
+    platform.add_file(f"{name}.v", text)
+    harness = [p for p, _, _ in verilog_ports(text, name) if p in ("clk", "rst")]
+    pes = {}
+    for i in range(rows):
+        for j in range(cols):
+            pe = pes[i, j] = _PEPorts(proto.signature, f"pe_{i}_{j}")
+            conns = {("i_" if member.flow == In else "o_") + p: getattr(pe, p)
+                     for p, member in proto.signature.members.items()}
+            if "clk" in harness:
+                conns["i_clk"] = ClockSignal("sync")
+            if "rst" in harness:
+                conns["i_rst"] = ResetSignal("sync")
+            m.submodules[f"pe_{i}_{j}"] = Instance(name, **conns)
+        if report is not None:
+            report("PEs", (i + 1) * cols, rows * cols)
+    return pes
+
+
 class SystolicArray(wiring.Component):
     """``rows x cols`` systolic GEMM array with skew/de-skew registers and stream ports.
 
     Parameters
     ----------
     rows, cols : int
-        Array height ``R`` and width ``C``, 1..64.
+        Array height ``R`` and width ``C``, 1..128 (:data:`MAX_DIM`).
     pe : str or PESpec
         A PE name (:func:`lowbit.models.systolic.parse_pe`: ``int8``, ``e4m3_fp32``,
         ``e5m2_fp16_two_roundings_sat``, ``e4m3_kulisch``, ``overq4``, ...) or a
@@ -843,13 +906,9 @@ class SystolicArray(wiring.Component):
             return sig
 
         # the PEs: R x C instances of one SystolicPE, every register behind ``run``
-        pes = {}
-        for i in range(R):
-            for j in range(C):
-                pe = SystolicPE(self._spec, self._dataflow)
-                m.submodules[f"pe_{i}_{j}"] = pe
-                m.d.comb += pe.en.eq(run)
-                pes[i, j] = pe
+        pes = _place_pes(m, self._spec, self._dataflow, R, C, platform)
+        for pe in pes.values():
+            m.d.comb += pe.en.eq(run)
 
         # left edge: a lanes skewed by i (value, valid, first), then PE to PE to the right
         for i in range(R):
