@@ -131,7 +131,7 @@ def sr_params(when):
               choices=RANDOM_SOURCES, when=when),
         Param("lfsr_width", "--lfsr-width", "int", 16, "LFSR width, 3..32 (XAPP052 taps)",
               when=when),
-        Param("seed", "--seed", "int", 0xACE1, "LFSR seed after reset, 1..2**width-1",
+        Param("seed", "--lfsr-seed", "int", 0xACE1, "LFSR seed after reset, 1..2**width-1",
               when=when),
     )
 
