@@ -31,12 +31,15 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from lowbit.models.checks import check_choice
+
 from lowbit.models import mac as model
 
 from .formats import unpack
 from .fp_mul import check_pipeline, multiply_into
 from .fp_round import EXP_SHAPE, Cuts, round_pack
 from .int_mac import lut_multiply_into
+from .lfsr import check_random_source, random_ports, random_source_into, sr_contract, sr_params
 from .manifest import describe_format, fmt_ref, golden, lanes, positive_zero
 from .unit import Param, Unit, pipeline_param
 
@@ -55,13 +58,22 @@ def _operand(m, fmt, code, flush, name):
     return u, zero, sig
 
 
-def accumulate_into(m, acc_fmt, pf, acc_code, p_code, mode, flush, saturate, name="acc"):
-    """Logic for ``round(acc + p)`` (``p`` a product-format code); returns the new acc code."""
+def accumulate_into(m, acc_fmt, pf, acc_code, p_code, mode, flush, saturate, name="acc",
+                    random=None):
+    """Logic for ``round(acc + p)`` (``p`` a product-format code); returns the new acc code.
+
+    ``random`` (an ``N``-bit Value, default none) makes every rounding stochastic with those
+    bits (:func:`lowbit.models.mac.fp_accumulate` with ``rounding="stochastic"``): the window
+    grows by ``N`` bits so that the ``N`` bits below the result's LSB are exact (the jamming
+    argument of the module docstring then holds at the cut ``N`` bits below the LSB: the cut
+    lies at window bit >= 2, and an exact value and its jammed twin lie in one open interval
+    between consecutive integers of a grid of spacing >= 4 whose floor they share)."""
+    S = 0 if random is None else len(random)
     ux, zx, sigx = _operand(m, acc_fmt, acc_code, flush, f"{name}_x")
     up = unpack(m, pf, p_code, f"{name}_p")
     if mode == "two_roundings":
         r = round_pack(m, acc_fmt, up.sign, up.sig, up.exp - pf.man_bits, 0, saturate=saturate,
-                       flush=flush, finite=1, name=f"{name}_pr")
+                       flush=flush, finite=1, name=f"{name}_pr", random=random)
         rp = Signal(acc_fmt.bits, name=f"{name}_prc")
         with m.If(up.is_nan):
             m.d.comb += rp.eq(acc_fmt.nan_code)
@@ -80,9 +92,9 @@ def accumulate_into(m, acc_fmt, pf, acc_code, p_code, mode, flush, saturate, nam
         m.d.comb += sigy.eq(Mux(up.is_zero | up.is_nan | up.is_inf, 0, up.sig))
     px, py = len(sigx), len(sigy)
     P = max(px, py)
-    W = P + 3
-    xe = Cat(Const(0, P - px + 3), sigx) if P - px + 3 else sigx
-    ye = Cat(Const(0, P - py + 3), sigy)
+    W = P + 3 + S
+    xe = Cat(Const(0, P - px + 3 + S), sigx) if P - px + 3 + S else sigx
+    ye = Cat(Const(0, P - py + 3 + S), sigy)
     x_big = Signal(name=f"{name}_xbig")
     m.d.comb += x_big.eq(~zx & (zy | (ux.exp >= uy.exp)))
     e_hi = Signal(EXP_SHAPE, name=f"{name}_ehi")
@@ -114,7 +126,7 @@ def accumulate_into(m, acc_fmt, pf, acc_code, p_code, mode, flush, saturate, nam
     sign = Signal(name=f"{name}_sign")
     m.d.comb += sign.eq(Mux(T == 0, zx & zy & ux.sign & uy.sign, s_hi ^ neg))
     code = round_pack(m, acc_fmt, sign, mag, e_hi - (W - 1), 0, saturate=saturate, flush=flush,
-                      finite=1, name=f"{name}_r")
+                      finite=1, name=f"{name}_r", random=random)
     out = Signal(acc_fmt.bits, name=f"{name}_out")
     nan = ux.is_nan | uy.is_nan | (ux.is_inf & uy.is_inf & (ux.sign != uy.sign))
     with m.If(nan):
@@ -485,6 +497,20 @@ class FpMac(_Params, wiring.Component):
         IEEE-style accumulator format: fp32, fp16, bf16 (or eXmY).
     mode : str
         ``"fused"``, ``"two_roundings"`` or ``"kulisch"``.
+    rounding : str
+        ``"nearest_even"`` (default) or ``"stochastic"`` (fused / two_roundings): every rounding
+        of a step adds the step's ``sr_bits`` random bits below the accumulator's LSB and
+        truncates (:func:`lowbit.models.mac.fp_accumulate`; two_roundings uses the same draw
+        for the product and the sum rounding).
+    sr_bits : int
+        Stochastic rounding: N, 1..:func:`lowbit.models.mac.max_sr_bits` (fp32 28, fp16 and
+        bf16 32) and at most ``lfsr_width``.  The adder window grows by N bits.
+    random_source : str
+        ``"lfsr"`` (default: an internal :mod:`lowbit.hdl.lfsr` register advanced on every
+        valid step at the accumulator stage, ports ``seed_in``/``reseed``) or ``"port"``
+        (input ``rbits``, sampled with ``a``/``b``).
+    lfsr_width, seed : int
+        The LFSR's width (3..32, XAPP052 taps) and reset seed (1..2^width - 1).
     flush_subnormals : bool
         Subnormal operands/accumulator read as zero; subnormal results flushed after rounding.
     saturate : bool
@@ -524,12 +550,28 @@ class FpMac(_Params, wiring.Component):
     """
 
     def __init__(self, a_format="e4m3", b_format="e4m3", acc_format="fp32", mode="fused",
-                 flush_subnormals=False, saturate=False, terms=4096, pipeline_stages=0):
+                 flush_subnormals=False, saturate=False, terms=4096, pipeline_stages=0,
+                 rounding="nearest_even", sr_bits=8, random_source="lfsr", lfsr_width=16,
+                 seed=0xACE1):
         self._validate(a_format, b_format, acc_format, mode, flush_subnormals, saturate, terms)
+        self._rounding = check_choice("rounding", rounding, model.FP_MAC_ROUNDINGS)
+        if self._rounding == "stochastic" and self._mode == "kulisch":
+            raise ValueError("rounding='stochastic' is for modes 'fused' and 'two_roundings', "
+                             "not 'kulisch' (its register is exact)")
+        self._sr = check_random_source(self._rounding == "stochastic", sr_bits,
+                                       model.max_sr_bits(self._acc), random_source, lfsr_width,
+                                       seed)
         self._stages = check_pipeline(pipeline_stages,
                                       len(KULISCH_CUTS) if self._mode == "kulisch" else 2)
         super().__init__({"a": In(self._a.bits), "b": In(self._b.bits), "valid": In(1),
-                          "clear": In(1), "acc": Out(self._acc.bits), "acc_valid": Out(1)})
+                          "clear": In(1), "acc": Out(self._acc.bits), "acc_valid": Out(1),
+                          **random_ports(self._sr)})
+
+    rounding = property(lambda self: self._rounding)
+    sr_bits = property(lambda self: self._sr.sr_bits)
+    random_source = property(lambda self: self._sr.random_source)
+    lfsr_width = property(lambda self: self._sr.lfsr_width)
+    seed = property(lambda self: self._sr.seed)
 
     @property
     def latency(self):
@@ -549,6 +591,7 @@ class FpMac(_Params, wiring.Component):
             "clear": "start a new sum (with valid: acc = -0 + a*b; without: acc = +0)",
             "acc": f"accumulator, {self._acc.name} code, after the input of {L} cycle(s) earlier",
             "acc_valid": f"valid delayed by {L} cycle(s)",
+            **sr_contract(self._sr)["ports"],
         }
 
     def contract(self):
@@ -594,8 +637,17 @@ class FpMac(_Params, wiring.Component):
                 "acc_valid = valid",
                 kind="fp", a_format=fmt_ref("a"), b_format=fmt_ref("b"),
                 acc_format=fmt_ref("acc"), mode=self._mode, flush_subnormals=self._flush,
-                saturate=self._sat, terms=self._terms),
+                saturate=self._sat, terms=self._terms,
+                **({"rounding": "stochastic", "sr_bits": self._sr.sr_bits}
+                   if self._sr.enabled else {})),
         }
+        if self._sr.enabled:
+            c["rounding"] = ("stochastic: each rounding of the step adds the step's "
+                             f"{self._sr.sr_bits} random bits below the {acc.name} LSB and "
+                             "truncates" + (" (the product rounding and the sum rounding use "
+                                            "the same draw)" if self._mode == "two_roundings"
+                                            else ""))
+            c["stochastic_rounding"] = sr_contract(self._sr)["contract"]
         c.update(mac_numerics(self._a, self._b, acc, self._mode, self._flush, self._sat,
                               self._terms, port="acc"))
         if self._mode == "kulisch":
@@ -607,22 +659,34 @@ class FpMac(_Params, wiring.Component):
             return self._elaborate_kulisch_pipelined()
         m = Module()
         a, b, v, c = self.a, self.b, self.valid, self.clear
+        port = self._sr.enabled and self._sr.random_source == "port"
+        rnd = self.rbits if port else None
         if self._stages >= 2:
             ra, rb, rv, rc = Signal.like(a), Signal.like(b), Signal(), Signal()
             m.d.sync += [ra.eq(a), rb.eq(b), rv.eq(v), rc.eq(c)]
             a, b, v, c = ra, rb, rv, rc
+            if port:
+                rr = Signal.like(rnd)
+                m.d.sync += rr.eq(rnd)
+                rnd = rr
         p = multiply_into(m, self._a, self._b, a, b, self._flush)
         if self._stages >= 1:
             rp, rv, rc = Signal.like(p), Signal(), Signal()
             m.d.sync += [rp.eq(p), rv.eq(v), rc.eq(c)]
             p, v, c = rp, rv, rc
+            if port:
+                rr = Signal.like(rnd)
+                m.d.sync += rr.eq(rnd)
+                rnd = rr
+        if self._sr.enabled and not port:
+            rnd = random_source_into(m, self._sr, v, self)
         vout = Signal()
         m.d.sync += vout.eq(v)
         if self._mode != "kulisch":
             acc = Signal(self._acc.bits)
             start = Mux(c, 1 << (self._acc.bits - 1), acc)
             new = accumulate_into(m, self._acc, self._pf, start, p, self._mode, self._flush,
-                                  self._sat)
+                                  self._sat, random=rnd)
             with m.If(v):
                 m.d.sync += acc.eq(new)
             with m.Elif(c):
@@ -691,6 +755,9 @@ UNITS = [
         Param("terms", "--terms", "int", 4096, "kulisch: products summed exactly (sizes the "
               "register), 1..2**32", when=("mode", ("kulisch",))),
         pipeline_param(f"2, kulisch 0..{len(KULISCH_CUTS)}", 1),
+        Param("rounding", "--rounding", "choice", "nearest_even",
+              "fused/two_roundings: RNE or stochastic rounding", choices=model.FP_MAC_ROUNDINGS),
+        *sr_params(when=("rounding", ("stochastic",))),
     ), "FP multiply-accumulate: exact product into fp32/fp16/bf16, fused, two roundings or "
        "Kulisch"),
 ]
