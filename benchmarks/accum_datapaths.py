@@ -1,23 +1,24 @@
 """The accumulator datapaths compared by ``accumulation_error.py`` and ``training_run.py``.
 
-Each :class:`Datapath` is a thin adapter over the golden model (:mod:`lowbit.models.mac` and,
-for the training units, the chunked / Kahan / stochastic-rounding models) with one interface:
-``init(shape)`` gives the state of a new sum, ``step(state, p_code)`` adds exact product codes
-(of :func:`lowbit.models.mac.product_format`), ``value(state)`` reads the result as float64.
-Nothing here defines numerics: every rounding is the model's.  ``unit`` names the catalogue
-unit and parameters whose synthesis gives the datapath's area and energy.
+Each :class:`Datapath` is a thin adapter over a cycle model of the golden model -- nothing here
+defines numerics: :func:`lowbit.models.mac.mac_stream` (RNE and stochastic-rounding FP MAC,
+Kulisch), :func:`lowbit.models.training.chunked_stream` and
+:func:`lowbit.models.training.kahan_stream`.  :meth:`Datapath.run` sums operand codes of shape
+``(K, lanes...)`` along the first axis, one new sum per lane, and returns the accumulator codes
+after every step.  ``unit`` names the catalogue unit and parameters whose synthesis gives the
+datapath's area and energy.
 
 Random bits of stochastic rounding come from a :class:`numpy.random.Generator` seeded per
-datapath (one draw of ``sr_bits`` bits per step and lane, the contract of
-:func:`lowbit.models.formats.draw_random_bits`; the hardware draws the same kind of value from
-its LFSR).
+datapath and call (one draw of ``sr_bits`` bits per step and lane, the ``random_bits`` contract
+of :func:`lowbit.models.mac.mac_stream`; the hardware's LFSR delivers the same kind of draw,
+:mod:`lowbit.models.lfsr`).
 """
 
 import dataclasses
 
 import numpy as np
 
-from lowbit.models import formats, mac
+from lowbit.models import formats, mac, training
 
 A_FORMAT = formats.get("e4m3")
 B_FORMAT = formats.get("e5m2")
@@ -38,52 +39,40 @@ class Datapath:
     def acc_format(self):
         return formats.get(self.acc)
 
-    def init(self, shape, a_format=A_FORMAT, b_format=B_FORMAT):
-        f = self.acc_format
-        negzero = 1 << (f.bits - 1)               # a new sum starts from -0 (models.mac)
-        if self.kind in ("rne", "sr"):
-            st = {"acc": np.full(shape, negzero, dtype=np.int64)}
-            if self.kind == "sr":
-                st["rng"] = np.random.default_rng(self.seed)
-            return st
-        if self.kind == "kulisch":
-            return {"state": mac.kulisch_new_sum(shape),
-                    "wl": mac.kulisch_width(a_format, b_format, 1 << 16)}
-        return _training_init(self, shape, a_format, b_format)
+    def run(self, a, b, a_format=A_FORMAT, b_format=B_FORMAT, rng=None, terms=1 << 16):
+        """Accumulator codes after each of the ``K = a.shape[0]`` steps (shape of ``a``).
 
-    def step(self, st, p_code, p_format):
+        ``rng``: the Generator of the SR draws (default: one seeded with ``self.seed``)."""
+        a, b = np.broadcast_arrays(np.asarray(a), np.asarray(b))
+        valid = np.ones(a.shape, dtype=bool)
+        clear = np.zeros(a.shape, dtype=bool)
+        clear[0] = True
+        common = {"a_format": a_format, "b_format": b_format, "acc_format": self.acc}
         if self.kind == "rne":
-            st["acc"] = mac.fp_accumulate(st["acc"], p_code, p_format, self.acc).astype(np.int64)
-        elif self.kind == "sr":
-            r = st["rng"].integers(0, 1 << self.sr_bits, size=np.shape(p_code), dtype=np.int64)
-            st["acc"] = mac.fp_accumulate(st["acc"], p_code, p_format, self.acc,
-                                          rounding="stochastic", random_bits=r,
-                                          sr_bits=self.sr_bits).astype(np.int64)
-        elif self.kind == "kulisch":
-            width, lsb = st["wl"]
-            st["state"] = mac.kulisch_add(st["state"], p_code, p_format, width, lsb)
-        else:
-            _training_step(self, st, p_code, p_format)
-        return st
-
-    def value(self, st):
-        if self.kind in ("rne", "sr"):
-            return self.acc_format.decode(st["acc"])
+            return mac.mac_stream(valid, clear, a, b, kind="fp", **common)
+        if self.kind == "sr":
+            rng = rng if rng is not None else np.random.default_rng(self.seed)
+            r = rng.integers(0, 1 << self.sr_bits, size=a.shape, dtype=np.int64)
+            return mac.mac_stream(valid, clear, a, b, kind="fp", rounding="stochastic",
+                                  random_bits=r, sr_bits=self.sr_bits, **common)
         if self.kind == "kulisch":
-            return self.acc_format.decode(mac.kulisch_read(st["state"], self.acc, st["wl"][1]))
-        return _training_value(self, st)
-
-
-def _training_init(dp, shape, a_format, b_format):
-    raise NotImplementedError(f"{dp.kind} accumulation needs the issue-17 training models")
-
-
-def _training_step(dp, st, p_code, p_format):
-    raise NotImplementedError(f"{dp.kind} accumulation needs the issue-17 training models")
-
-
-def _training_value(dp, st):
-    raise NotImplementedError(f"{dp.kind} accumulation needs the issue-17 training models")
+            return mac.mac_stream(valid, clear, a, b, kind="fp", mode="kulisch", terms=terms,
+                                  **common)
+        if self.kind == "chunk":
+            # the sum of the first K products is the outer register once K is a multiple of
+            # the chunk length, and the inner register while K < CL (closing that first chunk
+            # would add it to the outer -0 exactly); other K are not read (powers of two are
+            # always one of the two)
+            last = np.zeros(a.shape, dtype=bool)
+            last[-1] = True
+            outer, inner = training.chunked_stream(valid, clear, last, a, b,
+                                                   chunk_length=self.chunk, **common)
+            k = np.arange(1, a.shape[0] + 1).reshape((-1,) + (1,) * (a.ndim - 1))
+            return np.where(k < self.chunk, inner, outer)
+        if self.kind == "kahan":
+            s, _ = training.kahan_stream(valid, clear, a, b, **common)
+            return s
+        raise ValueError(f"unknown datapath kind {self.kind!r}")
 
 
 def _fp_mac_unit(acc, mode="fused", **extra):
@@ -98,7 +87,12 @@ def study_datapaths():
         dps.append(Datapath(f"{acc} RNE", acc, "rne", unit=_fp_mac_unit(acc)))
     for acc in ("fp32", "fp16", "bf16"):
         for n in (4, 8, 16):
-            dps.append(Datapath(f"{acc} SR{n}", acc, "sr", sr_bits=n, seed=1000 + n, unit=()))
+            dps.append(Datapath(f"{acc} SR{n}", acc, "sr", sr_bits=n, seed=1000 + n))
+    for acc in ("fp16", "bf16"):
+        for cl in (32, 64, 256):
+            dps.append(Datapath(f"{acc} chunk{cl}", acc, "chunk", chunk=cl))
+    for acc in ("fp16", "bf16"):
+        dps.append(Datapath(f"{acc} Kahan", acc, "kahan"))
     dps.append(Datapath("kulisch", "fp32", "kulisch",
                         unit=_fp_mac_unit("fp32", "kulisch", terms=1 << 16)))
     return dps

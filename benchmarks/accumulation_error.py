@@ -72,16 +72,12 @@ def exact_prefix_sums(p_values, lsb_exp, ks):
              for i in range(q.shape[0])] for k in ks]
 
 
-def run_datapath(dp, p_codes, p_format, ks):
-    """Values of ``dp``'s accumulator after each ``k`` in ``ks``: array ``(len(ks), lanes)``."""
-    st = dp.init(p_codes.shape[:1])
-    out = []
-    want = set(ks)
-    for t in range(max(ks)):
-        st = dp.step(st, p_codes[:, t], p_format)
-        if t + 1 in want:
-            out.append(dp.value(st))
-    return np.array(out)
+def run_datapath(dp, a_codes, b_codes, ks):
+    """Values of ``dp``'s accumulator after each ``k`` in ``ks``: array ``(len(ks), lanes)``.
+
+    ``a_codes``, ``b_codes``: ``(lanes, K)``."""
+    out = dp.run(a_codes.T, b_codes.T)
+    return dp.acc_format.decode(out[np.array(ks) - 1])
 
 
 def rel_errors(values, exact):
@@ -156,13 +152,15 @@ def main(argv=None):
     pf = mac.product_format(adp.A_FORMAT, adp.B_FORMAT)
     _, lsb = mac.kulisch_width(adp.A_FORMAT, adp.B_FORMAT, 1)
     # both distributions side by side in one lane array (the per-step cost is per call)
-    codes, exact = [], []
+    a_all, b_all, exact = [], [], []
     for j, dist in enumerate(DISTRIBUTIONS):
         a, b = operands(dist, args.trials, kmax, args.seed + j)
         p = mac.fp_mul(a, b, adp.A_FORMAT, adp.B_FORMAT)
-        codes.append(p)
+        a_all.append(a)
+        b_all.append(b)
         exact.append(exact_prefix_sums(pf.decode(p), lsb, ks))
-    p_codes = np.concatenate(codes, axis=0)
+    a_all = np.concatenate(a_all, axis=0)
+    b_all = np.concatenate(b_all, axis=0)
     dps = adp.study_datapaths()
     if args.only:
         want = [s.strip() for s in args.only.split(",")]
@@ -170,7 +168,7 @@ def main(argv=None):
     stats, rows_csv, costs = {}, [], {}
     for dp in dps:
         t0 = time.time()
-        vals = run_datapath(dp, p_codes, pf, ks)
+        vals = run_datapath(dp, a_all, b_all, ks)
         for j, dist in enumerate(DISTRIBUTIONS):
             sl = slice(j * args.trials, (j + 1) * args.trials)
             err = rel_errors(vals[:, sl], exact[j])
