@@ -378,7 +378,7 @@ def test_mac_stream_valid_and_clear():
 @pytest.mark.parametrize("kw, exc, msg", [
     (dict(kind="fp", acc_fromat="fp16"), TypeError,
      r"^mac_stream\(kind='fp'\) takes the parameters a_format, b_format, acc_format, mode, "
-     r"flush_subnormals, saturate, terms, not 'acc_fromat'$"),
+     r"flush_subnormals, saturate, terms, rounding, random_bits, sr_bits, not 'acc_fromat'$"),
     (dict(kind="int", acc_format="fp16"), TypeError,
      r"^mac_stream\(kind='int'\) takes the parameters a_format, b_format, acc_bits, overflow, "
      r"not 'acc_format'$"),
