@@ -1,7 +1,8 @@
 """Issue 17 section 2: a small network trained through lowbit's bit-exact datapaths, with the
 weight update in FP16 / BF16 by RNE, stochastic rounding or Kahan compensation, against FP32.
 
-    python benchmarks/training_run.py [--seeds 0,1,2] [--epochs 6] [--jobs N] [--variants ...] [--out DIR]
+    python benchmarks/training_run.py [--seeds 0,1,2] [--epochs 6] [--lr 0.3] [--jobs N]
+                                       [--variants ...] [--out DIR]
 
 Data: scikit-learn's bundled digits (1797 8x8 images, 10 classes; ``load_digits`` reads a file
 shipped inside scikit-learn, nothing is downloaded; scikit-learn is in the ``test`` extra),
