@@ -56,7 +56,7 @@ from .mac import check_acc_format, fp_mul, product_format, round_sum
 
 __all__ = ["QUANT_ROUNDINGS", "MAX_CHUNK_LENGTH", "check_quant_input", "check_quant_output",
            "check_chunk_length", "sr_quantise", "chunked_mac", "chunked_stream", "kahan_mac",
-           "kahan_stream"]
+           "kahan_stream", "kahan_step"]
 
 #: Roundings of the quantiser.
 QUANT_ROUNDINGS = ("stochastic", "nearest_even")
@@ -205,6 +205,22 @@ def chunked_mac(a_codes, b_codes, a_format, b_format, acc_format="fp16", chunk_l
         acc_format).code_dtype)
 
 
+def kahan_step(s_code, c_code, p, acc_format="fp16", saturate=False):
+    """One Kahan step (module docstring): ``(s, c)`` codes after adding the exact value ``p``.
+
+    ``s_code``, ``c_code`` are ``acc_format`` codes of the sum and the compensation; ``p`` is a
+    float64 array of exact addends (an exact product, or any value float64 holds exactly, e.g.
+    an FP32 weight update in a compensated SGD step).  Four RNE roundings to ``acc_format``.
+    """
+    acc_f = check_acc_format(acc_format)
+    dec = acc_f.decode
+    y = round_sum(p, dec(_neg(c_code, acc_f)), acc_f, saturate)
+    t = round_sum(dec(s_code), dec(y), acc_f, saturate)
+    d = round_sum(dec(t), dec(_neg(s_code, acc_f)), acc_f, saturate)
+    c = round_sum(dec(d), dec(_neg(y, acc_f)), acc_f, saturate)
+    return t.astype(np.int64), c.astype(np.int64)
+
+
 def kahan_stream(valid, clear, a, b, *, a_format, b_format, acc_format="fp16", saturate=False):
     """Cycle model of :class:`KahanMac`: ``(s, c)`` codes after each input cycle.
 
@@ -222,15 +238,11 @@ def kahan_stream(valid, clear, a, b, *, a_format, b_format, acc_format="fp16", s
     c = np.zeros(shape, dtype=np.int64)
     out_s = np.empty(valid.shape, dtype=acc_f.code_dtype)
     out_c = np.empty(valid.shape, dtype=acc_f.code_dtype)
-    dec = acc_f.decode
     for t in range(valid.shape[0]):
         p = pf.decode(fp_mul(a[t], b[t], a_format, b_format))
         s0 = np.where(clear[t], _negzero(acc_f), s)
         c0 = np.where(clear[t], 0, c)
-        y = round_sum(p, dec(_neg(c0, acc_f)), acc_f, saturate)
-        tt = round_sum(dec(s0), dec(y), acc_f, saturate)
-        d = round_sum(dec(tt), dec(_neg(s0, acc_f)), acc_f, saturate)
-        c1 = round_sum(dec(d), dec(_neg(y, acc_f)), acc_f, saturate)
+        tt, c1 = kahan_step(s0, c0, p, acc_f, saturate)
         v = valid[t]
         s = np.where(v, tt, np.where(clear[t], 0, s)).astype(np.int64)
         c = np.where(v, c1, np.where(clear[t], 0, c)).astype(np.int64)
