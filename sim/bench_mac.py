@@ -110,9 +110,10 @@ def rtl_int_mac(unit, valid, clear, a, b, sim=None):
                       acc_valid=np.asarray(got["acc_valid"]).astype(np.uint64))
 
 
-def _cosim_mac(name, sequences, ref, rtl, params, vectors, seed, sim, lanes):
-    """The MAC bench: ``vectors`` random MAC steps as per-lane sequences, ref vs rtl."""
-    unit, typed = _build(name, params)
+def _cosim_mac(name, sequences, ref, rtl, params, vectors, seed, sim, lanes, built=None):
+    """The MAC bench: ``vectors`` random MAC steps as per-lane sequences, ref vs rtl
+    (``built``: the ``(unit, typed)`` pair of :func:`_build`, when the caller has it)."""
+    unit, typed = built or _build(name, params)
     rng = np.random.default_rng(seed)
     cycles = max(1, -(-(vectors or 100_000) // lanes))
     valid, clear, a, b = sequences(unit.a_format, unit.b_format, cycles, lanes, rng)
@@ -211,7 +212,7 @@ def cosim_fp_mac(params=None, vectors=None, seed=None, sim=None, *, lanes=16):
     unit, typed = _build("fp-mac", params)
     if unit.rounding != "stochastic":
         return _cosim_mac("fp-mac", random_fp_sequences, ref_fp_mac, rtl_fp_mac, params,
-                          vectors, seed, sim, lanes)
+                          vectors, seed, sim, lanes, built=(unit, typed))
     rng = np.random.default_rng(seed)
     cycles = max(1, -(-(vectors or 100_000) // lanes))
     valid, clear, a, b = random_fp_sequences(unit.a_format, unit.b_format, cycles, lanes, rng)

@@ -91,8 +91,8 @@ def test_every_bad_key_and_value_is_one_error_naming_its_line(tmp_path):
         f"{path}:9: design[0].axes.acc_bits: --acc-bits must be an integer, not 'wide'",
         f"{path}:10: design[0].axes.pipeline_stages.to: must be >= from (2), not 1",
         f"{path}:14: design[1].constraints: unknown name 'accbits' in 'accbits > 3'; names: "
-        f"a_format, acc_format, b_format, flush_subnormals, mode, pipeline_stages, saturate, "
-        f"target, terms",
+        f"a_format, acc_format, b_format, flush_subnormals, lfsr_width, mode, pipeline_stages, "
+        f"random_source, rounding, saturate, seed, sr_bits, target, terms",
         f"{path}:15: design[1].zip[0]: zipped lists must have equal lengths, not a_format: 2, "
         f"b_format: 1",
         f"{path}:20: design[2].unit: must be one of int-mac, fp-mul, fp-mac, shared-exp-adder, "
