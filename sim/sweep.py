@@ -1113,6 +1113,10 @@ def run_task(task, timeout, cancel=None):
         _kill_group(proc)
         raise
     seconds = round(time.monotonic() - t0, 3)
+    if status is None and seconds > timeout:
+        # finished inside the last poll interval but after its limit: the limit holds
+        # whatever the poll granularity (a timeout below _POLL_S is a timeout, not a pass)
+        status = ("timeout", f"did not finish within {timeout:g} s")
     if status is not None:
         return {"status": status[0], "reason": status[1], "seconds": seconds, "worker": worker}
     lines = [l for l in out.splitlines() if l.strip()]
