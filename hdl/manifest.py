@@ -268,10 +268,7 @@ def verilog_ports(text, top=None):
     ValueError
         The text has no module, or none called ``top``.
     """
-    names = module_names(text)
-    if not names:
-        raise ValueError("the Verilog text has no module")
-    top = top or names[0]
+    names, top = _top_module(text, top)
     m = re.search(rf"^\s*module\s+{re.escape(top)}\s*[(;#]", text, re.MULTILINE)
     if m is None:
         raise ValueError(f"top must be one of the design's modules ({', '.join(names)}), "
@@ -286,6 +283,14 @@ def verilog_ports(text, top=None):
     return found
 
 
+def _top_module(text, top):
+    """``(module names, top)`` of the Verilog ``text``: ``top`` defaults to the first module."""
+    names = module_names(text)
+    if not names:
+        raise ValueError("the Verilog text has no module")
+    return names, top or names[0]
+
+
 def verilog_port_order(text, top=None):
     """Port names of module ``top`` (default: the first module) in the order of its header's
     port list, ``module top(p0, p1, ...);``: the order in which a positional instance
@@ -297,10 +302,7 @@ def verilog_port_order(text, top=None):
     ValueError
         The text has no module, or none called ``top``.
     """
-    names = module_names(text)
-    if not names:
-        raise ValueError("the Verilog text has no module")
-    top = top or names[0]
+    names, top = _top_module(text, top)
     m = re.search(rf"^\s*module\s+{re.escape(top)}\s*(?:#\s*\(.*?\)\s*)?\((.*?)\)\s*;",
                   text, re.MULTILINE | re.DOTALL)
     if m is None:
