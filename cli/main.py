@@ -22,7 +22,9 @@ Exit status, the same for every subcommand:
 
 import argparse
 import os
+import signal
 import sys
+import threading
 import warnings
 
 from amaranth.hdl import UnusedElaboratable
@@ -68,6 +70,47 @@ def _quiet_exit():
     warnings.filterwarnings("ignore", category=UnusedElaboratable)
 
 
+def _in_finaliser(frame):
+    """True when ``frame`` runs inside a ``__del__`` (or code it called): an exception raised
+    there is printed as "Exception ignored" and dropped by Python, so a Ctrl-C would be lost."""
+    while frame is not None:
+        if frame.f_code.co_name == "__del__":
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _on_sigint(signum, frame):
+    """SIGINT raises ``KeyboardInterrupt`` as Python's default does, but never inside a
+    finaliser: there it would be swallowed (Amaranth's ``MustUse.__del__`` runs for every
+    half-built elaboratable, and a long generation kept running after Ctrl-C). The interrupt is
+    then delivered again 20 ms later, from wherever the program is by then."""
+    if _in_finaliser(frame):
+        signal.setitimer(signal.ITIMER_REAL, 0.02)
+        return
+    raise KeyboardInterrupt
+
+
+class _interrupts:
+    """Install :func:`_on_sigint` (and the same for its retry timer) for the duration of one
+    command; the previous handlers come back afterwards (``main`` is also called in-process)."""
+
+    def __enter__(self):
+        self._saved = None
+        if threading.current_thread() is threading.main_thread():
+            self._saved = (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGALRM))
+            signal.signal(signal.SIGINT, _on_sigint)
+            signal.signal(signal.SIGALRM, _on_sigint)
+        return self
+
+    def __exit__(self, *exc):
+        if self._saved is not None:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGINT, self._saved[0])
+            signal.signal(signal.SIGALRM, self._saved[1])
+        return False
+
+
 def _join_negative_values(argv):
     """``--opt -inf`` -> ``--opt=-inf``: argparse takes a token that starts with ``-`` for an
     option unless it looks like a plain negative number (``-3``, ``-0.5``); ``-inf``, ``-1e30``
@@ -101,7 +144,8 @@ def main(argv=None):
         return EXIT_USAGE
     where = f"lowbit {args.command}"
     try:
-        return int(args.func(args) or 0)
+        with _interrupts():
+            return int(args.func(args) or 0)
     except (TypeError, ValueError, UsageError, MissingExtra) as e:
         _quiet_exit()
         print(f"{where}: error: {e}", file=sys.stderr)

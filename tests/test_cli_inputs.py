@@ -274,3 +274,34 @@ def test_ctrl_c_during_generate_is_one_line_and_leaves_no_folder(tmp_path):
     assert proc.returncode == 130
     assert err == "lowbit generate: interrupted\n"
     assert not out.exists()
+
+
+def test_ctrl_c_inside_a_finaliser_is_not_lost():
+    """A SIGINT that lands in a ``__del__`` (Amaranth's ``MustUse.__del__`` runs for every
+    half-built elaboratable) would be printed as "Exception ignored" and dropped by Python; the
+    CLI's handler delivers it again once the finaliser has returned."""
+    import os
+    import signal
+    import time
+
+    from lowbit.cli.main import _interrupts
+
+    class Finalised:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGINT)
+            t = time.monotonic()
+            while time.monotonic() - t < 0.05:      # the signal is handled in here
+                pass
+
+    before = signal.getsignal(signal.SIGINT)
+    reached = []
+    with pytest.raises(KeyboardInterrupt):
+        with _interrupts():
+            obj = Finalised()
+            del obj
+            t = time.monotonic()
+            while time.monotonic() - t < 2.0:
+                reached.append(None)
+            reached.clear()
+    assert reached, "the interrupt was lost inside the finaliser"
+    assert signal.getsignal(signal.SIGINT) is before       # the handler is put back
