@@ -21,6 +21,8 @@ unit                   bench                                            default 
 ``int-mac``            :func:`lowbit.sim.bench_mac.cosim_int_mac`       100,000 MAC steps
 ``fp-mul``             :func:`lowbit.sim.bench_mac.cosim_fp_mul`        every code pair
 ``fp-mac``             :func:`lowbit.sim.bench_mac.cosim_fp_mac`        100,000 MAC steps
+``chunked-mac``        :func:`lowbit.sim.bench_accum.cosim_chunked_mac`  100,000 MAC steps
+``kahan-mac``          :func:`lowbit.sim.bench_accum.cosim_kahan_mac`   100,000 MAC steps
 ``shared-exp-adder``   :func:`lowbit.sim.bench_shared_exp.cosim_shared_exp_adder`  10,000 steps
 ``mx-dot``             :func:`lowbit.sim.bench_shared_exp.cosim_mx_dot`  10,000 blocks
 ``bfp-adder``          :func:`lowbit.sim.bench_shared_exp.cosim_bfp_adder`  10,000 blocks
@@ -32,7 +34,7 @@ unit                   bench                                            default 
 =====================  ===============================================  =========================
 """
 
-from . import bench_mac, bench_overq, bench_shared_exp, bench_systolic
+from . import bench_accum, bench_mac, bench_overq, bench_shared_exp, bench_systolic
 
 __all__ = ["BENCHES", "cosim"]
 
@@ -41,6 +43,8 @@ BENCHES = {
     "int-mac": bench_mac.cosim_int_mac,
     "fp-mul": bench_mac.cosim_fp_mul,
     "fp-mac": bench_mac.cosim_fp_mac,
+    "chunked-mac": bench_accum.cosim_chunked_mac,
+    "kahan-mac": bench_accum.cosim_kahan_mac,
     "shared-exp-adder": bench_shared_exp.cosim_shared_exp_adder,
     "mx-dot": bench_shared_exp.cosim_mx_dot,
     "bfp-adder": bench_shared_exp.cosim_bfp_adder,
