@@ -27,7 +27,8 @@ from lowbit.sim import cosim
 
 pytestmark = pytest.mark.cosim
 
-#: One configuration per catalogue unit kind (fp-mac twice: rounded and Kulisch).
+#: One configuration per catalogue unit kind (fp-mac twice: rounded and Kulisch).  The
+#: chunked-mac and kahan-mac ones are those of tests/test_cosim_accum.py (one shared build).
 CONFIGS = [
     ("int-mac", {"a_format": "int8", "b_format": "uint8", "acc_bits": 20,
                  "overflow": "saturate", "pipeline_stages": 1}),
@@ -35,6 +36,10 @@ CONFIGS = [
     ("fp-mac", {"a_format": "e4m3", "b_format": "e5m2", "acc_format": "fp16",
                 "mode": "two_roundings", "pipeline_stages": 1}),
     ("fp-mac", {"mode": "kulisch", "terms": 256, "acc_format": "bf16", "pipeline_stages": 2}),
+    ("chunked-mac", {"a_format": "e4m3", "b_format": "e5m2", "acc_format": "bf16",
+                     "chunk_length": 4, "pipeline_stages": 2}),
+    ("kahan-mac", {"a_format": "e4m3", "b_format": "e5m2", "acc_format": "fp16",
+                   "pipeline_stages": 1}),
     ("shared-exp-adder", {"n": 8, "norm_frac_bits": 13, "norm_rounding": "toward_zero",
                           "cut": "floor", "frac_bits": 13}),
     ("mx-dot", {"k": 8, "elem": "mxfp8_e5m2"}),
@@ -162,6 +167,30 @@ def bench_mac(text, man, simulator, rng):
     else:
         check_nans(acc, man, "acc", pk["acc"]["format"])
     assert [int(x) for x in acc] == [int(x) for x in want]
+    assert np.array_equal(got["acc_valid"].astype(np.uint8), valid)
+
+
+def bench_accum(text, man, simulator, rng):
+    """chunked-mac / kahan-mac: valid/clear (and last, when the unit has that port) streams;
+    the golden model returns one array per accumulator output port, in packing order."""
+    c = man["contract"]
+    pk = c["packing"]
+    valid, clear = control(rng, CYCLES, run=12)
+    a = random_codes(rng, c["formats"][pk["a"]["format"]], CYCLES)
+    b = random_codes(rng, c["formats"][pk["b"]["format"]], CYCLES)
+    inputs = {"a": a, "b": b, "valid": valid, "clear": clear}
+    ins = {p["name"] for p in man["ports"] if p["direction"] == "input"}
+    ctl = [valid[:, None].astype(bool), clear[:, None].astype(bool)]
+    if "last" in ins:
+        inputs["last"] = (rng.random(CYCLES) < 0.1).astype(np.uint8)
+        ctl.append(inputs["last"][:, None].astype(bool))
+    outs = [p for p in pk if p not in ("a", "b")]
+    fn, args = golden(man)
+    want = fn(*ctl, a[:, None], b[:, None], **args)
+    got = drive(text, man, inputs, outs + ["acc_valid"], simulator)
+    for name, w in zip(outs, want):
+        check_nans(got[name], man, name, pk[name]["format"])
+        assert [int(x) for x in got[name]] == [int(x) for x in np.asarray(w)[:, 0]], name
     assert np.array_equal(got["acc_valid"].astype(np.uint8), valid)
 
 
@@ -329,6 +358,7 @@ def bench_systolic(text, man, simulator, rng):
 
 
 BENCHES = {"int-mac": bench_mac, "fp-mac": bench_mac, "fp-mul": bench_fp_mul,
+           "chunked-mac": bench_accum, "kahan-mac": bench_accum,
            "shared-exp-adder": bench_shared_exp, "mx-dot": bench_blocks,
            "bfp-adder": bench_blocks, "overq-pe": bench_pe, "int-pe": bench_pe,
            "systolic": bench_systolic}

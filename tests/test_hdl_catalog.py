@@ -93,6 +93,15 @@ PINS = [
      "4813f58b156b44a85e6f735982dcea1b3fa3a996fd18ad99a19b0be34eb30f7d"),
     ('systolic', {'rows': 8, 'cols': 8},
      "16bd762c05f2fe9cfdaa2f2ce69877f660b9a1fc369fec6808bd7ffd6276a230"),
+    # added with the units (issue 17), the Verilog their co-simulation tests passed on
+    ('chunked-mac', {},
+     "68f4c49643412c330f5c88db4eac47b99e1446cf45ebbd4fa58deb804d865ca4"),
+    ('kahan-mac', {},
+     "dd2e52b32c5cfe8675e29bfd9cc428acc93ec8b12aad713e61d9f1eefb845154"),
+    ('chunked-mac', {'acc_format': 'bf16', 'chunk_length': 4, 'pipeline_stages': 2},
+     "4ed2bdf4da7f8b296c3a81b52302b8068d250ef4649d9f9b96238f1f8f786ebf"),
+    ('kahan-mac', {'acc_format': 'fp16', 'pipeline_stages': 1},
+     "2466fd320c7baf51831c10e7ee7600ab6652d082e2aefa7e095867c84c15aec9"),
 ]
 
 

@@ -216,6 +216,10 @@ UNITS = [
     ("fp-mul", {}), ("fp-mul", {"a_format": "e2m1", "b_format": "e3m2"}),
     ("fp-mac", {}), ("fp-mac", {"mode": "kulisch", "terms": 256, "acc_format": "fp16"}),
     ("fp-mac", {"mode": "two_roundings", "a_format": "e5m2", "acc_format": "bf16"}),
+    ("chunked-mac", {}), ("chunked-mac", {"acc_format": "bf16", "chunk_length": 1,
+                                          "saturate": True, "a_format": "e2m1"}),
+    ("kahan-mac", {}), ("kahan-mac", {"acc_format": "bf16", "saturate": True,
+                                      "pipeline_stages": 2}),
     ("shared-exp-adder", {"n": 4}), ("shared-exp-adder", {"n": 4, "a_format": "int8",
                                                           "b_format": "int8"}),
     ("mx-dot", {"k": 4}), ("mx-dot", {"elem": "mxint8", "k": 4}), ("bfp-adder", {"n": 4}),
@@ -235,7 +239,7 @@ def expected_formats(unit, comp):
                 "acc": formats.int_format(comp.acc_bits)}
     if unit == "fp-mul":
         return {"a": comp.a_format, "b": comp.b_format, "product": comp.product_format}
-    if unit == "fp-mac":
+    if unit in ("fp-mac", "chunked-mac", "kahan-mac"):
         return {"a": comp.a_format, "b": comp.b_format, "product": comp.product_format,
                 "acc": comp.acc_format}
     if unit in ("shared-exp-adder", "mx-dot", "bfp-adder"):
@@ -329,6 +333,7 @@ def test_verilog_port_order_ansi_and_errors():
 RESET_UNITS = [
     ("int-mac", {}), ("int-mac", {"pipeline_stages": 3}), ("fp-mul", {"pipeline_stages": 1}),
     ("fp-mac", {"pipeline_stages": 2}), ("fp-mac", {"mode": "kulisch", "terms": 64}),
+    ("chunked-mac", {"chunk_length": 3, "pipeline_stages": 1}), ("kahan-mac", {}),
     ("fp-mac", {"mode": "kulisch", "terms": 64, "pipeline_stages": 5}),
     ("shared-exp-adder", {"n": 4, "pipeline_stages": 2}), ("mx-dot", {"k": 2}),
     ("bfp-adder", {"n": 2, "pipeline_stages": 0}), ("overq-pe", {}), ("int-pe", {}),
