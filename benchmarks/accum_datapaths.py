@@ -80,6 +80,13 @@ def _fp_mac_unit(acc, mode="fused", **extra):
                        **extra})
 
 
+def _accum_unit(name, acc, **extra):
+    """A unit of :mod:`lowbit.hdl.accumulators` (``chunked-mac`` / ``kahan-mac``) with the
+    study's operand formats."""
+    return (name, {"a_format": A_FORMAT.name, "b_format": B_FORMAT.name, "acc_format": acc,
+                   **extra})
+
+
 def study_datapaths():
     """The datapaths of the study (issue 17 section 2), in table order."""
     dps = []
@@ -90,9 +97,10 @@ def study_datapaths():
             dps.append(Datapath(f"{acc} SR{n}", acc, "sr", sr_bits=n, seed=1000 + n))
     for acc in ("fp16", "bf16"):
         for cl in (32, 64, 256):
-            dps.append(Datapath(f"{acc} chunk{cl}", acc, "chunk", chunk=cl))
+            dps.append(Datapath(f"{acc} chunk{cl}", acc, "chunk", chunk=cl,
+                                unit=_accum_unit("chunked-mac", acc, chunk_length=cl)))
     for acc in ("fp16", "bf16"):
-        dps.append(Datapath(f"{acc} Kahan", acc, "kahan"))
+        dps.append(Datapath(f"{acc} Kahan", acc, "kahan", unit=_accum_unit("kahan-mac", acc)))
     dps.append(Datapath("kulisch", "fp32", "kulisch",
                         unit=_fp_mac_unit("fp32", "kulisch", terms=1 << 16)))
     return dps

@@ -1,8 +1,8 @@
 """Golden models of the training datapaths: SR quantiser, chunk-based and Kahan accumulation.
 
-Each function is vectorised NumPy over code arrays and mirrors a hardware class of
-:mod:`lowbit.hdl.training` (``sr_quantise`` / ``SrQuantiser``, ``chunked_mac`` / ``ChunkedMac``,
-``kahan_mac`` / ``KahanMac``); the ``*_stream`` functions are their cycle models (one column per
+Each function is vectorised NumPy over code arrays and mirrors a hardware class
+(``sr_quantise`` / ``SrQuantiser`` of :mod:`lowbit.hdl.training`; ``chunked_mac`` /
+``ChunkedMac`` and ``kahan_mac`` / ``KahanMac`` of :mod:`lowbit.hdl.accumulators`); the ``*_stream`` functions are their cycle models (one column per
 independent unit, as :func:`lowbit.models.mac.mac_stream`).  Stochastic rounding in the FP MAC
 itself is :func:`lowbit.models.mac.fp_mac` with ``rounding="stochastic"``; the random bits of
 every unit come from :mod:`lowbit.models.lfsr` (or an input port) and are used exactly as
@@ -60,7 +60,8 @@ __all__ = ["QUANT_ROUNDINGS", "MAX_CHUNK_LENGTH", "check_quant_input", "check_qu
 
 #: Roundings of the quantiser.
 QUANT_ROUNDINGS = ("stochastic", "nearest_even")
-#: Largest chunk length: the chunk counter of :class:`lowbit.hdl.training.ChunkedMac` has 16 bits.
+#: Largest chunk length: the chunk counter of :class:`lowbit.hdl.accumulators.ChunkedMac` has at
+#: most 16 bits.
 MAX_CHUNK_LENGTH = 1 << 16
 
 
