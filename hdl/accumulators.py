@@ -48,7 +48,7 @@ MAX_PIPELINE = 2
 
 
 class _AccumMac(wiring.Component):
-    """Parameters, latency and input pipeline shared by :class:`ChunkedMac` and :class:`KahanMac`."""
+    """Parameters, latency and input pipeline of :class:`ChunkedMac` and :class:`KahanMac`."""
 
     def _validate(self, a_format, b_format, acc_format, saturate, pipeline_stages):
         self._a = mac_model.check_float_operand(a_format, "a_format")
@@ -118,7 +118,8 @@ class _AccumMac(wiring.Component):
                                            "clear without valid"},
             "golden_model": golden_model,
         }
-        nan = mac_numerics(self._a, self._b, acc, "fused", False, self._sat, 1, port="acc")
+        numerics = mac_numerics(self._a, self._b, acc, "fused", False, self._sat, 1,
+                                port="acc")
         specials = (self._a.has_nan or self._b.has_nan or self._a.has_inf or self._b.has_inf)
         # without saturate, finite operands can still overflow one register to +Inf and the
         # other to -Inf (or Kahan's t - s = Inf - Inf), which gives NaN
@@ -127,7 +128,7 @@ class _AccumMac(wiring.Component):
         c["nan_when"] = ("a NaN operand, Inf * 0, Inf - Inf in any adder (an overflowed "
                          "register meeting an infinity of the other sign); sticky until a new "
                          "sum" if can_nan else "never: no NaN/Inf operands and saturate")
-        c["zero_sign"] = nan["zero_sign"]
+        c["zero_sign"] = numerics["zero_sign"]
         return c
 
 

@@ -27,8 +27,8 @@ from lowbit.models import training as model
 from . import cosim
 from .bench_mac import random_mac_control, rtl_result
 
-__all__ = ["random_accum_sequences", "directed_accum_sequence", "ref_chunked_mac", "rtl_chunked_mac", "cosim_chunked_mac",
-           "ref_kahan_mac", "rtl_kahan_mac", "cosim_kahan_mac"]
+__all__ = ["random_accum_sequences", "directed_accum_sequence", "ref_chunked_mac",
+           "rtl_chunked_mac", "cosim_chunked_mac", "ref_kahan_mac", "rtl_kahan_mac", "cosim_kahan_mac"]
 
 
 def random_accum_sequences(a_fmt, b_fmt, cycles, lanes, rng, max_len=300, specials=0.02):
@@ -82,8 +82,7 @@ def _run(unit, name, inputs, outputs, sim):
     got = cosim.run_stream(manifest.to_verilog(unit, top), {k: np.asarray(v)[:, 0]
                                                            for k, v in inputs.items()},
                            outputs, latency=unit.latency, sim=sim, toplevel=top)
-    out = rtl_result(got, **{k: np.asarray(got[k]).reshape(-1, 1) for k in outputs})
-    return out
+    return rtl_result(got, **{k: np.asarray(got[k]).reshape(-1, 1) for k in outputs})
 
 
 def _codes(x):
