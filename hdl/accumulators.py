@@ -162,7 +162,9 @@ class ChunkedMac(_AccumMac):
     Measured (``lowbit synth chunked-mac --acc X``, generic Yosys flow, e4m3 x e5m2, CL 64,
     pipeline 0): bf16 2413.7 GE, 39 FF, logic depth 154 cells, 1.088 pJ/MAC; fp16 2750.0 GE,
     39 FF, depth 158, 1.239 pJ (fp-mac with the same operands: bf16 1258.3 GE / 17 FF / depth
-    84 / 0.567 pJ, fp16 1495.3 GE / 17 FF / depth 90 / 0.674 pJ).
+    84 / 0.567 pJ, fp16 1495.3 GE / 17 FF / depth 90 / 0.674 pJ).  With ``--pipeline 1``
+    (bf16): 2557.0 GE, 55 FF, depth 135 (fp-mac 1377.7 GE, 32 FF, depth 69), and on ECP5
+    (``--target ecp5 --freq 50``) 740 LUT4, 155 carry cells, Fmax 13.9 MHz (fp-mac 28.8 MHz).
 
     Members
     -------
@@ -306,7 +308,11 @@ class KahanMac(_AccumMac):
     generic Yosys flow, e4m3 x e5m2, pipeline 0; against ``lowbit synth fp-mac --a e4m3 --b
     e5m2 --acc X``): bf16 3988.3 GE, 33 FF, logic depth 277 cells, 1.798 pJ/MAC (fp-mac 1258.3
     GE, 17 FF, depth 84, 0.567 pJ); fp16 4432.0 GE, 33 FF, depth 286, 1.998 pJ (fp-mac 1495.3
-    GE, 17 FF, depth 90, 0.674 pJ): 3.0-3.2x the area and energy, 3.2-3.3x the depth.
+    GE, 17 FF, depth 90, 0.674 pJ): 3.0-3.2x the area and energy, 3.2-3.3x the depth.  With
+    the product registered (``--pipeline 1``), which leaves the loop as the longest path:
+    bf16 4113.7 GE, 48 FF, depth 256 (fp-mac 1377.7 GE, 32 FF, depth 69: 3.7x), and on ECP5
+    (``--target ecp5 --freq 50``, nextpnr-ecp5 seed 1) 1953 LUT4, 296 carry cells, Fmax 6.8 MHz
+    against fp-mac's 349 LUT4, 77 carry cells, 28.8 MHz (4.2x the period).
 
     Members
     -------
