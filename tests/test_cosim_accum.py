@@ -7,8 +7,8 @@ cycles, clear on an idle cycle) and a random sequence.
 
 One configuration per unit, the one ``tests/test_cosim_manifest.py`` drives, and one lane, so
 the suite builds each unit's Verilog once (the simulator build is cached by its text).  The
-100,000-step runs are ``lowbit cosim chunked-mac`` / ``lowbit cosim kahan-mac`` (the figures
-are in the commit that added these units).
+100,000-step runs are ``lowbit cosim chunked-mac --vectors 100000`` / ``lowbit cosim kahan-mac
+--vectors 100000`` (too slow for the suite: the per-cycle golden model dominates).
 """
 
 import numpy as np
