@@ -122,8 +122,13 @@ class SrQuantiser(wiring.Component):
         self._out = model.check_quant_output(out_format)
         self._rounding = check_choice("rounding", rounding, model.QUANT_ROUNDINGS)
         self._sat = check_bool("saturate", saturate)
-        self._sr = check_random_source(self._rounding == "stochastic", sr_bits,
-                                       max_sr_bits(self._in), random_source, lfsr_width, seed)
+        hi = max_sr_bits(self._in)
+        if (self._rounding == "stochastic" and isinstance(sr_bits, int)
+                and not isinstance(sr_bits, bool) and not 1 <= sr_bits <= hi):
+            raise ValueError(f"sr_bits must be an integer from 1 to {hi} (the bits of the "
+                             f"{self._in.name} significand), not {sr_bits!r}")
+        self._sr = check_random_source(self._rounding == "stochastic", sr_bits, hi, random_source,
+                                       lfsr_width, seed)
         super().__init__({"x": In(self._in.bits), "valid": In(1), "q": Out(self._out.bits),
                           "out_valid": Out(1), **random_ports(self._sr)})
 
@@ -226,8 +231,8 @@ _OUT_HELP = ("output format: a signed float format of at most 8 bits (e4m3, e5m2
 
 UNITS = [
     Unit("sr-quantise", SrQuantiser, (
-        Param("in_format", "--in", "format", "fp32", "input format: fp32 or bf16"),
-        Param("out_format", "--out", "format", "e4m3", _OUT_HELP),
+        Param("in_format", "--from", "format", "fp32", "input format: fp32 or bf16"),
+        Param("out_format", "--to", "format", "e4m3", _OUT_HELP),
         Param("rounding", "--rounding", "choice", "stochastic", "stochastic or RNE",
               choices=model.QUANT_ROUNDINGS),
         Param("saturate", "--saturate", "bool", False, "overflow and Inf to +-max"),
