@@ -26,7 +26,7 @@ from lowbit.models import training as model
 from . import cosim
 from .bench_mac import rtl_result
 
-__all__ = ["lfsr_cycle_draws", "directed_inputs", "random_inputs", "ref_sr_quantise",
+__all__ = ["lfsr_cycle_draws", "boundary_cases", "directed_inputs", "random_inputs", "ref_sr_quantise",
            "rtl_sr_quantise", "cosim_sr_quantise"]
 
 
@@ -63,6 +63,41 @@ def lfsr_cycle_draws(width, seed, sr_bits, valid, reseed=None, seed_in=None):
             index = np.cumsum(v) - v
             out[t0:t1, k] = stream(seeds[j], int(index[-1]) + 1)[index]
     return out
+
+
+def boundary_cases(in_format, out_format, n, rng, count=24, k_bits=None):
+    """Inputs ``x`` (``in_format`` codes) and draws ``r`` at the carry boundary of SR with ``n`` bits:
+    for each ``x``, ``r = 2^n - t - 1`` (must round down) and ``r = 2^n - t`` (must round up),
+    ``t`` the ``n`` bits of ``|x|/ulp`` below the target's LSB, computed here in float64 (exact:
+    a power-of-two scaling and a floor).  Half of the ``x`` are ties (``t = 2^(n-1)``), the
+    others ``t`` uniform, on target values drawn over the whole range (subnormals, the largest
+    binade, where rounding up overflows).  ``k_bits`` (default ``n``): the ``x`` are
+    ``k / 2^k_bits`` of the way between neighbours (ties at that resolution).
+
+    Returns ``(x, r)``, 1-D, the down case of each ``x`` first.
+    """
+    fi, fo = model.check_quant_input(in_format), model.check_quant_output(out_format)
+    kb = n if k_bits is None else k_bits
+    vals = fo.decode(fo.all_codes())
+    vals = np.unique(np.abs(vals[np.isfinite(vals)]))
+    ulp = np.ldexp(1.0, np.maximum(np.frexp(np.maximum(vals, fo.min_normal))[1] - 1,
+                                   fo.emin) - fo.man_bits)
+    pick = rng.integers(0, len(vals), count)
+    pick[:3] = [0, 1, len(vals) - 1]               # zero, smallest subnormal, max
+    k = rng.integers(1, 1 << kb, count)
+    k[: count // 2] = 1 << (kb - 1)                # ties
+    x = vals[pick] + ulp[pick] * k / (1 << kb)
+    x = x * np.where(rng.random(count) < 0.5, -1, 1)
+    codes = fi.encode(x, rounding="toward_zero").astype(np.int64)   # below 2^-p_in: truncated
+    a = np.abs(fi.decode(codes))
+    u = np.ldexp(1.0, np.maximum(np.frexp(np.maximum(a, fo.min_normal))[1] - 1,
+                                 fo.emin) - fo.man_bits)
+    t = np.floor(np.ldexp(a / u, n)).astype(np.int64) % (1 << n)
+    keep = t > 0
+    codes, t = codes[keep], t[keep]
+    x = np.repeat(codes, 2)
+    r = np.stack([(1 << n) - t - 1, (1 << n) - t], axis=1).ravel()
+    return x, r
 
 
 def directed_inputs(in_format, out_format, sr_bits):

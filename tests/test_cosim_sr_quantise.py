@@ -5,7 +5,11 @@
   value, the ties and the ``k/2^N`` points between neighbours, the codes next to them,
   overflow, +-0, +-Inf, NaNs, input subnormals) and 100,000 random inputs, with reseeds through
   the ``seed_in``/``reseed`` ports (one long run, 16 lanes).
-* BF16 -> E2M1 (FP4), stochastic, N = 8 from the ``rbits`` port: every BF16 code, twice.
+* BF16 -> E2M1 (FP4), stochastic, N = 8 from the ``rbits`` port: every BF16 code, twice, and
+  the draws at the carry boundary (``r = 2^8 - t - 1`` and ``2^8 - t``) for inputs that are
+  ties or ``k/2^kb`` points between neighbours, ``kb = 1..8`` (every N at this precision;
+  every N of FP32 -> E4M3 and others is checked in Amaranth's simulator,
+  ``tests/test_hdl_sr_quantiser.py``).
 * The LFSR stream read back from the hardware without the model's quantiser: 15 lanes see
   inputs whose rounding goes up exactly when ``r >= 16 j``, so the number of lanes that
   round up is the top nibble of the draw; it equals the model's stream
@@ -37,9 +41,14 @@ def test_bf16_to_e2m1_exhaustive(simulator):
     unit, _ = catalog.get_unit("sr-quantise").build(in_format="bf16", out_format="e2m1",
                                                     random_source="port")
     rng = np.random.default_rng(5)
-    x = np.tile(np.arange(1 << 16), 2).reshape(-1, 16)
+    # the carry boundary r = 2^8 - t - 1 / 2^8 - t at ties and k/2^kb points, kb = 1..8
+    bx, br = zip(*(bench.boundary_cases("bf16", "e2m1", 8, rng, 64, kb) for kb in range(1, 9)))
+    bx, br = np.concatenate(bx), np.concatenate(br)
+    n = 2 * (1 << 16) + len(bx)
+    x = np.resize(np.concatenate([bx, np.tile(np.arange(1 << 16), 2)]), -(-n // 16) * 16)
+    rbits = np.resize(np.concatenate([br, rng.integers(0, 256, 2 << 16)]), len(x))
+    x, rbits = x.reshape(-1, 16), rbits.reshape(-1, 16)
     valid = rng.random(x.shape) < 0.9
-    rbits = rng.integers(0, 256, x.shape)
     want = bench.ref_sr_quantise(unit, x, valid, rbits)
     got = bench.rtl_sr_quantise(unit, x, valid, rbits, sim=simulator)
     for k in ("q", "out_valid"):

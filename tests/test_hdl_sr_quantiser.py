@@ -16,35 +16,7 @@ from lowbit.hdl import catalog
 from lowbit.hdl.sr_quantiser import SrQuantiser, max_sr_bits
 from lowbit.models import formats
 from lowbit.models import training as model
-
-
-def boundary_cases(fi, fo, n, rng, count=24):
-    """Inputs ``x`` (``fi`` codes) and draws ``r`` at the carry boundary of SR with ``n`` bits:
-    for each ``x``, ``r = 2^n - t - 1`` (must round down) and ``r = 2^n - t`` (must round up),
-    ``t`` the ``n`` bits of ``|x|/ulp`` below the target's LSB, computed here in float64 (exact:
-    a power-of-two scaling and a floor).  Half of the ``x`` are ties (``t = 2^(n-1)``), the
-    others ``t`` uniform, on target values drawn over the whole range (subnormals, the largest
-    binade, where rounding up overflows)."""
-    vals = fo.decode(fo.all_codes())
-    vals = np.unique(np.abs(vals[np.isfinite(vals)]))
-    ulp = np.ldexp(1.0, np.maximum(np.frexp(np.maximum(vals, fo.min_normal))[1] - 1,
-                                   fo.emin) - fo.man_bits)
-    pick = rng.integers(0, len(vals), count)
-    pick[:3] = [0, 1, len(vals) - 1]               # zero, smallest subnormal, max
-    k = rng.integers(1, 1 << n, count)
-    k[: count // 2] = 1 << (n - 1)                 # ties
-    x = vals[pick] + ulp[pick] * k / (1 << n)
-    x = x * np.where(rng.random(count) < 0.5, -1, 1)
-    codes = fi.encode(x, rounding="toward_zero").astype(np.int64)   # below 2^-p_in: truncated
-    a = np.abs(fi.decode(codes))
-    u = np.ldexp(1.0, np.maximum(np.frexp(np.maximum(a, fo.min_normal))[1] - 1,
-                                 fo.emin) - fo.man_bits)
-    t = np.floor(np.ldexp(a / u, n)).astype(np.int64) % (1 << n)
-    keep = t > 0
-    codes, t = codes[keep], t[keep]
-    x = np.repeat(codes, 2)
-    r = np.stack([(1 << n) - t - 1, (1 << n) - t], axis=1).ravel()
-    return x, r
+from lowbit.sim import bench_sr_quantise as bench
 
 
 @pytest.mark.parametrize("src, dst, ns", [
@@ -62,7 +34,7 @@ def test_carry_boundary_at_every_n(src, dst, ns):
     rng = np.random.default_rng(len(src) * 100 + len(dst))
     xs, rs, want = [], [], []
     for n in ns:
-        x, r = boundary_cases(fi, fo, n, rng)
+        x, r = bench.boundary_cases(fi, fo, n, rng)
         q = model.sr_quantise(x, fi, fo, random_bits=r, sr_bits=n).astype(np.int64)
         mag = q & ((1 << (fo.bits - 1)) - 1)
         down, up = mag[0::2], mag[1::2]
