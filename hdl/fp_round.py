@@ -10,9 +10,10 @@
     normal), overflow to Inf or, with ``saturate``, to +-max, and optional flush of subnormal
     results to zero of the same sign.  A target without Inf overflows as
     :meth:`lowbit.models.formats.FloatFormat.encode` does: to +-NaN (``fn``: OCP E4M3), to its
-    NaN ``1000...0`` (``fnuz``, whose zero is always +0) or to +-max (``finite``: FP6, FP4).  ``sticky`` means "something non-zero below bit 0"; the
-    caller guarantees (by the jamming argument in :mod:`lowbit.hdl.fp_mac`) that this does not
-    change the rounding.  Specials are the caller's business.
+    NaN ``1000...0`` (``fnuz``, whose zero is always +0) or to +-max (``finite``: FP6, FP4).
+    ``sticky`` means "something non-zero below bit 0"; the caller guarantees (by the jamming
+    argument in :mod:`lowbit.hdl.fp_mac`) that this does not change the rounding.  Specials
+    are the caller's business.
 ``leading_zeros_tree(m, v, name)``
     the same count as ``leading_zeros`` from a balanced tree (depth ``log2(len(v))`` 2:1
     muxes instead of a ``len(v)``-deep priority chain), for pipelined datapaths.
