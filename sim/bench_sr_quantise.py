@@ -26,8 +26,8 @@ from lowbit.models import training as model
 from . import cosim
 from .bench_mac import rtl_result
 
-__all__ = ["lfsr_cycle_draws", "boundary_cases", "directed_inputs", "random_inputs", "ref_sr_quantise",
-           "rtl_sr_quantise", "cosim_sr_quantise"]
+__all__ = ["lfsr_cycle_draws", "boundary_cases", "directed_inputs", "random_inputs",
+           "ref_sr_quantise", "rtl_sr_quantise", "cosim_sr_quantise"]
 
 
 def lfsr_cycle_draws(width, seed, sr_bits, valid, reseed=None, seed_in=None):
@@ -40,7 +40,8 @@ def lfsr_cycle_draws(width, seed, sr_bits, valid, reseed=None, seed_in=None):
     if valid.ndim == 1:
         valid = valid[:, None]
     cycles, n = valid.shape
-    reseed = np.zeros_like(valid) if reseed is None else np.asarray(reseed, bool).reshape(valid.shape)
+    reseed = (np.zeros_like(valid) if reseed is None
+              else np.asarray(reseed, bool).reshape(valid.shape))
     seed_in = (np.zeros(valid.shape, np.int64) if seed_in is None
                else np.asarray(seed_in, np.int64).reshape(valid.shape))
     streams = {}
@@ -66,7 +67,8 @@ def lfsr_cycle_draws(width, seed, sr_bits, valid, reseed=None, seed_in=None):
 
 
 def boundary_cases(in_format, out_format, n, rng, count=24, k_bits=None):
-    """Inputs ``x`` (``in_format`` codes) and draws ``r`` at the carry boundary of SR with ``n`` bits:
+    """Inputs ``x`` (``in_format`` codes) and draws ``r`` at the carry boundary of SR with
+    ``n`` bits:
     for each ``x``, ``r = 2^n - t - 1`` (must round down) and ``r = 2^n - t`` (must round up),
     ``t`` the ``n`` bits of ``|x|/ulp`` below the target's LSB, computed here in float64 (exact:
     a power-of-two scaling and a floor).  Half of the ``x`` are ties (``t = 2^(n-1)``), the
