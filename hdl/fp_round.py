@@ -8,9 +8,12 @@
     right shift with sticky into the subnormal range), RNE on the packed exponent|mantissa
     (a mantissa carry increments the exponent; the largest subnormal rounds up to the smallest
     normal), overflow to Inf or, with ``saturate``, to +-max, and optional flush of subnormal
-    results to zero of the same sign.  ``sticky`` means "something non-zero below bit 0"; the
-    caller guarantees (by the jamming argument in :mod:`lowbit.hdl.fp_mac`) that this does not
-    change the rounding.  Specials are the caller's business.
+    results to zero of the same sign.  A target without Inf overflows as
+    :meth:`lowbit.models.formats.FloatFormat.encode` does: to +-NaN (``fn``: OCP E4M3), to its
+    NaN ``1000...0`` (``fnuz``, whose zero is always +0) or to +-max (``finite``: FP6, FP4).
+    ``sticky`` means "something non-zero below bit 0"; the caller guarantees (by the jamming
+    argument in :mod:`lowbit.hdl.fp_mac`) that this does not change the rounding.  Specials
+    are the caller's business.
 ``leading_zeros_tree(m, v, name)``
     the same count as ``leading_zeros`` from a balanced tree (depth ``log2(len(v))`` 2:1
     muxes instead of a ``len(v)``-deep priority chain), for pipelined datapaths.
@@ -265,22 +268,35 @@ def round_pack(m, fmt, sign, mag, lsb_exp, sticky, *, saturate, flush, finite, n
         rounded, over_pre, sign, finite = (d[k] for k in ("rounded", "over_pre", "sign",
                                                           "finite"))
     over = Signal(name=f"{name}_over")
+    # a format without Inf (OCP fn, fnuz, finite) overflows above its max_code, which for an
+    # IEEE format is inf_code - 1 (the comparison is the same)
+    limit = fmt.inf_code if fmt.has_inf else fmt.max_code + 1
+    assert cut is None or fmt.has_inf
     if cut is None:
-        m.d.comb += over.eq(over_pre | (rounded >= fmt.inf_code))
+        m.d.comb += over.eq(over_pre | (rounded >= limit))
     else:
         # the same test as bit logic (inf_code is the all-ones exponent over M zero bits),
         # so that an FPGA flow does not spend a carry chain on the comparison
         m.d.comb += over.eq(over_pre | rounded[M + E] | (rounded[M:M + E] == (1 << E) - 1))
     mcode = Signal(M + E, name=f"{name}_mag")
+    # what overflow gives without saturation, as FloatFormat.encode: Inf (ieee), the NaN
+    # magnitude with the sign kept (fn), +-max (finite); fnuz (NaN = sign bit alone) below
+    ovf = (fmt.inf_code if fmt.has_inf else fmt.nan_code if fmt.specials == "fn" else
+           fmt.max_code if fmt.specials == "finite" else 0)
     with m.If(over):
         if saturate:
-            m.d.comb += mcode.eq(Mux(finite, fmt.max_code, fmt.inf_code))
+            m.d.comb += mcode.eq(Mux(finite, fmt.max_code, ovf))
         else:
-            m.d.comb += mcode.eq(fmt.inf_code)
+            m.d.comb += mcode.eq(ovf)
     with m.Else():
         m.d.comb += mcode.eq(rounded[:M + E])
     code = Signal(fmt.bits, name=f"{name}_code")
-    if flush:
+    if fmt.specials == "fnuz":
+        # no -0 (a zero result is +0) and the NaN of an overflow is 1 followed by zeros
+        assert not flush
+        nan_over = (over & ~finite) if saturate else over
+        m.d.comb += code.eq(Mux(nan_over, fmt.nan_code, Cat(mcode, sign & (mcode != 0))))
+    elif flush:
         m.d.comb += code.eq(Cat(Mux(mcode < (1 << M), 0, mcode), sign))
     else:
         m.d.comb += code.eq(Cat(mcode, sign))

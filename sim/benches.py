@@ -31,10 +31,14 @@ unit                   bench                                            default 
                                                                         widths are 4 bits or less
 ``int-pe``             :func:`lowbit.sim.bench_overq.cosim_int_pe`      16,384 cycles
 ``systolic``           :func:`lowbit.sim.bench_systolic.cosim_systolic`  one GEMM of ~4 folds
+``sr-quantise``        :func:`lowbit.sim.bench_sr_quantise.cosim_sr_quantise`  the directed cases
+                                                                        plus 100,000 random
+                                                                        inputs
 =====================  ===============================================  =========================
 """
 
-from . import bench_accum, bench_mac, bench_overq, bench_shared_exp, bench_systolic
+from . import (bench_accum, bench_mac, bench_overq, bench_shared_exp, bench_sr_quantise,
+               bench_systolic)
 
 __all__ = ["BENCHES", "cosim"]
 
@@ -51,6 +55,7 @@ BENCHES = {
     "overq-pe": bench_overq.cosim_overq_pe,
     "int-pe": bench_overq.cosim_int_pe,
     "systolic": bench_systolic.cosim_systolic,
+    "sr-quantise": bench_sr_quantise.cosim_sr_quantise,
 }
 
 

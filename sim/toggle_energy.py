@@ -450,7 +450,8 @@ def dot_streams(blocks, lanes, cycles, *, start="clear", rng=None):
 
 
 #: Input ports that :func:`random_stimulus` drives as controls rather than data.
-CONTROL_PORTS = {"valid": "one", "clear": "start", "first": "start", "rst": "zero"}
+CONTROL_PORTS = {"valid": "one", "clear": "start", "first": "start", "rst": "zero",
+                 "reseed": "zero"}
 
 
 def random_stimulus(ports, lanes=256, cycles=256, *, formats=None, dot_length=64, rng=None):
@@ -467,7 +468,8 @@ def random_stimulus(ports, lanes=256, cycles=256, *, formats=None, dot_length=64
         values (NaN/Inf codes redrawn); other data ports get uniform random bit patterns.
     dot_length : int
         ``clear``/``first`` is set every ``dot_length`` cycles (in every stream), ``valid``
-        always, ``rst`` never (:data:`CONTROL_PORTS`).
+        always, ``rst`` and ``reseed`` (the LFSR reload of the stochastic-rounding units, whose
+        random bits must run free) never (:data:`CONTROL_PORTS`).
     rng : numpy.random.Generator, optional
 
     Returns

@@ -47,6 +47,8 @@ CONFIGS = [
     ("overq-pe", {}),
     ("int-pe", {"bits": 8, "w_bits": 8, "acc_bits": 24}),
     ("systolic", {"rows": 2, "cols": 3, "pe": "int8xint4_acc20_saturate"}),
+    ("sr-quantise", {"in_format": "bf16", "out_format": "e4m3", "sr_bits": 5, "lfsr_width": 12,
+                     "seed": 1234}),
 ]
 
 CYCLES = 2000
@@ -357,11 +359,50 @@ def bench_systolic(text, man, simulator, rng):
         assert (word >> fout["last"]["offset"]) & 1 == e_last[cyc]
 
 
+def manifest_lfsr(sr, valid):
+    """The draw each cycle sees, from the manifest's LFSR description alone: ``width`` bits,
+    the XOR of the tapped stages (stage k = bit k-1) shifted in at bit 0, ``sr_bits`` shifts
+    per draw, r = the low ``sr_bits`` bits of the new state; the register starts one draw
+    after the seed and advances on every valid input."""
+    lf = sr["lfsr"]
+    w, n = lf["width"], sr["sr_bits"]
+
+    def advance(s):
+        for _ in range(n):
+            f = 0
+            for k in lf["taps"]:
+                f ^= (s >> (k - 1)) & 1
+            s = ((s << 1) | f) & ((1 << w) - 1)
+        return s
+
+    s, out = advance(lf["seed_after_reset"]), []
+    for v in valid:
+        out.append(s & ((1 << n) - 1))
+        if v:
+            s = advance(s)
+    return np.array(out, dtype=np.int64)
+
+
+def bench_quantiser(text, man, simulator, rng):
+    """sr-quantise: random input codes, the LFSR's stream rebuilt from the manifest."""
+    c = man["contract"]
+    pk = c["packing"]
+    valid = (rng.random(CYCLES) < 0.9).astype(np.uint8)
+    x = random_codes(rng, c["formats"][pk["x"]["format"]], CYCLES)
+    fn, args = golden(man)
+    r = manifest_lfsr(c["stochastic_rounding"], valid)
+    want = np.asarray(fn(x, random_bits=r, **args)).astype(np.uint64)
+    got = drive(text, man, {"x": x, "valid": valid}, ["q", "out_valid"], simulator)
+    check_nans(got["q"], man, "q", pk["q"]["format"])
+    assert [int(v) for v in got["q"]] == [int(v) for v in want]
+    assert np.array_equal(got["out_valid"].astype(np.uint8), valid)
+
+
 BENCHES = {"int-mac": bench_mac, "fp-mac": bench_mac, "fp-mul": bench_fp_mul,
            "chunked-mac": bench_accum, "kahan-mac": bench_accum,
            "shared-exp-adder": bench_shared_exp, "mx-dot": bench_blocks,
            "bfp-adder": bench_blocks, "overq-pe": bench_pe, "int-pe": bench_pe,
-           "systolic": bench_systolic}
+           "systolic": bench_systolic, "sr-quantise": bench_quantiser}
 
 
 def test_every_kind_is_covered():

@@ -228,6 +228,9 @@ UNITS = [
                                                         "pe": "e5m2xe4m3_fp16", "dataflow": "is"}),
     ("systolic", {"rows": 2, "cols": 2, "pe": "e4m3_kulisch"}),
     ("systolic", {"rows": 2, "cols": 2, "pe": "overq4", "dataflow": "os"}),
+    ("sr-quantise", {}), ("sr-quantise", {"in_format": "bf16", "out_format": "e2m1",
+                                          "random_source": "port"}),
+    ("sr-quantise", {"out_format": "e4m3fnuz", "rounding": "nearest_even", "saturate": True}),
 ]
 
 
@@ -239,6 +242,8 @@ def expected_formats(unit, comp):
                 "acc": formats.int_format(comp.acc_bits)}
     if unit == "fp-mul":
         return {"a": comp.a_format, "b": comp.b_format, "product": comp.product_format}
+    if unit == "sr-quantise":
+        return {"in": comp.in_format, "out": comp.out_format}
     if unit in ("fp-mac", "chunked-mac", "kahan-mac"):
         return {"a": comp.a_format, "b": comp.b_format, "product": comp.product_format,
                 "acc": comp.acc_format}

@@ -96,7 +96,8 @@ def test_every_bad_key_and_value_is_one_error_naming_its_line(tmp_path):
         f"{path}:15: design[1].zip[0]: zipped lists must have equal lengths, not a_format: 2, "
         f"b_format: 1",
         f"{path}:20: design[2].unit: must be one of int-mac, fp-mul, fp-mac, chunked-mac, "
-        f"kahan-mac, shared-exp-adder, mx-dot, bfp-adder, overq-pe, int-pe, systolic, not 'nope'",
+        f"kahan-mac, shared-exp-adder, mx-dot, bfp-adder, overq-pe, int-pe, systolic, "
+        f"sr-quantise, not 'nope'",
     ]
     assert str(e.value) == "\n".join(e.value.errors)
     assert isinstance(e.value, ValueError)
