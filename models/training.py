@@ -1,13 +1,13 @@
 """Golden models of the training datapaths: SR quantiser, chunk-based and Kahan accumulation.
 
-Each function is vectorised NumPy over code arrays and mirrors a hardware class
-(``sr_quantise`` / ``SrQuantiser`` of :mod:`lowbit.hdl.sr_quantiser`; ``chunked_mac`` /
-``ChunkedMac`` and ``kahan_mac`` / ``KahanMac`` of :mod:`lowbit.hdl.accumulators`); the
-``*_stream`` functions are their cycle models (one column per independent unit, as
-:func:`lowbit.models.mac.mac_stream`).  Stochastic rounding in the FP MAC itself is
-:func:`lowbit.models.mac.fp_mac` with ``rounding="stochastic"``; the random bits of every unit come from :mod:`lowbit.models.lfsr` (or an input port) and are used exactly as
-:meth:`lowbit.models.formats.FloatFormat.encode` ``(..., rounding="stochastic", sr_bits=N)``
-uses them.
+Each function is vectorised NumPy over code arrays and mirrors a hardware class (``sr_quantise`` /
+``SrQuantiser`` of :mod:`lowbit.hdl.sr_quantiser`; ``chunked_mac`` / ``ChunkedMac`` and
+``kahan_mac`` / ``KahanMac`` of :mod:`lowbit.hdl.accumulators`); the ``*_stream`` functions are
+their cycle models (one column per independent unit, as :func:`lowbit.models.mac.mac_stream`).
+Stochastic rounding in the FP MAC itself is :func:`lowbit.models.mac.fp_mac` with
+``rounding="stochastic"``; the random bits of every unit come from :mod:`lowbit.models.lfsr` (or an
+input port) and are used exactly as :meth:`lowbit.models.formats.FloatFormat.encode` ``(...,
+rounding="stochastic", sr_bits=N)`` uses them.
 
 SR quantiser
 ------------
