@@ -6,13 +6,15 @@ Each hardware module lists its units in a module-level ``UNITS`` list of
 :mod:`lowbit.sim.benches`, its cost in :mod:`lowbit.sim.compare`.
 """
 
-from . import bfp_adder, fp_mac, fp_mul, int_mac, mx_dot, overq_pe, shared_exp_adder, systolic
+from . import (bfp_adder, fp_mac, fp_mul, int_mac, mx_dot, overq_pe, shared_exp_adder, systolic,
+               tensor_core_dot)
 from .unit import Param, Unit
 
 __all__ = ["Param", "Unit", "units", "get_unit"]
 
 # Hardware modules that define units, in the order ``lowbit generate --list`` shows them.
-_MODULES = (int_mac, fp_mul, fp_mac, shared_exp_adder, mx_dot, bfp_adder, overq_pe, systolic)
+_MODULES = (int_mac, fp_mul, fp_mac, shared_exp_adder, mx_dot, bfp_adder, overq_pe, systolic,
+            tensor_core_dot)
 
 
 def units():
