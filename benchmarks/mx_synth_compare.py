@@ -4,7 +4,8 @@ Usage: python benchmarks/mx_synth_compare.py [k]
 
 * ``MxDotUnit("mxfp8_e4m3", k)`` (default knobs: frac_bits 26, cut toward zero, FP32
   nearest-even, accumulator in the max exponent, 1 input register stage);
-* the same with the H100-like knobs (frac_bits 13, floor, FP22 toward zero);
+* the same with the H100 knobs (frac_bits 13, terms cut toward zero, FP22 toward zero; the
+  ``h100_fp8`` preset of ``lowbit.models.shared_exp``, measured on an H100);
 * ``FpMac(e4m3, e4m3, fp32, mode="fused")`` synthesised once and multiplied by k (k
   separate MACs, no sharing);
 * an INT8 k-term dot product (k int8 x int8 products, adder tree, 32-bit wrapping
@@ -71,8 +72,8 @@ def main(argv=None):
     ap.add_argument("k", nargs="?", type=int, default=32, help="block length (default 32)")
     k = ap.parse_args(argv).k
     run(f"MxDotUnit mxfp8_e4m3 k={k} (F=26, RNE FP32)", MxDotUnit("mxfp8_e4m3", k=k), "mx_dot")
-    run(f"MxDotUnit mxfp8_e4m3 k={k} (H100-like F=13)",
-        MxDotUnit("mxfp8_e4m3", k=k, frac_bits=13, cut="floor", norm_frac_bits=13,
+    run(f"MxDotUnit mxfp8_e4m3 k={k} (H100 F=13)",
+        MxDotUnit("mxfp8_e4m3", k=k, frac_bits=13, cut="toward_zero", norm_frac_bits=13,
                   norm_rounding="toward_zero"), "mx_dot_h100")
     run(f"{k} x FpMac e4m3 -> fp32 fused", FpMac("e4m3", "e4m3", "fp32", mode="fused"),
         "fp_mac", mult=k)

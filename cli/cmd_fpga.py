@@ -118,7 +118,11 @@ def _build(args):
                   f"would run it at a clock it meets; --allow-timing-fail writes it anyway, but "
                   f"the design would not run reliably)", file=sys.stderr)
             return 1
-        raise ToolFailure(str(failed))
+        if getattr(failed, "overfull", None):
+            print(f"lowbit fpga build: {failed} (fewer --rows/--cols fit)", file=sys.stderr)
+            return 1
+        first, _, rest = str(failed).partition("\n")
+        raise ToolFailure(first + (" " + rest.strip().splitlines()[0] if rest.strip() else ""))
     return 0
 
 

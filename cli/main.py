@@ -9,7 +9,7 @@ Exit status, the same for every subcommand:
 =====  ===========================================================================================
 0      done; every check passed
 1      the check failed: a co-simulation mismatch, a GEMM on a board that differs from the golden
-       one, an FPGA build that does not meet timing
+       one, an FPGA build that does not meet timing or does not fit the device
 2      bad input: an unknown option, a value out of range, an output path that cannot be written,
        a missing optional extra (the message says which to install); one line on stderr
 3      a tool or simulator failed to run (synthesis error, simulator build or crash, board build
@@ -22,7 +22,9 @@ Exit status, the same for every subcommand:
 
 import argparse
 import os
+import signal
 import sys
+import threading
 import warnings
 
 from amaranth.hdl import UnusedElaboratable
@@ -30,7 +32,8 @@ from amaranth.hdl import UnusedElaboratable
 import lowbit
 from lowbit.fpga.extras import MissingExtra
 
-from . import cmd_cache, cmd_compare, cmd_cosim, cmd_formats, cmd_fpga, cmd_generate, cmd_simulate, cmd_synth
+from . import (cmd_cache, cmd_compare, cmd_cosim, cmd_formats, cmd_fpga, cmd_generate, cmd_simulate,
+               cmd_sweep, cmd_synth)
 from .errors import ToolFailure, UsageError
 
 __all__ = ["main", "UsageError", "ToolFailure", "EXIT_FAILED", "EXIT_USAGE", "EXIT_TOOL",
@@ -39,8 +42,8 @@ __all__ = ["main", "UsageError", "ToolFailure", "EXIT_FAILED", "EXIT_USAGE", "EX
 EXIT_FAILED, EXIT_USAGE, EXIT_TOOL, EXIT_INTERNAL = 1, 2, 3, 4
 
 # Order in which the subcommands appear in ``lowbit --help``.
-SUBCOMMANDS = [cmd_formats, cmd_generate, cmd_cosim, cmd_synth, cmd_compare, cmd_simulate, cmd_fpga,
-               cmd_cache]
+SUBCOMMANDS = [cmd_formats, cmd_generate, cmd_cosim, cmd_synth, cmd_compare, cmd_simulate, cmd_sweep,
+               cmd_fpga, cmd_cache]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -67,6 +70,47 @@ def _quiet_exit():
     warnings.filterwarnings("ignore", category=UnusedElaboratable)
 
 
+def _in_finaliser(frame):
+    """True when ``frame`` runs inside a ``__del__`` (or code it called): an exception raised
+    there is printed as "Exception ignored" and dropped by Python, so a Ctrl-C would be lost."""
+    while frame is not None:
+        if frame.f_code.co_name == "__del__":
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _on_sigint(signum, frame):
+    """SIGINT raises ``KeyboardInterrupt`` as Python's default does, but never inside a
+    finaliser: there it would be swallowed (Amaranth's ``MustUse.__del__`` runs for every
+    half-built elaboratable, and a long generation kept running after Ctrl-C). The interrupt is
+    then delivered again 20 ms later, from wherever the program is by then."""
+    if _in_finaliser(frame):
+        signal.setitimer(signal.ITIMER_REAL, 0.02)
+        return
+    raise KeyboardInterrupt
+
+
+class _interrupts:
+    """Install :func:`_on_sigint` (and the same for its retry timer) for the duration of one
+    command; the previous handlers come back afterwards (``main`` is also called in-process)."""
+
+    def __enter__(self):
+        self._saved = None
+        if threading.current_thread() is threading.main_thread():
+            self._saved = (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGALRM))
+            signal.signal(signal.SIGINT, _on_sigint)
+            signal.signal(signal.SIGALRM, _on_sigint)
+        return self
+
+    def __exit__(self, *exc):
+        if self._saved is not None:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGINT, self._saved[0])
+            signal.signal(signal.SIGALRM, self._saved[1])
+        return False
+
+
 def _join_negative_values(argv):
     """``--opt -inf`` -> ``--opt=-inf``: argparse takes a token that starts with ``-`` for an
     option unless it looks like a plain negative number (``-3``, ``-0.5``); ``-inf``, ``-1e30``
@@ -89,14 +133,19 @@ def _join_negative_values(argv):
 def main(argv=None):
     parser = build_parser()
     argv = _join_negative_values(sys.argv[1:] if argv is None else list(argv))
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:       # argparse would name the top-level parser; the user typed a subcommand
+        where = f"lowbit {args.command}" if getattr(args, "command", None) else "lowbit"
+        print(f"{where}: error: unrecognized arguments: {' '.join(extra)}", file=sys.stderr)
+        return EXIT_USAGE
     if not getattr(args, "func", None):
         parser.print_usage(sys.stderr)
         print("lowbit: error: missing command (lowbit --help lists them)", file=sys.stderr)
         return EXIT_USAGE
     where = f"lowbit {args.command}"
     try:
-        return int(args.func(args) or 0)
+        with _interrupts():
+            return int(args.func(args) or 0)
     except (TypeError, ValueError, UsageError, MissingExtra) as e:
         _quiet_exit()
         print(f"{where}: error: {e}", file=sys.stderr)

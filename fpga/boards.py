@@ -422,7 +422,16 @@ def build(board, rows, cols, pe, *, build_dir, depth=None, baud=115200, seed=1,
         lines = log.splitlines()
         errs = [i for i, l in enumerate(lines) if "ERROR" in l]
         tail = "\n".join(lines[errs[0]:errs[0] + 6] if errs else lines[-12:])
-        err = BuildError(f"{b.name} build failed (logs in {build_dir}):\n{tail}")
+        over = [f"{k} {u}/{a} ({100 * u / a:.0f}%)" for k, (u, a) in
+                sorted(result.utilisation.items()) if a and u > a]
+        if over:
+            # nextpnr's "Unable to place cell ..." names one cell; what the user needs is which
+            # resource ran out
+            err = BuildError(f"{b.name}: the design does not fit the device: {', '.join(over)} "
+                             f"(logs in {build_dir})")
+            err.overfull = over
+        else:
+            err = BuildError(f"{b.name} build failed (logs in {build_dir}):\n{tail}")
         err.result = result
         raise err
     return result

@@ -83,7 +83,7 @@ class GemmTop(wiring.Component):
     Parameters
     ----------
     rows, cols : int
-        Array size ``R x C`` (1..64 each, :class:`~lowbit.hdl.systolic.SystolicArray`).
+        Array size ``R x C`` (1..128 each, :class:`~lowbit.hdl.systolic.SystolicArray`).
     pe : str or PESpec
         A PE name of an INT or FP MAC PE (``int8``, ``e4m3_fp32``, ``e5m2xe4m3_fp16_two_roundings``,
         ...; :func:`lowbit.models.systolic.parse_pe`), or the kind ``"int"`` / ``"fp"`` with

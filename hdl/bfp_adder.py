@@ -91,7 +91,8 @@ class BfpAdder(AccumulatingDot):
             "b_exp": f"signed {exp_bits}-bit exponent of the b block",
             "valid": "add this pair of blocks into the accumulator",
             "first": "restart the accumulator from +0 with this pair of blocks",
-            "o": "FP32 code of the accumulator (NaN 0x7FC00000)",
+            "o": "FP32 code of the accumulator (never NaN: integer mantissas; an overflow "
+                 "gives +-Inf, which stays until first)",
         }
 
     #: Width of the signed block exponents.
@@ -103,8 +104,14 @@ class BfpAdder(AccumulatingDot):
         return scale, None
 
     def contract(self):
+        e = _formats.int_format(self._exp_bits)
         c = self._contract("o = sum over blocks of 2^(e_a + e_b) * sum_i m_a,i * m_b,i (FP32)",
-                           "lowbit.models.shared_exp.shared_exp_dot(scale_exp=e_a+e_b)")
+                           "lowbit.models.shared_exp.shared_exp_dot(scale_exp=e_a+e_b)",
+                           {"a_exp": ("exponent", e), "b_exp": ("exponent", e)},
+                           f"a_exp + b_exp (signed {e.bits}-bit values)", False,
+                           "never: integer mantissas have no NaN or Inf and the block exponents "
+                           "no NaN; an accumulator that overflowed to +-Inf stays that Inf "
+                           "until first (a block sum alone is never Inf of the other sign)")
         c["mantissa"] = self._a_fmt.name
         c["b_mantissa"] = self._b_fmt.name
         c["int_sum"] = "exact (computed width) unless sum_bits narrows it (wraps)"

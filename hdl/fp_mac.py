@@ -26,9 +26,12 @@ spacing >= 4, so the jam does not change the RNE result.  A leading-zero count n
 (signed) sum, which :func:`lowbit.hdl.fp_round.round_pack` rounds.
 """
 
+import numpy as np
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
+
+from lowbit.models.checks import check_choice
 
 from lowbit.models import mac as model
 
@@ -36,9 +39,11 @@ from .formats import unpack
 from .fp_mul import check_pipeline, multiply_into
 from .fp_round import EXP_SHAPE, Cuts, round_pack
 from .int_mac import lut_multiply_into
+from .lfsr import check_random_source, random_ports, random_source_into, sr_contract, sr_params
+from .manifest import describe_format, fmt_ref, golden, lanes, positive_zero
 from .unit import Param, Unit, pipeline_param
 
-__all__ = ["FpMacStep", "KulischStep", "KulischRead", "FpMac", "UNITS",
+__all__ = ["FpMacStep", "KulischStep", "KulischRead", "FpMac", "UNITS", "mac_numerics",
            "accumulate_into", "kulisch_add_into", "kulisch_read_into",
            "kulisch_term_into", "kulisch_accumulate_into", "kulisch_read_pipelined_into",
            "KULISCH_CUTS"]
@@ -53,13 +58,22 @@ def _operand(m, fmt, code, flush, name):
     return u, zero, sig
 
 
-def accumulate_into(m, acc_fmt, pf, acc_code, p_code, mode, flush, saturate, name="acc"):
-    """Logic for ``round(acc + p)`` (``p`` a product-format code); returns the new acc code."""
+def accumulate_into(m, acc_fmt, pf, acc_code, p_code, mode, flush, saturate, name="acc",
+                    random=None):
+    """Logic for ``round(acc + p)`` (``p`` a product-format code); returns the new acc code.
+
+    ``random`` (an ``N``-bit Value, default none) makes every rounding stochastic with those
+    bits (:func:`lowbit.models.mac.fp_accumulate` with ``rounding="stochastic"``): the window
+    grows by ``N`` bits so that the ``N`` bits below the result's LSB are exact (the jamming
+    argument of the module docstring then holds at the cut ``N`` bits below the LSB: the cut
+    lies at window bit >= 2, and an exact value and its jammed twin lie in one open interval
+    between consecutive integers of a grid of spacing >= 4 whose floor they share)."""
+    S = 0 if random is None else len(random)
     ux, zx, sigx = _operand(m, acc_fmt, acc_code, flush, f"{name}_x")
     up = unpack(m, pf, p_code, f"{name}_p")
     if mode == "two_roundings":
         r = round_pack(m, acc_fmt, up.sign, up.sig, up.exp - pf.man_bits, 0, saturate=saturate,
-                       flush=flush, finite=1, name=f"{name}_pr")
+                       flush=flush, finite=1, name=f"{name}_pr", random=random)
         rp = Signal(acc_fmt.bits, name=f"{name}_prc")
         with m.If(up.is_nan):
             m.d.comb += rp.eq(acc_fmt.nan_code)
@@ -78,9 +92,9 @@ def accumulate_into(m, acc_fmt, pf, acc_code, p_code, mode, flush, saturate, nam
         m.d.comb += sigy.eq(Mux(up.is_zero | up.is_nan | up.is_inf, 0, up.sig))
     px, py = len(sigx), len(sigy)
     P = max(px, py)
-    W = P + 3
-    xe = Cat(Const(0, P - px + 3), sigx) if P - px + 3 else sigx
-    ye = Cat(Const(0, P - py + 3), sigy)
+    W = P + 3 + S
+    xe = Cat(Const(0, P - px + 3 + S), sigx) if P - px + 3 + S else sigx
+    ye = Cat(Const(0, P - py + 3 + S), sigy)
     x_big = Signal(name=f"{name}_xbig")
     m.d.comb += x_big.eq(~zx & (zy | (ux.exp >= uy.exp)))
     e_hi = Signal(EXP_SHAPE, name=f"{name}_ehi")
@@ -112,7 +126,7 @@ def accumulate_into(m, acc_fmt, pf, acc_code, p_code, mode, flush, saturate, nam
     sign = Signal(name=f"{name}_sign")
     m.d.comb += sign.eq(Mux(T == 0, zx & zy & ux.sign & uy.sign, s_hi ^ neg))
     code = round_pack(m, acc_fmt, sign, mag, e_hi - (W - 1), 0, saturate=saturate, flush=flush,
-                      finite=1, name=f"{name}_r")
+                      finite=1, name=f"{name}_r", random=random)
     out = Signal(acc_fmt.bits, name=f"{name}_out")
     nan = ux.is_nan | uy.is_nan | (ux.is_inf & uy.is_inf & (ux.sign != uy.sign))
     with m.If(nan):
@@ -299,6 +313,75 @@ def kulisch_read_pipelined_into(m, acc_fmt, width, lsb, fixed, flags, saturate, 
     return cut("out", {"out": out})["out"]
 
 
+def mac_numerics(a, b, acc, mode, flush, saturate, terms, port):
+    """The contract entries of an FP MAC step (:class:`FpMac`, the systolic FP PEs): the NaN
+    codes it produces on ``port`` and when, the sign of zero results, the intermediate product
+    of ``two_roundings``, and the Kulisch register (every number from the model's objects)."""
+    neg0 = 1 << (acc.bits - 1)
+    zero = positive_zero(acc)
+    operand_specials = a.has_nan or b.has_nan or a.has_inf or b.has_inf
+    # two_roundings without saturate: a product that rounds to +-Inf can meet the other Inf
+    big = acc.encode(np.array([a.max * b.max]))[0]
+    product_overflow = mode == "two_roundings" and not saturate and int(big) == acc.inf_code
+    nan = operand_specials or product_overflow
+    when = []
+    if operand_specials:
+        when.append("a NaN operand, Inf * 0, or Inf terms of both signs")
+    if product_overflow:
+        when.append("a product rounded to +Inf and one rounded to -Inf (or an overflowed "
+                    "accumulator of the other sign)")
+    out = {
+        "nan_outputs": {port: [acc.nan_code] if nan else []},
+        "nan_when": "; ".join(when) + "; sticky until a new sum" if nan else
+                    "never: the operand formats have no NaN or Inf"
+                    + ("" if mode != "two_roundings" else
+                       " and no product rounds to Inf in " + acc.name),
+    }
+    if mode == "kulisch":
+        width, lsb = model.kulisch_width(a, b, terms)
+        out["zero_sign"] = {
+            "exact_zero": (f"-0 ({neg0:#x}) only if every product since the new sum began "
+                           f"(clear) was -0; any other exact zero sum reads +0 ({zero})"),
+            "new_sum": "clear with valid: the register restarts from 0 with the every-product-"
+                       "was--0 flag set",
+            "empty": f"+0 ({zero}) after rst or clear without valid",
+            "underflow": "a non-zero exact sum that rounds"
+                         + (" or is flushed" if flush else "") + " to zero keeps its sign",
+        }
+        out["kulisch"] = {
+            "width": width, "lsb_exponent": lsb, "exact_terms": terms,
+            "register": f"signed {width}-bit two's complement, LSB weight 2^{lsb}",
+            "beyond_terms": f"wraps modulo 2^{width}",
+            "overflow": (f"not sticky: there is no overflow flag; a sum beyond the register "
+                         f"wraps modulo 2^{width}, reads as the wrapped value, and later terms "
+                         "can bring it back into range, after which it reads exactly again"),
+            "flags": "NaN seen, +Inf seen, -Inf seen (sticky until a new sum), every product "
+                     "-0 so far",
+            "read_out": f"RNE once to {acc.name}"
+                        + (", overflow of finite sums to +-max" if saturate else
+                           ", overflow to +-Inf")
+                        + (", subnormal results flushed to zero of their sign" if flush else ""),
+        }
+        return out
+    out["zero_sign"] = {
+        "exact_zero": (f"an exact zero sum acc + a*b is +0 ({zero}) unless both are -0 "
+                       f"(then -0, {neg0:#x}); x + (-x) = +0"),
+        "new_sum": f"clear with valid starts from -0 ({neg0:#x}), the identity, so the first "
+                   "term (a -0 product included) is kept exactly",
+        "empty": f"+0 ({zero}) after rst or clear without valid",
+        "underflow": "a non-zero result that rounds" + (" or is flushed" if flush else "")
+                     + " to zero keeps its sign",
+    }
+    if mode == "two_roundings":
+        out["intermediate_product"] = (
+            f"the exact product is first rounded (RNE) to {acc.name} like any result: it "
+            + ("saturates to +-max (finite operands)" if saturate else "overflows to +-Inf")
+            + (" and a subnormal rounded product is flushed to zero of its sign" if flush
+               else "")
+            + "; acc plus that value is then rounded again")
+    return out
+
+
 class _Params:
     def _validate(self, a_format, b_format, acc_format, mode, flush_subnormals, saturate, terms):
         self._a = model.check_float_operand(a_format, "a_format")
@@ -414,6 +497,20 @@ class FpMac(_Params, wiring.Component):
         IEEE-style accumulator format: fp32, fp16, bf16 (or eXmY).
     mode : str
         ``"fused"``, ``"two_roundings"`` or ``"kulisch"``.
+    rounding : str
+        ``"nearest_even"`` (default) or ``"stochastic"`` (fused / two_roundings): every rounding
+        of a step adds the step's ``sr_bits`` random bits below the accumulator's LSB and
+        truncates (:func:`lowbit.models.mac.fp_accumulate`; two_roundings uses the same draw
+        for the product and the sum rounding).
+    sr_bits : int
+        Stochastic rounding: N, 1..:func:`lowbit.models.mac.max_sr_bits` (fp32 28, fp16 and
+        bf16 32) and at most ``lfsr_width``.  The adder window grows by N bits.
+    random_source : str
+        ``"lfsr"`` (default: an internal :mod:`lowbit.hdl.lfsr` register advanced on every
+        valid step at the accumulator stage, ports ``seed_in``/``reseed``) or ``"port"``
+        (input ``rbits``, sampled with ``a``/``b``).
+    lfsr_width, seed : int
+        The LFSR's width (3..32, XAPP052 taps) and reset seed (1..2^width - 1).
     flush_subnormals : bool
         Subnormal operands/accumulator read as zero; subnormal results flushed after rounding.
     saturate : bool
@@ -453,12 +550,28 @@ class FpMac(_Params, wiring.Component):
     """
 
     def __init__(self, a_format="e4m3", b_format="e4m3", acc_format="fp32", mode="fused",
-                 flush_subnormals=False, saturate=False, terms=4096, pipeline_stages=0):
+                 flush_subnormals=False, saturate=False, terms=4096, pipeline_stages=0,
+                 rounding="nearest_even", sr_bits=8, random_source="lfsr", lfsr_width=16,
+                 seed=0xACE1):
         self._validate(a_format, b_format, acc_format, mode, flush_subnormals, saturate, terms)
+        self._rounding = check_choice("rounding", rounding, model.FP_MAC_ROUNDINGS)
+        if self._rounding == "stochastic" and self._mode == "kulisch":
+            raise ValueError("rounding='stochastic' is for modes 'fused' and 'two_roundings', "
+                             "not 'kulisch' (its register is exact)")
+        self._sr = check_random_source(self._rounding == "stochastic", sr_bits,
+                                       model.max_sr_bits(self._acc), random_source, lfsr_width,
+                                       seed)
         self._stages = check_pipeline(pipeline_stages,
                                       len(KULISCH_CUTS) if self._mode == "kulisch" else 2)
         super().__init__({"a": In(self._a.bits), "b": In(self._b.bits), "valid": In(1),
-                          "clear": In(1), "acc": Out(self._acc.bits), "acc_valid": Out(1)})
+                          "clear": In(1), "acc": Out(self._acc.bits), "acc_valid": Out(1),
+                          **random_ports(self._sr)})
+
+    rounding = property(lambda self: self._rounding)
+    sr_bits = property(lambda self: self._sr.sr_bits)
+    random_source = property(lambda self: self._sr.random_source)
+    lfsr_width = property(lambda self: self._sr.lfsr_width)
+    seed = property(lambda self: self._sr.seed)
 
     @property
     def latency(self):
@@ -478,12 +591,16 @@ class FpMac(_Params, wiring.Component):
             "clear": "start a new sum (with valid: acc = -0 + a*b; without: acc = +0)",
             "acc": f"accumulator, {self._acc.name} code, after the input of {L} cycle(s) earlier",
             "acc_valid": f"valid delayed by {L} cycle(s)",
+            **sr_contract(self._sr)["ports"],
         }
 
     def contract(self):
+        L = self.latency
+        acc = self._acc
+        zero = positive_zero(acc)
         c = {
             "operation": "acc <- acc + a*b",
-            "a_format": self._a.name, "b_format": self._b.name, "acc_format": self._acc.name,
+            "a_format": self._a.name, "b_format": self._b.name, "acc_format": acc.name,
             "mode": self._mode,
             "product": "exact, product format "
                        f"e{self._pf.exp_bits}m{self._pf.man_bits} bias {self._pf.bias}",
@@ -495,13 +612,46 @@ class FpMac(_Params, wiring.Component):
                         "Inf operands -> Inf",
             "subnormals": "flushed (inputs read as zero, results flushed after rounding)"
                           if self._flush else "exact",
-            "zero_sign": "+0 unless both operands are -0; a new sum starts from -0; "
-                         "rounding to zero keeps the sign",
-            "latency_cycles": self.latency,
+            "latency_cycles": L,
+            "formats": {"a": describe_format(self._a), "b": describe_format(self._b),
+                        "product": describe_format(self._pf), "acc": describe_format(acc)},
+            "packing": {"a": lanes("a", 1, self._a.bits), "b": lanes("b", 1, self._b.bits),
+                        "acc": lanes("acc", 1, acc.bits)},
+            "timing": (f"per rising edge: valid -> acc <= (clear ? new sum : acc) + a*b; clear "
+                       f"without valid -> acc <= {zero} (+0, the empty accumulator); else acc "
+                       f"holds. The acc port shows the accumulator after the input of {L} "
+                       f"cycle(s) earlier; acc_valid is valid delayed by {L}"),
+            "reset": {
+                "signal": "rst", "synchronous": True, "active": "high",
+                "clears": ("every register to 0: the accumulator "
+                           + ("(Kulisch register and flags)" if self._mode == "kulisch" else "")
+                           + ", acc_valid and the pipeline registers; the inputs of the cycle "
+                             "with rst high and the terms still in the pipeline are dropped"),
+                "outputs_after_reset": {"acc": zero, "acc_valid": 0},
+                "idle_inputs": {"valid": 0, "clear": 0},
+                "accumulator_after_reset": f"+0 (code {zero}), the empty accumulator, as after "
+                                           "clear without valid"},
+            "golden_model": golden(
+                "lowbit.models.mac.mac_stream",
+                f"the acc codes after each input cycle (the acc port, {L} cycle(s) later); "
+                "acc_valid = valid",
+                kind="fp", a_format=fmt_ref("a"), b_format=fmt_ref("b"),
+                acc_format=fmt_ref("acc"), mode=self._mode, flush_subnormals=self._flush,
+                saturate=self._sat, terms=self._terms,
+                **({"rounding": "stochastic", "sr_bits": self._sr.sr_bits}
+                   if self._sr.enabled else {})),
         }
+        if self._sr.enabled:
+            c["rounding"] = ("stochastic: each rounding of the step adds the step's "
+                             f"{self._sr.sr_bits} random bits below the {acc.name} LSB and "
+                             "truncates" + (" (the product rounding and the sum rounding use "
+                                            "the same draw)" if self._mode == "two_roundings"
+                                            else ""))
+            c["stochastic_rounding"] = sr_contract(self._sr)["contract"]
+        c.update(mac_numerics(self._a, self._b, acc, self._mode, self._flush, self._sat,
+                              self._terms, port="acc"))
         if self._mode == "kulisch":
-            c["kulisch"] = {"width": self._kwidth, "lsb_exponent": self._klsb,
-                            "exact_terms": self._terms, "beyond_terms": "wraps modulo 2^width"}
+            c["kulisch"].update(exact_terms=self._terms)
         return c
 
     def elaborate(self, platform):
@@ -509,22 +659,34 @@ class FpMac(_Params, wiring.Component):
             return self._elaborate_kulisch_pipelined()
         m = Module()
         a, b, v, c = self.a, self.b, self.valid, self.clear
+        port = self._sr.enabled and self._sr.random_source == "port"
+        rnd = self.rbits if port else None
         if self._stages >= 2:
             ra, rb, rv, rc = Signal.like(a), Signal.like(b), Signal(), Signal()
             m.d.sync += [ra.eq(a), rb.eq(b), rv.eq(v), rc.eq(c)]
             a, b, v, c = ra, rb, rv, rc
+            if port:
+                rr = Signal.like(rnd)
+                m.d.sync += rr.eq(rnd)
+                rnd = rr
         p = multiply_into(m, self._a, self._b, a, b, self._flush)
         if self._stages >= 1:
             rp, rv, rc = Signal.like(p), Signal(), Signal()
             m.d.sync += [rp.eq(p), rv.eq(v), rc.eq(c)]
             p, v, c = rp, rv, rc
+            if port:
+                rr = Signal.like(rnd)
+                m.d.sync += rr.eq(rnd)
+                rnd = rr
+        if self._sr.enabled and not port:
+            rnd = random_source_into(m, self._sr, v, self)
         vout = Signal()
         m.d.sync += vout.eq(v)
         if self._mode != "kulisch":
             acc = Signal(self._acc.bits)
             start = Mux(c, 1 << (self._acc.bits - 1), acc)
             new = accumulate_into(m, self._acc, self._pf, start, p, self._mode, self._flush,
-                                  self._sat)
+                                  self._sat, random=rnd)
             with m.If(v):
                 m.d.sync += acc.eq(new)
             with m.Elif(c):
@@ -593,6 +755,9 @@ UNITS = [
         Param("terms", "--terms", "int", 4096, "kulisch: products summed exactly (sizes the "
               "register), 1..2**32", when=("mode", ("kulisch",))),
         pipeline_param(f"2, kulisch 0..{len(KULISCH_CUTS)}", 1),
+        Param("rounding", "--rounding", "choice", "nearest_even",
+              "fused/two_roundings: RNE or stochastic rounding", choices=model.FP_MAC_ROUNDINGS),
+        *sr_params(when=("rounding", ("stochastic",))),
     ), "FP multiply-accumulate: exact product into fp32/fp16/bf16, fused, two roundings or "
        "Kulisch"),
 ]

@@ -21,6 +21,7 @@ from lowbit.models.checks import check_int
 
 from .formats import unpack
 from .fp_round import EXP_SHAPE, leading_zeros
+from .manifest import describe_format, fmt_ref, golden, lanes, positive_zero
 from .unit import Param, Unit, pipeline_param
 
 __all__ = ["FpMulCore", "FpMultiplier", "UNITS", "check_pipeline", "multiply_into"]
@@ -166,16 +167,49 @@ class FpMultiplier(wiring.Component):
 
     def contract(self):
         pf = self._pf
+        L = self.latency
+        neg0 = 1 << (pf.bits - 1)
+        inf = self._a.has_inf or self._b.has_inf
+        nan = inf or self._a.has_nan or self._b.has_nan
         return {
             "operation": "p = a * b, exact (never rounded)",
             "a_format": self._a.name, "b_format": self._b.name,
             "product_format": {"exp_bits": pf.exp_bits, "man_bits": pf.man_bits, "bias": pf.bias,
-                               "specials": "ieee", "every_product_normal": True},
+                               "specials": pf.specials, "every_product_normal": True},
             "rounding": "none (exact)",
             "specials": "NaN operand or Inf*0 -> canonical NaN; Inf*x -> +-Inf; "
                         "zero sign = XOR of signs",
             "subnormals": "flushed to zero (sign kept)" if self._flush else "exact",
-            "latency_cycles": self.latency,
+            "latency_cycles": L,
+            "formats": {"a": describe_format(self._a), "b": describe_format(self._b),
+                        "product": describe_format(pf)},
+            "packing": {"a": lanes("a", 1, self._a.bits), "b": lanes("b", 1, self._b.bits),
+                        "p": lanes("product", 1, pf.bits)},
+            "product_rule": (f"every finite non-zero product is a normal number of the product "
+                             f"format ({pf.man_bits} = {self._a.man_bits} + {self._b.man_bits} "
+                             "+ 1 fraction bits, exponent range from the smallest to the "
+                             "largest product): exact"),
+            "nan_outputs": {"p": [pf.nan_code] if nan else []},
+            "nan_when": "a NaN operand, or Inf * 0" if nan else
+                        "never: neither operand format has NaN or Inf",
+            "inf_outputs": {"p": [pf.inf_code, pf.inf_code | neg0] if inf else []},
+            "zero_sign": {
+                "product": f"a zero product (a zero operand"
+                           + (", or a subnormal one read as zero" if self._flush else "")
+                           + f") has the sign XOR of the operand signs: +0 = {positive_zero(pf)},"
+                             f" -0 = {neg0:#x}; also for fnuz operands, whose only zero is +0"},
+            "timing": f"p and out_valid show the product and valid of {L} cycle(s) earlier",
+            "reset": {
+                "signal": "rst", "synchronous": True, "active": "high",
+                "clears": "every register to 0: p (the +0 code), out_valid"
+                          + (" and the input registers" if self._stages else "")
+                          + "; the inputs of the cycle with rst high are dropped",
+                "outputs_after_reset": {"p": positive_zero(pf), "out_valid": 0},
+                "idle_inputs": {"a": 0, "b": 0, "valid": 0}},
+            "golden_model": golden(
+                "lowbit.models.mac.fp_mul",
+                f"the product codes (the p port, {L} cycle(s) later; out_valid = valid)",
+                a_format=fmt_ref("a"), b_format=fmt_ref("b"), flush_subnormals=self._flush),
         }
 
     def elaborate(self, platform):

@@ -129,8 +129,14 @@ class Cuts:
 
 
 def round_pack(m, fmt, sign, mag, lsb_exp, sticky, *, saturate, flush, finite, name, cut=None,
-               tree_lz=False):
+               tree_lz=False, random=None):
     """Round ``mag * 2^lsb_exp`` (plus sticky) to ``fmt``; returns the code signal.
+
+    ``random`` (a Value of ``N`` bits, default none: RNE) selects stochastic rounding as
+    :meth:`lowbit.models.formats.FloatFormat.encode` defines it: the ``N`` bits below the
+    result's LSB plus ``random``, carried into the LSB, the rest truncated
+    (``floor((floor(|x|/ulp * 2^N) + r) / 2^N)``).  The caller guarantees that those ``N``
+    bits of ``mag`` are exact (no jamming above them); ``sticky`` is ignored.  Not with ``cut``.
 
     ``saturate`` (Python bool) clamps overflow to +-max when the Value ``finite`` is 1.
     ``cut`` (a :class:`Cuts`, default none) may register the state at the points ``"lz1"``
@@ -145,8 +151,10 @@ def round_pack(m, fmt, sign, mag, lsb_exp, sticky, *, saturate, flush, finite, n
     M, E = fmt.man_bits, fmt.exp_bits
     pt = M + 1
     n = len(mag)
-    if n < pt + 2:
-        pad = pt + 2 - n
+    S = 0 if random is None else len(random)
+    assert random is None or cut is None
+    if n < pt + 2 + S:
+        pad = pt + 2 + S - n
         mag = Cat(Const(0, pad), mag)
         lsb_exp = lsb_exp - pad
         n += pad
@@ -245,6 +253,10 @@ def round_pack(m, fmt, sign, mag, lsb_exp, sticky, *, saturate, flush, finite, n
                         "finite": finite})
         packed, rnd, over_pre, sign, finite = (d[k] for k in ("packed", "rnd", "over_pre",
                                                               "sign", "finite"))
+    if random is not None:
+        # stochastic: the carry out of the N bits below the LSB plus the random bits
+        frac = N[n - pt - S:n - pt]
+        rnd = (frac + random)[S]
     rounded = Signal(M + E + 1, name=f"{name}_rounded")
     m.d.comb += rounded.eq(packed + rnd)
     if cut is not None:

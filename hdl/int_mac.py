@@ -10,10 +10,12 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from lowbit.models import formats
 from lowbit.models import mac as model
 
 from .formats import layout
 from .fp_mul import check_pipeline
+from .manifest import describe_format, fmt_ref, golden, lanes, positive_zero
 from .unit import Param, Unit, pipeline_param
 
 __all__ = ["IntMacStep", "IntMac", "UNITS", "int_accumulate_into", "lut_multiply_into"]
@@ -211,13 +213,47 @@ class IntMac(_Params, wiring.Component):
         }
 
     def contract(self):
+        acc_f = formats.int_format(self._acc_bits)
+        prod_f = formats.int_format(self._pbits)
+        zero = positive_zero(acc_f)
+        L = self.latency
         return {
             "operation": "acc <- acc + a*b",
             "a_format": self._a.name, "b_format": self._b.name,
             "product_bits": self._pbits, "product": "exact",
             "acc_bits": self._acc_bits, "acc_signed": True,
             "overflow": self._overflow, "rounding": "none (integers)",
-            "latency_cycles": self.latency,
+            "latency_cycles": L,
+            "formats": {"a": describe_format(self._a), "b": describe_format(self._b),
+                        "product": describe_format(prod_f), "acc": describe_format(acc_f)},
+            "packing": {"a": lanes("a", 1, self._a.bits, self._a.signed),
+                        "b": lanes("b", 1, self._b.bits, self._b.signed),
+                        "acc": lanes("acc", 1, self._acc_bits, True)},
+            "overflow_rule": (f"every step: acc + a*b modulo 2^{self._acc_bits} (two's "
+                              "complement)" if self._overflow == "wrap" else
+                              f"every step: acc + a*b clamped to [{acc_f.min}, {acc_f.max}]; "
+                              "not sticky (later terms move a clamped sum back)"),
+            "timing": (f"per rising edge: valid -> acc <= (clear ? {zero} : acc) + a*b; clear "
+                       f"without valid -> acc <= {zero}; else acc holds. The acc port shows the "
+                       f"accumulator after the input of {L} cycle(s) earlier; acc_valid is valid "
+                       f"delayed by {L}"),
+            "nan_outputs": {},
+            "reset": {
+                "signal": "rst", "synchronous": True, "active": "high",
+                "clears": "every register to its init value: the accumulator, acc_valid and "
+                          "the pipeline registers (operands, product, valid, clear) to 0; the "
+                          "inputs of the cycle with rst high and the terms still in the "
+                          "pipeline are dropped",
+                "outputs_after_reset": {"acc": zero, "acc_valid": 0},
+                "idle_inputs": {"valid": 0, "clear": 0},
+                "accumulator_after_reset": f"{zero}, the empty sum (as after clear without "
+                                           "valid)"},
+            "golden_model": golden(
+                "lowbit.models.mac.mac_stream",
+                "the accumulator value after each input cycle (signed; the acc port carries it "
+                f"in two's complement {L} cycle(s) later); acc_valid = valid",
+                kind="int", a_format=fmt_ref("a"), b_format=fmt_ref("b"),
+                acc_bits=self._acc_bits, overflow=self._overflow),
         }
 
     def elaborate(self, platform):

@@ -20,6 +20,7 @@ to FP32 nearest-even.
 from amaranth.hdl import Signal, signed
 from amaranth.lib.wiring import In
 
+from lowbit.models import formats as _formats
 from lowbit.models import mx as _mx
 from lowbit.models.checks import check_int
 from lowbit.models import shared_exp as _se
@@ -77,14 +78,15 @@ class MxDotUnit(AccumulatingDot):
         self._setup(a_fmt, b_fmt, k, cfg, ifb, pipeline_stages,
                     {"a_scale": In(8), "b_scale": In(8)})
         w_a, w_b = a_fmt.bits, b_fmt.bits
+        sc = _mx.SCALE
         self.port_docs = {
             "a": f"{k} {a_fmt.name} element codes, element i in bits [i*{w_a}, (i+1)*{w_a})",
             "b": f"{k} {b_fmt.name} element codes, element i in bits [i*{w_b}, (i+1)*{w_b})",
-            "a_scale": "E8M0 scale of the a block (2^(code-127); 0xFF = NaN)",
-            "b_scale": "E8M0 scale of the b block (2^(code-127); 0xFF = NaN)",
+            "a_scale": f"E8M0 scale of the a block (2^(code-{sc.bias}); {sc.nan_code:#x} = NaN)",
+            "b_scale": f"E8M0 scale of the b block (2^(code-{sc.bias}); {sc.nan_code:#x} = NaN)",
             "valid": "add this pair of blocks into the accumulator",
             "first": "restart the accumulator from +0 with this pair of blocks",
-            "o": "FP32 code of the accumulator (NaN 0x7FC00000)",
+            "o": f"FP32 code of the accumulator (NaN {_formats.fp32.nan_code:#010x})",
         }
 
     def _scale(self, m, sig):
@@ -95,10 +97,23 @@ class MxDotUnit(AccumulatingDot):
         return scale, nan
 
     def contract(self):
+        sc = _mx.SCALE
         c = self._contract("o = sum over blocks of X_a * X_b * sum_i P_a,i * P_b,i (FP32)",
-                           "lowbit.models.mx.mx_dot(datapath=unit.config)")
+                           "lowbit.models.mx.mx_dot(datapath=unit.config)",
+                           {"a_scale": ("scale", sc), "b_scale": ("scale", sc)},
+                           f"(a_scale - {sc.bias}) + (b_scale - {sc.bias}); the block's result is "
+                           f"NaN if a_scale or b_scale is {sc.nan_code:#x}", True,
+                           f"a scale {sc.nan_code:#x}, a NaN element, Inf * 0, or Inf terms of "
+                           "both signs; sticky in the accumulator until first")
         c["elements"] = [self._a_fmt.name, self._b_fmt.name]
-        c["mxint8"] = "Q1.6 two's complement; 0x80 = -2 accepted on input"
+        ints = [f for f in (self._a_fmt, self._b_fmt) if isinstance(f, _formats.IntFormat)]
+        if ints:
+            f, q = ints[0], _mx.int_frac_bits(ints[0])
+            c["mxint8"] = (f"Q1.{q} two's complement ({f.name} * 2^-{q}); "
+                           f"{1 << (f.bits - 1):#x} = {f.min / 2 ** q} accepted on input")
+        c["whole_dot_product"] = ("lowbit.models.mx.mx_dot(a, a_scales, b, b_scales, elem, b_elem, "
+                                  f"k={self._cfg.n}, datapath=SharedExpConfig(**config)) over "
+                                  "the blocks since first")
         return c
 
 

@@ -30,10 +30,12 @@ from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from lowbit.models import formats
 from lowbit.models import overq as model
 from lowbit.models.checks import check_int
 from lowbit.models.overq import OWN, PREC, RANGE, SHIFT, OverqConfig
 
+from .manifest import construct, describe_format, golden, lanes, positive_zero
 from .unit import Param, Unit
 
 __all__ = ["OverqStep", "OverqPe", "IntPeStep", "IntPe", "UNITS", "overq_contract"]
@@ -103,6 +105,24 @@ def overq_contract(kind, config, w_bits, acc_bits, shift_at):
         "shift_at": shift_at,
         "rounding": "none (exact integer arithmetic)",
         "golden_model": "lowbit.models.overq.overq_step / overq_pe / overq_pe_stream",
+    }
+
+
+def _stream_contract(fmts, packing, registers, golden_model):
+    """The contract entries shared by the streaming PEs (:class:`OverqPe`, :class:`IntPe`)."""
+    acc = fmts["acc"]
+    zero = positive_zero(acc)
+    return {
+        "formats": {role: describe_format(f) for role, f in fmts.items()},
+        "packing": packing,
+        "overflow_rule": f"every step: modulo 2^{acc.bits} (two's complement wrap), no rounding",
+        "nan_outputs": {},
+        "reset": {"signal": "rst", "synchronous": True, "active": "high",
+                  "clears": f"{registers} to 0; the inputs of the cycle with rst high are "
+                            "dropped",
+                  "outputs_after_reset": {"acc": zero}, "idle_inputs": {"valid": 0},
+                  "accumulator_after_reset": f"{zero}"},
+        "golden_model": golden_model,
     }
 
 
@@ -271,6 +291,23 @@ class OverqPe(wiring.Component, _Params):
         c = self._contract("OverQ PE (streaming MAC)")
         c["timing"] = ("per valid cycle: acc <= (first ? 0 : acc) + term(code, meta, w, "
                        "first ? 0 : previous valid w); latency 1")
+        cfg = self.config
+        c.update(_stream_contract(
+            {"code": cfg.fmt, "meta": formats.int_format(cfg.meta_bits, signed=False),
+             "weight": formats.int_format(self.w_bits),
+             "acc": formats.int_format(self.acc_bits)},
+            {"code": lanes("code", 1, cfg.bits), "meta": lanes("meta", 1, cfg.meta_bits),
+             "w": lanes("weight", 1, self.w_bits, True),
+             "acc": lanes("acc", 1, self.acc_bits, True)},
+            "the accumulator and the previous-weight register",
+            golden("lowbit.models.overq.overq_pe_stream",
+                   "acc after each cycle (signed values; the acc port carries them in two's "
+                   "complement one cycle later)",
+                   config=construct("lowbit.models.overq.OverqConfig", bits=cfg.bits,
+                                    cascade=cfg.cascade, precision=cfg.precision),
+                   w_bits=self.w_bits, acc_bits=self.acc_bits)))
+        c["meta_port"] = (f"{cfg.meta_bits}-bit state per slot, codes "
+                          + ", ".join(f"{v} {k}" for k, v in c["meta_codes"].items()))
         return c
 
     @property
@@ -408,6 +445,16 @@ class IntPe(wiring.Component, _IntParams):
     def contract(self):
         c = self._contract("plain integer PE (streaming MAC)")
         c["timing"] = "per valid cycle: acc <= (first ? 0 : acc) + value(code) * w; latency 1"
+        c.update(_stream_contract(
+            {"code": formats.int_format(self.bits), "weight": formats.int_format(self.w_bits),
+             "acc": formats.int_format(self.acc_bits)},
+            {"code": lanes("code", 1, self.bits), "w": lanes("weight", 1, self.w_bits, True),
+             "acc": lanes("acc", 1, self.acc_bits, True)},
+            "the accumulator",
+            golden("lowbit.models.overq.int_pe_stream",
+                   "acc after each cycle (signed values; the acc port carries them in two's "
+                   "complement one cycle later)",
+                   bits=self.bits, w_bits=self.w_bits, acc_bits=self.acc_bits)))
         return c
 
     @property

@@ -34,6 +34,7 @@ from lowbit.models import shared_exp as _se
 from lowbit.models.checks import check_int
 
 from .formats import unpack
+from .manifest import construct, describe_format, fmt_ref, golden, lanes, positive_zero
 from .unit import Param, Unit, pipeline_param
 
 __all__ = ["SharedExpAdder", "AccumulatingDot", "Datapath", "UNITS", "adder_config", "adder_params",
@@ -385,6 +386,32 @@ class Datapath:
 bit_length = _lzc_bitlen
 
 
+def adder_numerics(cfg, port, nan, nan_when):
+    """The contract entries of a shared-exponent adder's result (:class:`SharedExpAdder`,
+    :class:`AccumulatingDot`): NaN codes on ``port``, overflow, result grid, zero sign."""
+    f32 = _formats.fp32
+    nf = cfg.norm_frac_bits
+    neg0 = 1 << (f32.bits - 1)
+    maxfin = float(np.ldexp(2.0 - 2.0 ** -nf, f32.emax))
+    return {
+        "nan_outputs": {port: [f32.nan_code] if nan else []},
+        "nan_when": nan_when,
+        "overflow_rule": ("a finite sum beyond the grid's max rounds to +-Inf "
+                          f"({f32.inf_code:#010x} / {f32.inf_code | neg0:#010x})"
+                          if cfg.norm_rounding == "nearest_even" else
+                          f"a finite sum beyond the grid's max gives +-{maxfin!r}"),
+        "result_grid": (f"{nf} fraction bits in FP32's exponent range (gradual underflow on "
+                        f"the grid 2^{f32.emin - nf}): the low {f32.man_bits - nf} mantissa "
+                        "bits of every result code are 0"),
+        "zero_sign": {
+            "exact_zero": (f"+0 ({positive_zero(f32)}) whenever the sum being rounded is "
+                           "exactly 0: cancellation, zero or -0 terms and accumulator, terms "
+                           "cut to 0 on the alignment grid"),
+            "underflow": f"a non-zero sum that rounds to zero keeps its sign (-0 = {neg0:#010x})",
+        },
+    }
+
+
 def adder_config(n, align, frac_bits, cut, sum_bits, norm_frac_bits, norm_rounding, acc_in_max=True):
     """The :class:`~lowbit.models.shared_exp.SharedExpConfig` of the catalogue's knobs
     (``sum_bits`` 0 or None: the computed width that never wraps)."""
@@ -496,7 +523,7 @@ class SharedExpAdder(_AdderParams, wiring.Component):
                 "aligned with the terms" if self._cfg.acc_in_max else
                 "added to the rounded sum by a separate rounding adder"),
             "o": f"FP32 code of acc + sum of the terms ({self._cfg.norm_frac_bits} fraction "
-                 f"bits, {self._cfg.norm_rounding}); NaN 0x7FC00000",
+                 f"bits, {self._cfg.norm_rounding}); NaN {_formats.fp32.nan_code:#010x}",
         }
         if b_fmt is not None:
             self.port_docs["b"] = (f"{n} {b_fmt.name} codes, term i in bits "
@@ -511,18 +538,46 @@ class SharedExpAdder(_AdderParams, wiring.Component):
         return self._stages > 0
 
     def contract(self):
-        dp = Datapath(self._cfg, self._a_fmt, self._b_fmt, (self._ifb, self._ifb))
-        return {
-            "function": "o = acc + sum_i a_i * b_i (shared-exponent adder)" if self._b_fmt
+        cfg, fa, fb = self._cfg, self._a_fmt, self._b_fmt
+        dp = Datapath(cfg, fa, fb, (self._ifb, self._ifb))
+        f32 = _formats.fp32
+        n = cfg.n
+        c = {
+            "function": "o = acc + sum_i a_i * b_i (shared-exponent adder)" if fb
                         else "o = acc + sum_i a_i",
             "model": "lowbit.models.shared_exp.shared_exp_add",
-            "config": self._cfg.describe(),
+            "config": cfg.describe(),
             "sum_bits": dp.sum_bits,
-            "nan": "NaN operand, Inf*0 or +Inf+-Inf -> 0x7FC00000",
+            "nan": f"NaN operand, Inf*0 or +Inf+-Inf -> {f32.nan_code:#010x}",
             "overflow": "Inf (nearest_even) or max (toward_zero)",
             "zero": "+0",
             "latency_cycles": self._stages,
+            "formats": {"a": describe_format(fa), **({"b": describe_format(fb)} if fb else {}),
+                        "acc": describe_format(f32), "result": describe_format(f32)},
+            "packing": {"a": lanes("a", n, fa.bits, isinstance(fa, _formats.IntFormat)),
+                        **({"b": lanes("b", n, fb.bits, isinstance(fb, _formats.IntFormat))}
+                           if fb else {}),
+                        "acc": lanes("acc", 1, 32), "o": lanes("result", 1, 32)},
+            "int_frac_bits": self._ifb,
+            "timing": (f"o is the result for the inputs of {self._stages} cycle(s) earlier"
+                       if self._stages else "combinational: o follows the inputs"),
+            "reset": ({"signal": "rst", "synchronous": True, "active": "high",
+                       "clears": f"the {self._stages} pipeline register stage(s) "
+                                 f"({', '.join(_CUTS_ORDER[:self._stages])}) to 0",
+                       "outputs_after_reset": {"o": positive_zero(f32)},
+                       "idle_inputs": {"a": 0, **({"b": 0} if fb else {}), "acc": 0}}
+                      if self._stages else None),
+            "golden_model": golden(
+                "lowbit.models.shared_exp.shared_exp_add",
+                "float32 values: o carries their FP32 codes (NaN: nan_outputs), the a/b terms "
+                "as (V, n) codes, acc as the float32 values of the acc codes",
+                a_format=fmt_ref("a"), b_format=fmt_ref("b") if fb else None,
+                config=construct("lowbit.models.shared_exp.SharedExpConfig", **cfg.describe()),
+                int_frac_bits=self._ifb),
         }
+        c.update(adder_numerics(cfg, "o", True, "a NaN operand or acc, Inf * 0, or Inf terms "
+                                                "(or acc) of both signs"))
+        return c
 
     def elaborate(self, platform):
         m = Module()
@@ -695,21 +750,60 @@ class AccumulatingDot(_AdderParams, wiring.Component):
         m.d.comb += self.o.eq(acc)
         return m
 
-    def _contract(self, function, model):
-        dp = Datapath(self._cfg, self._a_fmt, self._b_fmt, self._ifb)
-        return {
+    def _contract(self, function, model, scale_formats, scale_rule, nan, nan_when):
+        """The contract of the block unit: ``scale_formats`` ``{port: (role, format)}`` of the
+        scale/exponent ports, ``scale_rule`` the golden model's ``scale_exp`` (and NaN) in terms
+        of them, ``nan``/``nan_when`` whether and when the unit produces NaN."""
+        cfg, fa, fb = self._cfg, self._a_fmt, self._b_fmt
+        dp = Datapath(cfg, fa, fb, self._ifb)
+        f32 = _formats.fp32
+        zero = positive_zero(f32)
+        n, L = cfg.n, self.latency
+        c = {
             "function": function,
             "model": model,
-            "config": self._cfg.describe(),
+            "config": cfg.describe(),
             "sum_bits": dp.sum_bits,
             "accumulator": "FP32 register, " + (
-                "in the max exponent" if self._cfg.acc_in_max else
+                "in the max exponent" if cfg.acc_in_max else
                 "added to the block's rounded sum by a separate rounding adder") +
                 ", one block per valid cycle; first=1 restarts from +0",
-            "nan": "NaN element or scale, Inf*0, +Inf+-Inf -> 0x7FC00000 (sticky in acc)",
+            "nan": (f"NaN element or scale, Inf*0, +Inf+-Inf -> {f32.nan_code:#010x} (sticky in "
+                    "acc)") if nan else "never (integer elements, no NaN scale)",
             "overflow": "Inf (nearest_even) or max (toward_zero)",
-            "latency_cycles": self.latency,
+            "latency_cycles": L,
+            "formats": {"a": describe_format(fa), "b": describe_format(fb),
+                        **{role: describe_format(f) for role, f in scale_formats.values()},
+                        "acc": describe_format(f32), "result": describe_format(f32)},
+            "packing": {"a": lanes("a", n, fa.bits, isinstance(fa, _formats.IntFormat)),
+                        "b": lanes("b", n, fb.bits, isinstance(fb, _formats.IntFormat)),
+                        **{port: lanes(role, 1, f.bits, isinstance(f, _formats.IntFormat))
+                           for port, (role, f) in scale_formats.items()},
+                        "o": lanes("result", 1, 32)},
+            "int_frac_bits": list(self._ifb),
+            "timing": (f"per rising edge with valid: acc <= adder(block, first ? +0 : acc); "
+                       f"without valid acc holds (first is ignored). o is the accumulator: it "
+                       f"includes a block {L} cycle(s) after the block's inputs"),
+            "reset": {
+                "signal": "rst", "synchronous": True, "active": "high",
+                "clears": "every register to 0: the accumulator (+0)"
+                          + (" and the input registers" if self._stages else "")
+                          + "; the inputs of the cycle with rst high and the block in the input "
+                            "register are dropped",
+                "outputs_after_reset": {"o": zero},
+                "idle_inputs": {"valid": 0},
+                "accumulator_after_reset": f"+0 (code {zero})"},
+            "golden_model": golden(
+                "lowbit.models.shared_exp.shared_exp_add",
+                "one call per valid block, acc = +0 if first else the previous result, "
+                f"scale_exp = {scale_rule}; float32 values whose FP32 codes o shows {L} cycle(s) "
+                "after the block (NaN: nan_outputs)",
+                a_format=fmt_ref("a"), b_format=fmt_ref("b"),
+                config=construct("lowbit.models.shared_exp.SharedExpConfig", **cfg.describe()),
+                int_frac_bits=list(self._ifb)),
         }
+        c.update(adder_numerics(cfg, "o", nan, nan_when))
+        return c
 
 
 def pack_terms(codes, bits):

@@ -117,18 +117,29 @@ exactly :func:`lowbit.models.systolic.gemm_numerics` with the PE's
 :func:`lowbit.models.mac.kulisch_step`). In WS the chain crosses K-folds through the ``psum``
 lanes (the host's ofmap buffer).
 
+Verilog (:func:`lowbit.hdl.manifest.to_verilog`, and Amaranth board platforms): a hierarchical
+netlist, the PE converted once (module :attr:`SystolicPE.module_name`) and instantiated R x C
+times; in the Amaranth simulator (no platform) the PEs are ordinary submodules.
+
 Not (yet) supported: pipelined PEs and the shared-exponent PEs.
 """
-from amaranth.hdl import Cat, EnableInserter, Module, Mux, Signal
+import re
+
+from amaranth.hdl import (Cat, ClockSignal, EnableInserter, Instance, Module, Mux, ResetSignal,
+                          Signal)
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from lowbit.models import formats
+from lowbit.models import mac as model
 from lowbit.models.checks import check_choice, check_int
 from lowbit.models.systolic import DATAFLOWS as _SCHEDULE_DATAFLOWS
 from lowbit.models.systolic import PE_KINDS, PESpec, Schedule, parse_pe
 
-from .fp_mac import FpMacStep, KulischStep, kulisch_read_into
+from .fp_mac import FpMacStep, KulischStep, kulisch_read_into, mac_numerics
 from .int_mac import IntMacStep
+from .manifest import (construct, describe_format, fmt_ref, golden, layout_packing, to_verilog,
+                       verilog_ports)
 from .overq_pe import OverqStep, overq_contract
 from .unit import Param, Unit
 
@@ -139,7 +150,9 @@ PES = PE_KINDS
 #: Dataflows in the order the catalogue offers them.
 DATAFLOWS = ("ws", "os", "is")
 assert set(DATAFLOWS) == set(_SCHEDULE_DATAFLOWS)
-MAX_DIM = 64
+#: Largest array side: a TPU v2/v3 core's matrix unit is 128 x 128 (Jouppi et al., "A Domain-Specific Supercomputer for Training Deep Neural Networks",
+#: CACM 63(7), 2020), the size the hierarchical netlist (one PE module) is built for.
+MAX_DIM = 128
 
 
 def connect_acc(m, step, acc_in):
@@ -284,6 +297,12 @@ class SystolicPE(wiring.Component):
     #: Bits of the partial sum / accumulator (Kulisch: the packed state).
     acc_width = property(lambda self: self._w)
 
+    @property
+    def module_name(self):
+        """Verilog module name of this PE when the array instantiates it (one name per PE
+        configuration and dataflow: ``lowbit_pe_<pe key>_<dataflow>``)."""
+        return re.sub(r"\W", "_", f"lowbit_pe_{self._spec.key}_{self._df}")
+
     def elaborate(self, platform):
         m = Module()
         core = Module()
@@ -336,13 +355,60 @@ class SystolicPE(wiring.Component):
         return m
 
 
+class _PEPorts:
+    """The port signals of one instantiated PE (``Instance``), named like the PE's members."""
+
+    def __init__(self, signature, prefix):
+        for name, member in signature.members.items():
+            setattr(self, name, Signal(member.shape, name=f"{prefix}_{name}"))
+
+
+def _place_pes(m, spec, dataflow, rows, cols, platform):
+    """Add ``rows x cols`` PEs to ``m``; return ``{(i, j): PE}`` (objects with the PE's ports).
+
+    With ``platform=None`` (the Amaranth simulator) every PE is a :class:`SystolicPE`
+    submodule, which the Verilog backend would flatten and uniquify (one module per PE). With a
+    platform that takes files (``add_file``: :class:`lowbit.hdl.manifest.VerilogModules`, which
+    :func:`lowbit.hdl.manifest.to_verilog` uses, or an Amaranth board platform), the PE is
+    converted to Verilog once, added as ``<module_name>.v``, and instantiated ``rows x cols``
+    times (a hierarchical netlist: the PE is defined once, each PE costs the array's Verilog
+    one instance and its wires). Same registers, same logic, same cycle behaviour.
+    """
+    report = getattr(platform, "report_progress", None)
+    if platform is None or not hasattr(platform, "add_file"):
+        pes = {}
+        for i in range(rows):
+            for j in range(cols):
+                pes[i, j] = m.submodules[f"pe_{i}_{j}"] = SystolicPE(spec, dataflow)
+        return pes
+    proto = SystolicPE(spec, dataflow)
+    name = proto.module_name
+    text = to_verilog(proto, name)
+    platform.add_file(f"{name}.v", text)
+    harness = [p for p, _, _ in verilog_ports(text, name) if p in ("clk", "rst")]
+    pes = {}
+    for i in range(rows):
+        for j in range(cols):
+            pe = pes[i, j] = _PEPorts(proto.signature, f"pe_{i}_{j}")
+            conns = {("i_" if member.flow == In else "o_") + p: getattr(pe, p)
+                     for p, member in proto.signature.members.items()}
+            if "clk" in harness:
+                conns["i_clk"] = ClockSignal("sync")
+            if "rst" in harness:
+                conns["i_rst"] = ResetSignal("sync")
+            m.submodules[f"pe_{i}_{j}"] = Instance(name, **conns)
+        if report is not None:
+            report("PEs", (i + 1) * cols, rows * cols)
+    return pes
+
+
 class SystolicArray(wiring.Component):
     """``rows x cols`` systolic GEMM array with skew/de-skew registers and stream ports.
 
     Parameters
     ----------
     rows, cols : int
-        Array height ``R`` and width ``C``, 1..64.
+        Array height ``R`` and width ``C``, 1..128 (:data:`MAX_DIM`).
     pe : str or PESpec
         A PE name (:func:`lowbit.models.systolic.parse_pe`: ``int8``, ``e4m3_fp32``,
         ``e5m2_fp16_two_roundings_sat``, ``e4m3_kulisch``, ``overq4``, ...) or a
@@ -617,7 +683,11 @@ class SystolicArray(wiring.Component):
                      kulisch={"width": kw, "lsb_exponent": klsb,
                               "state_bits": self._ps_w, "exact_terms": spec.terms,
                               "beyond_terms": "wraps modulo 2^width",
-                              "flags": "bit width+0 NaN, +1 +Inf, +2 -Inf, +3 all products -0",
+                              "flags": ", ".join(
+                                  f"bit {kw + (flag.bit_length() - 1)} {what}" for flag, what in
+                                  ((model.K_NAN, "NaN seen"), (model.K_PINF, "+Inf seen"),
+                                   (model.K_NINF, "-Inf seen"),
+                                   (model.K_NEGZERO, "every product so far -0"))),
                               "empty_sum": spec.empty_sum,
                               "k_folds": ("the exact state leaves on the result beats' state "
                                           "field and re-enters on the psum lanes: one rounding "
@@ -635,6 +705,106 @@ class SystolicArray(wiring.Component):
                      else "product RNE to acc format, then add and RNE",
                      subnormals="flushed" if spec.flush_subnormals else "exact",
                      overflow="+-max (finite operands)" if spec.saturate else "+-Inf")
+        c.update(self._contract_io())
+        return c
+
+    def _contract_io(self):
+        """The contract entries that describe the ports' contents and the PE's numbers."""
+        R, C = self._rows, self._cols
+        spec = self._spec
+        ws = self._dataflow != "os"
+        overq = spec.kind == "overq"
+        acc_f = spec.acc if spec.kind == "fp" else formats.int_format(spec.acc_bits)
+        signed = spec.kind != "fp"
+        # the a lanes stream A (IS: B's columns), the b lanes carry B (IS: A^T)
+        sa, sb = ("b", "a") if self._dataflow == "is" else ("a", "b")
+        a_lane = {"format": sa, "signed": False}
+        if overq:
+            a_lane = {"format": "a", "signed": False,
+                      "meaning": f"code | meta << {spec.bits} (meta: {spec.overq_config.meta_bits}"
+                                 f" bits, codes {list(spec.overq_config.meta_codes)})"}
+        state = (f"packed Kulisch state: fixed (signed, bits [0, {spec.kulisch_width})) | flags "
+                 f"<< {spec.kulisch_width}" if self.kulisch else None)
+        psum = {"format": "acc", "signed": signed} if not self.kulisch else {"meaning": state}
+        roles_in = {"a": a_lane,
+                    "mask": {"lanes": R, "lane_bits": 1, "order": "bit i: lane i",
+                             "meaning": "1 = lane i carries data; a masked lane's PEs pass "
+                                        "the partial sum through unchanged"},
+                    "b": {"format": "b" if overq else sb, "signed": overq},
+                    "psum": psum,
+                    "wprev": {"format": "b", "signed": True,
+                              "meaning": "load beats: the weight row above the tile (B[k0-1, :],"
+                                         " 0 for the first K-fold), PE row 0's w_prev"},
+                    "load": "1: a stationary-row beat (ws/is)", "last": "last data beat of a fold"}
+        roles_out = {"acc": {"format": "acc", "signed": signed},
+                     "state": {"meaning": state}, "last": "last result beat of a fold"}
+        fmts = {"a": describe_format(spec.a), "b": describe_format(spec.b),
+                "acc": describe_format(acc_f)}
+        empty = spec.empty_sum
+        P = self.latency_formula["fold_period"]
+        if ws:
+            order = (f"a fold is {R} load beats (load=1; b = one row of the stationary tile, "
+                     "the tile's last row first; " + ("wprev = the weight row above the tile; "
+                                                      if overq else "")
+                     + "the other fields 0) then T data beats (load=0; a = lane i: row i of the "
+                     "tile's K range, mask = 1 for the lanes inside K, psum = the previous "
+                     f"K-fold's results, or the empty sum {empty:#x} for the first K-fold, "
+                     "last = 1 on the fold's last data beat)")
+            results = (f"one result beat per data beat, {self.latency} cycles after it (acc: "
+                       "the sums of the beat's row" + ("; state: the exact states for the "
+                                                       "next K-fold's psum lanes"
+                                                       if self.kulisch else "") + ")")
+        else:
+            order = ("a fold is K data beats: a = lane i: A[m0 + i, k], b = lane j: "
+                     "B[k, n0 + j], mask = 1 for the rows inside M, last = 1 on the fold's last "
+                     "beat; each PE restarts from the empty sum on a fold's first beat")
+            results = (f"{R} result beats per fold, array row {R - 1} first, the first "
+                       f"{self.latency} cycles after the fold's last beat")
+        c = {
+            "formats": fmts,
+            "packing": {"i__payload": layout_packing(self._in_layout, roles_in),
+                        "o__payload": layout_packing(self._out_layout, roles_out)},
+            "empty_sum": empty,
+            "protocol": {
+                "beats": order, "results": results,
+                "ready": f"i__ready is low for R + C - 2 = {R + C - 2} cycles after a last beat "
+                         "is accepted, and while o__valid is high and o__ready low (the whole "
+                         "array stalls)",
+                "fold_period": P, "schedule": "lowbit.models.systolic.Schedule(M, K, N, R, C, "
+                                              "dataflow): beat k of fold f accepted at f * P + k"},
+            "reset": {"signal": "rst", "synchronous": True, "active": "high",
+                      "clears": "every register to its init value: operand, psum, drain and "
+                                "weight registers 0, "
+                                + ("OS accumulators the empty sum, " if not ws else "")
+                                + "the fold control idle (no fold pending)",
+                      "outputs_after_reset": {"i__ready": 1, "o__valid": 0},
+                      "idle_inputs": {"i__valid": 0, "o__ready": 1}},
+        }
+        pe = {"kind": spec.kind, "a": fmt_ref("a"), "b": fmt_ref("b")}
+        if spec.kind == "int":
+            pe.update(acc_bits=spec.acc_bits, overflow=spec.overflow)
+            c["nan_outputs"] = {"o__payload.acc": []}
+        elif overq:
+            pe.update(acc_bits=spec.acc_bits, bits=spec.bits, w_bits=spec.w_bits,
+                      cascade=spec.cascade, precision=spec.precision, shift_at=spec.shift_at)
+            c["nan_outputs"] = {"o__payload.acc": []}
+        else:
+            pe.update(acc=fmt_ref("acc"), mode=spec.mode, flush_subnormals=spec.flush_subnormals,
+                      saturate=spec.saturate, **({"terms": spec.terms} if self.kulisch else {}))
+            num = mac_numerics(spec.a, spec.b, spec.acc, spec.mode, spec.flush_subnormals,
+                               spec.saturate, spec.terms, "o__payload.acc")
+            num.pop("kulisch", None)
+            if ws:      # the psum lanes are inputs: any NaN code entering gives the canonical NaN
+                num["nan_outputs"] = {"o__payload.acc": [spec.acc.nan_code]}
+                num["nan_when"] = "a NaN psum lane, or " + num["nan_when"]
+            c.update(num)
+        c["golden_model"] = golden(
+            "lowbit.models.systolic.gemm_numerics",
+            "the (M, N) GEMM in the array's accumulation order: "
+            + ("signed values (acc lanes in two's complement)" if signed else
+               "acc_format result codes"),
+            rows=R, cols=C, dataflow=self._dataflow,
+            pe=construct("lowbit.models.systolic.PESpec", **pe))
         return c
 
     # -- packing of the port payloads ----------------------------------------------------------
@@ -736,13 +906,9 @@ class SystolicArray(wiring.Component):
             return sig
 
         # the PEs: R x C instances of one SystolicPE, every register behind ``run``
-        pes = {}
-        for i in range(R):
-            for j in range(C):
-                pe = SystolicPE(self._spec, self._dataflow)
-                m.submodules[f"pe_{i}_{j}"] = pe
-                m.d.comb += pe.en.eq(run)
-                pes[i, j] = pe
+        pes = _place_pes(m, self._spec, self._dataflow, R, C, platform)
+        for pe in pes.values():
+            m.d.comb += pe.en.eq(run)
 
         # left edge: a lanes skewed by i (value, valid, first), then PE to PE to the right
         for i in range(R):

@@ -21,7 +21,7 @@ the method.  Chosen here and made a parameter: at most
 in index order), then the INT32 partial sum is converted to FP32 times
 ``2^(e_a + e_b)`` with one rounding (nearest-even) and added into an FP32 accumulator
 (nearest-even).  The default ``chunk`` is the largest number of products that can never
-overflow INT32: ``floor((2^31 - 1) / (2^(bits_a - 1) * 2^(bits_b - 1)))`` (2^17 for INT8,
+overflow INT32: ``floor((2^31 - 1) / (2^(bits_a - 1) * 2^(bits_b - 1)))`` (2^17 - 1 for INT8,
 1 for INT16 (full-range operands; symmetric INT16 fits 2)).  Chunks never straddle
 blocks.  With ``overflow="wrap"`` this equals the shared-exponent adder
 ``SharedExpConfig(n=chunk, acc_in_max=False, frac_bits=bits_a + bits_b - 4,

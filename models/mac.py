@@ -98,7 +98,7 @@ from .checks import check_choice, check_int
 from .formats import FloatFormat, IntFormat
 
 __all__ = [
-    "INT_OVERFLOWS", "FP_MAC_MODES",
+    "INT_OVERFLOWS", "FP_MAC_MODES", "FP_MAC_ROUNDINGS", "max_sr_bits", "check_rounding",
     "check_int_operand", "check_acc_bits", "check_overflow", "int_product_range", "int_product_bits",
     "int_mul", "wrap_int", "saturate_sum", "int_mac_step", "int_mac",
     "check_float_operand", "check_acc_format", "check_mode", "check_terms",
@@ -111,6 +111,8 @@ __all__ = [
 INT_OVERFLOWS = ("wrap", "saturate")
 #: Accumulation modes of the FP MAC.
 FP_MAC_MODES = ("fused", "two_roundings", "kulisch")
+#: Roundings of the FP MAC's accumulator (``"stochastic"``: Wang et al., NeurIPS 2018).
+FP_MAC_ROUNDINGS = ("nearest_even", "stochastic")
 
 _INT_MAX_OPERAND_BITS = 16
 _ACC_BITS_RANGE = (2, 64)
@@ -180,6 +182,39 @@ def check_mode(mode):
 
 def check_terms(terms):
     return check_int("terms", terms, 1, _MAX_TERMS)
+
+
+def max_sr_bits(acc_format):
+    """The largest number N of stochastic-rounding bits an accumulator in ``acc_format`` uses.
+
+    The model rounds the round-to-odd float64 of the exact sum (53 significand bits, the last
+    one sticky).  Stochastic rounding with N bits truncates the magnitude ``N`` bits below the
+    result's LSB, i.e. at ``p + N`` significant bits (``p = man_bits + 1``); that truncation of
+    the round-to-odd value equals the truncation of the exact sum while ``p + N <= 52`` (the
+    sticky bit lies below the cut).  The hardware keeps the same ``N`` bits below the LSB plus
+    a sticky bit.  Capped at 32, the limit of :meth:`FloatFormat.encode`:
+    fp32 -> 28, fp16 -> 32, bf16 -> 32.
+    """
+    f = check_acc_format(acc_format)
+    return min(32, 52 - (f.man_bits + 1))
+
+
+def check_rounding(rounding, random_bits, sr_bits, acc_format, shape):
+    """Checked ``(rounding, random_bits, sr_bits)`` of an FP accumulation step.
+
+    ``rounding`` is one of :data:`FP_MAC_ROUNDINGS`.  ``"stochastic"`` needs ``random_bits``:
+    integer values ``0 .. 2^sr_bits - 1`` broadcasting to ``shape`` (one draw per step;
+    :func:`lowbit.models.formats.draw_random_bits` is the one contract), and ``sr_bits`` in
+    ``1 .. max_sr_bits(acc_format)``; ``"nearest_even"`` refuses ``random_bits``.
+    """
+    check_choice("rounding", rounding, FP_MAC_ROUNDINGS)
+    if rounding == "nearest_even":
+        if random_bits is not None:
+            raise ValueError("random_bits is only used with rounding='stochastic', not with "
+                             "rounding='nearest_even'")
+        return rounding, None, check_int("sr_bits", sr_bits, 1, 32)
+    sr_bits = check_int("sr_bits", sr_bits, 1, max_sr_bits(acc_format))
+    return rounding, formats.draw_random_bits(shape, random_bits, sr_bits), sr_bits
 
 
 # ------------------------------------------------------------------------------------------
@@ -403,15 +438,23 @@ def _round_to_odd_sum(x, y):
     return np.where(inexact, np.copysign(odd, s), s)
 
 
-def _finish(value, fmt, saturate, flush_subnormals, finite_operands):
+def _finish(value, fmt, saturate, flush_subnormals, finite_operands, rounding="nearest_even",
+            random_bits=None, sr_bits=8):
     """Round float64 ``value`` (already round-to-odd where inexact) to ``fmt`` codes.
 
     NaN gives the canonical NaN; finite overflow gives Inf, or +-max with ``saturate``;
     ``finite_operands`` marks results whose operands were finite (only those saturate).
+    ``rounding="stochastic"`` rounds with ``random_bits`` / ``sr_bits`` as
+    :meth:`FloatFormat.encode` does (exact on the round-to-odd value while
+    ``sr_bits <= max_sr_bits(fmt)``: see :func:`max_sr_bits`).
     """
     nan = np.isnan(value)
     v = np.where(nan, 0.0, value)
-    code = fmt.encode(v).astype(np.int64)
+    if rounding == "stochastic":
+        code = fmt.encode(v, rounding="stochastic", random_bits=random_bits,
+                          sr_bits=sr_bits).astype(np.int64)
+    else:
+        code = fmt.encode(v).astype(np.int64)
     sign_bit = 1 << (fmt.bits - 1)
     mag = code & (sign_bit - 1)
     if saturate:
@@ -424,32 +467,43 @@ def _finish(value, fmt, saturate, flush_subnormals, finite_operands):
     return code.astype(fmt.code_dtype)
 
 
-def round_sum(x, y, fmt, saturate=False, flush_subnormals=False):
-    """Codes of ``round(x + y)`` in ``fmt`` (RNE, one rounding) for float64 arrays ``x``, ``y``.
+def round_sum(x, y, fmt, saturate=False, flush_subnormals=False, rounding="nearest_even",
+              random_bits=None, sr_bits=8):
+    """Codes of ``round(x + y)`` in ``fmt`` (one rounding) for float64 arrays ``x``, ``y``.
 
     ``x`` and ``y`` must be exactly the values meant (every value of formats up to fp32 and
     every exact product is).  IEEE rules for specials and the sign of zero (see the module
-    docstring); ``saturate`` clamps overflow of finite operands to +-max.
+    docstring); ``saturate`` clamps overflow of finite operands to +-max.  ``rounding`` is
+    ``"nearest_even"`` or ``"stochastic"`` (then ``random_bits``, ``sr_bits``: see
+    :func:`check_rounding`).
     """
     fmt = check_acc_format(fmt)
+    rounding, random_bits, sr_bits = check_rounding(rounding, random_bits, sr_bits, fmt,
+                                                    np.broadcast_shapes(np.shape(x), np.shape(y)))
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     finite = np.isfinite(x) & np.isfinite(y)
     with np.errstate(invalid="ignore"):
         s = np.where(finite, _round_to_odd_sum(np.where(finite, x, 0.0),
                                                np.where(finite, y, 0.0)), x + y)
-    return _finish(s, fmt, saturate, flush_subnormals, finite)
+    return _finish(s, fmt, saturate, flush_subnormals, finite, rounding, random_bits, sr_bits)
 
 
 def fp_accumulate(acc_code, p_code, p_format, acc_format="fp32", mode="fused",
-                  flush_subnormals=False, saturate=False):
+                  flush_subnormals=False, saturate=False, rounding="nearest_even",
+                  random_bits=None, sr_bits=8):
     """One accumulation step from an exact product code: ``acc + p`` (``fused``/``two_roundings``).
 
     ``p_format`` is the product format of the operands (:func:`product_format`); ``p_code``
-    codes are exact products as :func:`fp_mul` returns them.
+    codes are exact products as :func:`fp_mul` returns them.  With ``rounding="stochastic"``
+    every rounding of the step is stochastic with the *same* draw ``random_bits`` (one draw
+    of ``sr_bits`` bits per step, see :func:`check_rounding`): in ``"two_roundings"`` mode the
+    product rounding and the sum rounding both use it.
     """
     acc_f = check_acc_format(acc_format)
     check_mode(mode)
+    shape = np.broadcast_shapes(np.shape(acc_code), np.shape(p_code))
+    rounding, random_bits, sr_bits = check_rounding(rounding, random_bits, sr_bits, acc_f, shape)
     if mode == "kulisch":
         raise ValueError("mode 'kulisch' keeps a fixed-point state, not an accumulator code: "
                          "use kulisch_step() and kulisch_read()")
@@ -459,13 +513,15 @@ def fp_accumulate(acc_code, p_code, p_format, acc_format="fp32", mode="fused",
         acc = _flush(acc, acc_f)
     if mode == "two_roundings":
         # the product rounded to the accumulator format, exactly like any result
-        pr = _finish(p, acc_f, saturate, flush_subnormals, np.isfinite(p))
+        r = None if random_bits is None else np.broadcast_to(random_bits, np.shape(p))
+        pr = _finish(p, acc_f, saturate, flush_subnormals, np.isfinite(p), rounding, r, sr_bits)
         p = acc_f.decode(pr)
-    return round_sum(acc, p, acc_f, saturate, flush_subnormals)
+    return round_sum(acc, p, acc_f, saturate, flush_subnormals, rounding, random_bits, sr_bits)
 
 
 def fp_mac_step(acc_code, a_code, b_code, a_format, b_format, acc_format="fp32", mode="fused",
-                flush_subnormals=False, saturate=False):
+                flush_subnormals=False, saturate=False, rounding="nearest_even", random_bits=None,
+                sr_bits=8):
     """One FP MAC step: the new accumulator codes ``round(acc + a*b)``.
 
     Parameters
@@ -481,6 +537,13 @@ def fp_mac_step(acc_code, a_code, b_code, a_format, b_format, acc_format="fp32",
         :func:`kulisch_step`).
     flush_subnormals, saturate : bool
         See the module docstring.
+    rounding : str
+        ``"nearest_even"`` (default) or ``"stochastic"``.
+    random_bits : array of int, optional
+        Stochastic rounding only: one draw of ``sr_bits`` bits per element (see
+        :func:`check_rounding`; :func:`lowbit.models.lfsr.lfsr_stream` gives the hardware's).
+    sr_bits : int
+        Stochastic rounding only: N, 1..:func:`max_sr_bits` ``(acc_format)``.
 
     Returns
     -------
@@ -489,7 +552,8 @@ def fp_mac_step(acc_code, a_code, b_code, a_format, b_format, acc_format="fp32",
     """
     pf = product_format(a_format, b_format)
     p = fp_mul(a_code, b_code, a_format, b_format, flush_subnormals)
-    return fp_accumulate(acc_code, p, pf, acc_format, mode, flush_subnormals, saturate)
+    return fp_accumulate(acc_code, p, pf, acc_format, mode, flush_subnormals, saturate,
+                         rounding, random_bits, sr_bits)
 
 
 # ------------------------------------------------------------------------------------------
@@ -632,23 +696,37 @@ def kulisch_read(state, acc_format="fp32", lsb_exp=0, saturate=False, flush_subn
 # ------------------------------------------------------------------------------------------
 
 def fp_mac(a_codes, b_codes, a_format, b_format, acc_format="fp32", mode="fused",
-           flush_subnormals=False, saturate=False, terms=4096, partials=False):
+           flush_subnormals=False, saturate=False, terms=4096, partials=False,
+           rounding="nearest_even", random_bits=None, sr_bits=8):
     """Accumulate ``sum_k a[..., k] * b[..., k]`` along the last axis as :class:`FpMac` does.
 
     The sum starts as a new sum (from ``-0``; see the module docstring).  Returns the final
     accumulator codes (shape ``a_codes.shape[:-1]``) or, with ``partials=True``, the
-    accumulator code after every step (same shape as the inputs).
+    accumulator code after every step (same shape as the inputs).  ``rounding="stochastic"``
+    takes ``random_bits`` of the inputs' shape (step ``k`` uses ``random_bits[..., k]``).
     """
     a_codes, b_codes = np.broadcast_arrays(np.asarray(a_codes), np.asarray(b_codes))
     shape = a_codes.shape[-1:] + a_codes.shape[:-1]
+    extra = {}
+    if rounding != "nearest_even" or random_bits is not None or sr_bits != 8:
+        rb = None if random_bits is None else np.moveaxis(
+            np.broadcast_to(np.asarray(random_bits), a_codes.shape), -1, 0)
+        extra = {"rounding": rounding, "random_bits": rb, "sr_bits": sr_bits}
     valid = np.ones(shape, dtype=bool)
     clear = np.zeros(shape, dtype=bool)
     clear[0] = True
     out = mac_stream(valid, clear, np.moveaxis(a_codes, -1, 0), np.moveaxis(b_codes, -1, 0),
                      kind="fp", a_format=a_format, b_format=b_format, acc_format=acc_format,
-                     mode=mode, flush_subnormals=flush_subnormals, saturate=saturate, terms=terms)
+                     mode=mode, flush_subnormals=flush_subnormals, saturate=saturate, terms=terms,
+                     **extra)
     out = np.moveaxis(out, 0, -1)
     return out if partials else out[..., -1]
+
+
+#: The keyword parameters of :func:`mac_stream` per kind.
+_STREAM_PARAMS = {"int": ("a_format", "b_format", "acc_bits", "overflow"),
+                  "fp": ("a_format", "b_format", "acc_format", "mode", "flush_subnormals",
+                         "saturate", "terms", "rounding", "random_bits", "sr_bits")}
 
 
 def mac_stream(valid, clear, a, b, *, kind, **params):
@@ -663,8 +741,21 @@ def mac_stream(valid, clear, a, b, *, kind, **params):
     valid[t]``.
 
     ``params``: ``a_format``, ``b_format`` and ``acc_bits``, ``overflow`` (int) or
-    ``acc_format``, ``mode``, ``flush_subnormals``, ``saturate``, ``terms`` (fp).
+    ``acc_format``, ``mode``, ``flush_subnormals``, ``saturate``, ``terms``, ``rounding``,
+    ``random_bits``, ``sr_bits`` (fp; stochastic rounding is not offered in ``"kulisch"``
+    mode, whose register is exact).  ``random_bits`` has the shape ``(cycles, ...)``: entry
+    ``t`` is the draw used by cycle ``t`` (ignored when ``valid[t]`` is false; the LFSR of the
+    hardware advances on valid cycles only, see :mod:`lowbit.models.lfsr`).
     """
+    check_choice("kind", kind, ("int", "fp"))
+    known = _STREAM_PARAMS[kind]
+    for key in params:
+        if key not in known:
+            raise TypeError(f"mac_stream(kind={kind!r}) takes the parameters "
+                            f"{', '.join(known)}, not {key!r}")
+    for key in ("a_format", "b_format"):
+        if key not in params:
+            raise TypeError(f"mac_stream needs {key}")
     valid = np.asarray(valid, dtype=bool)
     clear = np.asarray(clear, dtype=bool)
     a = np.asarray(a)
@@ -682,14 +773,22 @@ def mac_stream(valid, clear, a, b, *, kind, **params):
             acc = np.where(valid[t], new, np.where(clear[t], 0, acc))
             out[t] = acc
         return out
-    if kind != "fp":
-        raise ValueError(f"kind must be 'int' or 'fp', not {kind!r}")
     acc_f = check_acc_format(params.get("acc_format", "fp32"))
     mode = check_mode(params.get("mode", "fused"))
     flush = bool(params.get("flush_subnormals", False))
     sat = bool(params.get("saturate", False))
     a_fmt, b_fmt = params["a_format"], params["b_format"]
     out = np.empty(valid.shape, dtype=acc_f.code_dtype)
+    rounding = check_choice("rounding", params.get("rounding", "nearest_even"), FP_MAC_ROUNDINGS)
+    sr_bits = params.get("sr_bits", 8)
+    rnd = params.get("random_bits")
+    if rounding == "stochastic" and mode == "kulisch":
+        raise ValueError("rounding='stochastic' is for modes 'fused' and 'two_roundings', not "
+                         "'kulisch' (its register is exact)")
+    if rounding == "stochastic":
+        rounding, rnd, sr_bits = check_rounding(rounding, rnd, sr_bits, acc_f, valid.shape)
+    else:
+        check_rounding(rounding, rnd, sr_bits, acc_f, valid.shape)
     if mode == "kulisch":
         width, lsb = kulisch_width(a_fmt, b_fmt, params.get("terms", 4096))
         pf = product_format(a_fmt, b_fmt)
@@ -708,7 +807,8 @@ def mac_stream(valid, clear, a, b, *, kind, **params):
     acc = np.zeros(shape, dtype=np.int64)
     for t in range(valid.shape[0]):
         start = np.where(clear[t], negzero, acc)
-        new = fp_mac_step(start, a[t], b[t], a_fmt, b_fmt, acc_f, mode, flush, sat)
+        new = fp_mac_step(start, a[t], b[t], a_fmt, b_fmt, acc_f, mode, flush, sat, rounding,
+                          None if rnd is None else rnd[t], sr_bits)
         acc = np.where(valid[t], new, np.where(clear[t], 0, acc)).astype(np.int64)
         out[t] = acc
     return out

@@ -634,7 +634,8 @@ def round_fixed(S, g, frac_bits, rounding, emin=FP32_EMIN, emax=FP32_EMAX):
 def add_round(x, y, frac_bits=23, rounding="nearest_even", emin=FP32_EMIN, emax=FP32_EMAX):
     """``x + y`` (FP32-representable float64 arrays), exactly, rounded once to
     ``frac_bits`` fraction bits (exponent range ``emin..emax``, default FP32's).  NaN/Inf
-    follow IEEE 754; an exact zero sum gives +0."""
+    follow IEEE 754, every NaN result is the canonical +NaN (FP32 code 0x7FC00000); an exact
+    zero sum gives +0."""
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     x, y = np.broadcast_arrays(x, y)
@@ -663,7 +664,8 @@ def add_round(x, y, frac_bits=23, rounding="nearest_even", emin=FP32_EMIN, emax=
     out = round_fixed(S, base, frac_bits, rounding, emin, emax)
     with np.errstate(invalid="ignore"):
         special = np.isnan(x) | np.isnan(y) | np.isinf(x) | np.isinf(y)
-        out = np.where(special, x + y, out)
+        s = x + y                      # Inf + -Inf: the machine's default NaN (negative on x86)
+        out = np.where(special, np.where(np.isnan(s), np.nan, s), out)   # canonical +NaN
     return out
 
 
@@ -1152,8 +1154,9 @@ def _exact_sum(t):
         sh = sh.astype(object)
     v = np.where(live, sig << sh, 0)
     v = np.where(t.neg, -v, v)
-    S = v.sum(axis=-1)
-    out = round_fixed(S, qmin[..., 0], 23, "nearest_even")
+    # keepdims: the object-integer path needs arrays (a 0-d sum would be a Python int)
+    S = v.sum(axis=-1, keepdims=True)
+    out = round_fixed(S, qmin, 23, "nearest_even")[..., 0]
     nan, pinf, ninf = _specials(t, None)
     return np.where(nan, np.nan, np.where(pinf, np.inf, np.where(ninf, -np.inf, out)))
 
@@ -1337,14 +1340,16 @@ def _gemm_exact(A, B, a_fmt, b_fmt, ifb):
     if not parts:
         res = np.zeros((M, N))
     elif len(parts) == 1:
+        # one band pair: the float64 sum is exact, its cast to FP32 the one rounding (a
+        # negative sum that underflows gives -0); an exact zero (also -0 * x) gives +0
         res = parts[0]
+        res = np.where(res == 0, 0.0, res)
     else:
-        # add the (exact) band results exactly and round once
+        # add the (exact) band results exactly and round once; round_fixed gives +0 for an
+        # exact zero and keeps the sign of a non-zero sum that underflows (-0), as exact_dot
         P = np.stack(parts, axis=-1)
-        f = _float64_fields(P)
-        res = _exact_sum(f)
-    res = np.where(res == 0, 0.0, res)
-    out = res.astype(np.float32) if len(parts) <= 1 else res.astype(np.float32)
+        res = _exact_sum(_float64_fields(P))
+    out = res.astype(np.float32)
     # specials
     if (fa.nan | fa.pinf | fa.ninf).any() or (fb.nan | fb.pinf | fb.ninf).any():
         def ind(x):

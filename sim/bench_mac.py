@@ -18,7 +18,7 @@ when ``vectors`` covers them (exhaustive), else uniform random pairs.
 
 import numpy as np
 
-from lowbit.hdl import catalog
+from lowbit.hdl import catalog, lfsr
 from lowbit.models import mac as model
 
 from . import cosim
@@ -110,9 +110,10 @@ def rtl_int_mac(unit, valid, clear, a, b, sim=None):
                       acc_valid=np.asarray(got["acc_valid"]).astype(np.uint64))
 
 
-def _cosim_mac(name, sequences, ref, rtl, params, vectors, seed, sim, lanes):
-    """The MAC bench: ``vectors`` random MAC steps as per-lane sequences, ref vs rtl."""
-    unit, typed = _build(name, params)
+def _cosim_mac(name, sequences, ref, rtl, params, vectors, seed, sim, lanes, built=None):
+    """The MAC bench: ``vectors`` random MAC steps as per-lane sequences, ref vs rtl
+    (``built``: the ``(unit, typed)`` pair of :func:`_build`, when the caller has it)."""
+    unit, typed = built or _build(name, params)
     rng = np.random.default_rng(seed)
     cycles = max(1, -(-(vectors or 100_000) // lanes))
     valid, clear, a, b = sequences(unit.a_format, unit.b_format, cycles, lanes, rng)
@@ -165,26 +166,62 @@ def cosim_fp_mul(params=None, vectors=None, seed=None, sim=None, *, lanes=256):
 
 # -- fp-mac -------------------------------------------------------------------------------------
 
-def ref_fp_mac(unit, valid, clear, a, b):
+def fp_mac_random_bits(unit, valid, rand=None):
+    """The random bits the stochastic-rounding ``unit`` uses per cycle: the ``rbits`` stimulus
+    (``random_source="port"``) or its LFSR's draws (:func:`lowbit.hdl.lfsr.lfsr_draws`)."""
+    if unit.random_source == "port":
+        return np.asarray(rand)
+    return lfsr.lfsr_draws(unit_sr(unit), valid)
+
+
+def unit_sr(unit):
+    """The :class:`~lowbit.hdl.lfsr.SrConfig` of a unit, from its public properties."""
+    return lfsr.SrConfig(True, unit.sr_bits, unit.random_source, unit.lfsr_width, unit.seed)
+
+
+def ref_fp_mac(unit, valid, clear, a, b, rand=None):
     """Golden outputs of :class:`~lowbit.hdl.fp_mac.FpMac` ``unit`` for per-lane streams:
-    ``acc`` codes after each cycle and ``acc_valid``."""
+    ``acc`` codes after each cycle and ``acc_valid`` (``rbits``: the ``rbits`` port's stimulus
+    of a unit with ``random_source="port"``)."""
+    extra = {}
+    if unit.rounding == "stochastic":
+        extra = {"rounding": "stochastic", "sr_bits": unit.sr_bits,
+                 "random_bits": fp_mac_random_bits(unit, valid, rand)}
     acc = model.mac_stream(valid, clear, a, b, kind="fp", a_format=unit.a_format,
                            b_format=unit.b_format, acc_format=unit.acc_format, mode=unit.mode,
                            flush_subnormals=unit.flush_subnormals, saturate=unit.saturate,
-                           terms=unit.terms)
+                           terms=unit.terms, **extra)
     return {"acc": np.asarray(acc).astype(np.uint64),
             "acc_valid": np.asarray(valid).astype(np.uint64)}
 
 
-def rtl_fp_mac(unit, valid, clear, a, b, sim=None):
+def rtl_fp_mac(unit, valid, clear, a, b, sim=None, rand=None):
     """The same outputs from ``unit``'s Verilog (one lane per column)."""
-    got = cosim.run_lanes(unit, _mac_inputs(valid, clear, a, b), ["acc", "acc_valid"],
-                          lanes=np.shape(a)[1], sim=sim)
+    inputs = _mac_inputs(valid, clear, a, b)
+    if unit.rounding == "stochastic" and unit.random_source == "port":
+        inputs["rbits"] = rand
+    got = cosim.run_lanes(unit, inputs, ["acc", "acc_valid"], lanes=np.shape(a)[1], sim=sim)
     return rtl_result(got, acc=np.asarray(got["acc"]).astype(np.uint64),
                       acc_valid=np.asarray(got["acc_valid"]).astype(np.uint64))
 
 
 def cosim_fp_mac(params=None, vectors=None, seed=None, sim=None, *, lanes=16):
-    """``lowbit cosim fp-mac``: ``vectors`` (default 100,000) random MAC steps."""
-    return _cosim_mac("fp-mac", random_fp_sequences, ref_fp_mac, rtl_fp_mac, params, vectors,
-                      seed, sim, lanes)
+    """``lowbit cosim fp-mac``: ``vectors`` (default 100,000) random MAC steps.  A unit with
+    stochastic rounding from the ``rbits`` port gets uniform random bits on it; with the LFSR
+    the golden model replays the LFSR's stream (``seed_in``/``reseed`` held at 0)."""
+    unit, typed = _build("fp-mac", params)
+    if unit.rounding != "stochastic":
+        return _cosim_mac("fp-mac", random_fp_sequences, ref_fp_mac, rtl_fp_mac, params,
+                          vectors, seed, sim, lanes, built=(unit, typed))
+    rng = np.random.default_rng(seed)
+    cycles = max(1, -(-(vectors or 100_000) // lanes))
+    valid, clear, a, b = random_fp_sequences(unit.a_format, unit.b_format, cycles, lanes, rng)
+    rand = rng.integers(0, 1 << unit.sr_bits, (cycles, lanes))
+    want = ref_fp_mac(unit, valid, clear, a, b, rand)
+    got = rtl_fp_mac(unit, valid, clear, a, b, sim, rand)
+    inputs = _mac_inputs(valid, clear, a, b)
+    if unit.random_source == "port":
+        inputs["rbits"] = rand
+    return cosim.CosimReport.compare(
+        "fp-mac", typed, got.simulator, seed, _flat(inputs),
+        {k: v.ravel() for k, v in want.items()}, {k: v.ravel() for k, v in got.items()})

@@ -47,7 +47,7 @@ from . import energy as _energy
 from . import toggle_energy as _toggles
 
 __all__ = ["CompareUnit", "DEFAULT_UNITS", "CompareRow", "compare", "rows_table",
-           "anchor_statement", "plot"]
+           "anchor_statement", "plot", "generic_with_toggles", "toggle_stimulus"]
 
 #: Published relative costs of FP8 E4M3 MACs against INT8 (van Baalen et al. 2023).
 PUBLISHED = {"e4m3-fp16": 1.53, "e4m3-fp32": 2.83}
@@ -197,7 +197,7 @@ def compare(units=None, target=None, *, use_cache=True, jobs=2, progress=None, n
 
     def run(cu, name, text, tgt):
         if tgt == "generic" and toggles:
-            g, toggled[cu.key] = _generic_with_toggles(cu, name, text, in_ports[cu.key],
+            g, toggled[cu.key] = generic_with_toggles(cu, name, text, in_ports[cu.key],
                                                        use_cache)
             return g
         return _synth.synth(text, name, tgt, use_cache=use_cache, freq_mhz=freq_mhz)
@@ -271,8 +271,12 @@ def _toggle_key(generic_key, cu):
     return hashlib.sha256(f"toggles:{spec}".encode()).hexdigest()
 
 
-def _generic_with_toggles(cu, name, text, ports, use_cache):
-    """Generic synthesis plus (b) per unit operation at 45 nm, 0.9 V (cached)."""
+def generic_with_toggles(cu, name, text, ports, use_cache):
+    """Generic synthesis of ``text`` (top module ``name``) plus (b) per unit operation at 45 nm,
+    0.9 V (cached): ``(SynthResult, {"pj_per_op", "breakdown", "toggle_rates"})``. ``cu`` is the
+    :class:`CompareUnit` (its ``unit`` and complete ``params`` choose the stimulus, see
+    :func:`toggle_stimulus`), ``ports`` its input ports ``[(name, width)]``. Also used by
+    :mod:`lowbit.sim.sweep`."""
     g, net = _synth.generic_netlist(text, name, use_cache=use_cache)
     key = _toggle_key(g.key, cu)
     hit = _cache.load(key, ("pj_per_op", "breakdown", "toggle_rates")) if use_cache else None

@@ -1,4 +1,5 @@
-"""lowbit generate: Verilog + manifest files, --list, one-line errors with exit status 2."""
+"""lowbit generate: Verilog + manifest + Verilator waiver files, --list, one-line errors with exit
+status 2."""
 
 import json
 import re
@@ -35,7 +36,23 @@ def test_generate_writes_verilog_and_manifest(tmp_path, capsys, argv, module, la
     assert {p["name"]: (p["direction"], p["width"]) for p in man["ports"]} == vports
     assert all(p["meaning"] for p in man["ports"])
     assert man["tools"]["amaranth"]
-    assert "wrote" in capsys.readouterr().out
+    # the Verilog's own port order (the module header), which is not the list's
+    header = re.search(rf"^module {module}\((.*?)\);", text, re.M).group(1)
+    assert man["verilog_port_order"] == [p.strip() for p in header.split(",")]
+    assert sorted(man["verilog_port_order"]) == sorted(vports)
+    assert man["verilog_port_order"] != [p["name"] for p in man["ports"]]
+    # every format in full, the Verilator waiver file beside the Verilog, counted
+    assert all({"bits", "exp_bits", "man_bits", "bias", "specials", "nan_code_ranges"}
+               <= set(d) for d in man["contract"]["formats"].values())
+    vlt = (tmp_path / f"{module}.vlt").read_text()
+    assert vlt.startswith("`verilator_config\n")
+    lint = man["lint"]
+    assert lint["measured"] and lint["waiver_file"] == f"{module}.vlt" and lint["waived"]
+    assert {f"lint_off -rule {w['rule']} -file \"{module}.v\"" for w in lint["waived"]} <= \
+        {line.split(" -match")[0] for line in vlt.splitlines()}
+    out = capsys.readouterr().out
+    assert out.startswith(f"wrote {tmp_path / module}.v, ") and f"{module}.vlt" in out
+    assert f"{sum(w['count'] for w in lint['waived'])} warning(s)" in out
 
 
 def test_manifest_parameters_typed(tmp_path):

@@ -92,6 +92,8 @@ USAGE = [
     (["generate", "shared-exp-adder", "--frac-bits", "99", "-o", "adir"],
      "lowbit generate: error: frac_bits must be an integer from 0 to 64, not 99"),
     (["cosim", "int-mac", "--vectors", "0"], "lowbit cosim: error: --vectors must be an integer >= 1, not '0'"),
+    (["simulate", "--gemm", "4", "4", "4", "--sram-kib", "0"],
+     "lowbit simulate: error: unrecognized arguments: --sram-kib 0"),
     (["cache", "info", "bogus"], "lowbit cache: error: KIND must be one of synth, cosim, not 'bogus'"),
     (["cache", "clear", "--json", "x.json"],
      "lowbit cache: error: --json goes with `lowbit cache info`, not `clear`"),
@@ -219,3 +221,87 @@ def test_cosim_json_dash_is_the_report(monkeypatch, capsys):
     d = json.loads(capsys.readouterr().out)
     assert d["unit"] == "int-mac" and d["mismatches"] == 0 and d["ok"] is True
     assert d["command"].startswith("lowbit cosim int-mac ") and d["waveforms"] == []
+
+
+@pytest.mark.parametrize("overfull, status, line", [
+    (True, 1, "lowbit fpga build: icebreaker: the design does not fit the device: ICESTORM_LC "
+              "11126/5280 (211%) (logs in {d}) (fewer --rows/--cols fit)\n"),
+    (False, 3, "lowbit fpga: error: icebreaker build failed (logs in {d}): ERROR: nextpnr "
+               "crashed\n"),
+])
+def test_fpga_build_that_does_not_fit_is_a_failed_check(here, capsys, monkeypatch, overfull,
+                                                        status, line):
+    """Not fitting the device is the answer to the question asked (status 1, like missed
+    timing, one line naming the resource); a tool that breaks is status 3, one line."""
+    from lowbit.fpga import boards
+    d = here / "fb"
+
+    def fake_build(board, rows, cols, pe, *, build_dir, on_start=None, **kw):
+        res = boards.BuildResult(
+            board="icebreaker", params={"rows": rows, "cols": cols, "pe": pe, "a_format": "e4m3",
+                                        "b_format": "e4m3", "acc_format": "fp32", "depth": 16},
+            bitstream=None, luts=1, flip_flops=1, carry=0, bram=0, dsp=0,
+            utilisation={"ICESTORM_LC": [11126, 5280]} if overfull else {}, fmax_mhz=None,
+            clock_mhz=12.0, seconds=1.0, build_dir=str(build_dir))
+        if overfull:
+            err = boards.BuildError(f"icebreaker: the design does not fit the device: "
+                                    f"ICESTORM_LC 11126/5280 (211%) (logs in {build_dir})")
+            err.overfull = ["ICESTORM_LC 11126/5280 (211%)"]
+        else:
+            err = boards.BuildError(f"icebreaker build failed (logs in {build_dir}):\n"
+                                    f"ERROR: nextpnr crashed\nmore")
+        err.result = res
+        raise err
+
+    monkeypatch.setattr(boards, "build", fake_build)
+    assert main(["fpga", "build", "--board", "icebreaker", "--build-dir", str(d)]) == status
+    assert capsys.readouterr().err == line.format(d=d)
+
+
+def test_ctrl_c_during_generate_is_one_line_and_leaves_no_folder(tmp_path):
+    """Ctrl-C while a large array is elaborated: status 130, one line (no UnusedElaboratable
+    warnings from the half-built PEs), and no empty output folder."""
+    import signal
+    import time
+    out = tmp_path / "big"
+    proc = subprocess.Popen([sys.executable, "-m", "lowbit", "generate", "systolic", "--rows",
+                             "64", "--cols", "64", "--pe", "e4m3_kulisch", "-o", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(4)
+    assert proc.poll() is None, "the generation finished before the interrupt; use a larger one"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    assert err == "lowbit generate: interrupted\n"
+    assert not out.exists()
+
+
+def test_ctrl_c_inside_a_finaliser_is_not_lost():
+    """A SIGINT that lands in a ``__del__`` (Amaranth's ``MustUse.__del__`` runs for every
+    half-built elaboratable) would be printed as "Exception ignored" and dropped by Python; the
+    CLI's handler delivers it again once the finaliser has returned."""
+    import os
+    import signal
+    import time
+
+    from lowbit.cli.main import _interrupts
+
+    class Finalised:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGINT)
+            t = time.monotonic()
+            while time.monotonic() - t < 0.05:      # the signal is handled in here
+                pass
+
+    before = signal.getsignal(signal.SIGINT)
+    reached = []
+    with pytest.raises(KeyboardInterrupt):
+        with _interrupts():
+            obj = Finalised()
+            del obj
+            t = time.monotonic()
+            while time.monotonic() - t < 2.0:
+                reached.append(None)
+            reached.clear()
+    assert reached, "the interrupt was lost inside the finaliser"
+    assert signal.getsignal(signal.SIGINT) is before       # the handler is put back

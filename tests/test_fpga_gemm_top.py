@@ -247,7 +247,7 @@ def test_device_path_needs_pyserial():
     (dict(divisor=2), r"^divisor must be an integer from 4 to 1048576, not 2$"),
     (dict(a_format="int12"), r"^a_format must be at most 8 bits wide \(one byte per code\), "
                              r"not 'int12'$"),
-    (dict(rows=0), r"^rows must be an integer from 1 to 64, not 0$"),
+    (dict(rows=0), r"^rows must be an integer from 1 to 128, not 0$"),
     (dict(dataflow="os"), r"^dataflow is fixed to 'ws' in GemmTop$"),
 ])
 def test_top_parameters(kw, msg):

@@ -326,8 +326,8 @@ def test_kulisch_bubbles_and_backpressure(df):
 # -- parameters and catalogue ------------------------------------------------------------------
 
 @pytest.mark.parametrize("kw,msg", [
-    (dict(rows=0), r"^rows must be an integer from 1 to 64, not 0$"),
-    (dict(cols=65), r"^cols must be an integer from 1 to 64, not 65$"),
+    (dict(rows=0), r"^rows must be an integer from 1 to 128, not 0$"),
+    (dict(cols=129), r"^cols must be an integer from 1 to 128, not 129$"),
     (dict(rows=2.5), r"^rows must be an integer, not 2\.5$"),
     (dict(pe="mx"), r"^pe must be one of the forms int8, .*, not 'mx'$"),
     (dict(pe="int8", acc_bits=20), r"^pe 'int8xint8_acc32_wrap' names the whole PE; acc_bits "
@@ -380,9 +380,9 @@ def test_generate_cli(tmp_path, df):
 
 def test_generate_cli_bad_rows(capsys):
     from lowbit.cli.main import main
-    assert main(["generate", "systolic", "--rows", "99", "-o", "/tmp/unused"]) == 2
+    assert main(["generate", "systolic", "--rows", "199", "-o", "/tmp/unused"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["lowbit generate: error: rows must be an integer from 1 to 64, not 99"]
+    assert err == ["lowbit generate: error: rows must be an integer from 1 to 128, not 199"]
 
 
 @pytest.mark.parametrize("df", ["ws", "os"])
@@ -416,3 +416,25 @@ def test_generate_cli_kulisch(tmp_path, df):
         assert "state: 2 x Kulisch state" in ports["o__payload"]["meaning"]
     else:
         assert array.result_layout.size == 2 * 16 + 1
+
+
+@pytest.mark.parametrize("pe,df", [("int8", "ws"), ("e4m3_fp32", "os"), ("e4m3_kulisch", "is")])
+def test_verilog_is_hierarchical(pe, df):
+    """to_verilog emits one PE module, instantiated R x C times (not one copy per PE), whose
+    ports are the SystolicPE's; the Amaranth simulator path (platform None) stays flat."""
+    import re
+
+    from lowbit.hdl.manifest import module_names, to_verilog, verilog_ports
+    from lowbit.hdl.systolic import SystolicPE
+    R, C = 3, 4
+    array = SystolicArray(R, C, pe=pe, dataflow=df)
+    proto = SystolicPE(array.spec, df)
+    name = proto.module_name
+    text = to_verilog(array, "top")
+    names = module_names(text)
+    assert names.count(name) == 1
+    assert sum(n.startswith("\\top.pe_") for n in names) == 0      # no uniquified PE copies
+    assert len(re.findall(rf"^\s*{name}\s+\\?pe_\d+_\d+", text, re.MULTILINE)) == R * C
+    pe_ports = {p for p, _, _ in verilog_ports(text, name)}
+    assert pe_ports == set(proto.signature.members) | {"clk", "rst"}
+    to_verilog(proto, "unused")                   # the prototype is elaborated (no warning)

@@ -375,6 +375,22 @@ def test_mac_stream_valid_and_clear():
     assert list(out[:, 0]) == [1, 5, 5, 4, 0, 1, 4]
 
 
+@pytest.mark.parametrize("kw, exc, msg", [
+    (dict(kind="fp", acc_fromat="fp16"), TypeError,
+     r"^mac_stream\(kind='fp'\) takes the parameters a_format, b_format, acc_format, mode, "
+     r"flush_subnormals, saturate, terms, rounding, random_bits, sr_bits, not 'acc_fromat'$"),
+    (dict(kind="int", acc_format="fp16"), TypeError,
+     r"^mac_stream\(kind='int'\) takes the parameters a_format, b_format, acc_bits, overflow, "
+     r"not 'acc_format'$"),
+    (dict(kind="float"), ValueError, r"^kind must be one of int, fp, not 'float'$"),
+])
+def test_mac_stream_refuses_unknown_parameters(kw, exc, msg):
+    one = np.ones((2, 1), bool)
+    with pytest.raises(exc, match=msg):
+        mac.mac_stream(one, one, one.astype(int), one.astype(int), a_format="int8",
+                       b_format="int8", **kw)
+
+
 # ------------------------------------------------------------------------------------------
 # integer MAC
 # ------------------------------------------------------------------------------------------
@@ -438,6 +454,136 @@ def test_errors():
         mac.kulisch_width("e4m3", "e4m3", 0)
     with pytest.raises(ValueError, match=r"^the exact product of bf16 x bf16 needs 10 "):
         mac.product_format("bf16", "bf16")
+
+
+# ------------------------------------------------------------------------------------------
+# mutation-testing siblings (benchmarks/mutation.py): boundaries no test above reached
+
+
+@pytest.mark.parametrize("an,bn", [("e3m1", "e3m1"), ("e2m1", "e3m4"), ("e4m3", "e3m6")])
+def test_product_format_top_exponent_exactly_used(an, bn):
+    # pairs whose largest product needs the product format's top exponent (emax): still exact
+    a, b = formats.get(an), formats.get(bn)
+    pf = mac.product_format(a, b)
+    assert pf.emax == math.floor(math.log2(a.max * b.max))
+    A, B = np.meshgrid(a.all_codes(), b.all_codes(), indexing="ij")
+    x, y = a.decode(A.ravel()), b.decode(B.ravel())
+    got = pf.decode(mac.fp_mul(A.ravel(), B.ravel(), a, b))
+    fin = np.isfinite(x) & np.isfinite(y)
+    for xv, yv, gv in zip(x[fin].tolist(), y[fin].tolist(), got[fin].tolist()):
+        assert Fraction(gv) == Fraction(xv) * Fraction(yv)
+
+
+def test_int_mac_step_saturates_at_64_bits():
+    # acc_bits=64: the sum can leave int64; saturation clamps to [-2^63, 2^63 - 1] (Python ints)
+    hi, lo = 2 ** 63 - 1, -2 ** 63
+    i8 = formats.int8
+    acc = np.array([hi - 100, lo + 100, hi - 100, lo + 100, hi, lo, 5], dtype=np.int64)
+    a = i8.to_codes(np.array([127, 127, -128, -128, 1, -1, -128]))
+    b = i8.to_codes(np.array([127, -128, -127, 127, 0, 1, 127]))
+    got = mac.int_mac_step(acc, a, b, i8, i8, 64, "saturate")
+    want = [min(max(int(s) + int(x) * int(y), lo), hi)
+            for s, x, y in zip(acc, i8.decode(a), i8.decode(b))]
+    assert got.tolist() == want
+    assert want == [hi, lo, hi, lo, hi, lo, 5 - 128 * 127]
+
+
+def _rne32(q):
+    """Exact rational (normal FP32 range) -> nearest FP32, ties to even."""
+    e = math.floor(math.log2(q))
+    while Fraction(2) ** e > q:
+        e -= 1
+    while Fraction(2) ** (e + 1) <= q:
+        e += 1
+    ulp = Fraction(2) ** (e - 23)
+    k = math.floor(q / ulp)
+    r = q / ulp - k
+    k += r > Fraction(1, 2) or (r == Fraction(1, 2) and k % 2 == 1)
+    return float(k * ulp)
+
+
+def test_kulisch_read_of_wide_registers():
+    # registers beyond 2^84 (e.g. bf16 products) leave the two-halves fast path: a value just
+    # above a tie with its sticky bit far below 53 bits must still round up
+    K = 100
+    cases = [2 ** K + 2 ** (K - 24) + 2 ** 33, 2 ** K + 2 ** (K - 24), 2 ** K + 2 ** (K - 24) - 1,
+             3 * 2 ** 120 + 1, (2 ** 24 - 1) * 2 ** 90 + 2 ** 65, 2 ** 83 + 2 ** 59 + 1]
+    fixed = np.array(cases + [-c for c in cases], dtype=object)
+    st = mac.KulischState(fixed, np.zeros(fixed.shape, dtype=np.int64))
+    got = formats.fp32.decode(mac.kulisch_read(st, "fp32", lsb_exp=-K))
+    want = [_rne32(Fraction(c, 2 ** K)) for c in cases]
+    assert got.tolist() == want + [-w for w in want]
+    assert want[0] == 1 + 2 ** -23 and want[1] == 1.0
+
+
+def test_int_operand_check_of_unknown_names():
+    msg = r"^a_format must be an integer format int2\.\.int16 or uint2\.\.uint16, not "
+    with pytest.raises(ValueError, match=msg + r"'int99x'$"):
+        mac.check_int_operand("int99x", "a_format")
+    with pytest.raises(ValueError, match=msg + r"'e4m3'$"):
+        mac.check_int_operand("e4m3", "a_format")
+
+
+def test_product_format_limits_8_exponent_and_23_mantissa_bits():
+    # at the limits: 23 mantissa bits (13 + 9 + 1) and 8 exponent bits are allowed and exact
+    for an, bn, man in (("e2m13", "e2m9", 23), ("fp16", "e3m12", 23), ("e7m3", "e6m3", 7)):
+        a, b = formats.get(an), formats.get(bn)
+        pf = mac.product_format(a, b)
+        assert pf.man_bits == man and pf.exp_bits <= 8
+        x = np.array([a.max, -a.min_subnormal, a.min_normal])
+        y = np.array([b.max, b.max, -b.min_subnormal])
+        got = pf.decode(mac.fp_mul(a.encode(x), b.encode(y), a, b))
+        assert [Fraction(g) for g in got] == [Fraction(p) * Fraction(q) for p, q in zip(x, y)]
+    # just beyond: 9 exponent bits
+    for an, bn, e, m in (("bf16", "e4m3", 9, 11), ("e7m3", "e7m3", 9, 7)):
+        with pytest.raises(ValueError, match=rf"^the exact product of {an} x {bn} needs {e} exponent and "
+                                             rf"{m} mantissa bits; product formats are limited to 8 and 23$"):
+            mac.product_format(an, bn)
+
+
+def test_acc_format_check_of_unknown_names():
+    with pytest.raises(ValueError, match=r"^acc_format must be an IEEE-style float format \(fp32, fp16, "
+                                         r"bf16, eXmY\), not 'fp99x'$"):
+        mac.check_acc_format("fp99x")
+
+
+def test_float_operand_check_of_unknown_names():
+    with pytest.raises(ValueError, match=r"^b_format must be a signed float format of at most 16 bits "
+                                         r"\(e4m3, .*\), not 'e4m3x'$"):
+        mac.check_float_operand("e4m3x", "b_format")
+
+
+def test_int_mac_defaults():
+    # documented defaults: acc_bits=32 wrapping, final values only (partials=False)
+    i8 = formats.int8
+    one = i8.to_codes(np.array([1]))
+    assert mac.int_mac_step(np.array([2 ** 31 - 1]), one, one, i8, i8).tolist() == [-2 ** 31]
+    a = i8.to_codes(np.array([[1, 2, 3], [4, 5, 6]]))
+    got = mac.int_mac(a, a, i8, i8)
+    assert got.shape == (2,) and got.tolist() == [14, 77]
+
+
+def test_round_sum_double_rounding_hazard_negative():
+    # the mirror of test_round_sum_ties_and_double_rounding_hazard: the round-to-odd step must
+    # truncate toward zero for negative sums too
+    f32 = formats.fp32
+    x = -np.array([1.0 + 2.0 ** -24] * 3)
+    y = np.array([-2.0 ** -80, 2.0 ** -80, 0.0])
+    assert list(mac.round_sum(x, y, f32)) == [0xBF800001, 0xBF800000, 0xBF800000]
+
+
+def test_fp_accumulate_and_mac_stream_defaults():
+    # documented defaults: no flushing of subnormals, no saturation (overflow gives Inf)
+    f16, e5 = formats.fp16, formats.e5m2
+    pf = mac.product_format(e5, e5)
+    tiny = mac.fp_mul(e5.encode(np.float32(2.0 ** -16)), e5.encode(np.float32(1.0)), e5, e5)
+    assert f16.decode(mac.fp_accumulate(np.uint16(0), tiny, pf, "fp16")) == 2.0 ** -16   # subnormal in fp16
+    big = mac.fp_mul(e5.encode(np.float32(256.0)), e5.encode(np.float32(256.0)), e5, e5)
+    assert f16.decode(mac.fp_accumulate(f16.encode(np.float32(65504.0)), big, pf, "fp16")) == np.inf
+    c = e5.encode(np.full((2, 1), 256.0, np.float32))
+    out = mac.mac_stream(np.ones((2, 1), bool), np.zeros((2, 1), bool), c, c, kind="fp",
+                         a_format=e5, b_format=e5, acc_format="fp16")
+    assert f16.decode(out[:, 0]).tolist() == [np.inf, np.inf]               # 2^16 > fp16 max
 
 
 # the accumulator at and around both limits, for widths up to 64 (oracle: Python integers)

@@ -199,6 +199,610 @@ def test_add_round_far_operands():
 
 
 # ---------------------------------------------------------------------------------------
+# Exact Fraction oracles of the documented algorithm (module docstring of shared_exp), written
+# from the text alone: no model helper is used, values come from Format.decode.
+
+FP32_EMIN = -126
+
+
+def flog2(q):
+    """floor(log2(q)) of a positive Fraction, exactly."""
+    q = Fraction(q)
+    e = q.numerator.bit_length() - q.denominator.bit_length()
+    if Fraction(2) ** e > q:
+        e -= 1
+    assert Fraction(2) ** e <= q < Fraction(2) ** (e + 1)
+    return e
+
+
+def fmax_of(frac_bits):
+    return (2 - Fraction(1, 2 ** frac_bits)) * Fraction(2) ** 127
+
+
+def round_oracle(q, frac_bits, rounding):
+    """Exact rational -> ``frac_bits`` fraction bits, FP32 exponent range (gradual underflow at
+    2^(-126 - frac_bits)); overflow +-Inf (nearest even) or +-max (toward zero); 0 -> +0, a
+    non-zero value that rounds to zero keeps its sign."""
+    q = Fraction(q)
+    if q == 0:
+        return 0.0
+    m = abs(q)
+    ulp = Fraction(2) ** (max(flog2(m), FP32_EMIN) - frac_bits)
+    k = math.floor(m / ulp)
+    r = m / ulp - k
+    if rounding == "nearest_even" and (r > Fraction(1, 2) or (r == Fraction(1, 2) and k % 2 == 1)):
+        k += 1
+    elif rounding not in ("nearest_even", "toward_zero"):
+        raise AssertionError(rounding)
+    v = k * ulp
+    if v > fmax_of(frac_bits):
+        out = math.inf if rounding == "nearest_even" else float(fmax_of(frac_bits))
+    else:
+        out = float(v)
+        assert Fraction(out) == v
+    return -out if q < 0 else out
+
+
+def cut_oracle(x, cut):
+    """A term x (Fraction, in units of the grid) cut to an integer as the docstring says."""
+    if cut == "toward_zero":
+        return math.trunc(x)
+    if cut == "floor":
+        return math.floor(x)
+    m = abs(x)
+    k = math.floor(m)
+    if cut == "nearest_even":
+        r = m - k
+        up = r > Fraction(1, 2) or (r == Fraction(1, 2) and k % 2 == 1)
+    else:                                  # guard bit only: guard 1 = tie, to even
+        guard = math.floor(2 * m) - 2 * k
+        up = guard == 1 and k % 2 == 1
+    k += up
+    return -k if x < 0 else k
+
+
+def operand_exponent(v, fmt):
+    """Exponent of a non-zero float operand, subnormals counted at emin (from min_normal)."""
+    return max(flog2(abs(Fraction(v))), flog2(Fraction(fmt.min_normal)))
+
+
+def step_oracle(va, vb, fa, fb, cfg, acc=None, scale=0):
+    """One adder step on finite operand values ``va``, ``vb`` (floats) by the docstring."""
+    terms, exps = [], []
+    for x, y in zip(va, vb):
+        p = Fraction(x) * Fraction(y) * Fraction(2) ** scale
+        if p == 0:
+            continue                       # zero terms never take part in the maximum
+        terms.append(p)
+        if cfg.align == "product":
+            exps.append(flog2(abs(p)))
+        else:
+            exps.append(operand_exponent(x, fa) + operand_exponent(y, fb) + scale)
+    A = Fraction(0) if acc is None else Fraction(float(acc))
+    if cfg.acc_in_max and A != 0:
+        exps.append(max(flog2(abs(A)), FP32_EMIN))
+        terms.append(A)
+    E = max(exps) if exps else 0
+    grid = Fraction(2) ** (E - cfg.frac_bits)
+    S = sum(cut_oracle(t / grid, cfg.cut) for t in terms)
+    if cfg.sum_bits is not None:
+        w = cfg.sum_bits
+        S = (S + 2 ** (w - 1)) % 2 ** w - 2 ** (w - 1)
+    out = round_oracle(S * grid, cfg.norm_frac_bits, cfg.norm_rounding)
+    if acc is not None and not cfg.acc_in_max and math.isfinite(out):
+        out = round_oracle(A + Fraction(out), cfg.norm_frac_bits, cfg.norm_rounding)
+    return out
+
+
+def bits32(x):
+    return int(np.float32(x).view(np.uint32))
+
+
+def random_fp32(rng, size):
+    """FP32 values over the whole range: normals of every exponent, subnormals, zeros, +-max."""
+    e = rng.integers(-150, 128, size)
+    v = rng.integers(1, 1 << 24, size) * np.ldexp(1.0, e - 23)
+    v = np.where(rng.random(size) < 0.5, -v, v).astype(np.float32).astype(np.float64)
+    v[rng.random(size) < 0.05] = 0.0
+    return np.where(np.isinf(v), np.float32(3.4028234663852886e38), v)
+
+
+# --- specials: NaN / Inf rules of every entry point ---------------------------------------
+
+def _e5(values):
+    return formats.e5m2.encode(np.array(values, np.float32))
+
+
+SPECIAL_CASES = [  # (a values, b values, acc, expected)  expected: "nan", +inf, -inf
+    ([np.inf, -np.inf], [1.0, 1.0], None, "nan"),         # +Inf and -Inf terms in one step
+    ([np.inf, 2.0], [-1.0, np.inf], None, "nan"),         # signs from the products
+    ([np.inf, 1.0], [0.0, 1.0], None, "nan"),             # Inf * 0
+    ([0.0, 1.0], [-np.inf, 1.0], None, "nan"),            # 0 * -Inf
+    ([np.nan, 1.0], [1.0, 1.0], None, "nan"),             # NaN operand
+    ([1.0, 1.0], [np.nan, 0.0], None, "nan"),
+    ([np.inf, np.inf], [1.0, 2.0], None, math.inf),       # Inf terms of one sign
+    ([-np.inf, 3.0], [1.0, 2.0], None, -math.inf),
+    ([1.0, 2.0], [1.0, 1.0], np.nan, "nan"),              # NaN accumulator
+    ([1.0, 2.0], [1.0, 1.0], -np.inf, -math.inf),         # Inf accumulator + finite terms
+    ([np.inf, 2.0], [1.0, 1.0], -np.inf, "nan"),          # Inf accumulator + opposite Inf term
+    ([np.inf, 2.0], [-1.0, 1.0], np.inf, "nan"),
+    ([np.inf, 2.0], [1.0, 1.0], np.inf, math.inf),
+]
+
+
+def _check_special(got, expected):
+    got = np.float32(got)
+    if expected == "nan":
+        assert bits32(got) == se.NAN32
+    else:
+        assert got == expected
+
+
+@pytest.mark.parametrize("acc_in_max", [True, False])
+@pytest.mark.parametrize("case", SPECIAL_CASES)
+def test_specials_shared_exp_add(case, acc_in_max):
+    va, vb, acc, expected = case
+    cfg = SharedExpConfig(n=2, frac_bits=8, acc_in_max=acc_in_max)
+    got = se.shared_exp_add(_e5([va]), _e5([vb]), "e5m2", "e5m2", cfg,
+                            acc=None if acc is None else np.array([acc]))
+    _check_special(got[0], expected)
+
+
+@pytest.mark.parametrize("n", [1, 2, 4])
+@pytest.mark.parametrize("case", [c for c in SPECIAL_CASES if c[2] is None])
+def test_specials_shared_exp_dot_and_exact_dot(case, n):
+    # n=1: every term in its own step, the special reaches the next step through the
+    # accumulator; n=2: in one step; n=4: one zero-padded step; behind a finite prefix
+    va, vb, _, expected = case
+    a = _e5([[1.5, 0.5] + va + [0.25]])
+    b = _e5([[2.0, -1.0] + vb + [4.0]])
+    for cfg in (SharedExpConfig(n=n, frac_bits=8),
+                SharedExpConfig(n=n, frac_bits=8, acc_in_max=False, promote_every=n)):
+        _check_special(se.shared_exp_dot(a, b, "e5m2", "e5m2", cfg)[0], expected)
+    _check_special(se.exact_dot(a, b, "e5m2", "e5m2")[0], expected)
+    _check_special(gemm(a, b.T, "e5m2", "e5m2", "exact")[0, 0], expected)
+    _check_special(gemm(a, b.T, "e5m2", "e5m2", SharedExpConfig(n=n, frac_bits=8))[0, 0], expected)
+
+
+def test_opposite_infinities_in_different_steps_and_promotions():
+    # +Inf in the first promoted block, -Inf in the second: the FP32 promotion add sees
+    # Inf + -Inf (IEEE: NaN)
+    a = _e5([[np.inf, 1.0, -np.inf, 1.0]])
+    b = _e5([[1.0, 1.0, 1.0, 1.0]])
+    cfg = SharedExpConfig(n=2, frac_bits=8, promote_every=2)
+    assert bits32(se.shared_exp_dot(a, b, "e5m2", "e5m2", cfg)[0]) == se.NAN32
+    assert bits32(se.shared_exp_dot(a, b, "e5m2", "e5m2", "exact")[0]) == se.NAN32
+
+
+# --- the accumulator inside the maximum --------------------------------------------------
+
+@pytest.mark.parametrize("acc, cut, want", [
+    (2.0 ** -130, "toward_zero", 0.0),       # FP32 subnormal: exponent field -126, grid 2^-128
+    (2.0 ** -130, "nearest_even", 0.0),      # 1/4 of the grid step
+    (-(2.0 ** -130), "floor", -(2.0 ** -128)),
+    (2.0 ** -129, "nearest_even", 0.0),      # exactly half: tie to even 0
+    (3 * 2.0 ** -129, "nearest_even", 2.0 ** -127),   # 1.5 -> 2
+    (3 * 2.0 ** -129, "nearest_even_nosticky", 2.0 ** -127),
+    (5 * 2.0 ** -130, "nearest_even_nosticky", 2.0 ** -128),  # 1.25: guard 0
+    (2.0 ** -128, "toward_zero", 2.0 ** -128),
+    (2.0 ** -126, "toward_zero", 2.0 ** -126),   # min normal
+    (2.0 ** -149, "toward_zero", 0.0),           # min subnormal
+])
+def test_subnormal_accumulator_in_max_is_cut_on_the_emin_grid(acc, cut, want):
+    cfg = SharedExpConfig(n=1, frac_bits=2, cut=cut)
+    got = se.shared_exp_add([0], [0], "e4m3", "e4m3", cfg, acc=acc)
+    assert got.shape == () and bits32(got) == bits32(want)
+    assert got == step_oracle([0.0], [0.0], formats.e4m3, formats.e4m3, cfg, acc=acc)
+
+
+# --- round_fixed and add_round against the oracle -----------------------------------------
+
+ROUNDINGS = ("nearest_even", "toward_zero")
+
+
+@pytest.mark.parametrize("rounding", ROUNDINGS)
+@pytest.mark.parametrize("frac_bits", [1, 2, 13, 23])
+def test_round_fixed_matches_fraction_oracle(frac_bits, rounding):
+    rng = np.random.default_rng(frac_bits)
+    # magnitudes of 1..40 bits, exponents from deep underflow to overflow
+    L = rng.integers(1, 41, 3000)
+    S = rng.integers(0, 1 << 40, 3000) >> (40 - L)
+    S = np.where(rng.random(3000) < 0.5, -S, S)
+    g = rng.integers(-200, 140, 3000)
+    # ties, just below / above a tie, at and around the overflow threshold and min subnormal
+    F = frac_bits
+    special_S, special_g = [], []
+    for k in (0, 1, 2, 5):
+        base = (1 << (F + 1 + k))
+        for d in (-1, 0, 1):
+            for top in (base - (1 << k), base + (1 << (k - 1)) if k else base):
+                special_S += [top + d, -(top + d)]
+                special_g += [128 - (F + 1 + k), 128 - (F + 1 + k)]      # around 2^128
+                special_S += [(1 << k) * 3 + d, -((1 << k) * 3 + d)]
+                special_g += [-126 - F - k - 1] * 2                        # around min subnormal
+    special_S += [0, 1, -1, (1 << 61) - 1, 1 << 61]
+    special_g += [0, -200, -200, 60, 70]
+    S = np.concatenate([S, special_S]).astype(np.int64)
+    g = np.concatenate([g, special_g]).astype(np.int64)
+    got = se.round_fixed(S, g, frac_bits, rounding)
+    want = [round_oracle(Fraction(int(s)) * Fraction(2) ** int(e), frac_bits, rounding)
+            for s, e in zip(S, g)]
+    assert [bits32(x) for x in got] == [bits32(x) for x in want]
+    # the same through Python integers (object arrays), wider than int64
+    Sb = np.array([int(s) << 70 for s in S[:400]], dtype=object)
+    got = se.round_fixed(Sb, g[:400] - 70, frac_bits, rounding)
+    assert [bits32(x) for x in got] == [bits32(x) for x in want[:400]]
+
+
+@pytest.mark.parametrize("frac_bits", [1, 13, 23])
+def test_round_fixed_overflow_toward_zero_gives_max(frac_bits):
+    fmax = float(fmax_of(frac_bits))
+    top = (1 << (frac_bits + 1)) - 1                    # all-ones significand: max
+    S = np.array([top, top * 2 + 1, 1, 1 << 200, -top * 2 - 1, -(1 << 200)], dtype=object)
+    g = np.array([127 - frac_bits, 126 - frac_bits, 128, 0, 126 - frac_bits, 0])
+    tz = se.round_fixed(S, g, frac_bits, "toward_zero")
+    ne = se.round_fixed(S, g, frac_bits, "nearest_even")
+    assert tz.tolist() == [fmax, fmax, fmax, fmax, -fmax, -fmax]
+    assert ne.tolist() == [fmax, math.inf, math.inf, math.inf, -math.inf, -math.inf]
+
+
+@pytest.mark.parametrize("rounding", ROUNDINGS)
+@pytest.mark.parametrize("frac_bits", [1, 2, 13, 23])
+def test_add_round_matches_fraction_oracle(frac_bits, rounding):
+    rng = np.random.default_rng(100 + frac_bits)
+    x = random_fp32(rng, 3000)
+    # y: random, then near x's exponent, then far below it (sticky only), then -x (exact 0)
+    y = random_fp32(rng, 3000)
+    near = x * np.ldexp(1.0, rng.integers(-30, 3, 3000))
+    y[1000:2000] = np.where(rng.random(1000) < 0.5, -near[1000:2000], near[1000:2000])
+    y[2000:2100] = -x[2000:2100]
+    y = y.astype(np.float32).astype(np.float64)
+    y = np.where(np.isinf(y), 0.0, y)
+    got = se.add_round(x, y, frac_bits, rounding)
+    want = [round_oracle(Fraction(float(a)) + Fraction(float(b)), frac_bits, rounding)
+            for a, b in zip(x, y)]
+    assert [bits32(v) for v in got] == [bits32(v) for v in want]
+
+
+@pytest.mark.parametrize("rounding", ROUNDINGS)
+@pytest.mark.parametrize("frac_bits", [1, 2, 13, 23])
+def test_add_round_tiny_operand_against_power_of_two(frac_bits, rounding):
+    # a power of two minus (or plus) a tiny operand at every distance: the result is just
+    # below the binade boundary, where the rounding grid is twice as fine; the "far" shortcut
+    # of add_round (a sticky bit) must give the same as the exact sum
+    xs, ys = [], []
+    for e in (-126, -100, -3, 0, 1, 20, 127):
+        for d in range(1, 40):
+            for sig in (1, 3, (1 << 24) - 1):
+                t = sig * 2.0 ** (e - d - 23)
+                if t < 2.0 ** -149 or float(np.float32(t)) != t:
+                    continue
+                for sx, sy in ((1, -1), (1, 1), (-1, 1), (-1, -1)):
+                    xs.append(sx * 2.0 ** e)
+                    ys.append(sy * t)
+    x = np.array(xs)
+    y = np.array(ys)
+    assert np.array_equal(x.astype(np.float32), x) and np.array_equal(y.astype(np.float32), y)
+    for a, b in ((x, y), (y, x)):
+        got = se.add_round(a, b, frac_bits, rounding)
+        want = [round_oracle(Fraction(float(p)) + Fraction(float(q)), frac_bits, rounding)
+                for p, q in zip(a, b)]
+        assert [bits32(v) for v in got] == [bits32(v) for v in want]
+    # the worked cases: 1 - 2^-60 is 1 (nearest even) or the largest value below 1 (toward zero)
+    assert se.add_round(1.0, -(2.0 ** -60), frac_bits, "nearest_even") == 1.0
+    assert se.add_round(1.0, -(2.0 ** -60), frac_bits, "toward_zero") == 1.0 - 2.0 ** -(frac_bits + 1)
+
+
+@pytest.mark.parametrize("frac_bits", [1, 13, 23])
+def test_add_round_overflow_and_specials(frac_bits):
+    fmax = float(fmax_of(frac_bits))
+    m32 = float(np.finfo(np.float32).max)
+    x = np.array([m32, -m32, m32, fmax, np.inf, np.inf, np.nan, -np.inf, 0.0, -0.0, -0.0, 1.0])
+    y = np.array([m32, -m32, -m32, 2.0 ** (126 - frac_bits), -np.inf, 1.0, 1.0, -1.0, -0.0, -0.0, 0.0, -1.0])
+    tz = se.add_round(x, y, frac_bits, "toward_zero")
+    ne = se.add_round(x, y, frac_bits, "nearest_even")
+    assert tz[:4].tolist() == [fmax, -fmax, 0.0, fmax]
+    assert ne[:2].tolist() == [math.inf, -math.inf] and ne[2] == 0.0
+    assert ne[3] == math.inf                  # max + half an ulp: a tie, to even = up
+    for r in (tz, ne):
+        assert bits32(r[4]) == bits32(r[6]) == se.NAN32           # canonical NaN, also Inf - Inf
+        assert r[5] == math.inf and r[7] == -math.inf
+        assert [bits32(v) for v in r[8:]] == [0, 0, 0, 0]       # exact zero sums are +0
+
+
+# --- the whole step (both alignments) against the oracle ----------------------------------
+
+STEP_FORMATS = [("e4m3", "e4m3"), ("e5m2", "e4m3"), ("e2m1", "e3m2"), ("e5m2", "e5m2")]
+
+
+@pytest.mark.parametrize("acc_in_max", [True, False])
+@pytest.mark.parametrize("align", se.ALIGNS)
+@pytest.mark.parametrize("cut", se.CUTS)
+def test_step_matches_fraction_oracle(cut, align, acc_in_max):
+    rng = np.random.default_rng(hash((cut, align, acc_in_max)) % 2 ** 32)
+    for fa_name, fb_name in STEP_FORMATS:
+        fa, fb = formats.get(fa_name), formats.get(fb_name)
+        for frac_bits, sum_bits, nfb, nr in ((0, None, 23, "nearest_even"), (2, None, 4, "toward_zero"),
+                                             (5, 8, 13, "nearest_even"), (12, None, 1, "toward_zero"),
+                                             (3, None, 2, "nearest_even"),
+                                             (70, 72, 23, "nearest_even")):    # Python-int path, wraps
+            n = int(rng.integers(1, 6))
+            cfg = SharedExpConfig(n=n, align=align, acc_in_max=acc_in_max, frac_bits=frac_bits,
+                                  cut=cut, sum_bits=sum_bits, norm_frac_bits=nfb, norm_rounding=nr)
+            rows = 24
+            a = finite_codes(fa, (rows, n), rng)
+            b = finite_codes(fb, (rows, n), rng)
+            acc = random_fp32(rng, rows) * np.ldexp(1.0, -rng.integers(0, 100, rows))
+            acc = acc.astype(np.float32).astype(np.float64)
+            scale = rng.integers(-150, 110, rows) * (rng.random(rows) < 0.3)
+            got = se.shared_exp_add(a, b, fa_name, fb_name, cfg, acc=acc, scale_exp=scale)
+            va, vb = fa.decode(a), fb.decode(b)
+            for i in range(rows):
+                want = step_oracle(va[i], vb[i], fa, fb, cfg, acc=acc[i], scale=int(scale[i]))
+                assert bits32(got[i]) == bits32(want), (fa_name, fb_name, cfg, i)
+            got = se.shared_exp_add(a, b, fa_name, fb_name, cfg)        # no accumulator
+            for i in range(rows):
+                assert bits32(got[i]) == bits32(step_oracle(va[i], vb[i], fa, fb, cfg))
+
+
+@pytest.mark.parametrize("align", se.ALIGNS)
+def test_dot_chain_matches_fraction_oracle(align):
+    # the chained steps and the FP32 promotion, step by step through the oracle
+    rng = np.random.default_rng(7)
+    fa = fb = formats.e4m3
+    cfg = SharedExpConfig(n=4, align=align, frac_bits=6, cut="floor", norm_frac_bits=10,
+                          norm_rounding="toward_zero", promote_every=8, promote_rounding="toward_zero")
+    a = finite_codes(fa, (30, 22), rng)
+    b = finite_codes(fb, (30, 22), rng)
+    got = se.shared_exp_dot(a, b, "e4m3", "e4m3", cfg)
+    va, vb = fa.decode(a), fb.decode(b)
+    for i in range(30):
+        x = list(va[i]) + [0.0, 0.0]
+        y = list(vb[i]) + [0.0, 0.0]
+        part, total = 0.0, 0.0
+        for s in range(6):
+            part = step_oracle(x[4 * s:4 * s + 4], y[4 * s:4 * s + 4], fa, fb, cfg, acc=part)
+            if s % 2 == 1 or s == 5:
+                total = round_oracle(Fraction(total) + Fraction(part), 23, "toward_zero")
+                part = 0.0
+        assert bits32(got[i]) == bits32(total)
+
+
+# --- the integer sum register at its width --------------------------------------------------
+
+@pytest.mark.parametrize("sign, cut", [(1, "nearest_even"), (-1, "floor")])
+def test_sum_register_one_bit_narrow_wraps_exactly_at_the_top(sign, cut):
+    # 1.875^2 = 3.515625 cuts to +-4 = 2^(frac_bits + 2) (rounded up to the term bound): four of
+    # them sum to +-16 = 2^(sum_bits - 1) with sum_bits = needed - 1 = 5. +16 wraps to -16; -16 is
+    # the most negative 5-bit value and stays. Every path (one step, the chain, gemm's float64
+    # fast path and its integer path) must agree with the oracle.
+    e4 = formats.e4m3
+    wide = SharedExpConfig(n=4, frac_bits=0, cut=cut)
+    assert wide.needed_sum_bits(e4, e4) == 6
+    cfg = dataclasses.replace(wide, sum_bits=5)
+    a = e4.encode(np.full((1, 4), sign * 1.875, np.float32))
+    b = e4.encode(np.full((1, 4), 1.875, np.float32))
+    want = step_oracle(e4.decode(a)[0], e4.decode(b)[0], e4, e4, cfg)
+    assert want == -16.0
+    assert se.shared_exp_add(a, b, "e4m3", "e4m3", cfg)[0] == want
+    assert se.shared_exp_dot(a, b, "e4m3", "e4m3", cfg)[0] == want
+    assert gemm(a, b.T, "e4m3", "e4m3", cfg)[0, 0] == want
+    assert se.shared_exp_add(a, b, "e4m3", "e4m3", wide)[0] == sign * 16.0
+
+
+@pytest.mark.parametrize("a_fmt, tb", [("e4m3", 2), ("e2m1", 2), ("int8", 4)])
+@pytest.mark.parametrize("acc_in_max", [True, False])
+def test_needed_sum_bits_counts_the_accumulator_and_cannot_overflow(a_fmt, tb, acc_in_max):
+    fmt = formats.get(a_fmt)
+    for n in (1, 2, 3, 4, 7, 8, 31, 32):
+        for F in (0, 5, 13):
+            cfg = SharedExpConfig(n=n, frac_bits=F, acc_in_max=acc_in_max)
+            terms = n + acc_in_max
+            w = cfg.needed_sum_bits(fmt, fmt)
+            # documented bound |x| <= 2^(F + t) per term; the sum of `terms` of them fits in w bits
+            assert cfg.term_bound(fmt, fmt) == tb
+            assert terms * 2 ** (F + tb) <= 2 ** (w - 1) - 1
+            assert w == F + tb + terms.bit_length() + 1
+
+
+def test_gemm_exact_band_parts_small_and_cancelling():
+    # "exact" gemm splits e5m2 into exponent bands (|v| < 2^9 and above) and adds the band
+    # products exactly: rows whose large products cancel leave a small (< 1) band part that
+    # decides the result; compare with the Fraction oracle
+    e5 = formats.e5m2
+    rng = np.random.default_rng(21)
+    K, M, N = 12, 40, 5
+    small = e5.decode(np.arange(1, 0x5C)).astype(np.float64)           # 2^-16 .. < 512
+    small = small[np.isfinite(small) & (small < 1)]
+    big = np.array([1024.0, 2048.0, 4096.0, 16384.0, 57344.0])
+    av = np.zeros((M, K))
+    for m in range(M):
+        x = rng.choice(big, K // 4) * rng.choice([-1, 1], K // 4)
+        av[m, :K // 4], av[m, K // 4:K // 2] = x, -x                    # big terms cancel
+        av[m, K // 2:] = rng.choice(small, K - K // 2) * rng.choice([-1, 1], K - K // 2)
+    bv = np.ones((K, N))
+    bv[K // 2:] = rng.choice(small, (K - K // 2, N)) * rng.choice([-1, 1], (K - K // 2, N))
+    A = e5.encode(av.astype(np.float32))
+    B = e5.encode(bv.astype(np.float32))
+    assert np.array_equal(e5.decode(A), av) and np.array_equal(e5.decode(B), bv)
+    got = gemm(A, B, "e5m2", "e5m2", "exact")
+    for m in range(M):
+        for n in range(N):
+            want = rne32(sum(Fraction(float(x)) * Fraction(float(y)) for x, y in zip(av[m], bv[:, n])))
+            assert bits32(got[m, n]) == bits32(want), (m, n)
+
+
+def test_gemm_integer_path_of_a_wide_matrix():
+    # N * n > 2^21: the integer path's row blocks hold a single row (never zero rows)
+    e4 = formats.e4m3
+    cfg = SharedExpConfig(n=32, frac_bits=50)                  # 59-bit sum: not the float64 path
+    A = finite_codes(e4, (2, 32))
+    B = finite_codes(e4, (32, 65537))
+    got = gemm(A, B, "e4m3", "e4m3", cfg)
+    ref = se.shared_exp_dot(A[:, None, :], B.T[None, :, :], "e4m3", "e4m3", cfg)
+    assert np.array_equal(got.view(np.uint32), ref.view(np.uint32))
+    va, vb = e4.decode(A), e4.decode(B)
+    for n in (0, 1, 65536):
+        assert got[1, n] == step_oracle(va[1], vb[:, n], e4, e4, cfg)
+
+
+def value_oracle(va, fmt, cfg, acc=None):
+    """One step on plain values (b_format=None): the terms are the operands themselves."""
+    return step_oracle(va, [1.0] * len(va), fmt, _ONE, cfg, acc=acc)
+
+
+class _One:
+    """A stand-in 'format' whose exponent of 1.0 is 0: operand_sum exponents of a_i * 1 are a_i's."""
+    min_normal = 1.0
+
+
+_ONE = _One()
+
+
+@pytest.mark.parametrize("align", se.ALIGNS)
+@pytest.mark.parametrize("name", ["e4m3", "e5m2", "e2m1", "bf16"])
+def test_plain_value_step_matches_oracle(name, align):
+    rng = np.random.default_rng(31)
+    fmt = formats.get(name)
+    for cut in se.CUTS:
+        cfg = SharedExpConfig(n=6, align=align, frac_bits=3, cut=cut, norm_frac_bits=7)
+        a = finite_codes(fmt, (30, 6), rng)
+        acc = (random_fp32(rng, 30) * 2.0 ** -100).astype(np.float32).astype(np.float64)
+        got = se.shared_exp_add(a, None, name, None, cfg, acc=acc)
+        va = fmt.decode(a).astype(np.float64)
+        for i in range(30):
+            assert bits32(got[i]) == bits32(value_oracle(va[i], fmt, cfg, acc=acc[i])), (cut, i)
+
+
+@pytest.mark.parametrize("name", ["bf16", "fp16"])
+def test_gemm_exact_16_bit_formats_with_subnormals(name):
+    # bf16's subnormals reach 2^-133: the lowest exponent band must start below every one
+    fmt = formats.get(name)
+    rng = np.random.default_rng(41)
+    def moderate(shape):                  # normal values whose products and sums stay finite
+        v = rng.standard_normal(shape) * 2.0 ** rng.integers(-10, 10, shape)
+        return fmt.encode(v.astype(np.float32)).astype(np.int64)
+
+    A = moderate((6, 20))
+    B = moderate((20, 4))
+    A[:, :10] = rng.integers(1, 1 << fmt.man_bits, (6, 10)) | (rng.integers(0, 2, (6, 10)) << 15)   # subnormals
+    B[:10, :] = rng.integers(1, 1 << fmt.man_bits, (10, 4))
+    B[:10, 0] = int(fmt.encode(np.float32(1.0)))
+    A[0, 10:] = 0                                              # row 0: subnormal terms only
+    got = gemm(A, B, name, name, "exact")
+    va, vb = fmt.decode(A).astype(np.float64), fmt.decode(B).astype(np.float64)
+    for m in range(6):
+        for n in range(4):
+            want = rne32(sum(Fraction(float(x)) * Fraction(float(y)) for x, y in zip(va[m], vb[:, n])))
+            assert bits32(got[m, n]) == bits32(want), (m, n)   # also the sign of an underflow
+    assert got[0, 0] != 0
+
+
+def test_gemm_exact_negative_underflow_keeps_its_sign():
+    # -2^-133 * 2^-133 + 1 * 1 - 1 * 1 = -2^-266: rounds to -0 in FP32 (IEEE 754: the sign of
+    # a non-zero result that rounds to zero is kept); bf16 spans 15 bands, so 1 and 2^-133
+    # are in different ones (gemm used to give +0 here: the exact-zero rule was applied after
+    # the band sum)
+    A = np.array([[0x8001, 0x3F80, 0xBF80]], dtype=np.uint16)
+    B = np.array([[0x0001], [0x3F80], [0x3F80]], dtype=np.uint16)
+    assert bits32(se.exact_dot(A, B.T, "bf16", "bf16")[0]) == bits32(-0.0)
+    assert bits32(gemm(A, B, "bf16", "bf16", "exact")[0, 0]) == bits32(-0.0)
+
+
+def test_gemm_exact_zero_signs_single_and_several_bands():
+    # the sign of a zero result, with one band pair (float64 sum cast once) and several (exact
+    # integer sum of the band parts): an exact zero is +0 (also from -0 operands), a non-zero
+    # sum that underflows keeps its sign. Oracle: exact Fractions rounded by rne32 (signed)
+    t, one, z, n = 0x0001, 0x3F80, 0x0000, 0x8000    # bf16 2^-133, 1.0, +0; | n negates
+    cases = [([t | n], [t], 0x80000000),                        # one band: -2^-266 -> -0
+             ([t], [t], 0),
+             ([t | n, t], [t, t], 0),                           # exact zero, one band
+             ([z | n, z | n], [t, one], 0),                     # -0 * x terms only
+             ([z | n, one | n, one], [one, one, one], 0),
+             ([t | n, one, one | n], [t, one, one], 0x80000000),  # several bands: -0
+             ([t, one | n, one], [t, one, one], 0),
+             ([t | n, t, one, one | n], [t, t, one, one], 0),   # exact zero, several bands
+             ([one | n, t | n], [one, t], 0xBF800000)]          # -1 - 2^-266 -> -1
+    bf = formats.bf16
+    for a, b, code in cases:
+        A = np.array([a], dtype=np.uint16)
+        B = np.array(b, dtype=np.uint16)[:, None]
+        want = rne32(sum(Fraction(float(x)) * Fraction(float(y))
+                         for x, y in zip(bf.decode(A[0]).tolist(), bf.decode(B[:, 0]).tolist())))
+        assert bits32(want) == code, (a, b)
+        assert bits32(gemm(A, B, "bf16", "bf16", "exact")[0, 0]) == code, (a, b)
+        assert bits32(se.exact_dot(A[0], B[:, 0], "bf16", "bf16")) == code, (a, b)
+
+
+def test_gemm_exact_tie_decided_below_float64():
+    # 1 + 2^-24 + 2^-60: a tie of FP32 (1 + half an ULP) broken by a part 36 bits lower; in
+    # one float64 sum the 2^-60 is lost (1 + 2^-24 needs 25 bits, 2^-60 lies beyond 53) and
+    # the tie goes to even (1.0); the band parts keep it: exactly rounded, 1 + 2^-23
+    bf = formats.bf16
+    A = bf.encode(np.array([[1.0, 2.0 ** -12, 2.0 ** -30]], np.float32))
+    B = bf.encode(np.array([[1.0], [2.0 ** -12], [2.0 ** -30]], np.float32))
+    want = rne32(Fraction(1) + Fraction(1, 2 ** 24) + Fraction(1, 2 ** 60))
+    assert want == 1 + 2.0 ** -23
+    assert bits32(gemm(A, B, "bf16", "bf16", "exact")[0, 0]) == bits32(want)
+    assert bits32(se.exact_dot(A, B.T, "bf16", "bf16")[0]) == bits32(want)
+
+
+def test_step_int16_times_fp16_far_terms():
+    # int16 x fp16 products carry 27 significant bits: a term far below the maximum (shift
+    # beyond 25 bits) is cut to its sticky contribution only (Fraction oracle)
+    i16, f16 = formats.int16, formats.fp16
+    a = i16.to_codes(np.array([[32767, -32767, 3, -5]] * 4 + [[32767, 32767, -32767, 1]] * 2))
+    vb = np.array([[2.0 ** 15, 2.0 ** 15, 2.0 ** -14, 2.0 ** -14],
+                   [2.0 ** 15, 2047 * 2.0 ** -20, 2047 * 2.0 ** -21, 0.0],   # 26-bit terms, 46 below
+                   [-2.0 ** 15, -2047 * 2.0 ** -20, 2047 * 2.0 ** -22, 2.0 ** -24],
+                   [-2.0 ** 15, 1.5 * 2.0 ** 14, 2.0 ** -24, -3 * 2.0 ** -24],
+                   [1023 * 2.0 ** 5, 2.0 ** 15, 2.0 ** -24, 2.0 ** -24],
+                   [2.0 ** 15, -2.0 ** 15, 1023 * 2.0 ** -24, 2.0 ** -24]])
+    b = f16.encode(vb.astype(np.float32))
+    for cut in se.CUTS:
+        cfg = SharedExpConfig(n=4, frac_bits=4, cut=cut, norm_frac_bits=23)
+        got = se.shared_exp_add(a, b, "int16", "fp16", cfg)
+        for i in range(6):
+            want = step_oracle(i16.decode(a[i]).astype(np.float64), f16.decode(b[i]).astype(np.float64),
+                               i16, f16, cfg)
+            assert bits32(got[i]) == bits32(want), (cut, i)
+
+
+def test_gemm_exact_operands_far_below_one():
+    # formats of extreme bias: operands near 2^-1000 and 2^+1000 whose products are moderate;
+    # the lowest exponent band must reach every operand (Fraction oracle)
+    tiny = formats.FloatFormat("e2m1_b1000", 2, 1, 1000, "finite")
+    huge = formats.FloatFormat("e2m1_bm1000", 2, 1, -1000, "finite")
+    A = np.arange(8, dtype=np.uint8)[None, :].repeat(2, 0)     # the positive codes
+    A[1] = A[1][::-1]
+    B = np.arange(8, dtype=np.uint8)[:, None].repeat(3, 1)
+    B[:, 1] = B[::-1, 1]
+    B[:, 2] = (B[:, 2] * 3) % 8
+    got = gemm(A, B, tiny, huge, "exact")
+    va = [[Fraction(float(v)) for v in r] for r in tiny.decode(A).tolist()]
+    vb = [[Fraction(float(v)) for v in r] for r in huge.decode(B.T).tolist()]
+    for m in range(2):
+        for n in range(3):
+            want = rne32(sum(x * y for x, y in zip(va[m], vb[n])))
+            assert bits32(got[m, n]) == bits32(want), (m, n)
+    assert got[0, 0] != 0
+
+
+def test_plain_values_and_accumulator_all_at_the_term_bound_wrap():
+    # plain values (b_format=None, term bound 2^(F+1)) and the accumulator in the maximum:
+    # three e4m3 1.875 and acc = 1.875 are each cut (nearest, F = 0) to 2 = 2^(F+1); their sum
+    # 8 needs needed_sum_bits = 0 + 1 + bitlen(4) + 1 = 5 bits; a 4-bit sum register wraps it
+    # to -8 (two's complement), a 5-bit one keeps 8
+    e4 = formats.e4m3
+    a = e4.encode(np.full((1, 3), 1.875, np.float32))
+    cfg = SharedExpConfig(n=3, frac_bits=0, cut="nearest_even", acc_in_max=True)
+    assert cfg.needed_sum_bits(e4) == 5
+    for bits, want in ((5, 8.0), (4, -8.0)):
+        c = dataclasses.replace(cfg, sum_bits=bits)
+        got = se.shared_exp_add(a, None, "e4m3", None, c, acc=np.array([1.875]))
+        assert bits32(got[0]) == bits32(want), bits
+
+
 # The H100 measurements (tests/data/h100, provenance in its README)
 
 H100 = pathlib.Path(__file__).resolve().parent / "data" / "h100" / "h100_fp8_gemm.npz"

@@ -433,3 +433,177 @@ def test_pe_name_of_datapaths():
     with pytest.raises(TypeError, match=r"^pe must be an IntPE, FpMacPE, KulischPE, OverqPE, "
                                         r"Fp32AccPE, a PESpec or a PE name, not 3$"):
         pe_name(3)
+
+
+# ---------------------------------------------------------------------------------------
+# index checks of the schedule, the PE specification's own values (not spec == spec, which a
+# bug made in both sides passes), the Kulisch state packing and the OverQ step path
+
+def test_schedule_index_checks():
+    s = Schedule(8, 8, 8, 4, 3, "ws")           # Sr = K = 8: 2 row folds; Sc = N = 8: 3 col folds
+    assert s.folds == 6 and s.T == 8
+    last = s.mac_cycle(5, 3, 2, 7)
+    assert last == s.compute_cycles == 5 * s.fold_period + 4 + 7 + 3 + 2
+    assert s.output_cycle(5, 7) == s.latency
+    for args, msg in [((6, 0, 0, 0), "f must be an integer from 0 to 5, not 6"),
+                      ((-1, 0, 0, 0), "f must be an integer from 0 to 5, not -1"),
+                      ((0, 4, 0, 0), "i must be an integer from 0 to 3, not 4"),
+                      ((0, 0, 3, 0), "j must be an integer from 0 to 2, not 3"),
+                      ((0, 0, 0, 8), "t must be an integer from 0 to 7, not 8")]:
+        with pytest.raises(ValueError, match="^" + msg + "$"):
+            s.mac_cycle(*args)
+    for fn in (s.fold_coords, s.fold_start, s.fold_tile):
+        with pytest.raises(ValueError, match=r"^f must be an integer from 0 to 5, not 6$"):
+            fn(6)
+    with pytest.raises(ValueError, match=r"^t must be an integer from 0 to 7, not 8$"):
+        s.output_cycle(0, 8)
+    with pytest.raises(ValueError, match=r"^f must be an integer from 0 to 5, not 6$"):
+        s.output_cycle(6, 0)
+    o = Schedule(8, 8, 8, 4, 3, "os")
+    assert o.output_cycle(o.folds - 1, 0) == o.latency
+    with pytest.raises(ValueError, match=r"^row must be an integer from 0 to 3, not 4$"):
+        o.output_cycle(0, 4)
+
+
+def test_pespec_values_and_neutral_fields():
+    from lowbit.models import formats
+    s = PESpec("fp", "e5m2", "e4m3", acc="fp16", mode="two_roundings")
+    assert (s.a_format, s.b_format, s.acc_format) == (formats.e5m2, formats.e4m3, formats.fp16)
+    assert s.key == "e5m2xe4m3_fp16_two_roundings" and s.result_width == s.acc_width == 16
+    assert PESpec("fp").acc_format == formats.fp32 and PESpec("fp").a_format == formats.e4m3
+    i = PESpec("int", "int4", "uint8", acc_bits=20)
+    assert (i.a_format, i.b_format, i.acc_format) == (formats.int4, formats.uint8, None)
+    assert (i.a_lane_width, i.b_lane_width, i.result_width) == (4, 8, 20)
+    # the fields that do not apply take their neutral values, so equal PEs compare equal
+    neutral = dict(acc=None, mode="fused", terms=0, flush_subnormals=False, saturate=False, bits=0,
+                   w_bits=0, cascade=1, precision=True, shift_at="product")
+    assert {k: getattr(i, k) for k in neutral} == neutral
+    assert PESpec("int", flush_subnormals=True, saturate=True, acc="fp16", cascade=3) == PESpec("int")
+    o = PESpec("overq")
+    assert (o.flush_subnormals, o.saturate, o.acc, o.terms, o.overflow, o.mode) == \
+        (False, False, None, 0, "wrap", "fused")
+    assert (o.precision, o.cascade, o.a_format, o.b_format) == (True, 1, formats.int4, formats.int4)
+    f = PESpec("fp", overflow="saturate", bits=7, precision=False)
+    assert (f.overflow, f.bits, f.precision, f.terms, f.acc_bits) == ("wrap", 0, True, 0, 0)
+    k = PESpec("fp", mode="kulisch", terms=2 ** 32)
+    assert k.terms == 2 ** 32 and k.kulisch
+    with pytest.raises(ValueError, match=r"^terms must be an integer from 1 to 4294967296, not 4294967297$"):
+        PESpec("fp", mode="kulisch", terms=2 ** 32 + 1)
+    assert parse_pe("e4m3_kulisch_t4294967296").terms == 2 ** 32
+
+
+def test_empty_sum_is_each_pe_identity():
+    from lowbit.models import formats, mac
+    assert PESpec("int").empty_sum == 0 and PESpec("overq").empty_sum == 0
+    bf = PESpec("fp", acc="bf16")
+    z = formats.bf16.decode(np.array(bf.empty_sum, dtype=formats.bf16.code_dtype))
+    assert z == 0 and np.signbit(z)                               # -0
+    k = PESpec("fp", mode="kulisch")
+    dp = k.datapath(output="state")
+    st = dp.unpack(np.array([k.empty_sum], dtype=object))
+    new = mac.kulisch_new_sum((1,))
+    assert list(st.fixed) == list(new.fixed) == [0] and list(st.flags) == list(new.flags)
+    assert k.empty_sum == int(dp.pack(new)[0])
+
+
+def test_kulisch_pack_unpack_negative_values():
+    from lowbit.models import mac
+    ps = KulischPE("e4m3", "e4m3", "fp32", output="state")
+    w = ps.width
+    fixed = np.array([-(1 << (w - 1)), -1, 0, 1, (1 << (w - 1)) - 1, -12345, 1 << (w - 2)], dtype=object)
+    flags = np.array([0, 15, 8, 1, 2, 4, 3], dtype=np.int64)
+    packed = ps.pack(mac.KulischState(fixed, flags))
+    assert int(packed[1]) == ((1 << w) - 1) | (15 << w)           # two's complement in w bits
+    assert int(packed[0]) == 1 << (w - 1)
+    back = ps.unpack(packed)
+    assert list(back.fixed) == list(fixed) and list(back.flags) == list(flags)
+
+
+def test_overq_step_chain_equals_matmul():
+    # gemm_numerics uses OverqPE.matmul (order independent); the per-step path (what the array
+    # does, and reference_numerics) must give the same sums, lane words with metadata included
+    from lowbit.models import overq
+    rng = np.random.default_rng(11)
+    assert pe_name(OverqPE()) == "overq4_w4_acc32" and OverqPE().config == PESpec("overq").overq_config
+    for pe in (OverqPE(), OverqPE(4, 4, 16, cascade=2, precision=False), OverqPE(3, 5, 18)):
+        cfg = pe.config
+        x = rng.standard_normal((5, 12)) * np.where(rng.random((5, 12)) < 0.2, 6.0, 1.0)
+        t = overq.encode(x, cfg, 0.25)
+        assert (t.meta != 0).any()
+        a = t.codes.astype(np.int64) | (t.meta.astype(np.int64) << pe.bits)
+        b = rng.integers(-(1 << (pe.w_bits - 1)), 1 << (pe.w_bits - 1), (12, 4))
+        got = gemm_numerics(a, b, 4, 4, "ws", pe)
+        want = overq.overq_matmul(t.codes, t.meta, b, cfg, pe.w_bits, pe.acc_bits)
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(reference_numerics(a, b, pe), want)
+
+
+def test_fp32acc_pe_rejects_non_float_formats():
+    with pytest.raises(ValueError, match=r"^a_format must be a float format with at most 25 mantissa bits"):
+        Fp32AccPE("int8")
+    with pytest.raises(ValueError, match=r"^b_format must be a float format with at most 25 mantissa bits"):
+        Fp32AccPE("e4m3", "int4")
+
+
+def test_pespec_datapath_of_each_kind():
+    i = PESpec("int", "int4", "int8", acc_bits=20, overflow="saturate").datapath()
+    assert isinstance(i, IntPE) and (i.a_format.name, i.b_format.name, i.acc_bits, i.overflow) == \
+        ("int4", "int8", 20, "saturate")
+    f = PESpec("fp", "e5m2", "e4m3", acc="fp16", mode="two_roundings", saturate=True).datapath()
+    assert isinstance(f, FpMacPE) and (f.a_format.name, f.b_format.name, f.acc_format.name, f.mode,
+                                       f.saturate) == ("e5m2", "e4m3", "fp16", "two_roundings", True)
+    k = PESpec("fp", mode="kulisch", terms=100).datapath(output="state")
+    assert isinstance(k, KulischPE) and (k.terms, k.output) == (100, "state")
+    o = PESpec("overq", bits=3, w_bits=5, acc_bits=18).datapath()
+    assert isinstance(o, OverqPE) and (o.bits, o.w_bits, o.acc_bits) == (3, 5, 18)
+
+
+def test_gemm_numerics_shape_checks():
+    a = np.zeros((2, 3), dtype=np.uint8)
+    msg = r"^a_codes must be \(M, K\) and b_codes \(K, N\) with equal K, not "
+    for A, B in ((a, np.zeros(3, np.uint8)), (a[0], np.zeros((3, 2), np.uint8)),
+                 (a, np.zeros((4, 2), np.uint8)), (a, np.zeros((3, 2, 1), np.uint8))):
+        with pytest.raises(ValueError, match=msg):
+            gemm_numerics(A, B, 2, 2, "ws")
+
+
+def test_parse_pe_fp8_alias_on_either_operand():
+    from lowbit.models import formats
+    assert (parse_pe("e5m2xfp8_fp32").a, parse_pe("e5m2xfp8_fp32").b) == (formats.e5m2, formats.e4m3)
+    assert (parse_pe("fp8xe5m2_fp16").a, parse_pe("fp8xe5m2_fp16").b) == (formats.e4m3, formats.e5m2)
+    assert parse_pe("fp8xe5m2_fp16").acc == formats.fp16
+
+
+def test_pespec_flags_are_bools():
+    s = PESpec("fp", flush_subnormals=1, saturate=np.True_)
+    assert s.flush_subnormals is True and s.saturate is True
+    assert PESpec("fp", saturate=0).saturate is False
+
+
+def test_gemm_numerics_smallest_array_and_row_blocks():
+    rng = np.random.default_rng(5)
+    a = rng.integers(0, 256, (7, 9), dtype=np.uint8)
+    b = rng.integers(0, 256, (9, 4), dtype=np.uint8)
+    pe = IntPE("int8", "int8", 12, "saturate")                # order-dependent: the K loop runs
+    want = reference_numerics(a, b, pe)
+    for rows, cols, block_rows in ((1, 1, 1), (1, 3, 2), (4, 4, 1024)):
+        np.testing.assert_array_equal(gemm_numerics(a, b, rows, cols, "ws", pe, block_rows=block_rows), want)
+
+
+def test_from_codes_and_acc_width():
+    s = PESpec("int", acc_bits=12)
+    codes = np.array([0, 1, 2 ** 11 - 1, 2 ** 11, 2 ** 12 - 1, 2 ** 10, 2 ** 11 + 5], dtype=np.uint64)
+    assert s.from_codes(codes).tolist() == [0, 1, 2047, -2048, -1, 1024, -2043]
+    o = PESpec("overq", acc_bits=16)
+    assert o.from_codes(np.array([0x8000, 0x7FFF, 0x4000])).tolist() == [-32768, 32767, 16384]
+    f = PESpec("fp", acc="fp16")
+    out = f.from_codes(np.array([0x8000, 0x3C00]))
+    assert out.dtype == np.uint64 and out.tolist() == [0x8000, 0x3C00]
+    # the psum lanes of a Kulisch PE carry the register and 4 flag bits
+    for name, width in (("e4m3_kulisch37", 37), ("e4m3_kulisch", 49), ("e5m2_kulisch_t1000", None)):
+        k = parse_pe(name)
+        assert k.acc_width == k.kulisch_width + 4 and k.result_width == 32
+        if width:
+            assert k.kulisch_width == width
+    with pytest.raises(ValueError, match=r"\(terms must be 1\.\.4294967296, not 4294967297\)$"):
+        parse_pe("e4m3_kulisch_t4294967297")

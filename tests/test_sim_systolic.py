@@ -363,3 +363,144 @@ def test_cli_errors(argv, msg, capsys):
     assert main(["simulate", *argv]) == 2
     err = capsys.readouterr().err
     assert err.strip() == msg
+
+
+# ---------------------------------------------------------------------------------------------------
+# memory model at its boundaries (module docstring: "read from DRAM once if it fits in that half")
+
+def _kib(words, word_bytes=1):
+    """SRAM size in KiB that holds exactly ``words`` words."""
+    return words * word_bytes / 1024
+
+
+BIG = 64  # KiB: a working set of these tests always fits
+
+
+# (dataflow, M, K, N, SRAM that holds the working set, its size, the counts when it fits /
+# does not fit); 4x4 array. Working sets: OS ifmap M*K, OS filter column block K*min(N, C),
+# WS ifmap M*K, WS psums M*min(N, C), IS filter K*N, IS psums min(M, C)*N.
+FIT_CASES = [
+    # OS 16x32x8: row folds 4, column folds 2
+    ("os", 16, 32, 8, "ifmap", 16 * 32, {"dram_read_ifmap": 512}, {"dram_read_ifmap": 512 * 2}),
+    ("os", 16, 32, 8, "filter", 32 * 4, {"dram_read_filter": 256}, {"dram_read_filter": 256 * 4}),
+    # WS 16x8x12: row (K) folds 2, column folds 3
+    ("ws", 16, 8, 12, "ifmap", 16 * 8, {"dram_read_ifmap": 128}, {"dram_read_ifmap": 128 * 3}),
+    ("ws", 16, 8, 12, "ofmap", 16 * 4, {"dram_read_ofmap": 0, "dram_write_ofmap": 192},
+     {"dram_read_ofmap": 192, "dram_write_ofmap": 192 * 2}),
+    # IS 12x8x16: row (K) folds 2, column (M) folds 3
+    ("is", 12, 8, 16, "filter", 8 * 16, {"dram_read_filter": 128}, {"dram_read_filter": 128 * 3}),
+    ("is", 12, 8, 16, "ofmap", 4 * 16, {"dram_read_ofmap": 0, "dram_write_ofmap": 192},
+     {"dram_read_ofmap": 192, "dram_write_ofmap": 192 * 2}),
+]
+
+
+@pytest.mark.parametrize("word_bytes", [1, 2])
+@pytest.mark.parametrize("case", FIT_CASES, ids=lambda c: f"{c[0]}-{c[4]}")
+def test_sram_fit_boundary(case, word_bytes):
+    df, M, K, N, sram, ws, fit, nofit = case
+    sizes = {"ifmap_sram_kib": BIG, "filter_sram_kib": BIG, "ofmap_sram_kib": BIG}
+    for words, want in ((2 * ws, fit), (2 * ws + 1, fit), (2 * ws - 1, nofit), (2 * ws - 2, nofit)):
+        cfg = ArrayConfig(4, 4, df, word_bytes=word_bytes, **{**sizes, f"{sram}_sram_kib": _kib(words, word_bytes)})
+        assert cfg.sram_words(sram) == words
+        l = simulate_gemm(M, K, N, cfg)
+        assert {k: getattr(l, k) for k in want} == want, (words, cfg)
+        # the other operands are unaffected
+        ref = simulate_gemm(M, K, N, ArrayConfig(4, 4, df, word_bytes=word_bytes, **sizes))
+        for k in ("dram_read_ifmap", "dram_read_filter", "dram_read_ofmap", "dram_write_ofmap"):
+            if k not in want:
+                assert getattr(l, k) == getattr(ref, k)
+
+
+@pytest.mark.parametrize("df", ["os", "ws"])
+def test_ifmap_fit_uses_the_distinct_ifmap_words(df):
+    # a conv layer's ifmap has fewer distinct words (here 100) than its im2col matrix (16 x 32)
+    M, K, N = 16, 32, 8
+    for words, per in ((200, 1), (199, 2)):
+        cfg = ArrayConfig(4, 4, df, ifmap_sram_kib=_kib(words), filter_sram_kib=BIG, ofmap_sram_kib=BIG)
+        l = simulate_gemm(M, K, N, cfg, ifmap_words=100)
+        assert l.dram_read_ifmap == 100 * per
+        assert l.sram_read_ifmap == M * K * 2          # the SRAM streams the im2col matrix
+
+
+def _all_traffic(l):
+    return l.dram_read_ifmap + l.dram_read_filter + l.dram_read_ofmap + l.dram_write_ofmap
+
+
+@pytest.mark.parametrize("kib", [BIG, 0.1, 0.01])
+@pytest.mark.parametrize("df", ["os", "ws", "is"])
+def test_stall_model_moves_exactly_the_dram_traffic(df, kib):
+    # with a bandwidth of 1/1000 word per cycle every fold's transfer outlasts its period, so
+    # prefetch + every window + writeback = 1000 x the words the per-fold model moves; they
+    # must be the DRAM totals of the closed forms (fits and does-not-fit paths alike)
+    for (M, K, N) in ((9, 10, 11), (16, 32, 8), (30, 5, 21)):
+        cfg = ArrayConfig(4, 4, df, ifmap_sram_kib=kib, filter_sram_kib=kib, ofmap_sram_kib=kib, dram_bw=0.001)
+        l = simulate_gemm(M, K, N, cfg)
+        cycles = l.prefetch_cycles + l.stall_cycles + (l.folds - 1) * l.fold_period + l.writeback_cycles
+        assert cycles == 1000 * _all_traffic(l), (M, K, N)
+
+
+@pytest.mark.parametrize("df, gemm_, bw, want", [
+    # WS 10x8x4 (see test_stall_example_by_hand): fold 0 reads 56 words, fold 1 reads 56 during
+    # fold 0 (P = 20), 40 outputs written after: ceil(56 / 2.4) = 24 -> 4 stalls, ceil(40 / 2.4) = 17
+    ("ws", (10, 8, 4), 2.4, (24, 4, 17)),
+    # OS 8x6x4: P = 6 + 4 + 4 - 2 = 12; fold 0 reads ifmap 4x6 + filter 6x4 = 48, fold 1 reads the
+    # next ifmap tile (24) while fold 0's 16 outputs drain: ceil(40 / 3) = 14 -> 2 stalls
+    ("os", (8, 6, 4), 3, (16, 2, 6)),
+    # IS 4x8x6: P = 6 + 8 + 4 - 2 = 16; each fold reads ifmap 4x4 + filter 4x6 = 40 words,
+    # ceil(40 / 2.2) = 19 -> 3 stalls, the 24 outputs ceil(24 / 2.2) = 11
+    ("is", (4, 8, 6), 2.2, (19, 3, 11)),
+])
+def test_stalls_are_a_ceiling(df, gemm_, bw, want):
+    l = simulate_gemm(*gemm_, ArrayConfig(4, 4, df, dram_bw=bw))
+    assert l.folds == 2
+    assert (l.prefetch_cycles, l.stall_cycles, l.writeback_cycles) == want
+    assert l.total_cycles == l.compute_cycles + want[1]
+    assert l.latency == schedule(*gemm_, ArrayConfig(4, 4, df)).latency + want[1]
+
+
+@pytest.mark.parametrize("df", ["os", "ws", "is"])
+def test_stall_model_does_not_depend_on_its_chunking(df, monkeypatch):
+    import lowbit.sim.systolic as ss
+    cases = [(37, 29, 23), (64, 64, 64)]
+    cfg = ArrayConfig(4, 4, df, ifmap_sram_kib=0.5, filter_sram_kib=0.5, ofmap_sram_kib=0.5, dram_bw=1.5)
+    ref = [simulate_gemm(*c, cfg) for c in cases]
+    assert all(r.folds > 7 for r in ref)
+    for chunk in (1, 2, 3, 7):
+        monkeypatch.setattr(ss, "_CHUNK", chunk)
+        for c, r in zip(cases, ref):
+            l = simulate_gemm(*c, cfg)
+            assert (l.stall_cycles, l.prefetch_cycles, l.writeback_cycles) == \
+                (r.stall_cycles, r.prefetch_cycles, r.writeback_cycles)
+
+
+@pytest.mark.parametrize("kib", [BIG, 0.1])
+@pytest.mark.parametrize("df", ["os", "ws", "is"])
+def test_stall_model_scales_conv_ifmap_tiles(df, kib):
+    # a conv layer's ifmap (128 distinct words) is a quarter of its im2col matrix (16 x 32):
+    # the per-fold ifmap tiles are scaled by 1/4; with 1/1024 word per cycle every window is an
+    # exact multiple, and all of them add up to 1024 x the DRAM totals
+    M, K, N = 16, 32, 8
+    cfg = ArrayConfig(4, 4, df, ifmap_sram_kib=kib, filter_sram_kib=kib, ofmap_sram_kib=kib, dram_bw=1 / 1024)
+    l = simulate_gemm(M, K, N, cfg, ifmap_words=128)
+    cycles = l.prefetch_cycles + l.stall_cycles + (l.folds - 1) * l.fold_period + l.writeback_cycles
+    assert cycles == 1024 * _all_traffic(l)
+    assert l.dram_read_ifmap in (128, 128 * 2)
+
+
+def test_topology_total_weights():
+    # total: MAC-weighted utilisation over the back-to-back span (each layer spans
+    # total_cycles + 1), fold-weighted mapping efficiency, no GEMM shape
+    cfg = _cfg(8, 16, "ws", dram_bw=3)
+    res = simulate_topology([("a", 40, 50, 30), ("b", 17, 23, 9), ("c", 5, 300, 7)], cfg)
+    ls, t = res.layers, res.total
+    macs = sum(l.macs for l in ls)
+    span = sum(l.total_cycles + 1 for l in ls)
+    assert t.utilisation == macs / (8 * 16 * span)
+    assert t.mapping_efficiency == pytest.approx(sum(l.mapping_efficiency * l.folds for l in ls)
+                                                 / sum(l.folds for l in ls), rel=1e-15)
+    assert 0 < t.mapping_efficiency < 1 and t.mapping_efficiency != sum(l.mapping_efficiency for l in ls) / 3
+    assert t.scalesim_utilisation == macs / (8 * 16 * sum(l.total_cycles for l in ls))
+    assert (t.M, t.K, t.N, t.fold_period, t.name) == (0, 0, 0, 0, "total")
+    for k in ("stall_cycles", "total_cycles", "prefetch_cycles", "writeback_cycles", "latency",
+              "dram_read_ifmap", "sram_write_ofmap", "folds"):
+        assert getattr(t, k) == sum(getattr(l, k) for l in ls)
