@@ -161,10 +161,10 @@ def resolve_instruction(value):
             ins = _tc.instruction(arch, instr)
             if ins.name == v:
                 return ins
-    raise ValueError(f"instruction (--preset) must be ARCH:INSTRUCTION as in "
-                     f"lowbit.models.tensor_core.instructions() (e.g. "
-                     f"'Hopper:m64n8k32.f32.e4m3.e4m3') or one of the short names "
-                     f"{', '.join(_short_names())}; not {value!r}")
+    raise ValueError(f"instruction (--preset) must be one of "
+                     f"{', '.join(repr(n) for n in preset_names())} (ARCH:INSTRUCTION as in "
+                     f"lowbit.models.tensor_core.instructions()) or a short name "
+                     f"({', '.join(_short_names())}), not {value!r}")
 
 
 def family(instruction):

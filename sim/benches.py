@@ -29,10 +29,14 @@ unit                   bench                                            default 
                                                                         widths are 4 bits or less
 ``int-pe``             :func:`lowbit.sim.bench_overq.cosim_int_pe`      16,384 cycles
 ``systolic``           :func:`lowbit.sim.bench_systolic.cosim_systolic`  one GEMM of ~4 folds
+``tensor-core-dot``    :func:`lowbit.sim.bench_tensor_core.cosim_tensor_core_dot`  2,048 dot
+                                                                        products of the
+                                                                        instruction's K (K/L
+                                                                        steps each)
 =====================  ===============================================  =========================
 """
 
-from . import bench_mac, bench_overq, bench_shared_exp, bench_systolic
+from . import bench_mac, bench_overq, bench_shared_exp, bench_systolic, bench_tensor_core
 
 __all__ = ["BENCHES", "cosim"]
 
@@ -47,6 +51,7 @@ BENCHES = {
     "overq-pe": bench_overq.cosim_overq_pe,
     "int-pe": bench_overq.cosim_int_pe,
     "systolic": bench_systolic.cosim_systolic,
+    "tensor-core-dot": bench_tensor_core.cosim_tensor_core_dot,
 }
 
 
