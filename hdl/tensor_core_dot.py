@@ -626,7 +626,7 @@ class TensorCoreDot(wiring.Component):
         for j, (ts, ej, has) in enumerate(new_parts):
             ejz = Signal(_EXP, name=f"emaxz{j}")
             m.d.comb += ejz.eq(Mux(has, ej, 0))
-            vals = [dp.align_term(m, t, ejz, j * 1000 + i, frac_bits=F, cut=cfg.cut, width=W1)
+            vals = [dp.align_term(m, t, ejz, f"{j}_{i}", frac_bits=F, cut=cfg.cut, width=W1)
                     for i, t in enumerate(ts)]
             sums.append((vals, ejz, has))
         flat = [nan, pinf, ninf] + [acc[k] for k in ("sign", "sig", "E", "live")]
@@ -691,7 +691,7 @@ class TensorCoreDot(wiring.Component):
         m.d.comb += Dv.eq(X >> kc)               # floor (arithmetic shift)
         Wc = 24 + 3
         cterm = dict(acc, live=alive)
-        Cv = dp.align_term(m, cterm, E, 9999, frac_bits=F, cut=cfg.acc_cut, width=Wc)
+        Cv = dp.align_term(m, cterm, E, "_c", frac_bits=F, cut=cfg.acc_cut, width=Wc)
         WT = max(Wx, Wc + up) + 1
         T = Signal(signed(WT), name="tsum")
         m.d.comb += T.eq(Dv + (Cv << up))
