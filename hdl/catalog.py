@@ -7,14 +7,14 @@ Each hardware module lists its units in a module-level ``UNITS`` list of
 """
 
 from . import (accumulators, bfp_adder, fp_mac, fp_mul, int_mac, mx_dot, overq_pe,
-               shared_exp_adder, sr_quantiser, systolic)
+               shared_exp_adder, sr_quantiser, systolic, tensor_core_dot)
 from .unit import Param, Unit
 
 __all__ = ["Param", "Unit", "units", "get_unit"]
 
 # Hardware modules that define units, in the order ``lowbit generate --list`` shows them.
 _MODULES = (int_mac, fp_mul, fp_mac, accumulators, shared_exp_adder, mx_dot, bfp_adder, overq_pe,
-            systolic, sr_quantiser)
+            systolic, sr_quantiser, tensor_core_dot)
 
 
 def units():

@@ -152,17 +152,21 @@ class Datapath:
         return out
 
     def acc_term(self, m, acc_code):
-        u = unpack(m, _formats.fp32, acc_code, name="acc")
+        """The accumulator as one more term: a code of ``config.acc_format`` (FP32 or FP16)."""
+        fmt = _formats.get(self.cfg.acc_format)
+        u = unpack(m, fmt, acc_code, name="acc")
         live = Signal(name="acc_live")
         m.d.comb += live.eq(~u.is_zero & ~u.is_nan & ~u.is_inf)
         E = Signal(_EXP, name="acc_E")
         m.d.comb += E.eq(u.exp)
-        return dict(sign=u.sign, sig=u.sig, E=E, c=Const(23, _EXP), c_min=23, live=live,
-                    nan=u.is_nan, inf=u.is_inf)
+        return dict(sign=u.sign, sig=u.sig, E=E, c=Const(fmt.man_bits, _EXP),
+                    c_min=fmt.man_bits, live=live, nan=u.is_nan, inf=u.is_inf)
 
     # -- the adder -----------------------------------------------------------------------
-    def _align(self, m, t, Emax, i):
-        F = self.cfg.frac_bits
+    def _align(self, m, t, Emax, i, frac_bits=None, cut=None, width=None):
+        """Term ``t`` cut to the grid ``2^(Emax - frac_bits)`` as a signed ``width``-bit value
+        (defaults: the config's ``frac_bits`` and ``cut``, :attr:`sum_bits`)."""
+        F = self.cfg.frac_bits if frac_bits is None else frac_bits
         pad = max(0, F - t["c_min"])
         X = Cat(Const(0, pad), t["sig"]) if pad else t["sig"]
         Wx = len(X)
@@ -176,7 +180,7 @@ class Datapath:
         q = Y[Wx + 1:]
         rnd = Y[Wx]
         sticky = Y[:Wx].any()
-        cut = self.cfg.cut
+        cut = self.cfg.cut if cut is None else cut
         if cut == "toward_zero":
             up = Const(0)
         elif cut == "floor":
@@ -185,7 +189,7 @@ class Datapath:
             up = rnd & (sticky | q[0])
         else:
             up = rnd & q[0]
-        W = self.sum_bits
+        W = self.sum_bits if width is None else width
         mag = Signal(max(len(q) + 1, 1), name=f"mag{i}")
         m.d.comb += mag.eq(q + up)
         v = Signal(signed(W), name=f"v{i}")
@@ -275,11 +279,16 @@ class Datapath:
                          Mux(ninf, INF32 | (1 << 31), fin))))
         return o
 
-    def _round_pack(self, m, S, g, p):
-        """Round the two's-complement ``S * 2^g`` to ``norm_frac_bits`` fraction bits in
-        FP32's exponent range (model: ``round_fixed``); returns (FP32 code, S == 0)."""
+    def _round_pack(self, m, S, g, p, frac_bits=None, rounding=None):
+        """Round the two's-complement ``S * 2^g`` to ``frac_bits`` fraction bits (default
+        ``norm_frac_bits``) with ``rounding`` (default ``norm_rounding``) in the exponent range
+        of ``acc_format`` (FP32 or FP16; model: ``round_fixed``); returns (code of
+        ``acc_format``, S == 0)."""
         cfg = self.cfg
-        nf = cfg.norm_frac_bits
+        nf = cfg.norm_frac_bits if frac_bits is None else frac_bits
+        rounding = cfg.norm_rounding if rounding is None else rounding
+        fmt = _formats.get(cfg.acc_format)
+        emin, man, top = fmt.emin, fmt.man_bits, (1 << fmt.exp_bits) - 1
         W = len(S)
         neg = S[W - 1]
         mag = Signal(W, name=f"{p}mag")
@@ -293,7 +302,7 @@ class Datapath:
         m.d.comb += Er.eq(g + L - 1)
         P = nf + 1
         den_full = Signal(_EXP, name=f"{p}den_full")
-        m.d.comb += den_full.eq(-126 - Er)
+        m.d.comb += den_full.eq(emin - Er)
         den = Signal(range(P + 3), name=f"{p}den")
         m.d.comb += den.eq(Mux(den_full < 0, 0, Mux(den_full > P + 2, P + 2, den_full)))
         pad = max(0, P + 1 - W)           # make the word at least P + 1 bits
@@ -304,24 +313,24 @@ class Datapath:
         kept = Y[Wz - P:]
         rnd = Y[Wz - P - 1]
         sticky = Y[:Wz - P - 1].any()
-        if cfg.norm_rounding == "nearest_even":
+        if rounding == "nearest_even":
             up = rnd & (sticky | kept[0])
         else:
             up = Const(0)
         k2 = Signal(P + 1, name=f"{p}k2")
         m.d.comb += k2.eq(kept + up)
         e_eff = Signal(_EXP, name=f"{p}eff")
-        m.d.comb += e_eff.eq(Mux(Er < -126, -126, Er))
+        m.d.comb += e_eff.eq(Mux(Er < emin, emin, Er))
         full = Signal(signed(48), name=f"{p}pack")
-        m.d.comb += full.eq(((e_eff + 126) << 23) + (k2 << (23 - nf)))
-        maxfin = (254 << 23) | (((1 << nf) - 1) << (23 - nf))
-        over = full >= (255 << 23)
-        magcode = Signal(31, name=f"{p}magcode")
-        if cfg.norm_rounding == "nearest_even":
-            m.d.comb += magcode.eq(Mux(over, INF32, full[:31]))
+        m.d.comb += full.eq(((e_eff + -emin) << man) + (k2 << (man - nf)))
+        maxfin = ((top - 1) << man) | (((1 << nf) - 1) << (man - nf))
+        over = full >= (top << man)
+        magcode = Signal(fmt.bits - 1, name=f"{p}magcode")
+        if rounding == "nearest_even":
+            m.d.comb += magcode.eq(Mux(over, top << man, full[:fmt.bits - 1]))
         else:
-            m.d.comb += magcode.eq(Mux(over, maxfin, full[:31]))
-        code = Signal(32, name=f"{p}code")
+            m.d.comb += magcode.eq(Mux(over, maxfin, full[:fmt.bits - 1]))
+        code = Signal(fmt.bits, name=f"{p}code")
         m.d.comb += code.eq(Cat(magcode, neg))
         return code, mag == 0
 
@@ -364,6 +373,17 @@ class Datapath:
         r = Signal(32, name="fa_result")
         m.d.comb += r.eq(Mux(zero, 0, code))
         return r
+
+
+    # Public names of the pieces, for the units that build their own reduction on them
+    # (lowbit.hdl.tensor_core_dot).
+    align_term = _align
+    round_pack = _round_pack
+    fp_add = _fp_add
+
+
+#: Bit length of an unsigned value as a priority encoder (public name of the helper).
+bit_length = _lzc_bitlen
 
 
 def adder_numerics(cfg, port, nan, nan_when):

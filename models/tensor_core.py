@@ -341,7 +341,9 @@ class Instruction:
             return np.zeros(shape)
         c = fmt.check_codes(np.asarray(c))
         if fmt is _formats.fp32:
-            v = c.astype(np.uint32).view(np.float32).astype(np.float64)
+            # a signalling-NaN pattern of C raises "invalid value" in the cast (it stays NaN)
+            with np.errstate(invalid="ignore"):
+                v = c.astype(np.uint32).view(np.float32).astype(np.float64)
         else:
             v = fmt.decode(c)
         return v

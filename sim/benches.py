@@ -34,11 +34,15 @@ unit                   bench                                            default 
 ``sr-quantise``        :func:`lowbit.sim.bench_sr_quantise.cosim_sr_quantise`  the directed cases
                                                                         plus 100,000 random
                                                                         inputs
+``tensor-core-dot``    :func:`lowbit.sim.bench_tensor_core.cosim_tensor_core_dot`  2,048 dot
+                                                                        products of the
+                                                                        instruction's K (K/L
+                                                                        steps each)
 =====================  ===============================================  =========================
 """
 
 from . import (bench_accum, bench_mac, bench_overq, bench_shared_exp, bench_sr_quantise,
-               bench_systolic)
+               bench_systolic, bench_tensor_core)
 
 __all__ = ["BENCHES", "cosim"]
 
@@ -56,6 +60,7 @@ BENCHES = {
     "int-pe": bench_overq.cosim_int_pe,
     "systolic": bench_systolic.cosim_systolic,
     "sr-quantise": bench_sr_quantise.cosim_sr_quantise,
+    "tensor-core-dot": bench_tensor_core.cosim_tensor_core_dot,
 }
 
 
