@@ -97,7 +97,7 @@ def test_every_bad_key_and_value_is_one_error_naming_its_line(tmp_path):
         f"b_format: 1",
         f"{path}:20: design[2].unit: must be one of int-mac, fp-mul, fp-mac, chunked-mac, "
         f"kahan-mac, shared-exp-adder, mx-dot, bfp-adder, overq-pe, int-pe, systolic, "
-        f"sr-quantise, not 'nope'",
+        f"sr-quantise, tensor-core-dot, int-dot, not 'nope'",
     ]
     assert str(e.value) == "\n".join(e.value.errors)
     assert isinstance(e.value, ValueError)
