@@ -462,7 +462,7 @@ def error_table(errors, data, keys=None):
         line = [labels[key]]
         for name in data:
             e = errors[key][name]
-            line += [f"{e['max']:.3f}", f"{e['mean']:.4f}", f"{e['exact_fraction'] * 100:.1f}%"]
+            line += [f"{e['max']:.3f}", f"{e['mean']:.4f}", f"{e['exact_fraction'] * 100:.2f}%"]
         out.append(line)
     return out
 
