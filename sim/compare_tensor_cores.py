@@ -50,7 +50,7 @@ from . import compare as _compare
 __all__ = ["FAMILIES", "Family", "families", "units", "compare_tensor_cores",
            "tensor_core_stimulus", "TC_STIMULUS", "datasets", "quantise_operands",
            "ulp_errors", "exact_dot", "DATASETS", "default_datasets", "H100_DATA", "numerical_errors", "cost_table", "error_table", "plot",
-           "to_json", "DEFAULT_PIPELINE"]
+           "to_json", "DEFAULT_PIPELINE", "PROMOTED"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -387,8 +387,15 @@ def _int8_errors(a, b):
     return ulp_errors(s.astype(np.float32).astype(np.float64), s.astype(np.float64))
 
 
+#: Error-only row: the Hopper FP8 instruction as cuBLAS runs it, its partial sum added into an
+#: FP32 register (nearest even) every 128 elements of K (``tests/data/h100/README.md``, measured
+#: on an H100): (family key, row key, promote_every).
+PROMOTED = ("hopper-fp8", "hopper-fp8-promote128", 128)
+
+
 def numerical_errors(keys=None, data=None):
-    """Max and mean FP32-ulp error of each family (and INT8) on each data set.
+    """Max and mean FP32-ulp error of each family (and INT8) on each data set; with
+    ``hopper-fp8`` also the row :data:`PROMOTED` (FP32 promotion every 128, as cuBLAS).
 
     ``data``: :func:`datasets` output (default both).  Returns ``{key: {dataset: {"max",
     "mean", "exact_fraction", "outputs", "K"}}}`` with ``key`` a family key or ``"int8"``.
@@ -400,11 +407,18 @@ def numerical_errors(keys=None, data=None):
         out["int8"][name] = _summary(err, a.shape[1])
     for fam in families(keys):
         ins = fam.instruction
-        out[fam.key] = {}
+        runs = [(fam.key, None)]
+        if fam.key == PROMOTED[0]:
+            runs.append((PROMOTED[1], PROMOTED[2]))
+        for key, _ in runs:
+            out[key] = {}
         for name, (a, b, _) in data.items():
             ca, cb, sa, sb, va, vb = quantise_operands(ins, a, b)
-            d = _fp32_values(ins.gemm(ca, cb, scale_a=sa, scale_b=sb))
-            out[fam.key][name] = _summary(ulp_errors(d, exact_dot(va, vb)), a.shape[1])
+            exact = exact_dot(va, vb)
+            for key, every in runs:
+                d = _fp32_values(ins.gemm(ca, cb, scale_a=sa, scale_b=sb,
+                                          promote_every=every))
+                out[key][name] = _summary(ulp_errors(d, exact), a.shape[1])
     return out
 
 
@@ -458,7 +472,11 @@ def error_table(errors, data, keys=None):
     out = [head]
     labels = {"int8": "INT8 dot, INT32, RNE to FP32"}
     labels.update({f.key: f.label for f in families(keys)})
-    for key in ["int8"] + [f.key for f in families(keys)]:
+    labels[PROMOTED[1]] = f"  same + FP32 promotion every {PROMOTED[2]} (cuBLAS)"
+    order = ["int8"]
+    for f in families(keys):
+        order += [f.key] + ([PROMOTED[1]] if f.key == PROMOTED[0] else [])
+    for key in order:
         line = [labels[key]]
         for name in data:
             e = errors[key][name]
@@ -478,7 +496,7 @@ def plot(rows, errors, data, path, keys=None):
     labels = [f.label for f in fams]
     y = np.arange(len(fams))
     toggles = all(r.toggle_pj is not None for r in rows.values())
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(15, 0.55 * len(fams) + 2.2), sharey=True)
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(15, 0.55 * len(fams) + 3.2), sharey=True)
     bars = [("area (GE) per MAC", lambda r: r.area_ge),
             ("energy per MAC (a) gate-count model", lambda r: r.energy_pj)]
     if toggles:
@@ -492,7 +510,7 @@ def plot(rows, errors, data, path, keys=None):
     ax.set_yticklabels(labels)
     ax.invert_yaxis()
     ax.set_xlabel("relative to an INT8 dot product of the same length L (INT32 c)")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.12), fontsize=8, ncol=2)
     h2 = 0.8 / (2 * len(data))
     j = 0
     for name in data:
@@ -504,7 +522,7 @@ def plot(rows, errors, data, path, keys=None):
     ax2.set_xscale("log")
     ax2.axvline(0.5, color="grey", linewidth=0.8, linestyle="--")
     ax2.set_xlabel("error vs the exact dot product, ulps of FP32 (log; 1e-6 = exact)")
-    ax2.legend(loc="lower right", fontsize=8)
+    ax2.legend(loc="upper left", bbox_to_anchor=(0.0, -0.12), fontsize=8, ncol=3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -76,8 +76,8 @@ def test_errors_against_fraction_oracle(key):
     the data has a wide dynamic range so that the cut and the rounding show."""
     rng = np.random.default_rng(5)
     ins = tcc.families([key])[0].instruction
-    a = rng.standard_normal((3, 128)) * np.exp2(rng.integers(-6, 7, (3, 128)))
-    b = rng.standard_normal((128, 4)) * np.exp2(rng.integers(-6, 7, (128, 4)))
+    a = rng.standard_normal((3, 256)) * np.exp2(rng.integers(-6, 7, (3, 256)))
+    b = rng.standard_normal((256, 4)) * np.exp2(rng.integers(-6, 7, (256, 4)))
     ca, cb, sa, sb, va, vb = tcc.quantise_operands(ins, a, b)
     d = ins.gemm(ca, cb, scale_a=sa, scale_b=sb)
     ova, ovb, want = _oracle_errors(ins, ca, cb, sa, sb, d)
@@ -88,10 +88,18 @@ def test_errors_against_fraction_oracle(key):
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=2.0 ** -28)
     if ins.a_format.bits == 8:   # FP8: the cut adds error here (FP4: the sums are exact in FP32)
         assert want.max() > 0
-    e = tcc.numerical_errors([key], {"t": (a, b, "test")})[key]["t"]
+    errs = tcc.numerical_errors([key], {"t": (a, b, "test")})
+    e = errs[key]["t"]
     assert e["max"] == pytest.approx(want.max(), rel=1e-12, abs=2.0 ** -28)
     assert e["mean"] == pytest.approx(want.mean(), rel=1e-12, abs=2.0 ** -28)
-    assert e["outputs"] == 12 and e["K"] == 128
+    assert e["outputs"] == 12 and e["K"] == 256
+    if key == tcc.PROMOTED[0]:          # the cuBLAS form: FP32 promotion every 128 elements
+        d = ins.gemm(ca, cb, promote_every=128)
+        want = _oracle_errors(ins, ca, cb, sa, sb, d)[2]
+        e = errs[tcc.PROMOTED[1]]["t"]
+        assert e["max"] == pytest.approx(want.max(), rel=1e-12, abs=2.0 ** -28)
+        assert e["mean"] == pytest.approx(want.mean(), rel=1e-12, abs=2.0 ** -28)
+        assert set(errs) == {"int8", key, tcc.PROMOTED[1]}
 
 
 def test_ulp_errors_edges():
@@ -194,7 +202,8 @@ def test_cost_table_and_cli(monkeypatch, tmp_path, capsys):
     assert set(data["rows"]) == {"int8-k32", "int8-k64", "hopper-fp8", "blackwell-nvf4"}
     assert data["rows"]["blackwell-nvf4"]["area_ge_per_mac"] == 1500
     errs = data["errors"]
-    assert set(errs) == {"int8", "hopper-fp8", "blackwell-nvf4"}
+    assert set(errs) == {"int8", "hopper-fp8", "hopper-fp8-promote128", "blackwell-nvf4"}
+    assert "  same + FP32 promotion every 128 (cuBLAS)" in out
     assert errs["hopper-fp8"]["digits"]["outputs"] == 1797 * 10
     want = tcc.numerical_errors(["hopper-fp8"], tcc.datasets(["digits"]))["hopper-fp8"]
     assert errs["hopper-fp8"]["digits"] == want["digits"]
