@@ -115,7 +115,8 @@ def run_tensor_cores(args):
                 + "; ".join(shown), file=report)
     print_table(tcc.error_table(errors, data, fams),
                 "Error against the exact dot product of the quantised inputs, in ulps of FP32 "
-                "(bit-exact models, the instruction chained along K, no FP32 promotion); "
+                "(bit-exact models, the instruction chained along K, no FP32 promotion unless "
+                "stated); "
                 + "; ".join(f"{k}: {v[2]}" for k, v in data.items()), file=report)
     cached = sum(r.generic.from_cache for r in rows.values())
     print(f"\n{len(rows)} units, {cached} generic results from the cache, {elapsed:.1f} s",

@@ -49,8 +49,9 @@ from . import compare as _compare
 
 __all__ = ["FAMILIES", "Family", "families", "units", "compare_tensor_cores",
            "tensor_core_stimulus", "TC_STIMULUS", "datasets", "quantise_operands",
-           "ulp_errors", "exact_dot", "DATASETS", "default_datasets", "H100_DATA", "numerical_errors", "cost_table", "error_table", "plot",
-           "to_json", "DEFAULT_PIPELINE", "PROMOTED"]
+           "ulp_errors", "exact_dot", "DATASETS", "default_datasets", "H100_DATA",
+           "numerical_errors", "cost_table", "error_table", "plot", "to_json",
+           "DEFAULT_PIPELINE", "PROMOTED"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,7 +76,8 @@ class Family:
 #: The families of issue 15 section 4, in report order.
 FAMILIES = (
     Family("hopper-fp8", "Hopper FP8 wgmma", "Hopper:m64n8k32.f32.e4m3.e4m3"),
-    Family("blackwell-fp8", "Blackwell FP8 tcgen05", "Blackwell:m64n8k32.kind::f8f6f4.f32.e4m3.e4m3"),
+    Family("blackwell-fp8", "Blackwell FP8 tcgen05",
+           "Blackwell:m64n8k32.kind::f8f6f4.f32.e4m3.e4m3"),
     Family("blackwell-mxf8", "Blackwell MXFP8",
            "Blackwell:m128n8k32.kind::mxf8f6f4.block32.f32.e4m3.e4m3.ue8m0"),
     Family("blackwell-mxf4", "Blackwell MXFP4",
