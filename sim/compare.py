@@ -46,7 +46,7 @@ from lowbit.fpga import synth as _synth
 from . import energy as _energy
 from . import toggle_energy as _toggles
 
-__all__ = ["CompareUnit", "DEFAULT_UNITS", "CompareRow", "compare", "rows_table",
+__all__ = ["CompareUnit", "DEFAULT_UNITS", "CompareRow", "compare", "synthesise", "rows_table",
            "anchor_statement", "plot", "generic_with_toggles", "toggle_stimulus"]
 
 #: Published relative costs of FP8 E4M3 MACs against INT8 (van Baalen et al. 2023).
@@ -183,10 +183,25 @@ def compare(units=None, target=None, *, use_cache=True, jobs=2, progress=None, n
     if not 1 <= jobs <= 16:
         raise ValueError(f"jobs must be from 1 to 16, not {jobs!r}")
     chosen = _select(units, mx_k)
+    return synthesise(chosen, target, use_cache=use_cache, jobs=jobs, progress=progress,
+                      node_scale=node_scale, vdd=vdd, freq_mhz=freq_mhz, toggles=toggles)
+
+
+def synthesise(chosen, target=None, *, use_cache=True, jobs=2, progress=None, node_scale=1.0,
+               vdd=0.9, freq_mhz=100.0, toggles=True, stimulus=None, top_prefix="lowbit_"):
+    """Generate, synthesise and price the :class:`CompareUnit` list ``chosen`` (in its order).
+
+    The body of :func:`compare`, shared with :mod:`lowbit.sim.compare_tensor_cores`.
+    ``target`` is ``None`` or ``"ice40"``/``"ecp5"`` (validated by the caller); ``stimulus``
+    is ``None`` (:func:`toggle_stimulus` and :data:`TOGGLE_STIMULUS`) or a pair
+    ``(function(cu, ports) -> stimulus dict, description)`` whose description enters the (b)
+    cache key; each unit's Verilog module is ``top_prefix + key`` (``-`` read as ``_``).
+    Returns a list of :class:`CompareRow` in the order of ``chosen``.
+    """
     sources, in_ports = [], {}
     for cu in chosen:                         # Amaranth elaboration stays in this thread
         component, _ = get_unit(cu.unit).build(**cu.params)
-        name = "lowbit_" + cu.key.replace("-", "_")
+        name = top_prefix + cu.key.replace("-", "_")
         sources.append((cu, name, to_verilog(component, name)))
         in_ports[cu.key] = [(p["name"], p["width"]) for p in _ports(component)
                             if p["direction"] == "input"]
@@ -194,11 +209,12 @@ def compare(units=None, target=None, *, use_cache=True, jobs=2, progress=None, n
     if target:
         tasks += [(cu, name, text, target) for cu, name, text in sources]
     results, toggled = {}, {}
+    stim_text = TOGGLE_STIMULUS if stimulus is None else stimulus[1]
 
     def run(cu, name, text, tgt):
         if tgt == "generic" and toggles:
             g, toggled[cu.key] = generic_with_toggles(cu, name, text, in_ports[cu.key],
-                                                       use_cache)
+                                                       use_cache, stimulus=stimulus)
             return g
         return _synth.synth(text, name, tgt, use_cache=use_cache, freq_mhz=freq_mhz)
 
@@ -221,7 +237,7 @@ def compare(units=None, target=None, *, use_cache=True, jobs=2, progress=None, n
             row.toggle_pj = t["pj_per_op"] * scale / cu.macs
             row.toggles = {"pj_per_op": t["pj_per_op"] * scale,
                            "breakdown_pj": {k: v * scale for k, v in t["breakdown"].items()},
-                           "toggle_rates": t["toggle_rates"], "stimulus": TOGGLE_STIMULUS}
+                           "toggle_rates": t["toggle_rates"], "stimulus": stim_text}
         rows.append(row)
     return rows
 
@@ -265,24 +281,27 @@ def toggle_stimulus(cu, ports, rng=None):
     return stim
 
 
-def _toggle_key(generic_key, cu):
-    spec = json.dumps([TOGGLE_VERSION, generic_key, cu.unit, cu.params, TOGGLE_STIMULUS],
+def _toggle_key(generic_key, cu, stimulus_text=TOGGLE_STIMULUS):
+    spec = json.dumps([TOGGLE_VERSION, generic_key, cu.unit, cu.params, stimulus_text],
                       sort_keys=True)
     return hashlib.sha256(f"toggles:{spec}".encode()).hexdigest()
 
 
-def generic_with_toggles(cu, name, text, ports, use_cache):
+def generic_with_toggles(cu, name, text, ports, use_cache, stimulus=None):
     """Generic synthesis of ``text`` (top module ``name``) plus (b) per unit operation at 45 nm,
     0.9 V (cached): ``(SynthResult, {"pj_per_op", "breakdown", "toggle_rates"})``. ``cu`` is the
     :class:`CompareUnit` (its ``unit`` and complete ``params`` choose the stimulus, see
-    :func:`toggle_stimulus`), ``ports`` its input ports ``[(name, width)]``. Also used by
+    :func:`toggle_stimulus`), ``ports`` its input ports ``[(name, width)]``; ``stimulus``, if
+    given, a pair ``(function(cu, ports) -> stimulus dict, description)`` used instead of
+    :func:`toggle_stimulus` (the description is part of the cache key). Also used by
     :mod:`lowbit.sim.sweep`."""
+    make, text_of = (toggle_stimulus, TOGGLE_STIMULUS) if stimulus is None else stimulus
     g, net = _synth.generic_netlist(text, name, use_cache=use_cache)
-    key = _toggle_key(g.key, cu)
+    key = _toggle_key(g.key, cu, text_of)
     hit = _cache.load(key, ("pj_per_op", "breakdown", "toggle_rates")) if use_cache else None
     if hit is not None:
         return g, hit
-    r = _toggles.toggle_energy(net, stimulus=toggle_stimulus(cu, ports), warmup=_WARMUP)
+    r = _toggles.toggle_energy(net, stimulus=make(cu, ports), warmup=_WARMUP)
     out = {"pj_per_op": r.pj_per_op, "breakdown": dict(r.breakdown),
            "toggle_rates": dict(r.toggle_rates)}
     if use_cache:
