@@ -761,16 +761,19 @@ class SystolicArray(wiring.Component):
         S = self._stages
         pre = "0" if self._dataflow == "os" else "R"
         os_ = self._dataflow == "os"
-        drain = "R + S - 1" if os_ else "S"
+        # S = 1 (the one-cycle PE): the formulas as before pipelined PEs existed
+        drain = ("R" if S == 1 else "R + S - 1") if os_ else ("1" if S == 1 else "S")
         return {
-            "fold_period": f"P = {pre} + T + (R - 1)" + ("" if os_ else " * S") + " + (C - 1)",
+            "fold_period": f"P = {pre} + T + (R - 1)" + ("" if os_ or S == 1 else " * S")
+                           + " + (C - 1)",
             "T": {"ws": "M (ws: streamed ifmap rows)", "os": "K (os)",
                   "is": "N (is: streamed filter columns)"}[self._dataflow],
             "folds": {"ws": "ceil(K/R) * ceil(N/C)", "os": "ceil(M/R) * ceil(N/C)",
                       "is": "ceil(K/R) * ceil(M/C)"}[self._dataflow],
             "compute_cycles": "folds * P - 1 (cycle of the last MAC, first beat accepted at 0)",
             "gemm_latency": f"folds * P - 1 + {drain} (cycle of the last result beat)",
-            "beat_to_result": (f"R + C - 1 + S - 1 = {self.latency}" if os_ else
+            "beat_to_result": (f"R + C - 1 = {self.latency}" if S == 1 else
+                               f"R + C - 1 + S - 1 = {self.latency}" if os_ else
                                f"R * S + C - 1 = {self.latency}"),
             "R": R, "C": C, "S": S,
             "simulator": "lowbit.models.systolic.Schedule(M, K, N, R, C, dataflow, pe_stages)",
