@@ -269,8 +269,9 @@ def _pipelined_step(m, spec, dataflow, stages, a, w, w_prev, acc_in, carry):
         m.d.comb += p.eq((a.as_signed() if sa.signed else a)
                          * (w.as_signed() if sb.signed else w))
         p = cut("product", {"p": p})["p"]
-        return int_accumulate_into(m, spec.acc_bits, spec.overflow, acc_in(cut.carry), p), \
-            cut.carry
+        # the psum lanes are raw bits: the accumulator is signed two's complement
+        return int_accumulate_into(m, spec.acc_bits, spec.overflow,
+                                   acc_in(cut.carry).as_signed(), p), cut.carry
     if k == "overq":
         # the OverQ term alone: the step with psum_in = 0 (the sum wraps modulo 2^acc_bits, so
         # adding the wrapped term later gives the same psum)
