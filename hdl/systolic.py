@@ -121,7 +121,36 @@ Verilog (:func:`lowbit.hdl.manifest.to_verilog`, and Amaranth board platforms): 
 netlist, the PE converted once (module :attr:`SystolicPE.module_name`) and instantiated R x C
 times; in the Amaranth simulator (no platform) the PEs are ordinary submodules.
 
-Not (yet) supported: pipelined PEs and the shared-exponent PEs.
+Pipelined PEs (``pe_stages = S``, 1 = the one-cycle PE; :func:`pe_cut_points` lists where the
+``S - 1`` extra registers go in each PE: INT ``product`` (1..2); OverQ ``term`` (1..2); FP fused
+/ two roundings ``product``, ``add``, ``norm``, ``lz``, ``round`` (1..6), the registers of
+:class:`lowbit.hdl.fp_mac.FpMac` (product) and of :func:`lowbit.hdl.fp_round.round_pack`
+(normalisation and rounding), no second pipelined multiplier; Kulisch ``term``, ``decode``,
+``unpack`` (1..4), the operand side of the pipelined Kulisch MAC
+(:func:`lowbit.hdl.fp_mac.kulisch_term_into`). The numbers do not change with ``S``; the
+schedule is :class:`lowbit.models.systolic.Schedule` with ``pe_stages`` ("Pipelined PEs"):
+
+* WS/IS (no loop: the partial sum moves down the column, the PE pipelines freely): the psum,
+  its valid/last bits and the lane's mask bit travel through the PE's ``S`` registers with the
+  datapath; the operands still move one PE right per cycle and the weights one row per load
+  beat. The ``a`` lane of row ``i`` is skewed by ``i * S`` registers (instead of ``i``), the
+  psum lanes by ``j`` as before, the de-skew by ``C - 1 - j``: result beat ``t`` appears
+  ``R * S + C - 1`` cycles after data beat ``t``; ``i.ready`` is low for ``(R - 1) * S + C - 1``
+  cycles after a fold's last beat (fold period ``L + T + (R - 1) * S + C - 1``, drain ``S``).
+  A host that reads the partial sums back for the next K-fold needs them by the next fold's
+  beat ``t``: true when ``T + R - 1 >= S`` (``Schedule.readback_ok``).
+* OS (the accumulation ``acc <- step(acc, a, b)`` is a loop): the extra registers go on the
+  operand side only, before the accumulator, whose add stays one cycle; the fold-start and
+  valid bits travel with them, so every accumulator, and the drain copy, runs ``S - 1`` cycles
+  later: same fold period, drain ``R + S - 1``. That is the pipelined Kulisch MAC's scheme
+  (its loop is the ``width``-bit add alone; 1..4 stages). A floating-point fused / two-roundings
+  OS PE takes only the product register (1..2): its loop is the whole rounding adder, which
+  cannot be split without changing the numbers (interleaved accumulators would change the
+  summation order) or the rate (a multi-cycle loop accepts a beat every ``S`` cycles); a deeper
+  one is a ValueError naming ``pe_stages``, the PE and the allowed depths. Use WS/IS or
+  ``mode="kulisch"`` for a deep FP PE.
+
+Not (yet) supported: the shared-exponent PEs.
 """
 import re
 
@@ -619,6 +648,9 @@ class SystolicArray(wiring.Component):
     terms : int
         FP PE, Kulisch: products summed exactly, 1..2**32 (sizes the register, default 4096);
         beyond it the register wraps.
+    pe_stages : int
+        PE depth ``S`` in cycles (default 1): INT and OverQ 1..2, FP fused / two roundings 1..6
+        (OS 1..2), Kulisch 1..4 (module docstring, "Pipelined PEs"; :func:`pe_cut_points`).
     bits, w_bits, cascade, precision, shift_at :
         OverQ PE: as :class:`~lowbit.hdl.overq_pe.OverqStep` (``acc_bits`` too; it wraps).
 
@@ -641,9 +673,9 @@ class SystolicArray(wiring.Component):
         the psum lanes of the next K-fold) and ``last`` (last result beat of a fold).
         WS/IS: one beat per data beat; OS: ``R`` beats per fold, array row ``R - 1`` first.
 
-    Latency: :attr:`latency` ``= R + C - 1`` cycles from a WS/IS data beat to its result beat, or
-    from an OS fold's last beat to its first result beat; whole GEMMs:
-    :meth:`gemm_cycles`.
+    Latency: :attr:`latency` ``= R + C - 1`` cycles (one-cycle PEs) from a WS/IS data beat to its
+    result beat, or from an OS fold's last beat to its first result beat (pipelined: WS/IS
+    ``R * S + C - 1``, OS ``R + C + S - 2``); whole GEMMs: :meth:`gemm_cycles`.
 
     Raises
     ------
@@ -754,7 +786,8 @@ class SystolicArray(wiring.Component):
 
     @property
     def _gap_formula(self):
-        return "R + C - 2" if self._dataflow == "os" else "(R - 1) * S + C - 1"
+        return ("R + C - 2" if self._dataflow == "os" or self._stages == 1
+                else "(R - 1) * S + C - 1")
 
     @property
     def latency_formula(self):
@@ -830,7 +863,10 @@ class SystolicArray(wiring.Component):
         accw = spec.result_width
         return {
             "i__valid": "operand beat valid",
-            "i__ready": "array accepts the operand beat (low for R+C-2 cycles after a last beat)",
+            "i__ready": ("array accepts the operand beat (low for R+C-2 cycles after a last "
+                         "beat)" if self._gap == R + C - 2 else
+                         f"array accepts the operand beat (low for {self._gap_formula} = "
+                         f"{self._gap} cycles after a last beat)"),
             "i__payload": f"operand beat, {self._in_layout.size} bits: "
                           f"{self._field_doc(self._in_layout)}; {fields}",
             "o__valid": "result beat valid",

@@ -1,5 +1,9 @@
 """Behavioural systolic-array simulator: agreement with SCALE-Sim v3, properties, memory, CLI.
 
+The SCALE-Sim agreement is for one-cycle PEs (``ArrayConfig.pe_stages = 1``, the default):
+SCALE-Sim has no PE latency, so its cycle counts cannot cover pipelined PEs
+(``pe_stages > 1``, checked against closed forms and the RTL instead).
+
 SCALE-Sim never runs here: its figures are constants measured on this machine with scalesim 3.0.0
 (numpy 2.3.5, its own venv) by
 
