@@ -100,10 +100,11 @@ def test_gemm_cosim_kulisch(R, C, df, M, K, N, simulator):
 
 PIPE_CASES = [
     # rows, cols, pe, dataflow, pe_stages, M, K, N: pipelined PEs (two Verilator builds by
-    # default). The deepest FP PE (6 stages: product, aligned add, normalising shift,
-    # leading-zero count and rounding increment registered) and the INT PE with its product
-    # register; Kulisch and OS only with LOWBIT_COSIM_FULL=1 (the Amaranth-simulator tests in
-    # test_hdl_systolic.py cover every PE kind, dataflow and depth).
+    # default, ~50 CPU-s cold together; a 3 x 3 array saves only ~10 % of that). The deepest FP
+    # PE (6 stages: product, aligned add, normalising shift, leading-zero count and rounding
+    # increment registered) and the INT PE with its product register; Kulisch, OS and IS only
+    # with LOWBIT_COSIM_FULL=1 (test_hdl_systolic_pipelined.py covers every PE kind, dataflow
+    # and depth in the Amaranth simulator).
     pytest.param(4, 4, "int8", "ws", 2, 9, 11, 7, id="int8-4x4-ws-s2"),
     pytest.param(4, 4, "e4m3_fp32", "ws", 6, 6, 9, 7, id="fp8-4x4-ws-s6"),
     pytest.param(3, 4, "e4m3_kulisch", "ws", 4, 7, 8, 9, id="fp8-kulisch-3x4-ws-s4",

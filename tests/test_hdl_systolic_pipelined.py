@@ -49,7 +49,7 @@ def test_pipelined_gemm_bit_exact_and_cycles(name, df, S):
     check_schedule(array, trace, M, K, N)
 
 
-@pytest.mark.parametrize("name,df", [("e4m3_fp32", "ws"), ("int8", "os"), ("e4m3_kulisch", "is")])
+@pytest.mark.parametrize("name,df", [("int8", "os"), ("e4m3_kulisch", "is")])
 def test_pipelined_bubbles_and_backpressure(name, df):
     """A source with bubbles and a sink that stalls the whole array: the results stay exact with
     the pipeline registers behind the array's enable."""
