@@ -39,7 +39,7 @@ def _array_options(p):
                         "e4m3_fp32, e5m2xe4m3_fp16_two_roundings, ... (operands of at most 8 "
                         "bits)")
     p.add_argument("--pe-stages", type=int, default=1, metavar="S",
-                   help="pipelined PEs: PE depth in cycles (default 1; int 1..2, fp fused / "
+                   help="pipelined PEs: PE depth in cycles (default 1; int 1..3, fp fused / "
                         "two_roundings 1..6; lowbit.hdl.systolic.pe_cut_points)")
     p.add_argument("--depth", type=int, default=None,
                    help="buffer rows (largest M of one run; default 512 ULX3S, 256 iCEBreaker, "

@@ -94,7 +94,7 @@ class GemmTop(wiring.Component):
         UART clock cycles per bit (``round(f_clk / baud)``), 4..2**20.
     pe_stages : int
         Depth of the array's pipelined PEs (default 1; :class:`~lowbit.hdl.systolic.SystolicArray`:
-        INT 1..2, FP fused / two roundings 1..6). The ``I`` descriptor reports it when above 1.
+        INT 1..3, FP fused / two roundings 1..6). The ``I`` descriptor reports it when above 1.
     **array_params
         Passed to :class:`~lowbit.hdl.systolic.SystolicArray` (``a_format``, ``b_format``,
         ``acc_bits``, ``overflow``, ``acc_format``, ``mode``, ``flush_subnormals``,

@@ -122,7 +122,7 @@ netlist, the PE converted once (module :attr:`SystolicPE.module_name`) and insta
 times; in the Amaranth simulator (no platform) the PEs are ordinary submodules.
 
 Pipelined PEs (``pe_stages = S``, 1 = the one-cycle PE; :func:`pe_cut_points` lists where the
-``S - 1`` extra registers go in each PE: INT ``product`` (1..2); OverQ ``term`` (1..2); FP fused
+``S - 1`` extra registers go in each PE: INT ``product``, ``lut`` (1..3); OverQ ``term`` (1..2); FP fused
 / two roundings ``product``, ``add``, ``norm``, ``lz``, ``round`` (1..6), the registers of
 :class:`lowbit.hdl.fp_mac.FpMac` (product) and of :func:`lowbit.hdl.fp_round.round_pack`
 (normalisation and rounding), no second pipelined multiplier; Kulisch ``term``, ``decode``,
@@ -169,7 +169,7 @@ from .fp_mac import (FpMacStep, KulischStep, accumulate_into, kulisch_accumulate
                      kulisch_read_into, kulisch_term_into, mac_numerics)
 from .fp_mul import multiply_into
 from .fp_round import Cuts
-from .int_mac import IntMacStep, int_accumulate_into
+from .int_mac import IntMacStep, int_accumulate_into, lut_multiply_into
 from .manifest import (construct, describe_format, fmt_ref, golden, layout_packing, to_verilog,
                        verilog_ports)
 from .overq_pe import OverqStep, overq_contract
@@ -222,7 +222,9 @@ def _pe_step(spec, dataflow):
 #: accumulator (OS), is always there). Every point lies in the product/term datapath of
 #: :mod:`lowbit.hdl.int_mac`, :mod:`lowbit.hdl.fp_mac` and :mod:`lowbit.hdl.overq_pe`:
 #:
-#: * INT: ``product`` (the exact ``a * w``, :class:`~lowbit.hdl.int_mac.IntMac`'s stage 1);
+#: * INT: ``product`` (the exact ``a * w``, :class:`~lowbit.hdl.int_mac.IntMac`'s stage 1),
+#:   ``lut`` (the product from LUTs with a register after the first adder-tree level, no DSP
+#:   block: :class:`~lowbit.hdl.int_mac.IntMac`'s stage 3 scheme);
 #: * OverQ: ``term`` (the shifted ``code * w`` term of :class:`~lowbit.hdl.overq_pe.OverqStep`);
 #: * FP fused / two roundings: ``product`` (the exact product code, :class:`~lowbit.hdl.
 #:   fp_mac.FpMac`'s stage 1), then in the adder (:func:`~lowbit.hdl.fp_mac.accumulate_into`)
@@ -234,9 +236,9 @@ def _pe_step(spec, dataflow):
 #:
 #: In OS the accumulation is a loop (``acc <- step(acc, a, b)``): only the points before the
 #: accumulator add can be used, so the FP fused / two-roundings PE takes ``product`` only (its
-#: rounding adder stays in the one-cycle loop), INT ``product``, OverQ ``term``, Kulisch all three
+#: rounding adder stays in the one-cycle loop), INT both, OverQ ``term``, Kulisch all three
 #: (its loop is the ``width``-bit add alone, as in the pipelined Kulisch MAC).
-_CUT_POINTS = {"int": ("product",), "overq": ("term",),
+_CUT_POINTS = {"int": ("product", "lut"), "overq": ("term",),
                "fp": ("product", "add", "norm", "lz", "round"),
                "kulisch": ("term", "decode", "unpack")}
 _OS_CUT_POINTS = {"fp": ("product",)}
@@ -293,10 +295,23 @@ def _pipelined_step(m, spec, dataflow, stages, a, w, w_prev, acc_in, carry):
     sa, sb = (spec.b, spec.a) if dataflow == "is" else (spec.a, spec.b)
     k = _cut_kind(spec)
     if k == "int":
-        p = Signal(signed(model.int_product_bits(sa, sb)), name="pp_prod",
+        pbits = model.int_product_bits(sa, sb)
+        p = Signal(signed(pbits), name="pp_prod",
                    attrs={"keep": 1})      # keep: one multiplier and one adder, see int_mac.py
-        m.d.comb += p.eq((a.as_signed() if sa.signed else a)
-                         * (w.as_signed() if sb.signed else w))
+        xa, xw = (a.as_signed() if sa.signed else a), (w.as_signed() if sb.signed else w)
+        if "lut" in cut.points:
+            # IntMac's pipeline_stages=3 scheme: the product from LUTs and carry chains with a
+            # register after the first adder-tree level (no path through an unregistered DSP
+            # block, which bounds a register-DSP-register path near 146 MHz on the ECP5,
+            # lowbit.hdl.int_mac.IntMac); padded with a delay register when the tree has none
+            q, regs = lut_multiply_into(m, xa, xw, pbits, cuts=(1,), name="pp_lmul")
+            if regs == 0:
+                q = cut("lut", {"q": q})["q"]
+            else:
+                cut("lut", {})                # delays the carried signals alongside
+            m.d.comb += p.eq(q.as_signed())
+        else:
+            m.d.comb += p.eq(xa * xw)
         p = cut("product", {"p": p})["p"]
         # the psum lanes are raw bits: the accumulator is signed two's complement
         return int_accumulate_into(m, spec.acc_bits, spec.overflow,
@@ -649,7 +664,7 @@ class SystolicArray(wiring.Component):
         FP PE, Kulisch: products summed exactly, 1..2**32 (sizes the register, default 4096);
         beyond it the register wraps.
     pe_stages : int
-        PE depth ``S`` in cycles (default 1): INT and OverQ 1..2, FP fused / two roundings 1..6
+        PE depth ``S`` in cycles (default 1): INT 1..3, OverQ 1..2, FP fused / two roundings 1..6
         (OS 1..2), Kulisch 1..4 (module docstring, "Pipelined PEs"; :func:`pe_cut_points`).
     bits, w_bits, cascade, precision, shift_at :
         OverQ PE: as :class:`~lowbit.hdl.overq_pe.OverqStep` (``acc_bits`` too; it wraps).
@@ -1263,7 +1278,7 @@ UNITS = [
               "weight-, output- or input-stationary (is: the ws hardware, operands swapped)",
               choices=DATAFLOWS),
         Param("pe_stages", "--pe-stages", "int", 1,
-              "PE depth S in cycles (pipelined PEs): int and overq 1..2, fp fused/two_roundings "
+              "PE depth S in cycles (pipelined PEs): int 1..3, overq 1..2, fp fused/two_roundings "
               "1..6 (os: 1..2, the accumulation loop), kulisch 1..4 (lowbit.hdl.systolic."
               "pe_cut_points)"),
     ), "R x C systolic GEMM array of one PE (int, fp fused / two roundings / Kulisch, or OverQ), "

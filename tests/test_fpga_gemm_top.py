@@ -201,8 +201,8 @@ def test_gemm_pipelined_pes():
     A, B = random_operands(top.array.spec, 3, 3, 3, rng, specials=0.05)
     _check_gemm(top, dev, A, B, FpMacPE("e4m3", "e4m3", "fp32", "fused"))
     with pytest.raises(ValueError, match=r"^pe_stages for pe 'int8xint8_acc32_wrap' with "
-                                         r"dataflow 'ws' must be 1\.\.2, not 3$"):
-        GemmTop(rows=2, cols=2, pe="int8", pe_stages=3)
+                                         r"dataflow 'ws' must be 1\.\.3, not 4$"):
+        GemmTop(rows=2, cols=2, pe="int8", pe_stages=4)
 
 
 # -- protocol -----------------------------------------------------------------------------------

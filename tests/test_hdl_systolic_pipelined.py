@@ -15,8 +15,8 @@ from test_hdl_systolic import check_kulisch, check_schedule, golden, rtl_gemm
 # (PE name, dataflow, depth): every PE kind and dataflow, the deepest depth each offers and a
 # middle one; rounding accumulators (fp16, bf16 two roundings, saturating INT) show the order.
 CASES = [
-    ("int8_acc16_saturate", "ws", 2), ("int8_acc16_saturate", "is", 2),
-    ("int8_acc16_saturate", "os", 2),
+    ("int8_acc16_saturate", "ws", 3), ("int8_acc16_saturate", "is", 2),
+    ("int8_acc16_saturate", "os", 3), ("uint8xint4_acc24", "ws", 3),
     ("e4m3_fp16", "ws", 6), ("e4m3_fp16", "is", 4), ("e4m3_fp16", "os", 2),
     ("e5m2xe4m3_bf16_two_roundings", "ws", 3),
     ("e4m3_kulisch", "ws", 4), ("e4m3_kulisch", "is", 2), ("e4m3_kulisch", "os", 4),
@@ -63,8 +63,8 @@ def test_pipelined_bubbles_and_backpressure(name, df):
 
 
 @pytest.mark.parametrize("kw,err,msg", [
-    (dict(pe="int8", pe_stages=3), ValueError,
-     r"^pe_stages for pe 'int8xint8_acc32_wrap' with dataflow 'ws' must be 1\.\.2, not 3$"),
+    (dict(pe="int8", pe_stages=4), ValueError,
+     r"^pe_stages for pe 'int8xint8_acc32_wrap' with dataflow 'ws' must be 1\.\.3, not 4$"),
     (dict(pe="e4m3_fp32", pe_stages=0), ValueError,
      r"^pe_stages for pe 'e4m3xe4m3_fp32_fused' with dataflow 'ws' must be 1\.\.6, not 0$"),
     (dict(pe="e4m3_fp32", dataflow="os", pe_stages=3), ValueError,
