@@ -15,7 +15,7 @@ configuration (``--seeds`` for more): place-and-route varies by a few MHz to ~10
 Run (several minutes per FP configuration cold, one core; nice it on a shared machine)::
 
     nice -n 10 python benchmarks/ecp5_systolic_pipelined.py [--rows 4 --cols 4]
-        [--fp-stages 1 6] [--int-stages 1 2] [--freq 200] [--seeds 1]
+        [--fp-stages 1 6] [--int-stages 1 2 3] [--freq 200] [--seeds 1]
 """
 
 import argparse
@@ -34,7 +34,7 @@ def main(argv=None):
     ap.add_argument("--fp-pe", default="e4m3_fp32")
     ap.add_argument("--int-pe", default="int8")
     ap.add_argument("--fp-stages", type=int, nargs="*", default=[1, 6])
-    ap.add_argument("--int-stages", type=int, nargs="*", default=[1, 2])
+    ap.add_argument("--int-stages", type=int, nargs="*", default=[1, 2, 3])
     ap.add_argument("--dataflow", default="ws")
     ap.add_argument("--freq", type=float, default=200.0, help="nextpnr clock constraint, MHz")
     ap.add_argument("--seeds", type=int, nargs="+", default=[1])
