@@ -81,8 +81,9 @@ result; the operands still move one PE per cycle.
 
 ``S = 1`` gives every formula above.
 
-K-fold read-back (WS/IS): output vector ``t`` of a K-fold appears at ``(f+1)*P + t + S - T``, while the next K-fold's data beat
-``t`` (which carries it back on the psum lanes) is due at ``(f+1)*P + L + t``. The schedule
+K-fold read-back (WS/IS): output vector ``t`` of fold ``f`` appears at ``(f+1)*P + t + S - T``,
+while the next K-fold's data beat ``t`` (which carries it back on the psum lanes) is due at
+``(f+1)*P + L + t``. The schedule
 holds without a host stall when ``T + L - 1 >= S`` (:attr:`Schedule.readback_ok`; always true
 for ``S = 1``, and for any realistic GEMM: WS ``M + R - 1 >= S``); otherwise a host with an
 ofmap buffer must wait for the partial sums (bubbles, which the RTL tolerates) and the
