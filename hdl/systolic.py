@@ -123,8 +123,8 @@ times; in the Amaranth simulator (no platform) the PEs are ordinary submodules.
 
 Pipelined PEs (``pe_stages = S``, 1 = the one-cycle PE; :func:`pe_cut_points` lists where the
 ``S - 1`` extra registers go in each PE: INT ``product``, ``lut`` (1..3); OverQ ``term``
-(1..2); FP fused / two roundings ``product``, ``add``, ``norm``, ``lz``, ``round`` (1..6), the registers of
-:class:`lowbit.hdl.fp_mac.FpMac` (product) and of :func:`lowbit.hdl.fp_round.round_pack`
+(1..2); FP fused / two roundings ``product``, ``add``, ``norm``, ``lz``, ``round`` (1..6), the
+registers of :class:`lowbit.hdl.fp_mac.FpMac` (product) and of :func:`lowbit.hdl.fp_round.round_pack`
 (normalisation and rounding), no second pipelined multiplier; Kulisch ``term``, ``decode``,
 ``unpack`` (1..4), the operand side of the pipelined Kulisch MAC
 (:func:`lowbit.hdl.fp_mac.kulisch_term_into`). The numbers do not change with ``S``; the
