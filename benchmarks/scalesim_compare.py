@@ -12,6 +12,9 @@ and DRAM traffic of both, and whether they agree.
 Without ``--resnet18`` the ResNet-18 total is compared with the figure measured earlier on this
 machine (2,519,815 compute cycles).
 
+Only one-cycle PEs (``ArrayConfig.pe_stages = 1``): SCALE-Sim has no PE latency, so lowbit's
+pipelined-PE schedules (``pe_stages > 1``) have no SCALE-Sim counterpart.
+
 What agrees and what cannot (all SCALE-Sim facts read from its 3.0.0 source):
 
 * compute cycles, stall cycles (CALC bandwidth: 0), overall utilisation (lowbit's

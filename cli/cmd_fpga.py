@@ -38,6 +38,9 @@ def _array_options(p):
                         "(INT8 x INT8, 32-bit wrapping accumulator; default), int8_acc24_saturate, "
                         "e4m3_fp32, e5m2xe4m3_fp16_two_roundings, ... (operands of at most 8 "
                         "bits)")
+    p.add_argument("--pe-stages", type=int, default=1, metavar="S",
+                   help="pipelined PEs: PE depth in cycles (default 1; int 1..3, fp fused / "
+                        "two_roundings 1..6; lowbit.hdl.systolic.pe_cut_points)")
     p.add_argument("--depth", type=int, default=None,
                    help="buffer rows (largest M of one run; default 512 ULX3S, 256 iCEBreaker, "
                         "16 with --simulated)")
@@ -87,7 +90,9 @@ def register(subparsers):
 
 
 def _build(args):
-    build_dir = args.build_dir or f"build/fpga/{args.board}-{args.rows}x{args.cols}-{args.pe}"
+    depth = f"-s{args.pe_stages}" if args.pe_stages != 1 else ""
+    build_dir = (args.build_dir
+                 or f"build/fpga/{args.board}-{args.rows}x{args.cols}-{args.pe}{depth}")
     check_folder("--build-dir", build_dir)
     if args.json:
         check_output("--json", args.json)
@@ -100,7 +105,8 @@ def _build(args):
         res = boards.build(args.board, args.rows, args.cols, args.pe, build_dir=build_dir,
                            depth=args.depth, baud=args.baud, seed=args.seed,
                            allow_timing_fail=args.allow_timing_fail, dsp=args.dsp,
-                           nice=args.nice, clock_div=args.clock_div, on_start=started)
+                           nice=args.nice, clock_div=args.clock_div, on_start=started,
+                           pe_stages=args.pe_stages)
     except boards.BuildError as e:
         res = getattr(e, "result", None)
         failed = e
@@ -133,7 +139,8 @@ def _run(args):
     if args.json:
         check_output("--json", args.json)
     if args.simulated:
-        top = GemmTop(args.rows, args.cols, args.pe, depth=args.depth or 16, divisor=4)
+        top = GemmTop(args.rows, args.cols, args.pe, depth=args.depth or 16, divisor=4,
+                      pe_stages=args.pe_stages)
         link = SimSerial(top)
     else:
         link = args.port

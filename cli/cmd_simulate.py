@@ -55,6 +55,9 @@ def register(subparsers):
     p.add_argument("--ofmap-sram", type=_num("--ofmap-sram"), metavar="KIB", help="ofmap SRAM KiB (default 64)")
     p.add_argument("--dram-bw", metavar="WORDS|CALC", help="DRAM words/cycle, or CALC for no stalls (default)")
     p.add_argument("--word-bytes", type=_int("--word-bytes"), help="bytes per word (default 1, as SCALE-Sim)")
+    p.add_argument("--pe-stages", type=_int("--pe-stages"), metavar="S",
+                   help="PE latency in cycles, 1..16 (default 1, the one-cycle PE SCALE-Sim models; "
+                        "S > 1: pipelined PEs, see lowbit.models.systolic.Schedule)")
     p.add_argument("--pe", help="processing element, a PE name (lowbit.models.systolic.parse_pe; "
                                 "default int8): int8, uint8, int8xint4_acc24, e4m3_fp32, e5m2_fp16, "
                                 "e4m3_bf16_two_roundings, e4m3_kulisch, overq4, ...; carried into "
@@ -116,7 +119,7 @@ def _config(args):
         kw["name"] = kw.pop("run_name")
     over = {"rows": args.rows, "cols": args.cols, "dataflow": args.dataflow, "ifmap_sram_kib": args.ifmap_sram,
             "filter_sram_kib": args.filter_sram, "ofmap_sram_kib": args.ofmap_sram,
-            "word_bytes": args.word_bytes, "pe": args.pe}
+            "word_bytes": args.word_bytes, "pe": args.pe, "pe_stages": args.pe_stages}
     over = {k: v for k, v in over.items() if v is not None}
     if args.dram_bw is not None:
         over["dram_bw"] = args.dram_bw

@@ -92,6 +92,9 @@ class GemmTop(wiring.Component):
         Rows of the ``A`` and ``Cb`` buffers (largest ``M`` of one run), 1..65536.
     divisor : int
         UART clock cycles per bit (``round(f_clk / baud)``), 4..2**20.
+    pe_stages : int
+        Depth of the array's pipelined PEs (default 1; :class:`~lowbit.hdl.systolic.SystolicArray`:
+        INT 1..3, FP fused / two roundings 1..6). The ``I`` descriptor reports it when above 1.
     **array_params
         Passed to :class:`~lowbit.hdl.systolic.SystolicArray` (``a_format``, ``b_format``,
         ``acc_bits``, ``overflow``, ``acc_format``, ``mode``, ``flush_subnormals``,
@@ -115,7 +118,8 @@ class GemmTop(wiring.Component):
         A parameter out of range (the message names it and the allowed values).
     """
 
-    def __init__(self, rows=4, cols=4, pe="int", depth=256, divisor=217, **array_params):
+    def __init__(self, rows=4, cols=4, pe="int", depth=256, divisor=217, pe_stages=1,
+                 **array_params):
         self._depth = check_int("depth", depth, 1, MAX_DEPTH)
         self._divisor = check_divisor(divisor)
         if "dataflow" in array_params:
@@ -128,7 +132,7 @@ class GemmTop(wiring.Component):
                                  f"not {fmt.name!r}")
         check_int("rows", rows, 1, MAX_DIM)          # before the array is built
         check_int("cols", cols, 1, MAX_DIM)
-        self._array = SystolicArray(rows, cols, spec, "ws")
+        self._array = SystolicArray(rows, cols, spec, "ws", pe_stages=pe_stages)
         arr = self._array
         pe = spec.kind
         self._params = {"rows": arr.rows, "cols": arr.cols, "depth": self._depth,
@@ -141,6 +145,8 @@ class GemmTop(wiring.Component):
             self._params.update(acc_format=con["acc_format"], mode=con["mode"],
                                 flush_subnormals=int(arr.spec.flush_subnormals),
                                 saturate=int(arr.spec.saturate))
+        if arr.pe_stages > 1:       # (one-cycle PEs: the descriptor as before pipelined PEs)
+            self._params["pe_stages"] = arr.pe_stages
         super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1), "busy": Out(1)})
 
     rows = property(lambda self: self._array.rows)
@@ -173,9 +179,10 @@ class GemmTop(wiring.Component):
 
     def run_cycles(self, M, kv=None):
         """Cycle count the device reports for a run of ``M`` rows: the simulator's
-        ``Schedule(M, kv, C, R, C, "ws").latency`` (one fold) = ``2R + M + C - 2``."""
+        ``Schedule(M, kv, C, R, C, "ws", pe_stages).latency`` (one fold) = ``2R + M + C - 2``
+        with one-cycle PEs, ``R + M + R * S + C - 2`` with ``pe_stages = S``."""
         R, C = self.rows, self.cols
-        return Schedule(M, kv or R, C, R, C, "ws").latency
+        return Schedule(M, kv or R, C, R, C, "ws", self._array.pe_stages).latency
 
     @property
     def port_docs(self):

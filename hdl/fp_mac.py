@@ -59,8 +59,14 @@ def _operand(m, fmt, code, flush, name):
 
 
 def accumulate_into(m, acc_fmt, pf, acc_code, p_code, mode, flush, saturate, name="acc",
-                    random=None):
+                    random=None, cut=None):
     """Logic for ``round(acc + p)`` (``p`` a product-format code); returns the new acc code.
+
+    ``cut`` (a :class:`~lowbit.hdl.fp_round.Cuts`, not with ``random``) may register the
+    state after the aligned add (point ``"add"``: magnitude, sign, exponent and the specials)
+    and inside the rounding (:func:`~lowbit.hdl.fp_round.round_pack`'s points, with the tree
+    leading-zero count); the result is then ``cut.count`` cycles after the inputs (the
+    caller's ``cut.carry`` signals are delayed alongside). Same numbers with or without.
 
     ``random`` (an ``N``-bit Value, default none) makes every rounding stochastic with those
     bits (:func:`lowbit.models.mac.fp_accumulate` with ``rounding="stochastic"``): the window
@@ -125,15 +131,28 @@ def accumulate_into(m, acc_fmt, pf, acc_code, p_code, mode, flush, saturate, nam
     m.d.comb += mag.eq(Mux(neg, -T, T))
     sign = Signal(name=f"{name}_sign")
     m.d.comb += sign.eq(Mux(T == 0, zx & zy & ux.sign & uy.sign, s_hi ^ neg))
-    code = round_pack(m, acc_fmt, sign, mag, e_hi - (W - 1), 0, saturate=saturate, flush=flush,
-                      finite=1, name=f"{name}_r", random=random)
-    out = Signal(acc_fmt.bits, name=f"{name}_out")
     nan = ux.is_nan | uy.is_nan | (ux.is_inf & uy.is_inf & (ux.sign != uy.sign))
+    inf = ux.is_inf | uy.is_inf
+    inf_sign = Mux(ux.is_inf, ux.sign, uy.sign)
+    if cut is None:
+        code = round_pack(m, acc_fmt, sign, mag, e_hi - (W - 1), 0, saturate=saturate,
+                          flush=flush, finite=1, name=f"{name}_r", random=random)
+    else:
+        assert random is None
+        lsb = Signal(EXP_SHAPE, name=f"{name}_lsb")
+        m.d.comb += lsb.eq(e_hi - (W - 1))
+        d = cut("add", {"mag": mag, "sign": sign, "lsb": lsb, "nan": nan, "inf": inf,
+                        "inf_sign": inf_sign})
+        keys = ("_acc_nan", "_acc_inf", "_acc_isign")
+        cut.carry.update(zip(keys, (d["nan"], d["inf"], d["inf_sign"])))
+        code = round_pack(m, acc_fmt, d["sign"], d["mag"], d["lsb"], 0, saturate=saturate,
+                          flush=flush, finite=1, name=f"{name}_r", cut=cut, tree_lz=True)
+        nan, inf, inf_sign = (cut.carry.pop(k) for k in keys)
+    out = Signal(acc_fmt.bits, name=f"{name}_out")
     with m.If(nan):
         m.d.comb += out.eq(acc_fmt.nan_code)
-    with m.Elif(ux.is_inf | uy.is_inf):
-        m.d.comb += out.eq(Cat(Const(acc_fmt.inf_code, acc_fmt.bits - 1),
-                               Mux(ux.is_inf, ux.sign, uy.sign)))
+    with m.Elif(inf):
+        m.d.comb += out.eq(Cat(Const(acc_fmt.inf_code, acc_fmt.bits - 1), inf_sign))
     with m.Else():
         m.d.comb += out.eq(code)
     return out

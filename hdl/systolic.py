@@ -121,12 +121,41 @@ Verilog (:func:`lowbit.hdl.manifest.to_verilog`, and Amaranth board platforms): 
 netlist, the PE converted once (module :attr:`SystolicPE.module_name`) and instantiated R x C
 times; in the Amaranth simulator (no platform) the PEs are ordinary submodules.
 
-Not (yet) supported: pipelined PEs and the shared-exponent PEs.
+Pipelined PEs (``pe_stages = S``, 1 = the one-cycle PE; :func:`pe_cut_points` lists where the
+``S - 1`` extra registers go in each PE: INT ``product``, ``lut`` (1..3); OverQ ``term``
+(1..2); FP fused / two roundings ``product``, ``add``, ``norm``, ``lz``, ``round`` (1..6), the
+registers of :class:`lowbit.hdl.fp_mac.FpMac` (product) and of :func:`lowbit.hdl.fp_round.round_pack`
+(normalisation and rounding), no second pipelined multiplier; Kulisch ``term``, ``decode``,
+``unpack`` (1..4), the operand side of the pipelined Kulisch MAC
+(:func:`lowbit.hdl.fp_mac.kulisch_term_into`). The numbers do not change with ``S``; the
+schedule is :class:`lowbit.models.systolic.Schedule` with ``pe_stages`` ("Pipelined PEs"):
+
+* WS/IS (no loop: the partial sum moves down the column, the PE pipelines freely): the psum,
+  its valid/last bits and the lane's mask bit travel through the PE's ``S`` registers with the
+  datapath; the operands still move one PE right per cycle and the weights one row per load
+  beat. The ``a`` lane of row ``i`` is skewed by ``i * S`` registers (instead of ``i``), the
+  psum lanes by ``j`` as before, the de-skew by ``C - 1 - j``: result beat ``t`` appears
+  ``R * S + C - 1`` cycles after data beat ``t``; ``i.ready`` is low for ``(R - 1) * S + C - 1``
+  cycles after a fold's last beat (fold period ``L + T + (R - 1) * S + C - 1``, drain ``S``).
+  A host that reads the partial sums back for the next K-fold needs them by the next fold's
+  beat ``t``: true when ``T + R - 1 >= S`` (``Schedule.readback_ok``).
+* OS (the accumulation ``acc <- step(acc, a, b)`` is a loop): the extra registers go on the
+  operand side only, before the accumulator, whose add stays one cycle; the fold-start and
+  valid bits travel with them, so every accumulator, and the drain copy, runs ``S - 1`` cycles
+  later: same fold period, drain ``R + S - 1``. That is the pipelined Kulisch MAC's scheme
+  (its loop is the ``width``-bit add alone; 1..4 stages). A floating-point fused / two-roundings
+  OS PE takes only the product register (1..2): its loop is the whole rounding adder, which
+  cannot be split without changing the numbers (interleaved accumulators would change the
+  summation order) or the rate (a multi-cycle loop accepts a beat every ``S`` cycles); a deeper
+  one is a ValueError naming ``pe_stages``, the PE and the allowed depths. Use WS/IS or
+  ``mode="kulisch"`` for a deep FP PE.
+
+Not (yet) supported: the shared-exponent PEs.
 """
 import re
 
 from amaranth.hdl import (Cat, ClockSignal, EnableInserter, Instance, Module, Mux, ResetSignal,
-                          Signal)
+                          Signal, signed)
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -136,15 +165,18 @@ from lowbit.models.checks import check_choice, check_int
 from lowbit.models.systolic import DATAFLOWS as _SCHEDULE_DATAFLOWS
 from lowbit.models.systolic import PE_KINDS, PESpec, Schedule, parse_pe
 
-from .fp_mac import FpMacStep, KulischStep, kulisch_read_into, mac_numerics
-from .int_mac import IntMacStep
+from .fp_mac import (FpMacStep, KulischStep, accumulate_into, kulisch_accumulate_into,
+                     kulisch_read_into, kulisch_term_into, mac_numerics)
+from .fp_mul import multiply_into
+from .fp_round import Cuts
+from .int_mac import IntMacStep, int_accumulate_into, lut_multiply_into
 from .manifest import (construct, describe_format, fmt_ref, golden, layout_packing, to_verilog,
                        verilog_ports)
 from .overq_pe import OverqStep, overq_contract
 from .unit import Param, Unit
 
-__all__ = ["SystolicPE", "SystolicArray", "pe_spec", "connect_acc", "UNITS", "PES", "DATAFLOWS",
-           "MAX_DIM"]
+__all__ = ["SystolicPE", "SystolicArray", "pe_spec", "connect_acc", "pe_cut_points",
+           "check_pe_stages", "UNITS", "PES", "DATAFLOWS", "MAX_DIM"]
 
 PES = PE_KINDS
 #: Dataflows in the order the catalogue offers them.
@@ -183,6 +215,132 @@ def _pe_step(spec, dataflow):
     if spec.kulisch:
         return KulischStep(sa, sb, spec.terms, spec.flush_subnormals)
     return FpMacStep(sa, sb, spec.acc, spec.mode, spec.flush_subnormals, spec.saturate)
+
+
+#: Pipeline register points of a PE, in the order ``pe_stages`` adds them (``pe_stages = S``
+#: uses the first ``S - 1``; the PE's output register, the psum register (WS/IS) or the
+#: accumulator (OS), is always there). Every point lies in the product/term datapath of
+#: :mod:`lowbit.hdl.int_mac`, :mod:`lowbit.hdl.fp_mac` and :mod:`lowbit.hdl.overq_pe`:
+#:
+#: * INT: ``product`` (the exact ``a * w``, :class:`~lowbit.hdl.int_mac.IntMac`'s stage 1),
+#:   ``lut`` (the product from LUTs with a register after the first adder-tree level, no DSP
+#:   block: :class:`~lowbit.hdl.int_mac.IntMac`'s stage 3 scheme);
+#: * OverQ: ``term`` (the shifted ``code * w`` term of :class:`~lowbit.hdl.overq_pe.OverqStep`);
+#: * FP fused / two roundings: ``product`` (the exact product code, :class:`~lowbit.hdl.
+#:   fp_mac.FpMac`'s stage 1), then in the adder (:func:`~lowbit.hdl.fp_mac.accumulate_into`)
+#:   ``add`` (after the aligned add), ``norm`` (after the normalising shift), ``lz`` (after the
+#:   leading-zero count) and ``round`` (after the rounding increment);
+#: * Kulisch: the pipelined Kulisch MAC's operand-side points (:data:`lowbit.hdl.fp_mac.
+#:   KULISCH_CUTS`): ``term`` (the aligned term), ``decode`` (the significand product),
+#:   ``unpack`` (the operand decode).
+#:
+#: In OS the accumulation is a loop (``acc <- step(acc, a, b)``): only the points before the
+#: accumulator add can be used, so the FP fused / two-roundings PE takes ``product`` only (its
+#: rounding adder stays in the one-cycle loop), INT both, OverQ ``term``, Kulisch all three
+#: (its loop is the ``width``-bit add alone, as in the pipelined Kulisch MAC).
+_CUT_POINTS = {"int": ("product", "lut"), "overq": ("term",),
+               "fp": ("product", "add", "norm", "lz", "round"),
+               "kulisch": ("term", "decode", "unpack")}
+_OS_CUT_POINTS = {"fp": ("product",)}
+
+
+def _cut_kind(spec):
+    return "kulisch" if spec.kulisch else spec.kind
+
+
+def pe_cut_points(spec, dataflow):
+    """The pipeline register points a ``spec`` PE offers in ``dataflow`` (see the table above);
+    ``pe_stages`` may be ``1 .. 1 + len(pe_cut_points(spec, dataflow))``."""
+    k = _cut_kind(spec)
+    if dataflow == "os":
+        return _OS_CUT_POINTS.get(k, _CUT_POINTS[k])
+    return _CUT_POINTS[k]
+
+
+def check_pe_stages(pe_stages, spec, dataflow):
+    """Validate the PE depth ``pe_stages`` (cycles from a PE's operands to its result) for
+    ``spec`` in ``dataflow``; return it as an int.
+
+    Raises
+    ------
+    TypeError
+        Not an integer.
+    ValueError
+        Outside ``1 .. 1 + len(pe_cut_points(spec, dataflow))``; the message names the PE,
+        the dataflow and the allowed depths (and, for an OS FP PE, why: the loop).
+    """
+    hi = 1 + len(pe_cut_points(spec, dataflow))
+    if isinstance(pe_stages, bool) or not isinstance(pe_stages, int):
+        raise TypeError(f"pe_stages must be an integer, not {pe_stages!r}")
+    if not 1 <= pe_stages <= hi:
+        why = ""
+        if dataflow == "os" and spec.kind == "fp" and not spec.kulisch:
+            why = (" (os accumulates in a one-cycle loop: only the product register can be "
+                   "added before it; use dataflow ws or is for a deeper fp PE, or mode kulisch)")
+        raise ValueError(f"pe_stages for pe {spec.key!r} with dataflow {dataflow!r} must be "
+                         f"1..{hi}, not {pe_stages!r}{why}")
+    return pe_stages
+
+
+def _pipelined_step(m, spec, dataflow, stages, a, w, w_prev, acc_in, carry):
+    """A PE step ``acc_in (+) a * w`` with ``stages - 1`` registers at the first points of
+    :func:`pe_cut_points` (``m``'s sync domain). ``carry`` (a dict of Values) is delayed
+    alongside; returns ``(result, carry)``: the new accumulator (same numbers as the one-cycle
+    step, :meth:`lowbit.models.systolic.PESpec.datapath`) and the delayed ``carry``.
+
+    ``acc_in`` is a function of the delayed carry (WS/IS: the carried psum; OS: the
+    accumulator restart mux, evaluated after the registers, in the loop)."""
+    cut = Cuts(m, pe_cut_points(spec, dataflow)[:stages - 1], "pp")
+    cut.carry = dict(carry)
+    sa, sb = (spec.b, spec.a) if dataflow == "is" else (spec.a, spec.b)
+    k = _cut_kind(spec)
+    if k == "int":
+        pbits = model.int_product_bits(sa, sb)
+        p = Signal(signed(pbits), name="pp_prod",
+                   attrs={"keep": 1})      # keep: one multiplier and one adder, see int_mac.py
+        xa, xw = (a.as_signed() if sa.signed else a), (w.as_signed() if sb.signed else w)
+        if "lut" in cut.points:
+            # IntMac's pipeline_stages=3 scheme: the product from LUTs and carry chains with a
+            # register after the first adder-tree level (no path through an unregistered DSP
+            # block, which bounds a register-DSP-register path near 146 MHz on the ECP5,
+            # lowbit.hdl.int_mac.IntMac); padded with a delay register when the tree has none
+            q, regs = lut_multiply_into(m, xa, xw, pbits, cuts=(1,), name="pp_lmul")
+            if regs == 0:
+                q = cut("lut", {"q": q})["q"]
+            else:
+                cut("lut", {})                # delays the carried signals alongside
+            m.d.comb += p.eq(q.as_signed())
+        else:
+            m.d.comb += p.eq(xa * xw)
+        p = cut("product", {"p": p})["p"]
+        # the psum lanes are raw bits: the accumulator is signed two's complement
+        return int_accumulate_into(m, spec.acc_bits, spec.overflow,
+                                   acc_in(cut.carry).as_signed(), p), cut.carry
+    if k == "overq":
+        # the OverQ term alone: the step with psum_in = 0 (the sum wraps modulo 2^acc_bits, so
+        # adding the wrapped term later gives the same psum)
+        st = OverqStep(spec.bits, spec.w_bits, spec.acc_bits, spec.cascade, spec.precision,
+                       spec.shift_at)
+        m.submodules.term = st
+        m.d.comb += [st.code.eq(a[:spec.bits]), st.meta.eq(a[spec.bits:]), st.w.eq(w),
+                     st.w_prev.eq(w_prev), st.psum_in.eq(0)]
+        t = cut("term", {"t": st.psum_out})["t"]
+        out = Signal(signed(spec.acc_bits), name="pp_psum")
+        m.d.comb += out.eq(acc_in(cut.carry).as_signed() + t.as_signed())
+        return out, cut.carry
+    if k == "fp":
+        pf = model.product_format(sa, sb)
+        p = multiply_into(m, sa, sb, a, w, spec.flush_subnormals)
+        p = cut("product", {"p": p})["p"]
+        out = accumulate_into(m, spec.acc, pf, acc_in(cut.carry), p, spec.mode,
+                              spec.flush_subnormals, spec.saturate, name="pp_acc", cut=cut)
+        return out, cut.carry
+    kw, _ = spec.kulisch_register
+    t = kulisch_term_into(m, sa, sb, a, w, spec.flush_subnormals, kw, cut, name="pp_kt")
+    t = cut("term", t)
+    st = acc_in(cut.carry)
+    fixed, flags = kulisch_accumulate_into(m, kw, st[:kw], st[kw:], t, name="pp_ka")
+    return Cat(fixed, flags), cut.carry
 
 
 def pe_spec(pe, **params):
@@ -250,25 +408,36 @@ class SystolicPE(wiring.Component):
         OS: the accumulator (``acc <- step(af ? empty : acc, a, b)`` when ``av``) and the
         drain register (``drain <- copy ? acc_up : drain_up``).
 
-    Latency: one cycle from every input to its registered output. Numerics: the step of
-    ``spec`` (:meth:`lowbit.models.systolic.PESpec.datapath`).
+    Parameters (continued)
+    ----------------------
+    pe_stages : int
+        The PE's depth ``S``: cycles from its operands to its result, 1 (default: the one-cycle
+        PE) up to ``1 + len(pe_cut_points(spec, dataflow))``; the ``S - 1`` extra registers sit
+        at the first points of :func:`pe_cut_points`. WS/IS: ``ps_o`` is ``S`` cycles after
+        ``a``/``ps`` (``ps``, ``pv``, ``pl`` and ``av`` are delayed alongside the datapath);
+        OS: the accumulator takes a beat's term ``S - 1`` cycles after ``a``/``b`` (``av``,
+        ``af`` delayed alongside), its add staying one cycle. The forwarded operands
+        (``a_o``, ``w_o``, ``b_o``) stay one cycle.
+
+    Latency: one cycle from every input to its registered output (the psum / accumulator: ``S``).
+    Numerics: the step of ``spec`` (:meth:`lowbit.models.systolic.PESpec.datapath`), whatever
+    ``S``.
 
     Raises
     ------
     TypeError
-        ``spec`` is not a :class:`~lowbit.models.systolic.PESpec`.
+        ``spec`` is not a :class:`~lowbit.models.systolic.PESpec`; ``pe_stages`` not an int.
     ValueError
-        An unknown dataflow, or IS with the OverQ PE.
+        An unknown dataflow, IS with the OverQ PE, a depth the PE cannot take.
     """
 
-    latency = 1
-
-    def __init__(self, spec, dataflow="ws"):
+    def __init__(self, spec, dataflow="ws", pe_stages=1):
         if not isinstance(spec, PESpec):
             raise TypeError(f"spec must be a PESpec, not {spec!r}")
         check_choice("dataflow", dataflow, DATAFLOWS)
         if dataflow == "is" and spec.kind == "overq":
             raise ValueError("dataflow 'is' is not available with an OverQ PE")
+        self._stages = check_pe_stages(pe_stages, spec, dataflow)
         self._spec, self._df = spec, dataflow
         aw, bw = spec.a_lane_width, spec.b_lane_width
         if dataflow == "is":
@@ -296,14 +465,22 @@ class SystolicPE(wiring.Component):
     b_width = property(lambda self: self._bw)
     #: Bits of the partial sum / accumulator (Kulisch: the packed state).
     acc_width = property(lambda self: self._w)
+    #: The PE depth ``S`` (cycles from the operands to the psum / accumulator).
+    pe_stages = property(lambda self: self._stages)
+    #: Cycles from the operands to the result (``ps_o``; OS: the accumulator): ``pe_stages``.
+    latency = property(lambda self: self._stages)
 
     @property
     def module_name(self):
         """Verilog module name of this PE when the array instantiates it (one name per PE
-        configuration and dataflow: ``lowbit_pe_<pe key>_<dataflow>``)."""
-        return re.sub(r"\W", "_", f"lowbit_pe_{self._spec.key}_{self._df}")
+        configuration, dataflow and depth: ``lowbit_pe_<pe key>_<dataflow>``, with ``_s<S>``
+        appended for ``S > 1``)."""
+        depth = f"_s{self._stages}" if self._stages > 1 else ""
+        return re.sub(r"\W", "_", f"lowbit_pe_{self._spec.key}_{self._df}{depth}")
 
     def elaborate(self, platform):
+        if self._stages > 1:
+            return self._elaborate_pipelined()
         m = Module()
         core = Module()
         spec = self._spec
@@ -354,6 +531,52 @@ class SystolicPE(wiring.Component):
         m.submodules.core = EnableInserter({"sync": self.en})(core)
         return m
 
+    def _elaborate_pipelined(self):
+        """``pe_stages > 1``: the step of :func:`_pipelined_step`, registers behind ``en``."""
+        m = Module()
+        core = Module()
+        spec, S = self._spec, self._stages
+        overq = spec.kind == "overq"
+        for src, dst in ((self.a, self.a_o), (self.av, self.av_o), (self.af, self.af_o)):
+            r = Signal.like(dst, name=f"r_{dst.name}")
+            core.d.sync += r.eq(src)
+            m.d.comb += dst.eq(r)
+        if self._df == "os":
+            init = spec.empty_sum
+            acc = Signal(self._w, init=init, name="acc")
+            rb = Signal(self._bw, name="r_b")
+            core.d.sync += rb.eq(self.b)
+            wp = 0
+            if overq:
+                # w_prev: the weight of this PE's previous MAC (0 on a fold's first); an
+                # operand-side register, updated as the operands arrive
+                bp = Signal(self._bw, name="bprev")
+                wp = Mux(self.af, 0, bp)
+                with core.If(self.av):
+                    core.d.sync += bp.eq(self.b)
+            empty = 0 if overq else init
+            out, c = _pipelined_step(core, spec, "os", S, self.a, self.b, wp,
+                                     lambda c: Mux(c["af"], empty, acc),
+                                     {"av": self.av, "af": self.af})
+            with core.If(c["av"]):
+                core.d.sync += acc.eq(out)
+            d = Signal(self._w, name="drain")
+            core.d.sync += d.eq(Mux(self.copy, self.acc_up, self.drain_up))
+            m.d.comb += [self.b_o.eq(rb), self.acc_o.eq(acc), self.drain_o.eq(d)]
+        else:
+            w = Signal(self._bw, name="w")
+            with core.If(self.load):
+                core.d.sync += w.eq(self.w_i)
+            out, c = _pipelined_step(core, spec, self._df, S, self.a, w,
+                                     self.wp if overq else 0, lambda c: c["ps"],
+                                     {"ps": self.ps, "av": self.av, "pv": self.pv,
+                                      "pl": self.pl})
+            rp, rv, rl = Signal(self._w, name="psum"), Signal(name="pv"), Signal(name="pl")
+            core.d.sync += [rp.eq(Mux(c["av"], out, c["ps"])), rv.eq(c["pv"]), rl.eq(c["pl"])]
+            m.d.comb += [self.w_o.eq(w), self.ps_o.eq(rp), self.pv_o.eq(rv), self.pl_o.eq(rl)]
+        m.submodules.core = EnableInserter({"sync": self.en})(core)
+        return m
+
 
 class _PEPorts:
     """The port signals of one instantiated PE (``Instance``), named like the PE's members."""
@@ -363,7 +586,7 @@ class _PEPorts:
             setattr(self, name, Signal(member.shape, name=f"{prefix}_{name}"))
 
 
-def _place_pes(m, spec, dataflow, rows, cols, platform):
+def _place_pes(m, spec, dataflow, rows, cols, platform, pe_stages=1):
     """Add ``rows x cols`` PEs to ``m``; return ``{(i, j): PE}`` (objects with the PE's ports).
 
     With ``platform=None`` (the Amaranth simulator) every PE is a :class:`SystolicPE`
@@ -379,9 +602,9 @@ def _place_pes(m, spec, dataflow, rows, cols, platform):
         pes = {}
         for i in range(rows):
             for j in range(cols):
-                pes[i, j] = m.submodules[f"pe_{i}_{j}"] = SystolicPE(spec, dataflow)
+                pes[i, j] = m.submodules[f"pe_{i}_{j}"] = SystolicPE(spec, dataflow, pe_stages)
         return pes
-    proto = SystolicPE(spec, dataflow)
+    proto = SystolicPE(spec, dataflow, pe_stages)
     name = proto.module_name
     text = to_verilog(proto, name)
     platform.add_file(f"{name}.v", text)
@@ -440,6 +663,9 @@ class SystolicArray(wiring.Component):
     terms : int
         FP PE, Kulisch: products summed exactly, 1..2**32 (sizes the register, default 4096);
         beyond it the register wraps.
+    pe_stages : int
+        PE depth ``S`` in cycles (default 1): INT 1..3, OverQ 1..2, FP fused / two roundings 1..6
+        (OS 1..2), Kulisch 1..4 (module docstring, "Pipelined PEs"; :func:`pe_cut_points`).
     bits, w_bits, cascade, precision, shift_at :
         OverQ PE: as :class:`~lowbit.hdl.overq_pe.OverqStep` (``acc_bits`` too; it wraps).
 
@@ -462,9 +688,9 @@ class SystolicArray(wiring.Component):
         the psum lanes of the next K-fold) and ``last`` (last result beat of a fold).
         WS/IS: one beat per data beat; OS: ``R`` beats per fold, array row ``R - 1`` first.
 
-    Latency: :attr:`latency` ``= R + C - 1`` cycles from a WS/IS data beat to its result beat, or
-    from an OS fold's last beat to its first result beat; whole GEMMs:
-    :meth:`gemm_cycles`.
+    Latency: :attr:`latency` ``= R + C - 1`` cycles (one-cycle PEs) from a WS/IS data beat to its
+    result beat, or from an OS fold's last beat to its first result beat (pipelined: WS/IS
+    ``R * S + C - 1``, OS ``R + C + S - 2``); whole GEMMs: :meth:`gemm_cycles`.
 
     Raises
     ------
@@ -477,7 +703,7 @@ class SystolicArray(wiring.Component):
     def __init__(self, rows=4, cols=4, pe="int", dataflow="ws", a_format=None, b_format=None,
                  acc_bits=None, overflow=None, acc_format=None, mode=None,
                  flush_subnormals=None, saturate=None, bits=None, w_bits=None, cascade=None,
-                 precision=None, shift_at=None, terms=None):
+                 precision=None, shift_at=None, terms=None, pe_stages=1):
         self._rows = check_int("rows", rows, 1, MAX_DIM)
         self._cols = check_int("cols", cols, 1, MAX_DIM)
         spec = pe_spec(pe, a_format=a_format, b_format=b_format, acc_bits=acc_bits,
@@ -491,6 +717,7 @@ class SystolicArray(wiring.Component):
                              "travels with the streamed activations)")
         self._dataflow = dataflow
         self._spec = spec
+        self._stages = check_pe_stages(pe_stages, spec, dataflow)
         a_w, b_w = spec.a_lane_width, spec.b_lane_width
         # streamed (a lanes) and stationary (b lanes) operand formats: IS streams B's columns
         self._sa, self._sb = (spec.b, spec.a) if dataflow == "is" else (spec.a, spec.b)
@@ -530,6 +757,8 @@ class SystolicArray(wiring.Component):
     a_lane_width = property(lambda self: self._a_w)
     #: Bits of one ``b`` lane (stationary / filter operand).
     b_lane_width = property(lambda self: self._b_w)
+    #: PE depth ``S`` (cycles from a PE's operands to its result; 1: the one-cycle PE).
+    pe_stages = property(lambda self: self._stages)
     operand_layout = property(lambda self: self._in_layout)
     result_layout = property(lambda self: self._out_layout)
 
@@ -556,25 +785,47 @@ class SystolicArray(wiring.Component):
 
     @property
     def latency(self):
-        """``R + C - 1``: data beat to result beat (WS); fold's last beat to first result (OS)."""
-        return self._rows + self._cols - 1
+        """``R * S + C - 1`` cycles from a WS/IS data beat to its result beat; ``R + C - 1 +
+        (S - 1)`` from an OS fold's last beat to its first result beat (``S`` =
+        :attr:`pe_stages`; 1: ``R + C - 1`` for both)."""
+        S = self._stages
+        if self._dataflow == "os":
+            return self._rows + self._cols - 1 + S - 1
+        return self._rows * S + self._cols - 1
+
+    @property
+    def _gap(self):
+        """Cycles ``i.ready`` is low after a fold's last beat: ``P - L - T``."""
+        R, C = self._rows, self._cols
+        return R + C - 2 if self._dataflow == "os" else (R - 1) * self._stages + C - 1
+
+    @property
+    def _gap_formula(self):
+        return ("R + C - 2" if self._dataflow == "os" or self._stages == 1
+                else "(R - 1) * S + C - 1")
 
     @property
     def latency_formula(self):
         R, C = self._rows, self._cols
+        S = self._stages
         pre = "0" if self._dataflow == "os" else "R"
-        drain = "R" if self._dataflow == "os" else "1"
+        os_ = self._dataflow == "os"
+        # S = 1 (the one-cycle PE): the formulas as before pipelined PEs existed
+        drain = ("R" if S == 1 else "R + S - 1") if os_ else ("1" if S == 1 else "S")
         return {
-            "fold_period": f"P = {pre} + T + (R - 1) + (C - 1)",
+            "fold_period": f"P = {pre} + T + (R - 1)" + ("" if os_ or S == 1 else " * S")
+                           + " + (C - 1)",
             "T": {"ws": "M (ws: streamed ifmap rows)", "os": "K (os)",
                   "is": "N (is: streamed filter columns)"}[self._dataflow],
             "folds": {"ws": "ceil(K/R) * ceil(N/C)", "os": "ceil(M/R) * ceil(N/C)",
                       "is": "ceil(K/R) * ceil(M/C)"}[self._dataflow],
             "compute_cycles": "folds * P - 1 (cycle of the last MAC, first beat accepted at 0)",
             "gemm_latency": f"folds * P - 1 + {drain} (cycle of the last result beat)",
-            "beat_to_result": f"R + C - 1 = {R + C - 1}",
-            "R": R, "C": C,
-            "simulator": "lowbit.models.systolic.Schedule(M, K, N, R, C, dataflow)",
+            "beat_to_result": (f"R + C - 1 = {self.latency}" if S == 1 else
+                               f"R + C - 1 + S - 1 = {self.latency}" if os_ else
+                               f"R * S + C - 1 = {self.latency}"),
+            "R": R, "C": C, "S": S,
+            "simulator": "lowbit.models.systolic.Schedule(M, K, N, R, C, dataflow, pe_stages)",
         }
 
     def gemm_cycles(self, M, K, N):
@@ -584,7 +835,7 @@ class SystolicArray(wiring.Component):
         beat), counted from 0 = the cycle the first operand beat is accepted, are the RTL's with
         a source that always has the next beat ready and a sink that is always ready.
         """
-        return Schedule(M, K, N, self._rows, self._cols, self._dataflow)
+        return Schedule(M, K, N, self._rows, self._cols, self._dataflow, self._stages)
 
     # -- documentation -----------------------------------------------------------------------
     def _field_doc(self, layout):
@@ -627,7 +878,10 @@ class SystolicArray(wiring.Component):
         accw = spec.result_width
         return {
             "i__valid": "operand beat valid",
-            "i__ready": "array accepts the operand beat (low for R+C-2 cycles after a last beat)",
+            "i__ready": ("array accepts the operand beat (low for R+C-2 cycles after a last "
+                         "beat)" if self._gap == R + C - 2 else
+                         f"array accepts the operand beat (low for {self._gap_formula} = "
+                         f"{self._gap} cycles after a last beat)"),
             "i__payload": f"operand beat, {self._in_layout.size} bits: "
                           f"{self._field_doc(self._in_layout)}; {fields}",
             "o__valid": "result beat valid",
@@ -767,11 +1021,13 @@ class SystolicArray(wiring.Component):
             "empty_sum": empty,
             "protocol": {
                 "beats": order, "results": results,
-                "ready": f"i__ready is low for R + C - 2 = {R + C - 2} cycles after a last beat "
-                         "is accepted, and while o__valid is high and o__ready low (the whole "
-                         "array stalls)",
+                "ready": f"i__ready is low for {self._gap_formula} = {self._gap} cycles after a "
+                         "last beat is accepted, and while o__valid is high and o__ready low "
+                         "(the whole array stalls)",
                 "fold_period": P, "schedule": "lowbit.models.systolic.Schedule(M, K, N, R, C, "
-                                              "dataflow): beat k of fold f accepted at f * P + k"},
+                                              "dataflow, pe_stages): beat k of fold f accepted "
+                                              "at f * P + k",
+                "pe_stages": self._stages},
             "reset": {"signal": "rst", "synchronous": True, "active": "high",
                       "clears": "every register to its init value: operand, psum, drain and "
                                 "weight registers 0, "
@@ -866,7 +1122,8 @@ class SystolicArray(wiring.Component):
         core = Module()
         R, C, W = self._rows, self._cols, self._ps_w
         ws = self._dataflow != "os"          # IS is the WS hardware
-        G = R + C - 2
+        G = self._gap
+        S = self._stages
         overq = self._spec.kind == "overq"
 
         # back-pressure: one enable on every register of the array
@@ -906,7 +1163,7 @@ class SystolicArray(wiring.Component):
             return sig
 
         # the PEs: R x C instances of one SystolicPE, every register behind ``run``
-        pes = _place_pes(m, self._spec, self._dataflow, R, C, platform)
+        pes = _place_pes(m, self._spec, self._dataflow, R, C, platform, self._stages)
         for pe in pes.values():
             m.d.comb += pe.en.eq(run)
 
@@ -916,7 +1173,10 @@ class SystolicArray(wiring.Component):
             v_i = Signal(name=f"av_in{i}")
             f_i = Signal(name=f"af_in{i}")
             m.d.comb += [a_i.eq(p.a[i]), v_i.eq(beat & p.mask[i]), f_i.eq(beat & fresh)]
-            a, av, af = delay(a_i, i, f"ska{i}"), delay(v_i, i, f"skv{i}"), delay(f_i, i, f"skf{i}")
+            # WS/IS: the psum stays S cycles in each PE, so lane i is skewed by i * S to meet it
+            sk = i if not ws else i * S
+            a, av, af = (delay(a_i, sk, f"ska{i}"), delay(v_i, sk, f"skv{i}"),
+                         delay(f_i, sk, f"skf{i}"))
             for j in range(C):
                 pe = pes[i, j]
                 m.d.comb += [pe.a.eq(a), pe.av.eq(av), pe.af.eq(af)]
@@ -959,8 +1219,10 @@ class SystolicArray(wiring.Component):
                     o_valid, o_last = pv, pl
             m.d.comb += [self.o.valid.eq(o_valid), self.o.payload.last.eq(o_last)]
         else:
+            # the accumulators take a beat's term S - 1 cycles after its operands: the drain
+            # copy waits as long (the next fold's first accumulation comes as late)
             copy = Signal()
-            core.d.comb += copy.eq(due)
+            core.d.comb += copy.eq(delay(due, S - 1, "copy"))
             for j in range(C):
                 b_j = Signal(self._b_w, name=f"b_in{j}")
                 m.d.comb += b_j.eq(p.b[j])
@@ -998,10 +1260,10 @@ class SystolicArray(wiring.Component):
         return m
 
 
-def _catalog_array(rows, cols, pe, dataflow):
+def _catalog_array(rows, cols, pe, dataflow, pe_stages=1):
     """The catalogue's builder: ``pe`` is a PE name only (the one ``--pe`` vocabulary of the
     CLI); the PE kinds with separate parameters are for the Python API."""
-    return SystolicArray(rows, cols, parse_pe(pe), dataflow=dataflow)
+    return SystolicArray(rows, cols, parse_pe(pe), dataflow=dataflow, pe_stages=pe_stages)
 
 
 UNITS = [
@@ -1015,6 +1277,10 @@ UNITS = [
         Param("dataflow", "--dataflow", "choice", "ws",
               "weight-, output- or input-stationary (is: the ws hardware, operands swapped)",
               choices=DATAFLOWS),
+        Param("pe_stages", "--pe-stages", "int", 1,
+              "PE depth S in cycles (pipelined PEs): int 1..3, overq 1..2, fp fused/two_roundings "
+              "1..6 (os: 1..2, the accumulation loop), kulisch 1..4 (lowbit.hdl.systolic."
+              "pe_cut_points)"),
     ), "R x C systolic GEMM array of one PE (int, fp fused / two roundings / Kulisch, or OverQ), "
        "weight-, output- or input-stationary, skew/de-skew registers, valid/ready streams; "
        "cycle schedule of lowbit.models.systolic"),

@@ -64,6 +64,31 @@ operand is accepted:
 * ``latency = compute_cycles + drain`` with ``drain = 1`` (WS/IS) or ``R`` (OS): the cycle in which
   the last result vector is produced.
 
+Pipelined PEs (``pe_stages = S > 1``; lowbit's extension, SCALE-Sim has no PE latency, so its
+figures are those of ``S = 1`` only). A PE then takes ``S`` cycles from its operands to its
+result; the operands still move one PE per cycle.
+
+* WS/IS (no loop: the partial sum moves down the column): the psum stays ``S`` cycles in each PE,
+  so the streamed operand of array row ``i`` is skewed by ``i * S`` (not ``i``) to meet it. PE
+  ``(i, j)`` takes its ``t``-th operands at ``L + t + i * S + j``, the sum leaves the bottom of
+  column ``j`` at ``L + t + R * S + j`` and output vector ``t`` appears at
+  ``L + t + R * S + C - 1``. The fold period is ``P = L + T + (R - 1) * S + (C - 1)`` (the next
+  fold's preload may start once PE ``(R-1, C-1)`` has taken its last weight operand) and
+  ``drain = S``.
+* OS (the accumulation is a loop): the ``S - 1`` extra registers sit on the operand side, before
+  the accumulator, whose add stays one cycle; every accumulator update, and hence the drain
+  copy, comes ``S - 1`` cycles later. ``P`` is unchanged, ``drain = R + S - 1``.
+
+``S = 1`` gives every formula above.
+
+K-fold read-back (WS/IS): output vector ``t`` of fold ``f`` appears at ``(f+1)*P + t + S - T``,
+while the next K-fold's data beat ``t`` (which carries it back on the psum lanes) is due at
+``(f+1)*P + L + t``. The schedule
+holds without a host stall when ``T + L - 1 >= S`` (:attr:`Schedule.readback_ok`; always true
+for ``S = 1``, and for any realistic GEMM: WS ``M + R - 1 >= S``); otherwise a host with an
+ofmap buffer must wait for the partial sums (bubbles, which the RTL tolerates) and the
+schedule's cycle counts are a lower bound.
+
 
 Numerics
 --------
@@ -96,7 +121,7 @@ from . import formats, mac, overq
 from .checks import check_choice, check_int
 
 __all__ = [
-    "DATAFLOWS", "PE_KINDS", "MAX_GEMM", "Schedule",
+    "DATAFLOWS", "PE_KINDS", "MAX_GEMM", "MAX_PE_STAGES", "Schedule",
     "PEDatapath", "IntPE", "FpMacPE", "KulischPE", "OverqPE", "Fp32AccPE",
     "PESpec", "parse_pe", "pe_name", "gemm_numerics", "reference_numerics",
 ]
@@ -109,6 +134,9 @@ PE_KINDS = ("int", "fp", "overq")
 _MAX_DIM = 1 << 20  # array rows/cols of a schedule
 #: Largest M, K or N of a GEMM.
 MAX_GEMM = 1 << 40
+#: Largest PE latency of a schedule (the deepest hardware PE, the FP fused/two-roundings PE of
+#: :mod:`lowbit.hdl.systolic`, has 6 stages; the schedule takes a few more for what-if studies).
+MAX_PE_STAGES = 16
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -147,6 +175,10 @@ class Schedule:
         (SCALE-Sim's "compute cycles" with no stalls).
     latency : int
         ``compute_cycles + drain``: cycle of the last result vector (no stalls).
+    pe_stages : int
+        PE latency ``S`` in cycles, 1..:data:`MAX_PE_STAGES` (default 1, the one-cycle PE that
+        SCALE-Sim models); see "Pipelined PEs" in the module docstring. Which depths a given
+        PE can take is the hardware's business (:class:`lowbit.hdl.systolic.SystolicPE`).
     """
     M: int
     K: int
@@ -154,6 +186,7 @@ class Schedule:
     rows: int
     cols: int
     dataflow: str
+    pe_stages: int = 1
 
     def __post_init__(self):
         for n in ("M", "K", "N"):
@@ -161,6 +194,26 @@ class Schedule:
         for n in ("rows", "cols"):
             object.__setattr__(self, n, check_int(n, getattr(self, n), 1, _MAX_DIM))
         check_choice("dataflow", self.dataflow, DATAFLOWS)
+        object.__setattr__(self, "pe_stages",
+                           check_int("pe_stages", self.pe_stages, 1, MAX_PE_STAGES))
+
+    @property
+    def readback_ok(self):
+        """WS/IS: the previous K-fold's partial sums are out before the next K-fold's beats need
+        them (``T + L - 1 >= S``; see "K-fold read-back"); OS: always True."""
+        return self.dataflow == "os" or self.T + self.preload - 1 >= self.pe_stages
+
+    @property
+    def skew_drain(self):
+        """Cycles between a fold's last operand beat and the next fold's first:
+        ``P - L - T = (R - 1) * s + C - 1`` (``s`` = :attr:`row_step`)."""
+        return (self.rows - 1) * self.row_step + self.cols - 1
+
+    @property
+    def row_step(self):
+        """Cycles a partial sum spends in each PE on its way down a column: ``S`` for WS/IS,
+        1 for OS (the operands move one PE per cycle; the sums stay put)."""
+        return 1 if self.dataflow == "os" else self.pe_stages
 
     @property
     def Sr(self):
@@ -192,11 +245,11 @@ class Schedule:
 
     @property
     def fold_period(self):
-        return self.preload + self.T + self.rows + self.cols - 2
+        return self.preload + self.T + self.skew_drain
 
     @property
     def drain(self):
-        return self.rows if self.dataflow == "os" else 1
+        return self.rows + self.pe_stages - 1 if self.dataflow == "os" else self.pe_stages
 
     @property
     def compute_cycles(self):
@@ -231,31 +284,34 @@ class Schedule:
         return f * self.fold_period
 
     def mac_cycle(self, f, i, j, t):
-        """Cycle in which PE ``(i, j)`` does the ``t``-th MAC of fold ``f``: ``f*P + L + t + i + j``."""
+        """Cycle in which PE ``(i, j)`` takes the operands of the ``t``-th MAC of fold ``f``:
+        ``f*P + L + t + i*s + j`` (``s`` = :attr:`row_step`; with ``S = 1`` also the cycle of
+        the accumulation)."""
         f = check_int("f", f, 0, self.folds - 1)
         i = check_int("i", i, 0, self.rows - 1)
         j = check_int("j", j, 0, self.cols - 1)
         t = check_int("t", t, 0, self.T - 1)
-        return f * self.fold_period + self.preload + t + i + j
+        return f * self.fold_period + self.preload + t + i * self.row_step + j
 
     def output_cycle(self, f, t_or_row):
         """Cycle in which a result vector of fold ``f`` is produced at the output port.
 
         WS/IS: ``t_or_row`` is the stream element ``t``; the vector is produced at
-        ``f*P + L + t + R + C - 1``. OS: ``t_or_row`` is the array row ``i``, drained at
-        ``(f+1)*P + R - 1 - i``.
+        ``f*P + L + t + R*S + C - 1``. OS: ``t_or_row`` is the array row ``i``, drained at
+        ``(f+1)*P + S - 1 + R - 1 - i``.
         """
         f = check_int("f", f, 0, self.folds - 1)
         P = self.fold_period
         if self.dataflow == "os":
             i = check_int("row", t_or_row, 0, self.rows - 1)
-            return (f + 1) * P + self.rows - 1 - i
+            return (f + 1) * P + self.pe_stages - 1 + self.rows - 1 - i
         t = check_int("t", t_or_row, 0, self.T - 1)
-        return f * P + self.preload + t + self.rows + self.cols - 1
+        return f * P + self.preload + t + self.rows * self.pe_stages + self.cols - 1
 
     def phases(self):
         """Per-fold phase lengths: ``preload, stream (T), row_skew (R-1), col_skew (C-1), period, drain``."""
-        return {"preload": self.preload, "stream": self.T, "row_skew": self.rows - 1,
+        return {"preload": self.preload, "stream": self.T,
+                "row_skew": (self.rows - 1) * self.row_step,
                 "col_skew": self.cols - 1, "period": self.fold_period, "drain": self.drain}
 
     # --- fold-shape accounting (vectorised) -------------------------------------------------

@@ -228,7 +228,7 @@ def gemm_program(array, A, B):
             valid[f * P + k] = 1
             payload[f * P + k] = tl.beat(f, k, prev)
         end = f * P + beats - 1
-        ready[end + 1:end + R + C - 1] = 0
+        ready[end + 1:end + 1 + s.skew_drain] = 0
         if ws:
             ref = partial(k1)
             for t in range(tl.T):

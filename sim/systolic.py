@@ -62,7 +62,7 @@ import numpy as np
 from rich.progress import Progress
 
 from lowbit.models.checks import check_choice, check_int, check_number
-from lowbit.models.systolic import DATAFLOWS, MAX_GEMM, Schedule
+from lowbit.models.systolic import DATAFLOWS, MAX_GEMM, MAX_PE_STAGES, Schedule
 
 from .topology import Layer, read_scalesim_cfg
 
@@ -108,6 +108,12 @@ class ArrayConfig:
     pe : str
         Name of the PE datapath (``"int8"``, ``"fp8_fp32acc"``, ...), carried into reports and the
         cost model; it does not change the timing.
+    pe_stages : int
+        PE latency in cycles, 1..:data:`lowbit.models.systolic.MAX_PE_STAGES` (default 1, the
+        one-cycle PE SCALE-Sim models: SCALE-Sim has no PE latency, so its agreement holds for
+        1 only). ``S > 1`` is a pipelined PE (:class:`lowbit.models.systolic.Schedule`, "Pipelined
+        PEs"): WS/IS fold period ``L + T + (R-1)*S + C - 1`` and drain ``S``; OS drain
+        ``R + S - 1``.
     name : str
         Free label (run name).
 
@@ -126,6 +132,7 @@ class ArrayConfig:
     word_bytes: int = 1
     pe: str = "int8"
     name: str = ""
+    pe_stages: int = 1
 
     def __post_init__(self):
         object.__setattr__(self, "rows", check_int("rows", self.rows, 1, _MAX_DIM))
@@ -144,6 +151,8 @@ class ArrayConfig:
                 raise ValueError(f"dram_bw must be a positive number of words/cycle or 'CALC', "
                                  f"not {self.dram_bw!r}") from None
         object.__setattr__(self, "word_bytes", check_int("word_bytes", self.word_bytes, 1, 64))
+        object.__setattr__(self, "pe_stages",
+                           check_int("pe_stages", self.pe_stages, 1, MAX_PE_STAGES))
         if not isinstance(self.pe, str):
             raise TypeError(f"pe must be a PE name (a string), not {self.pe!r}")
         if not self.pe:
@@ -176,7 +185,7 @@ class ArrayConfig:
 
 def schedule(M, K, N, cfg):
     """The :class:`Schedule` of the GEMM ``(M, K, N)`` on ``cfg`` (an :class:`ArrayConfig`)."""
-    return Schedule(M, K, N, cfg.rows, cfg.cols, cfg.dataflow)
+    return Schedule(M, K, N, cfg.rows, cfg.cols, cfg.dataflow, cfg.pe_stages)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -96,3 +96,39 @@ def test_gemm_cosim_kulisch(R, C, df, M, K, N, simulator):
     np.testing.assert_array_equal(
         ref_systolic(array, A, B),
         fp_mac(A[:, None, :], B.T[None], "e4m3", "e4m3", "fp32", "kulisch"))
+
+
+PIPE_CASES = [
+    # rows, cols, pe, dataflow, pe_stages, M, K, N: pipelined PEs (two Verilator builds by
+    # default, ~50 CPU-s cold together; a 3 x 3 array saves only ~10 % of that). The deepest FP
+    # PE (6 stages: product, aligned add, normalising shift, leading-zero count and rounding
+    # increment registered) and the INT PE with its product register; Kulisch, OS and IS only
+    # with LOWBIT_COSIM_FULL=1 (test_hdl_systolic_pipelined.py covers every PE kind, dataflow
+    # and depth in the Amaranth simulator).
+    pytest.param(4, 4, "int8", "ws", 2, 9, 11, 7, id="int8-4x4-ws-s2"),
+    pytest.param(4, 4, "e4m3_fp32", "ws", 6, 6, 9, 7, id="fp8-4x4-ws-s6"),
+    pytest.param(3, 4, "e4m3_kulisch", "ws", 4, 7, 8, 9, id="fp8-kulisch-3x4-ws-s4",
+                 marks=_full),
+    pytest.param(4, 3, "int8", "os", 2, 9, 7, 8, id="int8-4x3-os-s2", marks=_full),
+    pytest.param(3, 3, "e4m3_fp32", "is", 3, 7, 8, 9, id="fp8-3x3-is-s3", marks=_full),
+]
+
+
+@pytest.mark.parametrize("R,C,pe,df,S,M,K,N", PIPE_CASES)
+def test_gemm_cosim_pipelined(R, C, pe, df, S, M, K, N, simulator):
+    """Pipelined PEs under Verilator: every result beat bit-exact with the golden GEMM (and the
+    golden partial sums of the intermediate K-folds), ``i.ready`` and ``o.valid`` on the cycles
+    of the schedule with PE latency ``S``, the last result on ``Schedule.latency``, which is
+    later than the one-cycle PE's by what the pipeline adds (WS/IS: ``(R - 1) * (S - 1)`` per
+    fold and ``S - 1`` of drain; OS: ``S - 1`` of drain)."""
+    array = SystolicArray(R, C, pe=pe, dataflow=df, pe_stages=S)
+    rep = cosim_gemm(array, M, K, N, seed=R * 31 + C + M + S, sim=simulator)
+    assert rep.ok, rep.format()
+    s = array.gemm_cycles(M, K, N)
+    s1 = SystolicArray(R, C, pe=pe, dataflow=df).gemm_cycles(M, K, N)
+    assert s.folds > 1 and s.readback_ok
+    assert rep.cycles["first_accept"] == 0
+    assert rep.cycles["last_result"] == s.latency == s.compute_cycles + s.drain
+    extra = (S - 1) if df == "os" else s.folds * (R - 1) * (S - 1) + S - 1
+    assert s.latency == s1.latency + extra
+    assert rep.vectors == s.latency + 1

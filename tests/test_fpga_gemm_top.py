@@ -130,8 +130,10 @@ def _check_gemm(top, dev, A, B, golden_pe):
     assert len(dev.runs) == -(-N // C) * m_blocks * -(-K // R)
     for M_run, kv, cycles in dev.runs:
         # one fold: the simulator's schedule (first beat accepted = cycle 0, last result)
-        assert cycles == Schedule(M_run, kv, C, R, C, "ws").latency == top.run_cycles(M_run, kv)
-        assert cycles == 2 * R + M_run + C - 2
+        S = top.array.pe_stages
+        assert cycles == Schedule(M_run, kv, C, R, C, "ws", S).latency == top.run_cycles(M_run,
+                                                                                        kv)
+        assert cycles == R + M_run + R * S + C - 2          # 2R + M + C - 2 for S = 1
 
 
 def test_gemm_int8_saturating():
@@ -188,6 +190,19 @@ def test_gemm_fp8_e5m2_fp16_two_roundings():
     rng = np.random.default_rng(5)
     A, B = random_operands(top.array.spec, 5, 5, 3, rng, specials=0.0)
     _check_gemm(top, dev, A, B, FpMacPE("e5m2", "e4m3", "fp16", "two_roundings", False, True))
+
+
+def test_gemm_pipelined_pes():
+    """The board top level with pipelined PEs (FP8 E4M3 -> FP32, 6 stages): same results, run
+    cycles of the pipelined schedule, depth in the descriptor; a depth the PE cannot take."""
+    top, dev = _device(rows=2, cols=2, pe="e4m3_fp32", depth=4, divisor=4, pe_stages=6)
+    assert dev.params["pe_stages"] == 6 and top.array.pe_stages == 6
+    rng = np.random.default_rng(12)
+    A, B = random_operands(top.array.spec, 3, 3, 3, rng, specials=0.05)
+    _check_gemm(top, dev, A, B, FpMacPE("e4m3", "e4m3", "fp32", "fused"))
+    with pytest.raises(ValueError, match=r"^pe_stages for pe 'int8xint8_acc32_wrap' with "
+                                         r"dataflow 'ws' must be 1\.\.3, not 4$"):
+        GemmTop(rows=2, cols=2, pe="int8", pe_stages=4)
 
 
 # -- protocol -----------------------------------------------------------------------------------

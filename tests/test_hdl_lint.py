@@ -42,6 +42,7 @@ CONFIGS = [(u, {}) for u in catalog.units()] + [
                   "shift_at": "operands"}),
     ("systolic", {"rows": 3, "cols": 2, "pe": "e4m3_kulisch", "dataflow": "ws"}),
     ("systolic", {"rows": 2, "cols": 2, "pe": "overq4", "dataflow": "os"}),
+    ("systolic", {"rows": 2, "cols": 2, "pe": "e4m3_fp32", "pe_stages": 6}),  # pipelined PEs
 ]
 
 _WARN = re.compile(r"^%Warning-([A-Z0-9_]+):", re.MULTILINE)

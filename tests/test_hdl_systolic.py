@@ -19,6 +19,8 @@ def rtl_gemm(array, A, B, p_valid=1.0, p_ready=1.0, seed=0, max_cycles=200_000):
     the Kulisch PE the exact states of the result beats' ``state`` fields), and takes result
     beats with probability ``p_ready``. Returns ``(C, trace)``: the result codes and a dict of
     the cycles at which beats were accepted / results produced (cycle 0 = reset released);
+    with pipelined PEs the GEMM must satisfy ``Schedule.readback_ok`` (the host does not wait
+    for partial sums);
     Kulisch WS/IS: ``trace["state"]``, the last exact state of every output.
     """
     tl = GemmTiler(array, A, B)
@@ -56,6 +58,13 @@ def rtl_gemm(array, A, B, p_valid=1.0, p_ready=1.0, seed=0, max_cycles=200_000):
                 results.append(acc)
                 if kst:
                     sresults.append(array.unpack_state(op))
+                if array.dataflow != "os":
+                    # the ofmap buffer takes every result beat as it comes: with pipelined PEs
+                    # the next K-fold's first beats need the previous fold's first rows before
+                    # its last rows are out (Schedule.readback_ok)
+                    tl.place(len(trace["fold_result"]), results, out)
+                    if kst:
+                        tl.place(len(trace["fold_result"]), sresults, states)
                 assert last == (len(results) == per_fold)
                 if len(results) == per_fold:
                     tl.place(len(trace["fold_result"]), results, out)

@@ -607,3 +607,49 @@ def test_from_codes_and_acc_width():
             assert k.kulisch_width == width
     with pytest.raises(ValueError, match=r"\(terms must be 1\.\.4294967296, not 4294967297\)$"):
         parse_pe("e4m3_kulisch_t4294967297")
+
+
+# -- pipelined PEs (pe_stages) ---------------------------------------------------------------
+
+@pytest.mark.parametrize("df", ["ws", "is", "os"])
+@pytest.mark.parametrize("R,C,S", [(3, 4, 1), (3, 4, 2), (4, 2, 5), (1, 3, 3)])
+def test_schedule_pe_stages_closed_forms(df, R, C, S):
+    """The pipelined schedule's figures, written out independently: WS/IS fold period
+    ``L + T + (R - 1) * S + C - 1`` and drain ``S``; OS the one-cycle fold period and drain
+    ``R + S - 1``; S = 1 the one-cycle schedule (SCALE-Sim's)."""
+    M, K, N = 9, 11, 7
+    s = Schedule(M, K, N, R, C, df, pe_stages=S)
+    one = Schedule(M, K, N, R, C, df)
+    T = {"ws": M, "is": N, "os": K}[df]
+    L = 0 if df == "os" else R
+    if df == "os":
+        assert s.fold_period == one.fold_period == T + R + C - 2
+        assert s.drain == R + S - 1
+        assert s.mac_cycle(1, R - 1, C - 1, T - 1) == one.mac_cycle(1, R - 1, C - 1, T - 1)
+        assert s.output_cycle(0, 0) == one.output_cycle(0, 0) + S - 1
+    else:
+        assert s.fold_period == L + T + (R - 1) * S + C - 1
+        assert s.drain == S
+        assert s.mac_cycle(1, R - 1, C - 1, T - 1) == s.fold_period * 2 - 1
+        assert s.output_cycle(0, T - 1) == L + T - 1 + R * S + C - 1
+    assert s.compute_cycles == s.folds * s.fold_period - 1
+    assert s.latency == s.compute_cycles + s.drain
+    assert s.skew_drain == s.fold_period - L - T
+    if S == 1:
+        assert (s.fold_period, s.drain, s.latency) == (one.fold_period, one.drain, one.latency)
+        assert one.drain == (R if df == "os" else 1)
+
+
+def test_schedule_readback():
+    """WS/IS K-folds: the previous fold's partial sums must be out before the next fold's beats
+    carry them back (``T + L - 1 >= S``); OS has no read-back."""
+    assert Schedule(2, 9, 4, 2, 2, "ws", pe_stages=3).readback_ok          # 2 + 2 - 1 = 3
+    assert not Schedule(1, 9, 4, 2, 2, "ws", pe_stages=3).readback_ok      # 1 + 2 - 1 = 2
+    assert Schedule(1, 9, 4, 2, 2, "os", pe_stages=5).readback_ok
+    assert all(Schedule(1, 9, 1, R, 2, df).readback_ok for R in (1, 3) for df in ("ws", "is"))
+
+
+@pytest.mark.parametrize("bad,err", [(0, ValueError), (17, ValueError), (2.0, TypeError)])
+def test_schedule_bad_pe_stages(bad, err):
+    with pytest.raises(err, match=r"^pe_stages must be an integer"):
+        Schedule(4, 4, 4, 2, 2, "ws", pe_stages=bad)

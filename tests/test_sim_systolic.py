@@ -1,5 +1,9 @@
 """Behavioural systolic-array simulator: agreement with SCALE-Sim v3, properties, memory, CLI.
 
+The SCALE-Sim agreement is for one-cycle PEs (``ArrayConfig.pe_stages = 1``, the default):
+SCALE-Sim has no PE latency, so its cycle counts cannot cover pipelined PEs
+(``pe_stages > 1``, checked against closed forms and the RTL instead).
+
 SCALE-Sim never runs here: its figures are constants measured on this machine with scalesim 3.0.0
 (numpy 2.3.5, its own venv) by
 
@@ -504,3 +508,26 @@ def test_topology_total_weights():
     for k in ("stall_cycles", "total_cycles", "prefetch_cycles", "writeback_cycles", "latency",
               "dram_read_ifmap", "sram_write_ofmap", "folds"):
         assert getattr(t, k) == sum(getattr(l, k) for l in ls)
+
+
+def test_pe_stages_in_simulator_and_cli(tmp_path, capsys):
+    """ArrayConfig(pe_stages) gives the simulator the pipelined schedule (SCALE-Sim has no PE
+    latency: its agreement tests use 1); ``lowbit simulate --pe-stages`` sets it and a bad one is
+    one line on stderr, exit 2."""
+    from lowbit.cli.main import main
+    from lowbit.models.systolic import Schedule
+    from lowbit.sim.systolic import simulate_gemm
+    cfg = ArrayConfig(rows=8, cols=4, dataflow="ws", pe_stages=3)
+    r = simulate_gemm(64, 40, 12, cfg)
+    s = Schedule(64, 40, 12, 8, 4, "ws", pe_stages=3)
+    assert (r.compute_cycles, r.latency) == (s.compute_cycles, s.latency)
+    assert s.fold_period == 8 + 64 + 7 * 3 + 3
+    assert r.latency > simulate_gemm(64, 40, 12, cfg.replace(pe_stages=1)).latency
+    assert main(["simulate", "--gemm", "64", "40", "12", "--rows", "8", "--cols", "4",
+                 "--pe-stages", "3", "--json", str(tmp_path / "r.json"), "--quiet"]) == 0
+    d = json.loads((tmp_path / "r.json").read_text())
+    assert d["config"]["pe_stages"] == 3 and d["total"]["latency"] == s.latency
+    capsys.readouterr()
+    assert main(["simulate", "--gemm", "8", "8", "8", "--pe-stages", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["lowbit simulate: error: pe_stages must be an integer from 1 to 16, not 0"]
