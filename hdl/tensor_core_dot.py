@@ -72,6 +72,7 @@ from lowbit.models import tensor_core as _tc
 from lowbit.models.checks import check_choice, check_int
 
 from .formats import unpack
+from .manifest import describe_format, fmt_ref, golden, lanes
 from .shared_exp_adder import Datapath, bit_length
 from .unit import Param, Unit, pipeline_param
 
@@ -397,6 +398,28 @@ class TensorCoreDot(wiring.Component):
 
     def contract(self):
         ins = self._ins
+        fmts = {"a": ins.a_format, "b": ins.b_format, "cd": ins.cd_format}
+        if self._nscale:
+            fmts["scale"] = ins.scale_format
+        packing = {}
+        for port, w in (("a", self._wa), ("b", self._wb)):
+            pk = lanes(port, self.L, w)
+            if w == 32:                      # tf32 in an FP32 bit pattern
+                pk.update(value_offset=13, value_bits=19,
+                          ignored="the low 13 bits of each lane (the truncation to tf32); the "
+                                  "golden model takes the whole FP32 pattern")
+            packing[port] = pk
+        if self._nscale:
+            for port in ("scale_a", "scale_b"):
+                pk = lanes("scale", self._nscale, 8)
+                if ins.scale_format.bits == 7:         # UE4M3: bit 7 (the E4M3 sign) ignored
+                    pk.update(value_offset=0, value_bits=7, ignored="bit 7 of each lane")
+                packing[port] = pk
+        packing["c"] = lanes("cd", 1, ins.cd_format.bits)
+        packing["d"] = lanes("cd", 1, ins.cd_format.bits)
+        zero = ("+0: a zero D is +0 whatever the signs of the products and of C"
+                if self._family != "fp_tree" else
+                "IEEE 754 signed zero: an exact zero sum is +0, or -0 if every addend is -0")
         return {
             "function": "d = sum_{i<L} a_i * b_i" + (" * scale_a[i/block] * scale_b[i/block]"
                                                      if self._nscale else "") + " + c",
@@ -408,6 +431,26 @@ class TensorCoreDot(wiring.Component):
             "nan": f"{ins.nan_code:#x}",
             "zero": "+0" if self._family != "fp_tree" else "IEEE signed zero",
             "latency_cycles": self._stages,
+            "formats": {role: describe_format(f) for role, f in fmts.items()},
+            "packing": packing,
+            "nan_outputs": {"d": [ins.nan_code]},
+            "zero_sign": zero,
+            "overflow_rule": "a finite sum beyond the D format's range gives the signed Inf "
+                             "(rounding as the instruction's; module docstring)",
+            "timing": (f"d is the result for the inputs of {self._stages} cycle(s) earlier"
+                       if self._stages else "combinational: d follows the inputs"),
+            "reset": ({"signal": "rst", "synchronous": True, "active": "high",
+                       "clears": f"the {self._stages} pipeline register stage(s) "
+                                 f"({', '.join(self.cuts)}) to 0",
+                       "outputs_after_reset": {"d": 0},
+                       "idle_inputs": {p: 0 for p in packing if p != "d"}}
+                      if self._stages else None),
+            "golden_model": golden(
+                "lowbit.models.tensor_core.step_dpa",
+                f"the D codes (the d port, {self._stages} cycle(s) later) of one step: a and b "
+                "as (V, L) arrays of lane codes, c as (V,) codes, scale_a/scale_b as (V, "
+                "scales) lane codes where the instruction has block scales",
+                arch=ins.arch, name=ins.name),
         }
 
     # -- hardware ---------------------------------------------------------------------------
@@ -950,9 +993,30 @@ class IntDot(wiring.Component):
         return self._stages > 0
 
     def contract(self):
+        acc = _formats.int_format(self._acc)
         return {"function": "o = c + sum_i a_i * b_i (mod 2^acc_bits)",
                 "model": "numpy integer dot product", "overflow": "wraps",
-                "latency_cycles": self._stages}
+                "latency_cycles": self._stages,
+                "formats": {"a": describe_format(self._a_fmt), "b": describe_format(self._b_fmt),
+                            "acc": describe_format(acc)},
+                "packing": {"a": lanes("a", self._k, self._a_fmt.bits, self._a_fmt.signed),
+                            "b": lanes("b", self._k, self._b_fmt.bits, self._b_fmt.signed),
+                            "c": lanes("acc", 1, self._acc, True),
+                            "o": lanes("acc", 1, self._acc, True)},
+                "nan_outputs": {},
+                "overflow_rule": f"modulo 2^{self._acc} (two's complement wrap), no rounding",
+                "timing": (f"o is the result for the inputs of {self._stages} cycle(s) earlier"
+                           if self._stages else "combinational: o follows the inputs"),
+                "reset": ({"signal": "rst", "synchronous": True, "active": "high",
+                           "clears": f"the {self._stages} pipeline register stage(s) to 0",
+                           "outputs_after_reset": {"o": 0},
+                           "idle_inputs": {"a": 0, "b": 0, "c": 0}}
+                          if self._stages else None),
+                "golden_model": golden(
+                    "lowbit.models.mac.int_dot",
+                    f"the signed sums (the o port's two's-complement value, {self._stages} "
+                    "cycle(s) later): a and b as (V, k) lane codes, c as (V,) signed values",
+                    a_format=fmt_ref("a"), b_format=fmt_ref("b"), acc_bits=self._acc)}
 
     def elaborate(self, platform):
         m = Module()

@@ -100,7 +100,7 @@ from .formats import FloatFormat, IntFormat
 __all__ = [
     "INT_OVERFLOWS", "FP_MAC_MODES", "FP_MAC_ROUNDINGS", "max_sr_bits", "check_rounding",
     "check_int_operand", "check_acc_bits", "check_overflow", "int_product_range", "int_product_bits",
-    "int_mul", "wrap_int", "saturate_sum", "int_mac_step", "int_mac",
+    "int_mul", "wrap_int", "saturate_sum", "int_mac_step", "int_mac", "int_dot",
     "check_float_operand", "check_acc_format", "check_mode", "check_terms",
     "product_format", "fp_mul", "round_sum", "fp_accumulate", "fp_mac_step",
     "kulisch_width", "KulischState", "kulisch_empty", "kulisch_new_sum", "kulisch_add",
@@ -324,6 +324,34 @@ def int_mac(a_codes, b_codes, a_format, b_format, acc_bits=32, overflow="wrap", 
                            acc_bits, overflow)
         out[..., k] = acc
     return out if partials else acc
+
+
+def int_dot(a_codes, b_codes, c, a_format, b_format, acc_bits=32):
+    """``c + sum_k a[..., k] * b[..., k]`` modulo ``2^acc_bits`` (two's complement), the
+    golden model of ``lowbit.hdl.tensor_core_dot.IntDot`` (one step of its ``k`` products).
+
+    Exact: every product of operands of at most 16 bits lies within ``+-2^32`` and NumPy's
+    int64 addition is modular, so the wrapped result does not depend on the order of the sum.
+
+    Parameters
+    ----------
+    a_codes, b_codes : array of int, shape ``[..., k]``
+        Operand codes of ``a_format`` / ``b_format``.
+    c : array of int, shape ``[...]``
+        Incoming sums (signed values within the ``acc_bits`` range).
+    acc_bits : int
+        Width of c and the result, 2..64.
+
+    Returns
+    -------
+    numpy.ndarray of int64
+        The wrapped sums, shape ``[...]``.
+    """
+    acc_bits = check_acc_bits(acc_bits)
+    p = int_mul(a_codes, b_codes, a_format, b_format)
+    with np.errstate(over="ignore"):
+        s = p.sum(axis=-1, dtype=np.int64) + np.asarray(c).astype(np.int64)
+    return wrap_int(s, acc_bits)
 
 
 # ------------------------------------------------------------------------------------------

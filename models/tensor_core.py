@@ -102,7 +102,7 @@ from . import formats as _formats
 from . import shared_exp as _se
 from .checks import check_int
 
-__all__ = ["Instruction", "instruction", "instructions", "TF32", "UE4M3", "ARCHS"]
+__all__ = ["Instruction", "instruction", "instructions", "step_dpa", "TF32", "UE4M3", "ARCHS"]
 
 #: TF32 (NVIDIA's TensorFloat-32: FP32's exponent, 10 fraction bits), as a 19-bit format;
 #: its operands arrive as FP32 bit patterns (:meth:`Instruction.dpa`).
@@ -552,3 +552,22 @@ def instruction(arch, instruction):
     known = [i for a, i in _INSTRUCTIONS if a == arch]
     raise ValueError(f"instruction must be one of {', '.join(known)} for {arch}, "
                      f"not {instruction!r}")
+
+
+def step_dpa(a, b, c, scale_a=None, scale_b=None, *, arch, name):
+    """One hardware step of an instruction: ``D = sum_{i<L} a[i] * b[i] (* block scales) + C``
+    over the ``L`` products the instruction sums at once (``K = L``; an instruction of ``K``
+    products is ``K / L`` such steps, each step's D the next one's C).
+
+    The golden model of one cycle of ``lowbit.hdl.tensor_core_dot.TensorCoreDot``, named in
+    its manifest: ``arch`` and ``name`` select the instruction as in :func:`instruction`; the
+    operands are as in :meth:`Instruction.dpa` with ``L`` elements (and ``L / block`` scales,
+    at least one) on the last axis.
+
+    Returns
+    -------
+    numpy.ndarray
+        Bit patterns of D (uint32 or uint16).
+    """
+    ins = instruction(arch, name)
+    return dataclasses.replace(ins, K=ins.L).dpa(a, b, c, scale_a, scale_b)

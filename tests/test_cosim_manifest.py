@@ -49,6 +49,14 @@ CONFIGS = [
     ("systolic", {"rows": 2, "cols": 3, "pe": "int8xint4_acc20_saturate"}),
     ("sr-quantise", {"in_format": "bf16", "out_format": "e4m3", "sr_bits": 5, "lfsr_width": 12,
                      "seed": 1234}),
+    # tensor-core-dot: block scales in UE4M3 lanes (bit 7 ignored), tf32 in FP32 lanes (low 13
+    # bits ignored), the IEEE-adder tree; their reset claims are checked here (too deep for
+    # the Python simulator of tests/test_hdl_manifest.py)
+    ("tensor-core-dot", {"instruction": "blackwell_tcgen05_nvf4_f32", "pipeline_stages": 4}),
+    ("tensor-core-dot", {"instruction": "CDNA3:f32_16x16x8_xf32", "pipeline_stages": 1}),
+    ("tensor-core-dot", {"instruction": "CDNA1:f32_16x16x16f16", "pipeline_stages": 4}),
+    ("int-dot", {"a_format": "int8", "b_format": "uint8", "k": 6, "acc_bits": 16,
+                 "pipeline_stages": 2}),
 ]
 
 CYCLES = 2000
@@ -398,11 +406,70 @@ def bench_quantiser(text, man, simulator, rng):
     assert np.array_equal(got["out_valid"].astype(np.uint8), valid)
 
 
+def lane_codes(rng, pk, desc, shape):
+    """Random lane values of a packed port: codes of its format, at ``value_offset`` inside a
+    wider lane with random ignored bits where the manifest says so; mostly finite codes with
+    some of every kind (NaN, Inf, zeros) for floats."""
+    bits = desc["bits"]
+    codes = rng.integers(0, 1 << bits, shape)
+    if desc["kind"] == "float" and bits > 4:       # bias towards small exponents: sums that
+        e_mask = ((1 << desc["exp_bits"]) - 1) << desc["man_bits"]   # do not all overflow
+        mid = (desc["bias"] + rng.integers(-3, 4, shape)) << desc["man_bits"]
+        tame = rng.random(shape) < 0.9
+        codes = np.where(tame, (codes & ~e_mask) | (mid & e_mask), codes)
+    if "value_bits" in pk:
+        off = pk["value_offset"]
+        noise = rng.integers(0, 1 << pk["lane_bits"], shape)
+        keep = ((1 << bits) - 1) << off
+        codes = (codes << off) | (noise & ~keep & ((1 << pk["lane_bits"]) - 1))
+    return codes
+
+
+def bench_dot(text, man, simulator, rng):
+    """tensor-core-dot / int-dot: one dot product per cycle, c from the port's format; the
+    first ``latency`` cycles after reset read ``outputs_after_reset``."""
+    c = man["contract"]
+    pk = c["packing"]
+    out = "d" if "d" in pk else "o"
+    V = CYCLES // 2
+    data = {}
+    for p, q in pk.items():
+        if p == out:
+            continue
+        desc = c["formats"][q["format"]]
+        v = lane_codes(rng, q, desc, (V, q["lanes"]))
+        data[p] = v[:, 0] if q["lanes"] == 1 else v
+    fn, args = golden(man)
+    lat = man["latency_cycles"]
+    if out == "d":
+        scales = {k: data[k] for k in ("scale_a", "scale_b") if k in data}
+        want = np.asarray(fn(data["a"], data["b"], data["c"], **scales, **args)).astype(np.uint64)
+    else:
+        cbits = pk["c"]["lane_bits"]
+        data["c"] = signed(data["c"], cbits).astype(np.int64)
+        want = np.asarray(fn(data["a"], data["b"], data["c"], **args)).astype(np.int64)
+    inputs = {p: (pack(v, pk[p]["lane_bits"]) if v.ndim == 2 else
+                  np.asarray(v).astype(np.int64) & ((1 << pk[p]["lane_bits"]) - 1))
+              for p, v in data.items()}
+    got = cosim.run_stream(text, inputs, [out], sim=simulator, toplevel=man["module"],
+                           latency=0, extra_cycles=lat)[out]
+    got = np.asarray([int(x) for x in got], dtype=object)
+    if lat:
+        assert [int(x) for x in got[:lat]] == [c["reset"]["outputs_after_reset"][out]] * lat
+    got = got[lat:lat + V]
+    if out == "d":
+        check_nans(got.astype(np.uint64), man, "d", "cd")
+        assert np.array_equal(got.astype(np.uint64), want)
+    else:
+        assert [int(x) for x in signed(got, pk["o"]["lane_bits"])] == [int(x) for x in want]
+
+
 BENCHES = {"int-mac": bench_mac, "fp-mac": bench_mac, "fp-mul": bench_fp_mul,
            "chunked-mac": bench_accum, "kahan-mac": bench_accum,
            "shared-exp-adder": bench_shared_exp, "mx-dot": bench_blocks,
            "bfp-adder": bench_blocks, "overq-pe": bench_pe, "int-pe": bench_pe,
-           "systolic": bench_systolic, "sr-quantise": bench_quantiser}
+           "systolic": bench_systolic, "sr-quantise": bench_quantiser,
+           "tensor-core-dot": bench_dot, "int-dot": bench_dot}
 
 
 def test_every_kind_is_covered():
