@@ -71,6 +71,7 @@ import fcntl
 import functools
 import hashlib
 import importlib.metadata
+import importlib.util
 import json
 import logging
 import operator
@@ -393,16 +394,25 @@ def _drop_intermediates(build_dir):
                 path.unlink()
 
 
+def _cocotb_libs_dir():
+    """The folder of cocotb's installed shared libraries (not imported: found from its spec)."""
+    spec = importlib.util.find_spec("cocotb")
+    return str(Path(spec.origin).resolve().parent / "libs") if spec and spec.origin else ""
+
+
 def build(verilog_text, toplevel, sim, *, waves=None):
     """Compile ``verilog_text`` for ``sim`` (cached); return the build folder.
 
     The cache key covers the Verilog text, ``toplevel``, the simulator and its version, cocotb's
-    version and the build options. Concurrent builds of the same design (several pytest
+    version and the folder of its installed libraries (a Verilator executable loads
+    ``libcocotbvpi_verilator.so`` through a run path into that folder, so a build made from
+    another, since deleted, virtual environment must not be reused) and the build options. Concurrent builds of the same design (several pytest
     processes) wait for each other through a lock file.
     """
     waves = _waves() if waves is None else bool(waves)
     key_src = json.dumps([_BUILD_RECIPE, sim, simulator_version(sim),
-                          importlib.metadata.version("cocotb"), toplevel, waves,
+                          importlib.metadata.version("cocotb"), _cocotb_libs_dir(), toplevel,
+                          waves,
                           _build_key(sim), TIMESCALE])
     digest = hashlib.sha256((key_src + "\n" + verilog_text).encode()).hexdigest()[:20]
     root = cache_dir("cosim")
