@@ -1097,11 +1097,14 @@ def run_task(task, timeout, cancel=None):
     try:
         while True:
             try:
-                out, err = proc.communicate(data, timeout=_POLL_S)
+                # wake at the limit itself, not at the next poll tick, so that a point is
+                # killed when its time is up whatever the poll interval
+                left = timeout - (time.monotonic() - t0)
+                out, err = proc.communicate(data, timeout=max(0.001, min(_POLL_S, left)))
                 break
             except subprocess.TimeoutExpired:
                 data = None
-                if time.monotonic() - t0 > timeout:
+                if time.monotonic() - t0 >= timeout:
                     _kill_group(proc)
                     status = ("timeout", f"did not finish within {timeout:g} s (killed)")
                     break
