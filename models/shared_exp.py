@@ -362,7 +362,8 @@ def _h100_fp8():
       elements of K cuBLAS adds the partial sum into an FP32 register, nearest even, and
       restarts from zero), as DeepSeek-V3 section 3.3.2 / DeepGEMM describe (N_C = 128).
       This is the kernel's choice, not the tensor core's: ``"h100_fp8_fast_accum"``
-      (``use_fast_accum=True``, measured) omits it.
+      (``use_fast_accum=True``) omits it, as the README of the H100 measurements states
+      (those runs are held out: the shipped data is of the default accumulation only).
     """
     return SharedExpConfig(n=32, align="operand_sum", acc_in_max=True, frac_bits=13,
                            cut="toward_zero", sum_bits=None, norm_frac_bits=13,
