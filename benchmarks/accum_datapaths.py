@@ -94,7 +94,10 @@ def study_datapaths():
         dps.append(Datapath(f"{acc} RNE", acc, "rne", unit=_fp_mac_unit(acc)))
     for acc in ("fp32", "fp16", "bf16"):
         for n in (4, 8, 16):
-            dps.append(Datapath(f"{acc} SR{n}", acc, "sr", sr_bits=n, seed=1000 + n))
+            # the cost is the fused MAC with stochastic rounding and its internal 16-bit LFSR
+            # (the numerics above draw the same kind of bits from NumPy: see the docstring)
+            dps.append(Datapath(f"{acc} SR{n}", acc, "sr", sr_bits=n, seed=1000 + n,
+                                unit=_fp_mac_unit(acc, rounding="stochastic", sr_bits=n)))
     for acc in ("fp16", "bf16"):
         for cl in (32, 64, 256):
             dps.append(Datapath(f"{acc} chunk{cl}", acc, "chunk", chunk=cl,

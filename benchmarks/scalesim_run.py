@@ -13,6 +13,7 @@ ignored in 3.0.0 and would write hundreds of MB of traces). Reports go to a temp
 deleted afterwards. Wall time, CPU time and peak RSS of this process are included in the JSON.
 """
 
+import argparse
 import contextlib
 import io
 import json
@@ -23,7 +24,13 @@ import time
 
 
 def main(argv):
-    cfg, topo, layout, kind = argv[1:5]
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("cfg", metavar="CFG", help="SCALE-Sim .cfg file")
+    ap.add_argument("topo", metavar="TOPOLOGY", help="SCALE-Sim topology CSV")
+    ap.add_argument("layout", metavar="LAYOUT", help="SCALE-Sim layout CSV")
+    ap.add_argument("kind", choices=("gemm", "conv"), help="topology kind")
+    args = ap.parse_args(argv[1:])
+    cfg, topo, layout, kind = args.cfg, args.topo, args.layout, args.kind
     from scalesim.scale_sim import scalesim
 
     t0, c0 = time.perf_counter(), time.process_time()
