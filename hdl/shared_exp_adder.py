@@ -42,8 +42,8 @@ __all__ = ["SharedExpAdder", "AccumulatingDot", "Datapath", "UNITS", "adder_conf
 
 NAN32 = 0x7FC00000
 INF32 = 0x7F800000
-_EXP = signed(16)          # every exponent in this datapath fits in 16 signed bits
-_NEG = -(1 << 14)          # sentinel exponent of zero terms
+EXP_SHAPE = signed(16)     # every exponent of these datapaths fits in 16 signed bits
+NO_EXP = -(1 << 14)        # sentinel exponent of a term that takes no part in a maximum
 
 
 def _lzc_bitlen(m, x, name):
@@ -67,6 +67,27 @@ def _validate_format(name, fmt):
         raise ValueError(f"{name} must be a signed format, not {fmt.name}")
     return fmt
 
+
+
+def max_tree(m, values, name, final=None):
+    """The maximum of the signed exponents ``values`` (a balanced tree of compare-and-select,
+    nodes ``<name><level>_<j>``), as the ``EXP_SHAPE`` signal ``name`` = ``final(max)`` (default:
+    the maximum itself)."""
+    level = list(values)
+    k = 0
+    while len(level) > 1:
+        nxt = []
+        for j in range(0, len(level) - 1, 2):
+            x = Signal(EXP_SHAPE, name=f"{name}{k}_{j}")
+            m.d.comb += x.eq(Mux(level[j] > level[j + 1], level[j], level[j + 1]))
+            nxt.append(x)
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level = nxt
+        k += 1
+    out = Signal(EXP_SHAPE, name=name)
+    m.d.comb += out.eq(level[0] if final is None else final(level[0]))
+    return out
 
 class Datapath:
     """Builds the combinational shared-exponent adder inside a module (used by the units).
@@ -95,7 +116,7 @@ class Datapath:
             m.d.comb += [sign.eq(v < 0), sig.eq(Mux(v < 0, -v, v))]
             zero = Signal(name=f"{name}_z")
             m.d.comb += zero.eq(v == 0)
-            e = Const(fmt.bits - 2 - frac, _EXP)
+            e = Const(fmt.bits - 2 - frac, EXP_SHAPE)
             # value = |v| * 2^-frac = sig * 2^(e - M) with e = bits-2-frac, M = bits-2
             return sign, sig, e, fmt.bits - 2, zero, Const(0), Const(0)
         u = unpack(m, fmt, code, name=name)
@@ -118,16 +139,16 @@ class Datapath:
                 m.d.comb += inf.eq((ia | ib) & ~nan)
                 zero = Signal(name=f"zero{i}")
                 m.d.comb += zero.eq((za | zb) & ~nan & ~inf)
-                esum = Signal(_EXP, name=f"esum{i}")
+                esum = Signal(EXP_SHAPE, name=f"esum{i}")
                 m.d.comb += esum.eq(ea + eb)
                 Msum = Ma + Mb
             else:
                 sign, sig, nan, inf, zero = sa, ga, na, ia, za
-                esum = Signal(_EXP, name=f"esum{i}")
+                esum = Signal(EXP_SHAPE, name=f"esum{i}")
                 m.d.comb += esum.eq(ea)
                 Msum = Ma
             if scale is not None:
-                es = Signal(_EXP, name=f"es{i}")
+                es = Signal(EXP_SHAPE, name=f"es{i}")
                 m.d.comb += es.eq(esum + scale)
                 esum = es
             if scale_nan is not None:
@@ -137,12 +158,12 @@ class Datapath:
             # value = sig * 2^(esum - Msum); E_i and c_i = E_i - lsb_i
             if self.cfg.align == "operand_sum":
                 E = esum
-                c = Const(Msum, _EXP)
+                c = Const(Msum, EXP_SHAPE)
             else:
                 L = _lzc_bitlen(m, sig, f"plen{i}")
-                E = Signal(_EXP, name=f"E{i}")
+                E = Signal(EXP_SHAPE, name=f"E{i}")
                 m.d.comb += E.eq(esum - Msum + L - 1)
-                c = Signal(_EXP, name=f"c{i}")
+                c = Signal(EXP_SHAPE, name=f"c{i}")
                 m.d.comb += c.eq(L - 1)
             live = Signal(name=f"live{i}")
             m.d.comb += live.eq(~zero & ~nan & ~inf)
@@ -157,9 +178,9 @@ class Datapath:
         u = unpack(m, fmt, acc_code, name="acc")
         live = Signal(name="acc_live")
         m.d.comb += live.eq(~u.is_zero & ~u.is_nan & ~u.is_inf)
-        E = Signal(_EXP, name="acc_E")
+        E = Signal(EXP_SHAPE, name="acc_E")
         m.d.comb += E.eq(u.exp)
-        return dict(sign=u.sign, sig=u.sig, E=E, c=Const(fmt.man_bits, _EXP),
+        return dict(sign=u.sign, sig=u.sig, E=E, c=Const(fmt.man_bits, EXP_SHAPE),
                     c_min=fmt.man_bits, live=live, nan=u.is_nan, inf=u.is_inf)
 
     # -- the adder -----------------------------------------------------------------------
@@ -171,7 +192,7 @@ class Datapath:
         X = Cat(Const(0, pad), t["sig"]) if pad else t["sig"]
         Wx = len(X)
         # right shift s = (Emax - E) + c - F + pad >= 0
-        s_full = Signal(_EXP, name=f"sh{i}")
+        s_full = Signal(EXP_SHAPE, name=f"sh{i}")
         m.d.comb += s_full.eq(Emax - t["E"] + t["c"] - F + pad)
         s = Signal(range(Wx + 2), name=f"shc{i}")
         m.d.comb += s.eq(Mux(s_full > Wx + 1, Wx + 1, s_full))
@@ -207,20 +228,8 @@ class Datapath:
         cfg = self.cfg
         F = cfg.frac_bits
         # max exponent tree
-        level = [Mux(t["live"], t["E"], _NEG) for t in terms]
-        k = 0
-        while len(level) > 1:
-            nxt = []
-            for j in range(0, len(level) - 1, 2):
-                x = Signal(_EXP, name=f"emax{k}_{j}")
-                m.d.comb += x.eq(Mux(level[j] > level[j + 1], level[j], level[j + 1]))
-                nxt.append(x)
-            if len(level) % 2:
-                nxt.append(level[-1])
-            level = nxt
-            k += 1
-        Emax = Signal(_EXP, name="emax")
-        m.d.comb += Emax.eq(Mux(level[0] == _NEG, 0, level[0]))
+        Emax = max_tree(m, [Mux(t["live"], t["E"], NO_EXP) for t in terms], "emax",
+                        final=lambda e: Mux(e == NO_EXP, 0, e))
         vals = [self._align(m, t, Emax, i) for i, t in enumerate(terms)]
         nan = Signal(name="any_nan")
         pinf = Signal(name="any_pinf")
@@ -298,10 +307,10 @@ class Datapath:
         m.d.comb += lz.eq(W - L)
         mn = Signal(W, name=f"{p}norm")
         m.d.comb += mn.eq(mag << lz)
-        Er = Signal(_EXP, name=f"{p}Er")
+        Er = Signal(EXP_SHAPE, name=f"{p}Er")
         m.d.comb += Er.eq(g + L - 1)
         P = nf + 1
-        den_full = Signal(_EXP, name=f"{p}den_full")
+        den_full = Signal(EXP_SHAPE, name=f"{p}den_full")
         m.d.comb += den_full.eq(emin - Er)
         den = Signal(range(P + 3), name=f"{p}den")
         m.d.comb += den.eq(Mux(den_full < 0, 0, Mux(den_full > P + 2, P + 2, den_full)))
@@ -319,7 +328,7 @@ class Datapath:
             up = Const(0)
         k2 = Signal(P + 1, name=f"{p}k2")
         m.d.comb += k2.eq(kept + up)
-        e_eff = Signal(_EXP, name=f"{p}eff")
+        e_eff = Signal(EXP_SHAPE, name=f"{p}eff")
         m.d.comb += e_eff.eq(Mux(Er < emin, emin, Er))
         full = Signal(signed(48), name=f"{p}pack")
         m.d.comb += full.eq(((e_eff + -emin) << man) + (k2 << (man - nf)))
@@ -350,7 +359,7 @@ class Datapath:
         uy = unpack(m, _formats.fp32, y_code, name="fy")
         swap = Signal(name="fa_swap")
         m.d.comb += swap.eq(uy.exp > ux.exp)
-        eL, eS = Signal(_EXP, name="fa_eL"), Signal(_EXP, name="fa_eS")
+        eL, eS = Signal(EXP_SHAPE, name="fa_eL"), Signal(EXP_SHAPE, name="fa_eS")
         sL, sS = Signal(24, name="fa_sigL"), Signal(24, name="fa_sigS")
         nL, nS = Signal(name="fa_negL"), Signal(name="fa_negS")
         m.d.comb += [
@@ -359,7 +368,7 @@ class Datapath:
             nL.eq(Mux(swap, uy.sign, ux.sign)), nS.eq(Mux(swap, ux.sign, uy.sign)),
         ]
         d = Signal(range(29), name="fa_d")
-        diff = Signal(_EXP, name="fa_diff")
+        diff = Signal(EXP_SHAPE, name="fa_diff")
         m.d.comb += [diff.eq(eL - eS), d.eq(Mux(diff > 28, 28, diff))]
         Z = Signal(54, name="fa_z")
         m.d.comb += Z.eq(Cat(Const(0, 30), sS) >> d)

@@ -73,14 +73,12 @@ from lowbit.models.checks import check_choice, check_int
 
 from .formats import unpack
 from .manifest import describe_format, fmt_ref, golden, lanes
-from .shared_exp_adder import Datapath, bit_length
+from .shared_exp_adder import EXP_SHAPE, NO_EXP, Datapath, bit_length, max_tree
 from .unit import Param, Unit, pipeline_param
 
 __all__ = ["TensorCoreDot", "IntDot", "UNITS", "REFERENCES", "CUTS", "MAX_PIPELINE",
            "resolve_instruction", "preset_names", "family"]
 
-_EXP = signed(16)          # every exponent here fits in 16 signed bits (as in Datapath)
-_NEG = -(1 << 14)          # exponent of a term that takes no part in a maximum
 
 #: Most pipeline registers a unit takes (``pipeline_stages`` 0..4).
 MAX_PIPELINE = 4
@@ -191,25 +189,6 @@ class _Pipe:
             self._m.d.sync += r.eq(s)
             out.append(r)
         return out
-
-
-def _max_tree(m, values, name):
-    """Maximum of signed exponents (a balanced tree of compare-and-select)."""
-    level = list(values)
-    k = 0
-    while len(level) > 1:
-        nxt = []
-        for j in range(0, len(level) - 1, 2):
-            x = Signal(_EXP, name=f"{name}{k}_{j}")
-            m.d.comb += x.eq(Mux(level[j] > level[j + 1], level[j], level[j + 1]))
-            nxt.append(x)
-        if len(level) % 2:
-            nxt.append(level[-1])
-        level = nxt
-        k += 1
-    out = Signal(_EXP, name=name)
-    m.d.comb += out.eq(level[0])
-    return out
 
 
 def _add_tree(m, values, width, name, pipe=None, where=None):
@@ -519,11 +498,11 @@ class TensorCoreDot(wiring.Component):
         F = cfg.frac_bits
         terms = [_term_flags(m, t, i) for i, t in enumerate(terms)]
         terms = self._register_terms(pipe, "terms", terms)
-        ze = _NEG if cfg.zero_exp is None else cfg.zero_exp
-        Emax = _max_tree(m, [Mux(t["live"], t["E"], Mux(t["zero"], ze, _NEG)) for t in terms],
+        ze = NO_EXP if cfg.zero_exp is None else cfg.zero_exp
+        Emax = max_tree(m, [Mux(t["live"], t["E"], Mux(t["zero"], ze, NO_EXP)) for t in terms],
                          "emax")
-        Ez = Signal(_EXP, name="emax_z")
-        m.d.comb += Ez.eq(Mux(Emax == _NEG, 0, Emax))
+        Ez = Signal(EXP_SHAPE, name="emax_z")
+        m.d.comb += Ez.eq(Mux(Emax == NO_EXP, 0, Emax))
         nan, pinf, ninf = _specials(m, terms)
         flat = pipe("emax", [Ez, nan, pinf, ninf] + [t[k] for t in terms
                                                       for k in ("sign", "sig", "E", "live")])
@@ -550,7 +529,7 @@ class TensorCoreDot(wiring.Component):
             # products' (an E8M0 scale's significand is 1)
             ga, ea, za, na, _ = self._scale_fields(m, sa[:8], 0, "sa")
             gb, eb, zb, nb, _ = self._scale_fields(m, sb[:8], 0, "sb")
-            scale = Signal(_EXP, name="scale_exp")
+            scale = Signal(EXP_SHAPE, name="scale_exp")
             m.d.comb += scale.eq(ea + eb)
             scale_nan = Signal(name="scale_nan")
             m.d.comb += scale_nan.eq(na | nb)
@@ -580,7 +559,7 @@ class TensorCoreDot(wiring.Component):
             gb, eb, zb, nb, _ = self._scale_fields(m, sb[8 * j:8 * j + 8], j, "sb")
             sig = Signal(len(ga) + len(gb), name=f"ssig{j}")
             m.d.comb += sig.eq(ga * gb)
-            e = Signal(_EXP, name=f"sexp{j}")
+            e = Signal(EXP_SHAPE, name=f"sexp{j}")
             m.d.comb += e.eq(ea + eb)
             pairs.append((sig, e, za | zb, na | nb, 2 * Ms))
         groups = []
@@ -611,7 +590,7 @@ class TensorCoreDot(wiring.Component):
             # value = mag * 2^(e_lo - Msum + sexp - cs): alignment exponent sexp, so the
             # distance E - lsb is the constant cs + Msum - e_lo
             cconst = cs + Msum - e_lo
-            groups.append(dict(sign=sign, sig=mag, E=sexp, c=Const(cconst, _EXP),
+            groups.append(dict(sign=sign, sig=mag, E=sexp, c=Const(cconst, EXP_SHAPE),
                                c_min=cconst, live=live, nan=nan, inf=inf))
         groups.append(dp.acc_term(m, c))
         F = cfg.frac_bits
@@ -632,7 +611,7 @@ class TensorCoreDot(wiring.Component):
         if cfg.product_overflow == "inf":
             # a product of magnitude >= 2^(emax + 1) is an Inf of its sign
             for i, t in enumerate(prods):
-                top = Signal(_EXP, name=f"ptop{i}")
+                top = Signal(EXP_SHAPE, name=f"ptop{i}")
                 m.d.comb += top.eq(t["E"] - t["c"] + bit_length(m, t["sig"], f"plen{i}") - 1)
                 big = Signal(name=f"pbig{i}")
                 m.d.comb += big.eq(t["live"] & (top > cfg.emax))
@@ -645,7 +624,7 @@ class TensorCoreDot(wiring.Component):
         parts = []
         for j in range(I):
             ts = prods[j::I]
-            ej = _max_tree(m, [Mux(t["live"], t["E"], _NEG) for t in ts], f"emax{j}_")
+            ej = max_tree(m, [Mux(t["live"], t["E"], NO_EXP) for t in ts], f"emax{j}_")
             has = Signal(name=f"has{j}")
             m.d.comb += has.eq(Cat(*[t["live"] for t in ts]).any())
             parts.append((ts, ej, has))
@@ -667,7 +646,7 @@ class TensorCoreDot(wiring.Component):
             new_parts.append((nts, ej, has))
         sums = []
         for j, (ts, ej, has) in enumerate(new_parts):
-            ejz = Signal(_EXP, name=f"emaxz{j}")
+            ejz = Signal(EXP_SHAPE, name=f"emaxz{j}")
             m.d.comb += ejz.eq(Mux(has, ej, 0))
             vals = [dp.align_term(m, t, ejz, f"{j}_{i}", frac_bits=F, cut=cfg.cut, width=W1)
                     for i, t in enumerate(ts)]
@@ -693,12 +672,12 @@ class TensorCoreDot(wiring.Component):
             S = Signal(signed(Ws), name="dsum")
             m.d.comb += S.eq(S0)
         else:
-            Ed = _max_tree(m, [Mux(h, e, _NEG) for _, e, h in parts], "edot")
+            Ed = max_tree(m, [Mux(h, e, NO_EXP) for _, e, h in parts], "edot")
             has_dot = Signal(name="has_dot")
             m.d.comb += has_dot.eq(Cat(*[h for _, _, h in parts]).any())
             shifted = []
             for j, (Sj, ej, h) in enumerate(parts):
-                d = Signal(_EXP, name=f"dsh{j}")
+                d = Signal(EXP_SHAPE, name=f"dsh{j}")
                 m.d.comb += d.eq(Ed - ej)
                 dc = Signal(range(W1 + 1), name=f"dshc{j}")
                 m.d.comb += dc.eq(Mux(d > W1, W1, d))
@@ -706,7 +685,7 @@ class TensorCoreDot(wiring.Component):
                 m.d.comb += r.eq(Mux(h, Sj >> dc, 0))
                 shifted.append(r)
             S = _add_tree(m, shifted, Ws, "dsum")
-            Ed2 = Signal(_EXP, name="edot_z")
+            Ed2 = Signal(EXP_SHAPE, name="edot_z")
             m.d.comb += Ed2.eq(Mux(has_dot, Ed, 0))
             Ed = Ed2
         S, Ed, has_dot, nan, pinf, ninf, *accv = pipe(
@@ -719,10 +698,10 @@ class TensorCoreDot(wiring.Component):
             m.d.comb += alive.eq(acc["live"] & ~(has_dot & (acc["E"] < Ed - (F + 1))))
         else:
             m.d.comb += alive.eq(acc["live"])
-        E = Signal(_EXP, name="e2")
+        E = Signal(EXP_SHAPE, name="e2")
         m.d.comb += E.eq(Mux(has_dot, Mux(alive & (acc["E"] > Ed), acc["E"], Ed),
                              Mux(alive, acc["E"], 0)))
-        k = Signal(_EXP, name="k2")
+        k = Signal(EXP_SHAPE, name="k2")
         m.d.comb += k.eq(E - Ed)                 # >= 0 when there is a dot sum
         up = F2 + 1 - F                           # the dot's grid 2^(Ed - F) -> 2^(E - F2 - 1)
         Wx = Ws + up
@@ -738,7 +717,7 @@ class TensorCoreDot(wiring.Component):
         WT = max(Wx, Wc + up) + 1
         T = Signal(signed(WT), name="tsum")
         m.d.comb += T.eq(Dv + (Cv << up))
-        lo = Signal(_EXP, name="tlo")
+        lo = Signal(EXP_SHAPE, name="tlo")
         m.d.comb += lo.eq(E - (F2 + 1))
         T, lo, nan, pinf, ninf = pipe("acc", [T, lo, nan, pinf, ninf])
         # normalise, cut by floor to F2 fraction bits (exponents >= emin), then round
@@ -746,11 +725,11 @@ class TensorCoreDot(wiring.Component):
         mag = Signal(WT, name="tmag")
         m.d.comb += mag.eq(Mux(neg, -T, T))
         Lb = bit_length(m, mag, "tlen")
-        Er = Signal(_EXP, name="ter")
+        Er = Signal(EXP_SHAPE, name="ter")
         m.d.comb += Er.eq(lo + Lb - 1)
-        t = Signal(_EXP, name="tt")
+        t = Signal(EXP_SHAPE, name="tt")
         m.d.comb += t.eq(Mux(Er < cfg.emin, cfg.emin, Er) - F2)
-        sh = Signal(_EXP, name="tsh")
+        sh = Signal(EXP_SHAPE, name="tsh")
         m.d.comb += sh.eq(t - lo)
         rs = Signal(range(WT + 1), name="trs")
         m.d.comb += rs.eq(Mux(sh < 0, 0, Mux(sh > WT, WT, sh)))
@@ -809,7 +788,7 @@ class TensorCoreDot(wiring.Component):
         m.d.comb += lz.eq(WP - LP)
         pn = Signal(WP, name="pnorm")
         m.d.comb += pn.eq(pmag << lz)
-        eP = Signal(_EXP, name="pexp")
+        eP = Signal(EXP_SHAPE, name="pexp")
         m.d.comb += eP.eq(q0 + LP - 1)
         pz = Signal(name="pzero")
         m.d.comb += pz.eq(pmag == 0)
@@ -821,12 +800,12 @@ class TensorCoreDot(wiring.Component):
         # max(WP, 24) + 3 bits under the larger top exponent R, the smaller shifted right with
         # the bits shifted out jammed into the window's LSB
         Wwin = max(WP, 24) + 3
-        R = Signal(_EXP, name="rtop")
+        R = Signal(EXP_SHAPE, name="rtop")
         cl = acc["live"]
         m.d.comb += R.eq(Mux(pz, acc["E"], Mux(cl & (acc["E"] > eP), acc["E"], eP)))
 
         def place(sig, width, top_e, live, name):
-            dsh = Signal(_EXP, name=f"{name}_d")
+            dsh = Signal(EXP_SHAPE, name=f"{name}_d")
             m.d.comb += dsh.eq(R - top_e)
             dc = Signal(range(Wwin + 2), name=f"{name}_dc")
             m.d.comb += dc.eq(Mux(dsh > Wwin + 1, Wwin + 1, dsh))
@@ -889,7 +868,7 @@ class TensorCoreDot(wiring.Component):
             m.d.comb += sign.eq(s1 ^ s2)
             sig = Signal(len(g1) + len(g2), name=f"pg{i}")
             m.d.comb += sig.eq(Mux(z1 | z2, 0, g1 * g2))
-            esum = Signal(_EXP, name=f"pe{i}")
+            esum = Signal(EXP_SHAPE, name=f"pe{i}")
             m.d.comb += esum.eq(e1 + e2)
             nan = Signal(name=f"pn{i}")
             m.d.comb += nan.eq(n1 | n2 | (i1 & z2) | (i2 & z1))
