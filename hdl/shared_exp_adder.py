@@ -24,6 +24,8 @@ Promotion into an FP32 accumulator every P terms is a software
 loop around the unit (the model's ``promote_every``), not part of it.
 """
 
+import operator
+
 import numpy as np
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
@@ -69,25 +71,39 @@ def _validate_format(name, fmt):
 
 
 
-def max_tree(m, values, name, final=None):
-    """The maximum of the signed exponents ``values`` (a balanced tree of compare-and-select,
-    nodes ``<name><level>_<j>``), as the ``EXP_SHAPE`` signal ``name`` = ``final(max)`` (default:
-    the maximum itself)."""
+def balanced_tree(m, values, shape, name, combine, *, final=None, named=True, cut=None):
+    """Reduce ``values`` with ``combine(x, y)`` in a balanced tree of ``shape`` signals (nodes
+    ``<name><level>_<j>``; an odd one out moves up a level unchanged).  Returns the root as
+    the signal ``name`` = ``final(root)`` (default: the root itself), or with ``named=False``
+    the root node as it is.  ``cut(level) -> level`` (optional) is applied after half of the
+    levels (a pipeline register cut)."""
     level = list(values)
+    levels = max(1, (len(level) - 1).bit_length())
     k = 0
     while len(level) > 1:
         nxt = []
         for j in range(0, len(level) - 1, 2):
-            x = Signal(EXP_SHAPE, name=f"{name}{k}_{j}")
-            m.d.comb += x.eq(Mux(level[j] > level[j + 1], level[j], level[j + 1]))
+            x = Signal(shape, name=f"{name}{k}_{j}")
+            m.d.comb += x.eq(combine(level[j], level[j + 1]))
             nxt.append(x)
         if len(level) % 2:
             nxt.append(level[-1])
         level = nxt
         k += 1
-    out = Signal(EXP_SHAPE, name=name)
+        if cut is not None and k == levels // 2:
+            level = cut(level)
+    if not named:
+        return level[0]
+    out = Signal(shape, name=name)
     m.d.comb += out.eq(level[0] if final is None else final(level[0]))
     return out
+
+
+def max_tree(m, values, name, final=None):
+    """The maximum of the signed exponents ``values`` (compare-and-select nodes), as the
+    ``EXP_SHAPE`` signal ``name`` = ``final(max)`` (default: the maximum itself)."""
+    return balanced_tree(m, values, EXP_SHAPE, name, lambda x, y: Mux(x > y, x, y), final=final)
+
 
 class Datapath:
     """Builds the combinational shared-exponent adder inside a module (used by the units).
@@ -245,20 +261,7 @@ class Datapath:
             vals, (Emax, nan, pinf, ninf), extra = \
                 regs[:len(vals)], regs[len(vals):len(vals) + 4], regs[len(vals) + 4:]
         # adder tree (wraps modulo 2^W)
-        W = self.sum_bits
-        level = vals
-        k = 0
-        while len(level) > 1:
-            nxt = []
-            for j in range(0, len(level) - 1, 2):
-                x = Signal(signed(W), name=f"sum{k}_{j}")
-                m.d.comb += x.eq(level[j] + level[j + 1])
-                nxt.append(x)
-            if len(level) % 2:
-                nxt.append(level[-1])
-            level = nxt
-            k += 1
-        S = level[0]
+        S = balanced_tree(m, vals, signed(self.sum_bits), "sum", operator.add, named=False)
         if stage is not None:
             S, Emax, nan, pinf, ninf, *extra = stage([S, Emax, nan, pinf, ninf] + extra, "sum")
         mcode, zero = self._round_pack(m, S, Emax - F, "n")

@@ -61,6 +61,7 @@ adder tree, after the maximum exponent, after the products (before the maximum t
 """
 
 import dataclasses
+import operator
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
@@ -73,7 +74,7 @@ from lowbit.models.checks import check_choice, check_int
 
 from .formats import unpack
 from .manifest import describe_format, fmt_ref, golden, lanes
-from .shared_exp_adder import EXP_SHAPE, NO_EXP, Datapath, bit_length, max_tree
+from .shared_exp_adder import EXP_SHAPE, NO_EXP, Datapath, balanced_tree, bit_length, max_tree
 from .unit import Param, Unit, pipeline_param
 
 __all__ = ["TensorCoreDot", "IntDot", "UNITS", "REFERENCES", "CUTS", "MAX_PIPELINE",
@@ -194,24 +195,8 @@ class _Pipe:
 def _add_tree(m, values, width, name, pipe=None, where=None):
     """Two's-complement sum of ``values`` in ``width`` bits (balanced tree); with ``pipe`` a
     register cut after half of its levels."""
-    level = list(values)
-    levels = max(1, (len(level) - 1).bit_length())
-    k = 0
-    while len(level) > 1:
-        nxt = []
-        for j in range(0, len(level) - 1, 2):
-            x = Signal(signed(width), name=f"{name}{k}_{j}")
-            m.d.comb += x.eq(level[j] + level[j + 1])
-            nxt.append(x)
-        if len(level) % 2:
-            nxt.append(level[-1])
-        level = nxt
-        k += 1
-        if pipe is not None and k == levels // 2:
-            level = pipe(where, level)
-    out = Signal(signed(width), name=name)
-    m.d.comb += out.eq(level[0])
-    return out
+    cut = None if pipe is None else (lambda level: pipe(where, level))
+    return balanced_tree(m, values, signed(width), name, operator.add, cut=cut)
 
 
 def _term_flags(m, t, i, name="t"):
