@@ -4,7 +4,7 @@
 For each family (default: the seven algorithms of :data:`tensor_core_cosim.FAMILIES`, one
 instruction each, plus the INT8 dot product of the same L as baseline) and each pipeline depth
 given (``--pipeline``, default 0 2 4: the registers of ``TensorCoreDot`` at the cut points of
-:data:`lowbit.hdl.tensor_core_dot.CUTS`), the unit's Verilog (:func:`lowbit.hdl.manifest.to_verilog`)
+:data:`lowbit.hdl.tensor_core_dot.CUTS`; the INT8 baseline takes at most 2), the unit's Verilog (:func:`lowbit.hdl.manifest.to_verilog`)
 goes through :func:`lowbit.fpga.synth.synth` -- exactly what ``lowbit synth tensor-core-dot
 --preset P --pipeline N [--target ecp5]`` runs --
 
@@ -73,8 +73,8 @@ def main(argv=None):
                f"{'-':>5}")
         fp = (f"{e.fmax_mhz:>8.1f} {e.luts:>6} {e.flip_flops:>5} {e.carry:>5} {e.dsp:>3}" if e
               else f"{'-':>8} {'-':>6} {'-':>5} {'-':>5} {'-':>3}")
-        lat = unit.latency
-        print(f"{label:54} {p:>1} {lat:>3} {gen} | {fp}", flush=True)
+        # the INT8 baseline has at most 2 pipeline registers: its own depth is printed
+        print(f"{label:54} {unit.pipeline_stages:>1} {unit.latency:>3} {gen} | {fp}", flush=True)
         print(f"  ({top}: {time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
     return 0
 
