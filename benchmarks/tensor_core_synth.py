@@ -22,7 +22,7 @@ take minutes each on one core.
     python benchmarks/tensor_core_synth.py [--families T-FDPA ...] [--pipeline 0 2 4]
         [--freq 200] [--no-generic] [--no-ecp5]
 
-Measured 2026-12-04 (``--pipeline 0 4``, 2-core shared machine, 58 min cold in two processes),
+Measured 2026-12-04 (``--pipeline 0 4``, 2-core shared machine, cold: 44 min wall in two processes),
 ECP5 Fmax in MHz at pipeline 0 -> 4 (INT8 dot of the same L: 0 -> 2): T-FDPA Hopper e4m3
 10.9 -> 37.7 (INT8 L=32 42.9 -> 71.7); ST-FDPA Blackwell MXFP8 9.1 -> 35.0; GST-FDPA
 Blackwell NVFP4 12.0 -> 27.1 (INT8 L=64 34.8 -> 57.0); GTR-FDPA CDNA3 fp8 7.0 -> 13.3 (INT8
