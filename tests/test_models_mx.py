@@ -311,6 +311,36 @@ def test_nvfp4_layout_specials_and_options():
     assert np.array_equal(sr, nvfp4.quantize(x, rounding="toward_zero")[0])
 
 
+def test_nvfp4_three_dimensional_on_every_axis():
+    # a (3, 4, 48) tensor blocked along each axis in turn equals the ml_dtypes recipe on the
+    # same data moved to the last axis (tensor scale from the whole tensor either way), and
+    # dequantize puts the values back on that axis; stochastic bits follow their elements
+    x = (RNG.standard_normal((3, 4, 48)) * 2.0 ** RNG.integers(-4, 4, (3, 4, 48))) \
+        .astype(np.float32)
+    for axis in (0, 1, 2, -1, -2):
+        xs = np.moveaxis(x, axis, -1)
+        K = xs.shape[-1]
+        pad = np.zeros(xs.shape[:-1] + (-K % 16,), np.float32)
+        re, rs, rt = _nvfp4_reference(np.concatenate([xs, pad], axis=-1))
+        e, s, t = nvfp4.quantize(x, axis=axis)
+        assert e.shape == x.shape and t == rt
+        assert np.array_equal(np.moveaxis(e, axis, -1), re[..., :K])
+        assert np.array_equal(np.moveaxis(s, axis, -1), rs)
+        d = nvfp4.dequantize(e, s, t, axis=axis)
+        want = formats.e2m1.decode(re[..., :K]) * \
+            np.repeat(nvfp4.SCALE.decode(rs), 16, -1)[..., :K] * np.float64(t)
+        assert d.shape == x.shape and np.array_equal(np.moveaxis(d, axis, -1), want)
+        bits = RNG.integers(0, 256, x.shape)
+        sr = nvfp4.quantize(x, axis=axis, rounding="stochastic", random_bits=bits)[0]
+        sr_last = nvfp4.quantize(xs, rounding="stochastic",
+                                 random_bits=np.moveaxis(bits, axis, -1))[0]
+        assert np.array_equal(np.moveaxis(sr, axis, -1), sr_last)
+    # more than 256 blocks (block counts beyond CPython's small-integer cache)
+    big = RNG.standard_normal((2, 16 * 300)).astype(np.float32)
+    e, s, t = nvfp4.quantize(big)
+    assert s.shape == (2, 300) and nvfp4.dequantize(e, s, t).shape == big.shape
+
+
 def test_nvfp4_through_the_blackwell_instruction():
     # NVFP4 data times NVFP4 data on tcgen05.mma kind::mxf4nvf4.block16 (ue4m3), the tensor
     # scales applied outside: close to the float64 product of the dequantised tensors
