@@ -136,6 +136,24 @@ def test_broadcasting_and_c_default():
     d = h.dpa(a, b, None)
     assert d.shape == (5,) and d.dtype == np.uint32
     assert np.array_equal(d, h.dpa(a, np.broadcast_to(b, (5, 32)), np.zeros(5, np.uint32)))
+    # the integer path (16-bit operands; block scales) broadcasts b's leading axes as well
+    bf = tc.instruction("Hopper", "m64n8k16.f32.bf16.bf16")
+    fin = np.nonzero(np.isfinite(formats.bf16.decode(np.arange(1 << 16))))[0]
+    a = RNG.choice(fin, (5, 16)).astype(np.uint16)
+    b = RNG.choice(fin, (2, 1, 16)).astype(np.uint16)
+    d = bf.dpa(a, b, None)
+    assert d.shape == (2, 5)
+    assert np.array_equal(d, bf.dpa(np.broadcast_to(a, (2, 5, 16)),
+                                    np.broadcast_to(b, (2, 5, 16)), np.zeros((2, 5), np.uint32)))
+    mx = tc.instruction("Blackwell", "m128n8k32.kind::mxf8f6f4.block32.f32.e4m3.e4m3.ue8m0")
+    a = RNG.integers(0, 0x7F, (5, 32)).astype(np.uint8)
+    b = RNG.integers(0, 0x7F, (2, 1, 32)).astype(np.uint8)
+    sa = RNG.integers(120, 134, (5, 1)).astype(np.uint8)
+    sb = RNG.integers(120, 134, (2, 1, 1)).astype(np.uint8)
+    d = mx.dpa(a, b, None, sa, sb)
+    assert d.shape == (2, 5)
+    full = [np.broadcast_to(x, (2, 5) + x.shape[-1:]) for x in (a, b, sa, sb)]
+    assert np.array_equal(d, mx.dpa(full[0], full[1], np.zeros((2, 5), np.uint32), *full[2:]))
 
 
 def test_tf32_low_bits_are_truncated():
