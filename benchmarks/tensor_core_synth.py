@@ -4,9 +4,9 @@
 For each family (default: the seven algorithms of :data:`tensor_core_cosim.FAMILIES`, one
 instruction each, plus the INT8 dot product of the same L as baseline) and each pipeline depth
 given (``--pipeline``, default 0 2 4: the registers of ``TensorCoreDot`` at the cut points of
-:data:`lowbit.hdl.tensor_core_dot.CUTS`; the INT8 baseline takes at most 2), the unit's Verilog (:func:`lowbit.hdl.manifest.to_verilog`)
-goes through :func:`lowbit.fpga.synth.synth` -- exactly what ``lowbit synth tensor-core-dot
---preset P --pipeline N [--target ecp5]`` runs --
+:data:`lowbit.hdl.tensor_core_dot.CUTS`; the INT8 baseline takes at most 2), the unit's
+Verilog (:func:`lowbit.hdl.manifest.to_verilog`) goes through :func:`lowbit.fpga.synth.synth`
+-- exactly what ``lowbit synth tensor-core-dot --preset P --pipeline N [--target ecp5]`` runs --
 
 * ``generic`` (Yosys + ABC to the Nangate-45-like gate set): area in NAND2 equivalents,
   flip-flops, logic depth (``--no-generic`` skips it);
@@ -44,16 +44,23 @@ from lowbit.hdl.manifest import to_verilog  # noqa: E402
 from lowbit.hdl.tensor_core_dot import IntDot, TensorCoreDot  # noqa: E402
 
 
+#: Most pipeline registers of the INT8 baseline (``IntDot``: after the products and the tree).
+INT_MAX_PIPELINE = 2
+
+
 def _units(families, depths):
+    """``(label, unit)`` of each family at each depth, each INT8 baseline (its L, its own depth)
+    once, before the first family that needs it."""
     seen = set()
     for fam in families:
         for p in depths:
             unit = TensorCoreDot(FAMILIES[fam], pipeline_stages=p)
-            L = unit.instruction.L
-            if (L, p) not in seen:
-                seen.add((L, p))
-                yield f"INT8 dot L={L}", p, IntDot("int8", "int8", L, 32, pipeline_stages=min(p, 2))
-            yield f"{fam} {FAMILIES[fam]}", p, unit
+            key = (unit.instruction.L, min(p, INT_MAX_PIPELINE))
+            if key not in seen:
+                seen.add(key)
+                yield f"INT8 dot L={key[0]}", IntDot("int8", "int8", key[0], 32,
+                                                     pipeline_stages=key[1])
+            yield f"{fam} {FAMILIES[fam]}", unit
 
 
 def main(argv=None):
@@ -67,7 +74,8 @@ def main(argv=None):
     print(f"generic: Yosys/ABC, NAND2 equivalents; ecp5: LFE5U-85F, nextpnr --freq {args.freq:g}")
     print(f"{'unit':54} {'p':>1} {'lat':>3} {'GE':>9} {'FF':>5} {'depth':>5} | "
           f"{'Fmax MHz':>8} {'LUT4':>6} {'FF':>5} {'CCU2C':>5} {'DSP':>3}", flush=True)
-    for label, p, unit in _units(args.families, args.pipeline):
+    for label, unit in _units(args.families, args.pipeline):
+        p = unit.pipeline_stages
         top = "tc_" + "".join(c if c.isalnum() else "_" for c in label.lower()) + f"_p{p}"
         verilog = to_verilog(unit, top)
         g = e = None
@@ -76,12 +84,11 @@ def main(argv=None):
             g = synth(verilog, top, "generic", timeout=7200)
         if not args.no_ecp5:
             e = synth(verilog, top, "ecp5", freq_mhz=args.freq, timeout=7200)
-        gen = (f"{g.area_ge:>9.1f} {g.flip_flops:>5} {g.logic_depth:>5}" if g else f"{'-':>9} {'-':>5} "
-               f"{'-':>5}")
+        gen = (f"{g.area_ge:>9.1f} {g.flip_flops:>5} {g.logic_depth:>5}" if g
+               else f"{'-':>9} {'-':>5} {'-':>5}")
         fp = (f"{e.fmax_mhz:>8.1f} {e.luts:>6} {e.flip_flops:>5} {e.carry:>5} {e.dsp:>3}" if e
               else f"{'-':>8} {'-':>6} {'-':>5} {'-':>5} {'-':>3}")
-        # the INT8 baseline has at most 2 pipeline registers: its own depth is printed
-        print(f"{label:54} {unit.pipeline_stages:>1} {unit.latency:>3} {gen} | {fp}", flush=True)
+        print(f"{label:54} {p:>1} {unit.latency:>3} {gen} | {fp}", flush=True)
         print(f"  ({top}: {time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
     return 0
 
