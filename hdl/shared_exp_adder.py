@@ -70,7 +70,6 @@ def _validate_format(name, fmt):
     return fmt
 
 
-
 def balanced_tree(m, values, shape, name, combine, *, final=None, named=True, cut=None):
     """Reduce ``values`` with ``combine(x, y)`` in a balanced tree of ``shape`` signals (nodes
     ``<name><level>_<j>``; an odd one out moves up a level unchanged).  Returns the root as

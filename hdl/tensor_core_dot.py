@@ -80,7 +80,6 @@ from .unit import Param, Unit, pipeline_param
 __all__ = ["TensorCoreDot", "IntDot", "UNITS", "REFERENCES", "CUTS", "MAX_PIPELINE",
            "resolve_instruction", "preset_names", "family"]
 
-
 #: Most pipeline registers a unit takes (``pipeline_stages`` 0..4).
 MAX_PIPELINE = 4
 
