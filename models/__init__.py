@@ -6,8 +6,8 @@ instructions, bit for bit).  This package knows nothing of :mod:`lowbit.hdl` or
 :mod:`lowbit.sim`.
 """
 
-from . import formats, mx, nvfp4, shared_exp, tensor_core
+from . import formats, jit, mx, nvfp4, shared_exp, tensor_core
 # public API: lowbit.models.gemm(a, b, a_fmt, b_fmt, datapath, *, scale_a, scale_b, out_format)
 from .shared_exp import gemm
 
-__all__ = ["formats", "mx", "nvfp4", "shared_exp", "tensor_core", "gemm"]
+__all__ = ["formats", "jit", "mx", "nvfp4", "shared_exp", "tensor_core", "gemm"]

@@ -137,6 +137,7 @@ import dataclasses
 import numpy as np
 
 from . import formats as _formats
+from . import jit as _jit
 from .checks import check_bool, check_choice, check_int, check_number
 
 __all__ = [
@@ -1385,11 +1386,12 @@ def _float64_fields(x):
 
 _CODE_TABLES = {}
 _ZERO_E = -64              # int8 exponent sentinel of zero operands (two of them: -128)
+_ZERO_E16 = -16384         # int16 sentinel: below every live sum (two of them: -32768)
 
 
 def _code_table(fmt, int_frac_bits):
     """Per code of a format of at most 8 bits: exact value (float64), alignment exponent
-    (int16, zeros and specials at ``_ZERO_E``) and whether the code is NaN/Inf."""
+    (int16, zeros and specials at ``_ZERO_E16``) and whether the code is NaN/Inf."""
     key = (fmt, int_frac_bits)
     tab = _CODE_TABLES.get(key)
     if tab is None:
@@ -1398,7 +1400,7 @@ def _code_table(fmt, int_frac_bits):
         live = ~(f.zero | special)
         v = np.ldexp(np.where(live, f.sig, 0).astype(np.float64), f.lsb.astype(np.int32))
         v = np.where(f.neg, -v, v)
-        e = np.where(live, f.ealign, _ZERO_E).astype(np.int16)
+        e = np.where(live, f.ealign, _ZERO_E16).astype(np.int16)
         tab = (v, e, special, (int(f.ealign[live].min()), int(f.ealign[live].max())))
         _CODE_TABLES[key] = tab
     return tab
@@ -1434,10 +1436,22 @@ def _fast_kind(cfg, a_fmt, b_fmt, ifb):
     return None
 
 
-def _exp_dtype(ra, rb):
-    """int8 holds the exponent sums (and the sentinel) when they are small enough."""
-    ok = 2 * _ZERO_E >= -128 and _ZERO_E + max(ra[1], rb[1]) < ra[0] + rb[0]
-    return np.int8 if ok else np.int16
+def _exp_tables(ea_t, eb_t, ra, rb):
+    """The operands' exponent tables in the narrowest integer type that keeps the
+    sentinel of zero operands apart: int8 (sentinel ``_ZERO_E``) when every sum with a
+    zero operand lies below every live sum and all fit, else int16 (``_ZERO_E16``).
+    Returns ``(ea, eb, dtype, none_below, ptab)``: exponent sums at or below
+    ``none_below`` have a zero operand; ``ptab`` maps int8 sums to ``2^sum`` (None for
+    int16)."""
+    if _ZERO_E + max(ra[1], rb[1]) < ra[0] + rb[0] and max(ra[1], rb[1]) <= 63:
+        zs, edt = _ZERO_E, np.int8
+    else:
+        zs, edt = _ZERO_E16, np.int16
+    ea = np.where(ea_t == _ZERO_E16, zs, ea_t).astype(edt)
+    eb = np.where(eb_t == _ZERO_E16, zs, eb_t).astype(edt)
+    none_below = zs + max(ra[1], rb[1])
+    ptab = _pow2_table(none_below, ra[1] + rb[1]) if edt == np.int8 else None
+    return ea, eb, edt, none_below, ptab
 
 
 def _round_float(v, frac_bits, rounding, emin=FP32_EMIN, emax=FP32_EMAX, tiny=True, over=True,
@@ -1509,7 +1523,10 @@ def _pow2_table(lo, hi):
 def _fast_step(t, P, part, cfg, dt, tb, acc_floor):
     """One adder step in exact float arithmetic (:func:`_fast_kind`).
 
-    ``t``: the products, shape ``(n, ...)``, dtype ``dt`` (overwritten); ``P``: ``2^E`` of
+    ``t``: the products, shape ``(n, ...)``, dtype ``dt`` (overwritten), or a function
+    ``(inv, f32) -> S`` that sums the products cut on the grid ``inv = 2^(F - E)`` itself
+    (:func:`lowbit.models.jit.grid_sum`; ``f32``: whether float32 holds the scaled
+    products, else float64 is needed); ``P``: ``2^E`` of
     the products' maximum alignment exponent (float64, 0 where no product is live);
     ``part``: the incoming accumulator (float64, finite).  ``acc_floor``: whether the
     accumulator's exponent must be clamped to ``cfg.emin`` (its subnormals); without it
@@ -1528,12 +1545,16 @@ def _fast_step(t, P, part, cfg, dt, tb, acc_floor):
         if acc_floor:
             a2 = np.where(part == 0, 0.0, np.maximum(a2, 2.0 ** cfg.emin))
         P = np.maximum(P, a2)
-    lo, hi = float(P.min()), float(P.max())
+    lo = float(P.min())
     if lo == 0:
         P = np.where(P == 0, 1.0, P)                   # no live term: every cut gives 0
         lo = float(P.min())
+    hi = float(P.max())
     inv = 2.0 ** F / P                                 # the grid scale 2^(F - E), exact
-    if dt == np.float32 and 2.0 ** F / hi >= 2.0 ** -126 and 2.0 ** F / lo <= 2.0 ** 120:
+    f32 = dt == np.float32 and 2.0 ** F / hi >= 2.0 ** -126 and 2.0 ** F / lo <= 2.0 ** 120
+    if callable(t):
+        S = t(inv, f32).astype(np.float64, copy=False)
+    elif f32:
         t *= inv.astype(np.float32)
         S = np.add.reduce(_cut_float(t, cfg.cut, out=t), axis=0).astype(np.float64)
     else:
@@ -1595,9 +1616,7 @@ def _gemm_fast(A, B, a_fmt, b_fmt, cfg, ifb):
     B = np.asarray(B).astype(np.intp)
     if spa[A].any() or spb[B].any():
         return None
-    edt = _exp_dtype(ra, rb)
-    none_below = _ZERO_E + max(ra[1], rb[1])      # sums at or below: a zero operand
-    ptab = _pow2_table(none_below, ra[1] + rb[1]) if edt == np.int8 else None
+    ea_t, eb_t, edt, none_below, ptab = _exp_tables(ea_t, eb_t, ra, rb)
     acc_floor = ra[0] + rb[0] < cfg.emin
     tb = cfg.term_bound(a_fmt, b_fmt)
     M, K = A.shape
@@ -1608,24 +1627,44 @@ def _gemm_fast(A, B, a_fmt, b_fmt, cfg, ifb):
     nsteps = Ap.shape[1] // n
     VA = va_t[Ap].astype(dt).T.copy()              # Kp x M
     VB = vb_t[BpT].astype(dt).T.copy()             # Kp x N
-    EA = ea_t[Ap].astype(edt).T.copy()
-    EB = eb_t[BpT].astype(edt).T.copy()
+    EA = ea_t[Ap].T.copy()
+    EB = eb_t[BpT].T.copy()
     per = None if cfg.promote_every is None else cfg.promote_every // n
     out = np.empty((M, N), np.float32)
     R = max(1, min(M, (1 << 19) // max(1, n * N)))    # a tensor of about 2 MB
-    T = np.empty((n, R, N), dt)
+    # the compiled grid sum (models/jit.py) replaces the product tensor and its passes
+    use_jit = _jit.enabled() and cfg.align == "operand_sum" and cfg.cut in _jit.CUTS
+    T = None if use_jit else np.empty((n, R, N), dt)
     TE = np.empty((n, R, N), edt)
+    wide = {}                                      # float64 copies for steps that need them
+
+    def grid(i, r0, r1):
+        ks = slice(i * n, (i + 1) * n)
+
+        def s(inv, f32):
+            if f32 or dt == np.float64:
+                va, vb = VA, VB
+            else:
+                if not wide:
+                    wide.update(a=VA.astype(np.float64), b=VB.astype(np.float64))
+                va, vb = wide["a"], wide["b"]
+            return _jit.grid_sum(va[ks, r0:r1], vb[ks], inv.astype(va.dtype), cfg.cut)
+        return s
     for r0 in range(0, M, R):
         r1 = min(M, r0 + R)
         rows = r1 - r0
-        t, te = T[:, :rows], TE[:, :rows]
+        t = None if use_jit else T[:, :rows]
+        te = TE[:, :rows]
         part = np.zeros((rows, N))
         total = np.zeros((rows, N))
         pending = False
         for i in range(nsteps):
             ks = slice(i * n, (i + 1) * n)
-            # einsum's outer-product loop is faster than a broadcasting multiply here
-            np.einsum("kr,kn->krn", VA[ks, r0:r1], VB[ks], out=t)
+            if use_jit:
+                t = grid(i, r0, r1)
+            else:
+                # einsum's outer-product loop is faster than a broadcasting multiply here
+                np.einsum("kr,kn->krn", VA[ks, r0:r1], VB[ks], out=t)
             if cfg.align == "operand_sum":
                 np.add(EA[ks, r0:r1, None], EB[ks, None, :], out=te)
                 P = _max_pow(np.maximum.reduce(te, axis=0), ptab, none_below)
@@ -1672,13 +1711,10 @@ def fused_dot_fast(a_codes, b_codes, a_format, b_format, config, acc=None, int_f
     vb_t, eb_t, spb, rb = _code_table(b_fmt, ifb[1])
     a_fmt.check_codes(a)
     b_fmt.check_codes(b)
-    edt = _exp_dtype(ra, rb)
-    none_below = _ZERO_E + max(ra[1], rb[1])
-    ptab = _pow2_table(none_below, ra[1] + rb[1]) if edt == np.int8 else None
+    ea_t, eb_t, edt, none_below, ptab = _exp_tables(ea_t, eb_t, ra, rb)
     acc_floor = ra[0] + rb[0] < cfg.emin
     tb = cfg.term_bound(a_fmt, b_fmt)
     va_t, vb_t = va_t.astype(dt), vb_t.astype(dt)
-    ea_t, eb_t = ea_t.astype(edt), eb_t.astype(edt)
     n = cfg.n
     out = np.empty(V)
     bad = np.zeros(V, bool)

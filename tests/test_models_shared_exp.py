@@ -9,7 +9,7 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-from lowbit.models import formats, gemm
+from lowbit.models import formats, gemm, jit
 from lowbit.models import shared_exp as se
 from lowbit.models.shared_exp import SharedExpConfig
 
@@ -156,14 +156,97 @@ CONFIGS = [
 ]
 
 
+@pytest.fixture(params=["numpy", "jit"])
+def engine(request):
+    """Run a test with the fast paths' NumPy passes and again with the compiled kernel
+    (models/jit.py; numba is in the test extra, so CI runs both)."""
+    if request.param == "jit" and not jit.available():
+        pytest.skip("numba is not installed (pip install lowbit[fast])")
+    old = jit.set_enabled(request.param == "jit")
+    yield request.param
+    jit.set_enabled(old)
+
+
 @pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: c if isinstance(c, str) else c.cut)
 @pytest.mark.parametrize("fa, fb", [("e4m3", "e4m3"), ("e5m2", "e4m3"), ("e2m1", "e3m2")])
-def test_gemm_fast_path_equals_integer_model(cfg, fa, fb):
+def test_gemm_fast_path_equals_integer_model(cfg, fa, fb, engine):
     A = finite_codes(formats.get(fa), (6, 100))
     B = finite_codes(formats.get(fb), (100, 5))
     got = gemm(A, B, fa, fb, cfg)
     ref = se.shared_exp_dot(A[:, None, :], B.T[None, :, :], fa, fb, cfg)
     assert np.array_equal(got.view(np.uint32), ref.view(np.uint32))
+
+
+@pytest.mark.parametrize("fa, fb", [("e4m3", "e4m3"), ("e6m1", "e4m3"), ("e7m0fn", "e7m0fn")])
+def test_gemm_fast_path_zero_and_tiny_steps(fa, fb, engine):
+    # steps whose every product is zero (the grid scale has no live term: this crashed with
+    # a division by zero) or tiny: with wide exponent ranges a product of the smallest
+    # codes lies below "sentinel + largest exponent", which the int8/int16 sentinel of zero
+    # operands must not swallow (it did for E6M1 and E7M0: such steps came out 0)
+    f, g = formats.get(fa), formats.get(fb)
+    A = np.zeros((4, 64), f.code_dtype)
+    A[1] = 1                                        # the smallest positive code
+    A[2, ::2] = 1
+    A[3] = finite_codes(f, (64,))
+    B = np.zeros((64, 3), g.code_dtype)
+    B[:, 1] = 1
+    B[:, 2] = finite_codes(g, (64,))
+    for dp in ("h100_fp8", "h100_fp8_fast_accum"):
+        got = gemm(A, B, fa, fb, dp)
+        ref = se.shared_exp_dot(A[:, None, :], B.T[None, :, :], fa, fb, dp)
+        assert np.array_equal(got.view(np.uint32), ref.view(np.uint32)), dp
+        assert got[0, 0] == 0 and not np.signbit(got[0, 0])
+        zero = gemm(np.zeros_like(A), B, fa, fb, dp)        # a tile without a live term
+        assert not zero.any() and not np.signbit(zero).any()
+    assert got[1, 1] > 0
+
+
+def test_jit_grid_sum_is_the_numpy_passes():
+    # the kernel against the passes it replaces, on every cut, both dtypes, both signs of
+    # ties and a tile wider than a vector register
+    if not jit.available():
+        pytest.skip("numba is not installed (pip install lowbit[fast])")
+    rng = np.random.default_rng(7)
+    for dt in (np.float32, np.float64):
+        va = (rng.integers(-15, 16, (32, 5)) * 2.0 ** rng.integers(-4, 4, (32, 5))).astype(dt)
+        vb = (rng.integers(-15, 16, (32, 37)) * 2.0 ** rng.integers(-4, 4, (32, 37))).astype(dt)
+        inv = (2.0 ** rng.integers(-6, 3, (5, 37))).astype(dt)
+        for cut in jit.CUTS:
+            want = np.add.reduce(se._cut_float(va[:, :, None] * vb[:, None, :] * inv, cut),
+                                 axis=0)
+            got = jit.grid_sum(va, vb, inv, cut)
+            assert got.dtype == dt and np.array_equal(got, want), (dt, cut)
+    with pytest.raises(TypeError, match="^flag must be a bool, not int$"):
+        jit.set_enabled(1)
+
+
+@pytest.mark.parametrize("fa, fb", [("e4m3", "e4m3"), ("e5m2", "e4m3"), ("e5m2", "e5m2"),
+                                    ("e7m0fn", "e6m1"), ("e7m0fn", "e7m0fn")])
+@pytest.mark.parametrize("dp", ["h100_fp8", "h100_fp8_fast_accum"])
+def test_gemm_engines_agree_on_large_gemms(fa, fb, dp):
+    # the two engines of the fast path, bit for bit, on normal data over six decades and on
+    # codes uniform over the finite codes, K = 1024 (8 promotions); a row and a column of
+    # the tiniest codes make the float32 grid leave float32's range for E7M0 x E7M0
+    # (products of 2^-124: the float64 copies run)
+    if not jit.available():
+        pytest.skip("numba is not installed (pip install lowbit[fast])")
+    rng = np.random.default_rng(11)
+    f, g = formats.get(fa), formats.get(fb)
+    x = rng.standard_normal((40, 1024)) * 10.0 ** rng.integers(-3, 3, (40, 1))
+    A = f.encode(x.astype(np.float32), saturate=True)
+    A[1] = finite_codes(f, (1024,), rng)
+    A[2] = 1                                       # the smallest positive code
+    B = finite_codes(g, (1024, 24), rng)
+    B[:, :12] = g.encode(rng.standard_normal((1024, 12)).astype(np.float32), saturate=True)
+    B[:, 23] = 1
+    old = jit.set_enabled(True)
+    try:
+        fast = gemm(A, B, fa, fb, dp)
+        jit.set_enabled(False)
+        ref = gemm(A, B, fa, fb, dp)
+    finally:
+        jit.set_enabled(old)
+    assert np.array_equal(fast.view(np.uint32), ref.view(np.uint32))
 
 
 @pytest.mark.parametrize("fa, fb", [("e4m3", "e4m3"), ("e5m2", "e5m2"), ("int8", "int8")])
