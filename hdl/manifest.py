@@ -456,7 +456,7 @@ def verilator_version(exe=None):
     return line
 
 
-def verilator_lint(verilog_path, top, waiver_path=None, exe=None, timeout=600):
+def verilator_lint(verilog_path, top, waiver_path=None, exe=None, timeout=600, extra=()):
     """Run ``verilator --lint-only -Wall [waiver_path] verilog_path`` and return its warnings
     (:class:`LintWarning` list: rule, file, line, message).
 
@@ -477,6 +477,7 @@ def verilator_lint(verilog_path, top, waiver_path=None, exe=None, timeout=600):
     if waiver_path is not None:
         cmd.append(os.path.abspath(waiver_path))
     cmd.append(os.path.abspath(verilog_path))
+    cmd += [os.path.abspath(p) for p in extra]          # more files (module definitions)
     with tempfile.TemporaryDirectory(prefix="lowbit-lint-") as cwd:
         r = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, timeout=timeout)
     errors = _ERROR_RE.findall(r.stderr)
@@ -485,6 +486,75 @@ def verilator_lint(verilog_path, top, waiver_path=None, exe=None, timeout=600):
                            + "; ".join(errors[:5]))
     return [LintWarning(rule, file, int(line), msg)
             for rule, file, line, msg in _WARNING_RE.findall(r.stderr)]
+
+
+def _pieces(text):
+    """``{module: (line offset, text)}``: the text of each plain-named module of ``text``
+    with the modules Amaranth names after it (``\\<module>.<path>``: its own submodules),
+    in order; None if the text is not laid out so."""
+    starts = [(m.start(), m.group(1)) for m in
+              re.finditer(r"^module\s+(\\\S+|[A-Za-z_][A-Za-z0-9_$]*)", text, re.MULTILINE)]
+    pieces, owner = {}, None
+    for k, (pos, mod) in enumerate(starts):
+        end = starts[k + 1][0] if k + 1 < len(starts) else len(text)
+        if not mod.startswith("\\"):
+            owner = mod
+            # (line offset, text): the piece is contiguous, its submodules follow it
+            pieces[owner] = (text.count("\n", 0, pos), "")
+        elif owner is None or not mod[1:].startswith(owner + "."):
+            return None                     # not the layout Amaranth writes: lint it whole
+        pieces[owner] = (pieces[owner][0], pieces[owner][1] + text[pos:end])
+    return pieces
+
+
+def _stub(text, mod):
+    """A port-only definition of module ``mod`` (its header and port declarations)."""
+    lines = [f"module {mod}({', '.join(verilog_port_order(text, mod))});"]
+    for port, direction, width in verilog_ports(text, mod):
+        lines.append(f"  {direction} {'' if width == 1 else f'[{width - 1}:0] '}{port};")
+    return "\n".join(lines + ["endmodule", ""])
+
+
+def verilator_lint_modules(text, top, exe=None, timeout=600):
+    """The warnings of ``verilator --lint-only -Wall`` on the Verilog ``text`` of module
+    ``top``, linting each module once (:func:`verilator_lint` on the design whole elaborates
+    every instance: a 128 x 128 systolic array, one PE module instantiated 16,384 times, took
+    more than 10 minutes and 14 GB).
+
+    Each plain-named module (with the ``\\<module>.*`` submodules Amaranth writes after it)
+    is linted as ``<top>.v`` on its own, the modules it instantiates given as port-only
+    stubs in files of their own, whose warnings are dropped.  Verilator reports warnings per
+    module definition, not per instance, and DECLFILENAME once per file, so these are the
+    warnings of the whole-design lint (the tests compare both messages one for one).  Line
+    numbers are those of the module's own text.
+    """
+    pieces = _pieces(text)
+    if pieces is None or len(pieces) == 1:
+        with tempfile.TemporaryDirectory(prefix="lowbit-lint-") as tmp:
+            path = os.path.join(tmp, f"{top}.v")
+            with open(path, "w") as f:
+                f.write(text)
+            return verilator_lint(path, top, exe=exe, timeout=timeout)
+    out = []
+    for mod, (offset, body) in pieces.items():
+        used = [m for m in pieces if m != mod and
+                re.search(rf"^\s*{re.escape(m)}\s", body, re.MULTILINE)]
+        with tempfile.TemporaryDirectory(prefix="lowbit-lint-") as tmp:
+            path = os.path.join(tmp, f"{top}.v")
+            stubs = []
+            for m in used:
+                stubs.append(os.path.join(tmp, f"{m}.v"))
+                with open(stubs[-1], "w") as f:
+                    f.write(_stub(text, m))
+            with open(path, "w") as f:
+                f.write(body)
+            warnings = verilator_lint(path, mod, exe=exe, timeout=timeout, extra=stubs)
+        # DECLFILENAME fires once per file, for its first module whose name is not the
+        # file's: in the whole file that is the top's first submodule, so only the top's
+        # piece (linted first, as the whole file's first module) keeps it
+        out += [w._replace(line=w.line + offset) for w in warnings if w.file == path and
+                (mod == top or w.rule != "DECLFILENAME")]
+    return out
 
 
 def _module_at(text):
@@ -637,13 +707,10 @@ def write_unit(component, unit, params, out_dir, name=None, lint=None, progress=
         progress("lint", 0, 1)
     warnings = None
     if exe:
-        with tempfile.TemporaryDirectory(prefix="lowbit-lint-") as tmp:
-            v_tmp = os.path.join(tmp, os.path.basename(paths["verilog"]))
-            with open(v_tmp, "w") as f:
-                f.write(text)
-            # the file named where the user will find it
-            warnings = [w._replace(file=paths["verilog"]) if w.file == v_tmp else w
-                        for w in verilator_lint(v_tmp, name, exe=exe)]
+        # module by module (a hierarchical array is linted in seconds, not elaborated whole);
+        # the file named where the user will find it
+        warnings = [w._replace(file=paths["verilog"])
+                    for w in verilator_lint_modules(text, name, exe=exe)]
     report = lint_report(text, name, warnings, verilator_version(exe) if exe else None)
     doc = json.dumps(manifest(component, unit, params, name, text, report), indent=2) + "\n"
     created = not os.path.isdir(out_dir)

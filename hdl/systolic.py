@@ -117,9 +117,14 @@ exactly :func:`lowbit.models.systolic.gemm_numerics` with the PE's
 :func:`lowbit.models.mac.kulisch_step`). In WS the chain crosses K-folds through the ``psum``
 lanes (the host's ofmap buffer).
 
-Verilog (:func:`lowbit.hdl.manifest.to_verilog`, and Amaranth board platforms): a hierarchical
-netlist, the PE converted once (module :attr:`SystolicPE.module_name`) and instantiated R x C
-times; in the Amaranth simulator (no platform) the PEs are ordinary submodules.
+Verilog (:func:`lowbit.hdl.manifest.to_verilog`, and Amaranth board platforms): a two-level
+hierarchical netlist, the PE converted once (module :attr:`SystolicPE.module_name`) and
+instantiated C times in one row module (:class:`SystolicRow`, :attr:`SystolicRow.module_name`),
+which the top instantiates R times; each skew or de-skew line is one shift register. The
+elaboration and the Verilog grow with R + C (plus the O(R^2 + C^2) bits of the skew lines), not
+with R x C: a 128 x 128 E4M3->FP32 array is written in 42 s at 1.3 GB peak with its lint
+(``benchmarks/gen_scale.py``). In the Amaranth simulator (no platform) the rows and PEs are
+ordinary submodules.
 
 Pipelined PEs (``pe_stages = S``, 1 = the one-cycle PE; :func:`pe_cut_points` lists where the
 ``S - 1`` extra registers go in each PE: INT ``product``, ``lut`` (1..3); OverQ ``term``
@@ -154,8 +159,9 @@ Not (yet) supported: the shared-exponent PEs.
 """
 import re
 
+from amaranth.back import verilog
 from amaranth.hdl import (Cat, ClockSignal, EnableInserter, Instance, Module, Mux, ResetSignal,
-                          Signal, signed)
+                          Signal, Value, signed)
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -170,12 +176,12 @@ from .fp_mac import (FpMacStep, KulischStep, accumulate_into, kulisch_accumulate
 from .fp_mul import multiply_into
 from .fp_round import Cuts
 from .int_mac import IntMacStep, int_accumulate_into, lut_multiply_into
-from .manifest import (construct, describe_format, fmt_ref, golden, layout_packing, to_verilog,
-                       verilog_ports)
+from .manifest import (VerilogModules, construct, describe_format, fmt_ref, golden,
+                       layout_packing, verilog_ports)
 from .overq_pe import OverqStep, overq_contract
 from .unit import Param, Unit
 
-__all__ = ["SystolicPE", "SystolicArray", "pe_spec", "connect_acc", "pe_cut_points",
+__all__ = ["SystolicPE", "SystolicRow", "SystolicArray", "pe_spec", "connect_acc", "pe_cut_points",
            "check_pe_stages", "UNITS", "PES", "DATAFLOWS", "MAX_DIM"]
 
 PES = PE_KINDS
@@ -371,6 +377,13 @@ def pe_spec(pe, **params):
                   precision=d.get("precision", True), shift_at=d.get("shift_at", "product"))
 
 
+def _pe_module_name(spec, dataflow, stages):
+    """``lowbit_pe_<pe key>_<dataflow>[_s<S>]``: one Verilog module name per PE configuration,
+    dataflow and depth."""
+    depth = f"_s{stages}" if stages > 1 else ""
+    return re.sub(r"\W", "_", f"lowbit_pe_{spec.key}_{dataflow}{depth}")
+
+
 class SystolicPE(wiring.Component):
     """One processing element of :class:`SystolicArray`: the MAC step and the PE's registers.
 
@@ -475,8 +488,7 @@ class SystolicPE(wiring.Component):
         """Verilog module name of this PE when the array instantiates it (one name per PE
         configuration, dataflow and depth: ``lowbit_pe_<pe key>_<dataflow>``, with ``_s<S>``
         appended for ``S > 1``)."""
-        depth = f"_s{self._stages}" if self._stages > 1 else ""
-        return re.sub(r"\W", "_", f"lowbit_pe_{self._spec.key}_{self._df}{depth}")
+        return _pe_module_name(self._spec, self._df, self._stages)
 
     def elaborate(self, platform):
         if self._stages > 1:
@@ -578,26 +590,56 @@ class SystolicPE(wiring.Component):
         return m
 
 
-class _PEPorts:
-    """The port signals of one instantiated PE (``Instance``), named like the PE's members."""
+class _InstancePorts:
+    """The port signals of one instantiated module (``Instance``), named like the component's
+    members (array-shaped members as views of one signal)."""
 
     def __init__(self, signature, prefix):
         for name, member in signature.members.items():
-            setattr(self, name, Signal(member.shape, name=f"{prefix}_{name}"))
+            if isinstance(member.shape, data.Layout):
+                # a plain signal seen through a view: a signal of a layout would make the
+                # Verilog backend declare a wire per element (R x C of them in the array)
+                sig = Signal(member.shape.size, name=f"{prefix}_{name}")
+                setattr(self, name, data.View(member.shape, sig))
+            else:
+                setattr(self, name, Signal(member.shape, name=f"{prefix}_{name}"))
+
+
+def _instance(m, name, component, prefix, ports_of):
+    """Add ``Instance(name)`` with the ports of ``component`` (the module converted from it,
+    with ``clk``/``rst`` where it has them) to ``m`` as submodule ``prefix``; returns its
+    :class:`_InstancePorts`."""
+    ports = _InstancePorts(component.signature, prefix)
+    conns = {("i_" if member.flow == In else "o_") + p: Value.cast(getattr(ports, p))
+             for p, member in component.signature.members.items()}
+    if "clk" in ports_of:
+        conns["i_clk"] = ClockSignal("sync")
+    if "rst" in ports_of:
+        conns["i_rst"] = ResetSignal("sync")
+    m.submodules[prefix] = Instance(name, **conns)
+    return ports
+
+
+def _convert_once(platform, component, name):
+    """Convert ``component`` to Verilog module ``name`` and add it (and the modules it
+    instantiates) to ``platform``'s files; return the names of its clock/reset ports."""
+    mods = VerilogModules()
+    text = verilog.convert(component, name=name, platform=mods, emit_src=False,
+                           strip_internal_attrs=True)
+    for f, t in mods.extra_files.items():
+        platform.add_file(f, t)
+    platform.add_file(f"{name}.v", text)
+    return {p for p, _, _ in verilog_ports(text, name) if p in ("clk", "rst")}
 
 
 def _place_pes(m, spec, dataflow, rows, cols, platform, pe_stages=1):
     """Add ``rows x cols`` PEs to ``m``; return ``{(i, j): PE}`` (objects with the PE's ports).
 
     With ``platform=None`` (the Amaranth simulator) every PE is a :class:`SystolicPE`
-    submodule, which the Verilog backend would flatten and uniquify (one module per PE). With a
-    platform that takes files (``add_file``: :class:`lowbit.hdl.manifest.VerilogModules`, which
-    :func:`lowbit.hdl.manifest.to_verilog` uses, or an Amaranth board platform), the PE is
-    converted to Verilog once, added as ``<module_name>.v``, and instantiated ``rows x cols``
-    times (a hierarchical netlist: the PE is defined once, each PE costs the array's Verilog
-    one instance and its wires). Same registers, same logic, same cycle behaviour.
+    submodule. With a platform that takes files (``add_file``), the PE is converted to Verilog
+    once, added as ``<module_name>.v``, and instantiated ``rows x cols`` times. Same registers,
+    same logic, same cycle behaviour.
     """
-    report = getattr(platform, "report_progress", None)
     if platform is None or not hasattr(platform, "add_file"):
         pes = {}
         for i in range(rows):
@@ -605,24 +647,108 @@ def _place_pes(m, spec, dataflow, rows, cols, platform, pe_stages=1):
                 pes[i, j] = m.submodules[f"pe_{i}_{j}"] = SystolicPE(spec, dataflow, pe_stages)
         return pes
     proto = SystolicPE(spec, dataflow, pe_stages)
-    name = proto.module_name
-    text = to_verilog(proto, name)
-    platform.add_file(f"{name}.v", text)
-    harness = [p for p, _, _ in verilog_ports(text, name) if p in ("clk", "rst")]
-    pes = {}
+    harness = _convert_once(platform, proto, proto.module_name)
+    return {(i, j): _instance(m, proto.module_name, proto, f"pe_{i}_{j}", harness)
+            for i in range(rows) for j in range(cols)}
+
+
+class SystolicRow(wiring.Component):
+    """One row of ``cols`` :class:`SystolicPE` of a :class:`SystolicArray`: the module its
+    Verilog defines once and instantiates ``R`` times (a two-level hierarchical netlist, so
+    that the array's Verilog and its elaboration grow with ``R + C``, not ``R x C``).
+
+    The streamed operand enters PE 0 (``a``, ``av``, ``af``) and moves right; every other port
+    is one lane per column, as an array of ``cols`` (the PE's port of the same name, see
+    :class:`SystolicPE`): WS/IS ``w_i``/``w_o``, ``wp`` (OverQ), ``ps``/``pv``/``pl`` in from
+    the row above and ``ps_o``/``pv_o``/``pl_o`` out to the row below, ``load`` shared; OS
+    ``b``/``b_o``, ``acc_up``/``drain_up`` in and ``acc_o``/``drain_o`` out, ``copy`` shared;
+    ``en`` (every register's enable) shared. Latency and numerics: the PE's.
+    """
+
+    def __init__(self, spec, dataflow, cols, pe_stages=1):
+        if not isinstance(spec, PESpec):
+            raise TypeError(f"spec must be a PESpec, not {spec!r}")
+        check_choice("dataflow", dataflow, DATAFLOWS)
+        if dataflow == "is" and spec.kind == "overq":
+            raise ValueError("dataflow 'is' is not available with an OverQ PE")
+        self._cols = check_int("cols", cols, 1, MAX_DIM)
+        self._stages = check_pe_stages(pe_stages, spec, dataflow)
+        self._spec, self._df = spec, dataflow
+        # the PE's lane widths (SystolicPE): IS swaps the operands
+        aw, bw, W = spec.a_lane_width, spec.b_lane_width, spec.acc_width
+        if dataflow == "is":
+            aw, bw = bw, aw
+
+        def lanes(w):
+            return data.ArrayLayout(w, cols)
+        ports = {"en": In(1), "a": In(aw), "av": In(1), "af": In(1)}
+        if dataflow == "os":
+            ports.update({"b": In(lanes(bw)), "b_o": Out(lanes(bw)), "copy": In(1),
+                          "acc_up": In(lanes(W)), "drain_up": In(lanes(W)),
+                          "acc_o": Out(lanes(W)), "drain_o": Out(lanes(W))})
+        else:
+            ports.update({"w_i": In(lanes(bw)), "load": In(1), "w_o": Out(lanes(bw))})
+            if spec.kind == "overq":
+                ports["wp"] = In(lanes(bw))
+            ports.update({"ps": In(lanes(W)), "pv": In(lanes(1)), "pl": In(lanes(1)),
+                          "ps_o": Out(lanes(W)), "pv_o": Out(lanes(1)), "pl_o": Out(lanes(1))})
+        super().__init__(ports)
+
+    cols = property(lambda self: self._cols)
+    spec = property(lambda self: self._spec)
+    dataflow = property(lambda self: self._df)
+    pe_stages = property(lambda self: self._stages)
+
+    @property
+    def module_name(self):
+        """Verilog module name: the PE's (:attr:`SystolicPE.module_name`) with ``_row<cols>``
+        appended."""
+        return f"{_pe_module_name(self._spec, self._df, self._stages)}_row{self._cols}"
+
+    def elaborate(self, platform):
+        m = Module()
+        C = self._cols
+        pes = _place_pes(m, self._spec, self._df, 1, C, platform, self._stages)
+        a, av, af = self.a, self.av, self.af
+        for j in range(C):
+            pe = pes[0, j]
+            m.d.comb += [pe.en.eq(self.en), pe.a.eq(a), pe.av.eq(av), pe.af.eq(af)]
+            a, av, af = pe.a_o, pe.av_o, pe.af_o
+            if self._df == "os":
+                m.d.comb += [pe.b.eq(self.b[j]), pe.copy.eq(self.copy),
+                             pe.acc_up.eq(self.acc_up[j]), pe.drain_up.eq(self.drain_up[j]),
+                             self.b_o[j].eq(pe.b_o), self.acc_o[j].eq(pe.acc_o),
+                             self.drain_o[j].eq(pe.drain_o)]
+            else:
+                m.d.comb += [pe.w_i.eq(self.w_i[j]), pe.load.eq(self.load),
+                             self.w_o[j].eq(pe.w_o), pe.ps.eq(self.ps[j]), pe.pv.eq(self.pv[j]),
+                             pe.pl.eq(self.pl[j]), self.ps_o[j].eq(pe.ps_o),
+                             self.pv_o[j].eq(pe.pv_o), self.pl_o[j].eq(pe.pl_o)]
+                if self._spec.kind == "overq":
+                    m.d.comb += pe.wp.eq(self.wp[j])
+        return m
+
+
+def _place_rows(m, spec, dataflow, rows, cols, platform, pe_stages=1):
+    """Add ``rows`` :class:`SystolicRow` of ``cols`` PEs to ``m``; return the list of their
+    ports. With ``platform=None`` they are submodules (flat, for the Amaranth simulator); with
+    a platform that takes files the row is converted once (with its PE) and instantiated
+    ``rows`` times."""
+    report = getattr(platform, "report_progress", None)
+    if platform is None or not hasattr(platform, "add_file"):
+        out = []
+        for i in range(rows):
+            out.append(SystolicRow(spec, dataflow, cols, pe_stages))
+            m.submodules[f"row_{i}"] = out[-1]
+        return out
+    proto = SystolicRow(spec, dataflow, cols, pe_stages)
+    harness = _convert_once(platform, proto, proto.module_name)
+    out = []
     for i in range(rows):
-        for j in range(cols):
-            pe = pes[i, j] = _PEPorts(proto.signature, f"pe_{i}_{j}")
-            conns = {("i_" if member.flow == In else "o_") + p: getattr(pe, p)
-                     for p, member in proto.signature.members.items()}
-            if "clk" in harness:
-                conns["i_clk"] = ClockSignal("sync")
-            if "rst" in harness:
-                conns["i_rst"] = ResetSignal("sync")
-            m.submodules[f"pe_{i}_{j}"] = Instance(name, **conns)
+        out.append(_instance(m, proto.module_name, proto, f"row_{i}", harness))
         if report is not None:
             report("PEs", (i + 1) * cols, rows * cols)
-    return pes
+    return out
 
 
 class SystolicArray(wiring.Component):
@@ -1156,16 +1282,20 @@ class SystolicArray(wiring.Component):
             core.d.sync += fresh.eq(p.last)
 
         def delay(sig, n, name):
-            for k in range(n):
-                r = Signal.like(sig, name=f"{name}_d{k}")
-                core.d.sync += r.eq(sig)
-                sig = r
-            return sig
+            # n registers in a row, as one shift register of n * width bits (one signal per
+            # lane, not one per register: the skew lines hold O(R^2 + C^2) registers)
+            if n == 0:
+                return sig
+            w = len(sig)
+            r = Signal(n * w, name=f"{name}_sr")
+            core.d.sync += r.eq(sig if n == 1 else Cat(sig, r[:(n - 1) * w]))
+            return r[(n - 1) * w:]
 
-        # the PEs: R x C instances of one SystolicPE, every register behind ``run``
-        pes = _place_pes(m, self._spec, self._dataflow, R, C, platform, self._stages)
-        for pe in pes.values():
-            m.d.comb += pe.en.eq(run)
+        # the PEs: R rows of C (one SystolicRow module, one SystolicPE module), every register
+        # behind ``run``
+        rows = _place_rows(m, self._spec, self._dataflow, R, C, platform, self._stages)
+        for row in rows:
+            m.d.comb += row.en.eq(run)
 
         # left edge: a lanes skewed by i (value, valid, first), then PE to PE to the right
         for i in range(R):
@@ -1175,49 +1305,45 @@ class SystolicArray(wiring.Component):
             m.d.comb += [a_i.eq(p.a[i]), v_i.eq(beat & p.mask[i]), f_i.eq(beat & fresh)]
             # WS/IS: the psum stays S cycles in each PE, so lane i is skewed by i * S to meet it
             sk = i if not ws else i * S
-            a, av, af = (delay(a_i, sk, f"ska{i}"), delay(v_i, sk, f"skv{i}"),
-                         delay(f_i, sk, f"skf{i}"))
-            for j in range(C):
-                pe = pes[i, j]
-                m.d.comb += [pe.a.eq(a), pe.av.eq(av), pe.af.eq(af)]
-                a, av, af = pe.a_o, pe.av_o, pe.af_o
+            m.d.comb += [rows[i].a.eq(delay(a_i, sk, f"ska{i}")),
+                         rows[i].av.eq(delay(v_i, sk, f"skv{i}")),
+                         rows[i].af.eq(delay(f_i, sk, f"skf{i}"))]
 
         out_acc = [None] * C
+        bottom = rows[R - 1]
         if ws:
+            # stationary weights, shifted down on load beats (last tile row first)
+            for i in range(R):
+                m.d.comb += [rows[i].w_i.eq(p.b if i == 0 else rows[i - 1].w_o),
+                             rows[i].load.eq(load)]
+                if i > 0:
+                    m.d.comb += rows[i].ps.eq(rows[i - 1].ps_o)
+                    m.d.comb += [rows[i].pv.eq(rows[i - 1].pv_o), rows[i].pl.eq(rows[i - 1].pl_o)]
             if overq:
                 # PE row 0's w_prev: the weight row above the tile, loaded on load beats
-                wtop = [Signal(self._b_w, name=f"wprev_{j}") for j in range(C)]
+                wtop = Signal.like(p.wprev, name="wprev")
                 with core.If(load):
-                    core.d.sync += [wtop[j].eq(p.wprev[j]) for j in range(C)]
-            for j in range(C):
-                # stationary weights, shifted down on load beats (last tile row first)
+                    core.d.sync += wtop.eq(p.wprev)
                 for i in range(R):
-                    pe = pes[i, j]
-                    m.d.comb += [pe.w_i.eq(p.b[j] if i == 0 else pes[i - 1, j].w_o),
-                                 pe.load.eq(load)]
-                    if overq:
-                        m.d.comb += pe.wp.eq(wtop[j] if i == 0 else pes[i - 1, j].w_o)
+                    m.d.comb += rows[i].wp.eq(wtop if i == 0 else rows[i - 1].w_o)
+            for j in range(C):
+                # psum lane j enters the top of column j through j skew registers
                 ps = Signal(W, name=f"ps_in{j}")
                 pv = Signal(name=f"pv_in{j}")
                 pl = Signal(name=f"pl_in{j}")
                 m.d.comb += [ps.eq(p.psum[j]), pv.eq(beat), pl.eq(beat & p.last)]
-                ps = delay(ps, j, f"skp{j}")
-                pv = delay(pv, j, f"skpv{j}")
-                pl = delay(pl, j, f"skpl{j}")
-                for i in range(R):
-                    pe = pes[i, j]
-                    m.d.comb += [pe.ps.eq(ps), pe.pv.eq(pv), pe.pl.eq(pl)]
-                    ps, pv, pl = pe.ps_o, pe.pv_o, pe.pl_o
-                out_acc[j] = delay(ps, C - 1 - j, f"dsk{j}")
+                m.d.comb += [rows[0].ps[j].eq(delay(ps, j, f"skp{j}")),
+                             rows[0].pv[j].eq(delay(pv, j, f"skpv{j}")),
+                             rows[0].pl[j].eq(delay(pl, j, f"skpl{j}"))]
+                out_acc[j] = delay(bottom.ps_o[j], C - 1 - j, f"dsk{j}")
                 if self.kulisch:
                     # the exact state leaves (for the next K-fold) and is rounded once here,
                     # after the de-skew registers: they hold only the state, one read-out unit
                     # per column
                     m.d.comb += self.o.payload.state[j].eq(out_acc[j])
                     out_acc[j] = self._read(m, out_acc[j], f"kr{j}")
-                if j == C - 1:
-                    o_valid, o_last = pv, pl
-            m.d.comb += [self.o.valid.eq(o_valid), self.o.payload.last.eq(o_last)]
+            m.d.comb += [self.o.valid.eq(bottom.pv_o[C - 1]),
+                         self.o.payload.last.eq(bottom.pl_o[C - 1])]
         else:
             # the accumulators take a beat's term S - 1 cycles after its operands: the drain
             # copy waits as long (the next fold's first accumulation comes as late)
@@ -1226,21 +1352,21 @@ class SystolicArray(wiring.Component):
             for j in range(C):
                 b_j = Signal(self._b_w, name=f"b_in{j}")
                 m.d.comb += b_j.eq(p.b[j])
-                b = delay(b_j, j, f"skb{j}")
-                for i in range(R):
-                    pe = pes[i, j]
-                    m.d.comb += [pe.b.eq(b), pe.copy.eq(copy)]
-                    b = pe.b_o
-                    # drain registers: row i's holds row i-1's accumulator after the copy, then
-                    # shifts down; row 1's holds (no drain register above it), row 0's is unused
-                    if i == 0:
-                        m.d.comb += [pe.acc_up.eq(0), pe.drain_up.eq(0)]
-                    else:
-                        up = pes[i - 1, j]
-                        m.d.comb += [pe.acc_up.eq(up.acc_o),
-                                     pe.drain_up.eq(pe.drain_o if i == 1 else up.drain_o)]
-                bottom = pes[R - 1, j]
-                out_acc[j] = Mux(copy, bottom.acc_o, bottom.drain_o) if R > 1 else bottom.acc_o
+                m.d.comb += rows[0].b[j].eq(delay(b_j, j, f"skb{j}"))
+            for i in range(R):
+                m.d.comb += rows[i].copy.eq(copy)
+                # drain registers: row i's holds row i-1's accumulator after the copy, then
+                # shifts down; row 1's holds (no drain register above it), row 0's is unused
+                if i == 0:
+                    m.d.comb += [rows[i].acc_up.eq(0), rows[i].drain_up.eq(0)]
+                else:
+                    m.d.comb += [rows[i].b.eq(rows[i - 1].b_o),
+                                 rows[i].acc_up.eq(rows[i - 1].acc_o),
+                                 rows[i].drain_up.eq(rows[i].drain_o if i == 1
+                                                     else rows[i - 1].drain_o)]
+            for j in range(C):
+                out_acc[j] = (Mux(copy, bottom.acc_o[j], bottom.drain_o[j]) if R > 1
+                              else bottom.acc_o[j])
                 if self.kulisch:
                     # the drain registers shift the exact state; one read-out unit per column
                     # rounds it at the bottom edge (cheaper than one per PE, see the docstring)

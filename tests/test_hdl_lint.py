@@ -126,3 +126,21 @@ def test_without_verilator_every_class_is_waived(tmp_path):
     rules = re.findall(r"^lint_off -rule (\w+) ", (tmp_path / "int_mac.vlt").read_text(),
                        re.MULTILINE)
     assert sorted(set(rules)) == sorted(w.rule for w in manifest.BACKEND_WAIVERS)
+
+
+@pytest.mark.parametrize("kw", [dict(rows=3, cols=4, pe="int8"),
+                                dict(rows=2, cols=3, pe="e5m2xe4m3_fp16", dataflow="os"),
+                                dict(rows=3, cols=2, pe="e4m3_kulisch", dataflow="is",
+                                     pe_stages=2),
+                                dict(rows=2, cols=2, pe="overq4")])
+def test_module_by_module_lint_is_the_whole_lint(kw, tmp_path, verilator):
+    # write_unit lints a hierarchical array module by module (PE, row, top, the instantiated
+    # modules as stubs): the same warnings, message for message and line for line, as
+    # Verilator on the whole design
+    from lowbit.hdl.systolic import SystolicArray
+    text = manifest.to_verilog(SystolicArray(**kw), "systolic")
+    (tmp_path / "systolic.v").write_text(text)
+    whole = manifest.verilator_lint(tmp_path / "systolic.v", "systolic", exe=verilator)
+    per = manifest.verilator_lint_modules(text, "systolic", exe=verilator)
+    key = sorted((w.rule, w.line, w.message) for w in whole)
+    assert key and key == sorted((w.rule, w.line, w.message) for w in per)

@@ -429,21 +429,31 @@ def test_generate_cli_kulisch(tmp_path, df):
 
 @pytest.mark.parametrize("pe,df", [("int8", "ws"), ("e4m3_fp32", "os"), ("e4m3_kulisch", "is")])
 def test_verilog_is_hierarchical(pe, df):
-    """to_verilog emits one PE module, instantiated R x C times (not one copy per PE), whose
-    ports are the SystolicPE's; the Amaranth simulator path (platform None) stays flat."""
+    """to_verilog emits one PE module, instantiated C times in one row module, which the top
+    instantiates R times (not one copy per PE); the modules' ports are the SystolicPE's and
+    the SystolicRow's; the Amaranth simulator path (platform None) stays flat."""
     import re
 
     from lowbit.hdl.manifest import module_names, to_verilog, verilog_ports
-    from lowbit.hdl.systolic import SystolicPE
+    from lowbit.hdl.systolic import SystolicPE, SystolicRow
     R, C = 3, 4
     array = SystolicArray(R, C, pe=pe, dataflow=df)
     proto = SystolicPE(array.spec, df)
-    name = proto.module_name
+    row = SystolicRow(array.spec, df, C)
+    name, rname = proto.module_name, row.module_name
+    assert rname == f"{name}_row{C}"
     text = to_verilog(array, "top")
     names = module_names(text)
-    assert names.count(name) == 1
-    assert sum(n.startswith("\\top.pe_") for n in names) == 0      # no uniquified PE copies
-    assert len(re.findall(rf"^\s*{name}\s+\\?pe_\d+_\d+", text, re.MULTILINE)) == R * C
+    assert names.count(name) == 1 and names.count(rname) == 1
+    # the modules besides the three are their own submodules (\\<module>.core, ...)
+    assert {n for n in names if not n.startswith("\\")} == {"top", name, rname}
+    assert not any(n.startswith(("\\top.pe_", "\\top.row_")) for n in names)  # no copies
+    assert len(re.findall(rf"^\s*{name}\s+\\?pe_0_\d+\b", text, re.MULTILINE)) == C
+    assert len(re.findall(rf"^\s*{rname}\s+\\?row_\d+\b", text, re.MULTILINE)) == R
     pe_ports = {p for p, _, _ in verilog_ports(text, name)}
     assert pe_ports == set(proto.signature.members) | {"clk", "rst"}
+    row_ports = {p: w for p, _, w in verilog_ports(text, rname)}
+    assert set(row_ports) == set(row.signature.members) | {"clk", "rst"}
+    assert row_ports["a"] == proto.a_width
+    assert row_ports["b" if df == "os" else "w_i"] == C * proto.b_width
     to_verilog(proto, "unused")                   # the prototype is elaborated (no warning)

@@ -100,13 +100,15 @@ def test_generate_cli_pe_stages(tmp_path, capsys):
     assert f["S"] == 2 and f["fold_period"] == "P = R + T + (R - 1) * S + (C - 1)"
     assert f["gemm_latency"].endswith("+ S (cycle of the last result beat)")
     assert man["contract"]["protocol"]["pe_stages"] == 2
-    # still hierarchical: one PE module, named with its depth, instantiated R x C times
+    # still hierarchical: one PE module, named with its depth, instantiated C times in the
+    # row module, which the top instantiates R times
     from lowbit.hdl.manifest import module_names
     text = (tmp_path / "systolic.v").read_text()
     name = SystolicPE(parse_pe("int8"), "ws", 2).module_name
     assert name == SystolicPE(parse_pe("int8"), "ws").module_name + "_s2"
     assert module_names(text).count(name) == 1
-    assert len(re.findall(rf"^\s*{name}\s+\\?pe_\d+_\d+", text, re.MULTILINE)) == 2 * 3
+    assert len(re.findall(rf"^\s*{name}\s+\\?pe_0_\d+\b", text, re.MULTILINE)) == 3
+    assert len(re.findall(rf"^\s*{name}_row3\s+\\?row_\d+\b", text, re.MULTILINE)) == 2
     capsys.readouterr()
     assert main(["generate", "systolic", "--pe", "e4m3_fp32", "--dataflow", "os",
                  "--pe-stages", "4", "-o", str(tmp_path / "bad")]) == 2
