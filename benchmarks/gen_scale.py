@@ -1,11 +1,14 @@
 """Generation at scale: time, peak RSS and Verilog size of a systolic array's Verilog, flat
 (every PE its own module: the Verilog backend uniquifies the PE submodules, main before the
-hierarchical netlist) against hierarchical (one PE module instantiated R x C times:
-:func:`lowbit.hdl.manifest.to_verilog`).
+hierarchical netlist) against hierarchical (:func:`lowbit.hdl.manifest.to_verilog`: since
+issue 16 one PE module instantiated C times in one row module, instantiated R times; before,
+the PE instantiated R x C times in the top), and the whole ``lowbit generate``.
 
-Each conversion runs in its own process (peak RSS = that process's own ``ru_maxrss``).
+Each conversion runs in its own process (peak RSS = the larger of that process's own
+``ru_maxrss`` and its children's: Verilator's lint).
 
     python benchmarks/gen_scale.py [--pe e4m3_fp32] [--sizes 16,64,128] [--flat-sizes 16]
+        [--generate-sizes 128]
 
 Targets (issue 16, section 3): 128 x 128 FP8 in at most 60 s and 2 GB; the Verilog grows by a
 few lines per PE. The script prints the figures and their ratios to the targets.
@@ -20,11 +23,28 @@ Measured 2026-12-03 on the shared 2-core machine (loaded by other jobs), e4m3_fp
     64x64    flat (issue 16: 8.5 min, 6.6 GB, 78 MB; not re-run)
     128x128  hierarchical  935 s     2.7 GiB    37.1 MB       5       94   (**)
 
+After the row hierarchy (issue 16, 2026-12-04: R instances of one row module of C PEs, the
+skew lines one shift register each, ``lowbit generate`` linting module by module), same
+machine, quiet, ``--sizes 16,64,128 --flat-sizes "" --generate-sizes 16,64,128``
+("generate": the whole ``lowbit generate`` with the Verilator lint and the files; before it,
+the 128 x 128 lint alone, of the whole design, ran out its 10 minutes at 14 GB):
+
+    size     netlist        time     peak RSS   Verilog   modules  lines/PE
+    16x16    hierarchical    1.1 s    146 MiB    0.1 MB       6     20.1
+    64x64    hierarchical    8.1 s    426 MiB    0.5 MB       6      4.4
+    128x128  hierarchical   30.6 s   1363 MiB    1.2 MB       6      2.1
+    16x16    generate        1.5 s    146 MiB    0.1 MB       6     20.1
+    64x64    generate        8.7 s    417 MiB    0.5 MB       6      4.4
+    128x128  generate       32.2 s   1258 MiB    1.2 MB       6      2.1
+
+The 128 x 128 target is met: 0.54 x the 60 s and 0.61 x the 2 GiB budget for the whole
+``lowbit generate``. (Six modules: top, PE, row and the Amaranth submodules of top and PE.)
+
 (*) not measured separately (the first version of this script read RUSAGE_CHILDREN).
 (**) ``/usr/bin/time -v`` of one ``to_verilog(SystolicArray(128, 128, "e4m3_fp32"))`` while a
-cocotb build ran beside it. The 128 x 128 target (60 s, 2 GB) is NOT met: after the PE is
-defined once, the time is Amaranth's netlist construction of the array top (``build_netlist``
-about 60 %, ``Fragment.get`` 20 % in a cProfile of a 24 x 24 array), growing faster than R x C.
+cocotb build ran beside it. The 128 x 128 target (60 s, 2 GB) was NOT met then: after the PE
+was defined once, the time was Amaranth's netlist construction of the array top
+(``build_netlist`` about 60 %, ``Fragment.get`` 20 % in a cProfile of a 24 x 24 array).
 """
 import argparse
 import json
