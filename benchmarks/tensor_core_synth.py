@@ -41,11 +41,8 @@ from tensor_core_cosim import FAMILIES  # noqa: E402
 
 from lowbit.fpga.synth import synth  # noqa: E402
 from lowbit.hdl.manifest import to_verilog  # noqa: E402
+from lowbit.hdl.tensor_core_dot import INT_DOT_MAX_PIPELINE as INT_MAX_PIPELINE  # noqa: E402
 from lowbit.hdl.tensor_core_dot import IntDot, TensorCoreDot  # noqa: E402
-
-
-#: Most pipeline registers of the INT8 baseline (``IntDot``: after the products and the tree).
-INT_MAX_PIPELINE = 2
 
 
 def _units(families, depths):

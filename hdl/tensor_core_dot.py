@@ -78,7 +78,7 @@ from .shared_exp_adder import EXP_SHAPE, NO_EXP, Datapath, balanced_tree, bit_le
 from .unit import Param, Unit, pipeline_param
 
 __all__ = ["TensorCoreDot", "IntDot", "UNITS", "REFERENCES", "CUTS", "MAX_PIPELINE",
-           "resolve_instruction", "preset_names", "family"]
+           "INT_DOT_MAX_PIPELINE", "resolve_instruction", "preset_names", "family"]
 
 #: Most pipeline registers a unit takes (``pipeline_stages`` 0..4).
 MAX_PIPELINE = 4
@@ -894,6 +894,10 @@ class TensorCoreDot(wiring.Component):
         return ieee_add(cz, s, "dadd")
 
 
+#: Deepest :class:`IntDot`: registers after the products and after the adder tree.
+INT_DOT_MAX_PIPELINE = 2
+
+
 class IntDot(wiring.Component):
     """INT dot product of length ``k``: ``o = c + sum_{i<k} a_i b_i`` (two's complement,
     ``acc_bits`` wide, wrapping), the integer baseline of ``lowbit compare --tensor-cores``.
@@ -931,7 +935,7 @@ class IntDot(wiring.Component):
         self._a_fmt, self._b_fmt = fmts
         self._k = check_int("k", k, 1, 128)
         self._acc = check_int("acc_bits", acc_bits, 8, 64)
-        self._stages = check_int("pipeline_stages", pipeline_stages, 0, 2)
+        self._stages = check_int("pipeline_stages", pipeline_stages, 0, INT_DOT_MAX_PIPELINE)
         super().__init__({"a": In(k * self._a_fmt.bits), "b": In(k * self._b_fmt.bits),
                           "c": In(acc_bits), "o": Out(acc_bits)})
         self.port_docs = {
@@ -1005,7 +1009,7 @@ class IntDot(wiring.Component):
                 regs.append(r)
             prods, c = regs[:-1], regs[-1]
         S = _add_tree(m, prods + [c], W, "sum")
-        if self._stages >= 2:
+        if self._stages >= INT_DOT_MAX_PIPELINE:
             r = Signal(signed(W), name="r_sum")
             m.d.sync += r.eq(S)
             S = r
@@ -1029,6 +1033,6 @@ UNITS = [
               ("int8", "int4", "uint8", "int16")),
         Param("k", "--k", "int", 32, "products per step (1..128)"),
         Param("acc_bits", "--acc-bits", "int", 32, "width of c and o (8..64, wraps)"),
-        pipeline_param(2, 0, 0, "after the products, after the adder tree"),
+        pipeline_param(INT_DOT_MAX_PIPELINE, 0, 0, "after the products, after the adder tree"),
     ), "integer dot product of k products + c, wrapping (baseline of compare --tensor-cores)"),
 ]
