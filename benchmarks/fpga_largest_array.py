@@ -22,8 +22,8 @@ size and whether the search was complete (``n + 1`` seen failing) or stopped by 
 Usage::
 
     nice -n 10 python benchmarks/fpga_largest_array.py [--device ice40|ecp5|all]
-        [--pe int|fp|all] [--fp-acc fp32] [--max-builds 6] [--budget 30] [--timeout 30]
-        [--sizes RxC,...]
+        [--pe int|fp|all] [--fp-acc fp32] [--int-stages S] [--fp-stages S]
+        [--max-builds 6] [--budget 30] [--timeout 30] [--sizes RxC,...]
 
 A build that exceeds ``--timeout`` minutes is stopped and recorded as "timed out" (neither
 fitting nor failing); the search stops there.
@@ -39,6 +39,21 @@ iCEBreaker    E4M3->FP32    2x2      4,302   0       4,902/5,280      5.6       
 ULX3S 85F     INT8->INT32   17x17    60,934  0       77,878/83,640    57.5      18x18: 87,059
 ULX3S 85F     E4M3->FP32    8x8      54,769  64      73,549/83,640    16.3      9x9: 92,415
 ============  ============  =======  ======  ======  ===============  ========  ================
+
+With pipelined PEs (2026-12-04, iCE40 only; ``--device ice40 --int-stages 2 --fp-stages 3
+--max-builds 5 --budget 18 --timeout 10``; the ECP5 searches, builds of 8-70 minutes each, were
+not re-run):
+
+============  ================  =======  ======  ======  ===============  ========  ============
+board         PE                largest  LUT4    FF      logic cells      Fmax MHz  next size up
+============  ================  =======  ======  ======  ===============  ========  ============
+iCEBreaker    INT8->INT32 S=2   3x4      3,540   2,443   5,104/5,280      30.2      4x4 fails
+iCEBreaker    E4M3->FP32 S=3    1x1      1,915   577     2,286/5,280      10.7      2x2: 6,546 LC
+============  ================  =======  ======  ======  ===============  ========  ============
+
+On the UP5K the pipeline registers cost what the array cannot spare: the INT8 array keeps its
+size (3x4) and gains 13 % Fmax; the FP8 array loses its 2x2 (4,902 LC with one-cycle PEs,
+6,546 with S=3), its 1x1 runs at 10.7 MHz against 5.6 MHz for the one-cycle 2x2.
 
 The ECP5 builds at 88-110 % of the device took 8-70 minutes each (17x17: Yosys 3 min, nextpnr
 62 min; 8x8 FP: Yosys 25-41 min, nextpnr 31 min; 9x9 FP: Yosys 54 min), so use
@@ -66,11 +81,14 @@ VERDICT = {True: "fits", False: "FAILS", None: "TIMED OUT (unknown)"}   # by row
 
 def one(device, pe, R, C, args, log, dsp="auto"):
     kw = {"acc_format": args.fp_acc} if pe == "fp" else {}
-    d = pathlib.Path(args.build_root) / f"{device}-{pe}-{R}x{C}-{dsp}"
+    S = args.fp_stages if pe == "fp" else args.int_stages
+    if S > 1:
+        kw["pe_stages"] = S
+    d = pathlib.Path(args.build_root) / f"{device}-{pe}-s{S}-{R}x{C}-{dsp}"
     t0 = time.monotonic()
     row = {"device": device, "board": BOARD[device], "pe": pe, "rows": R, "cols": C,
-           "dsp_mode": dsp, **({"acc_format": args.fp_acc} if pe == "fp" else
-                               {"acc": "int32 wrap"})}
+           "dsp_mode": dsp, "pe_stages": S, **({"acc_format": args.fp_acc} if pe == "fp" else
+                                               {"acc": "int32 wrap"})}
     try:
         res = boards.build(BOARD[device], R, C, pe, build_dir=d, allow_timing_fail=True, dsp=dsp,
                            nice=10, timeout=args.timeout * 60, **kw)
@@ -172,6 +190,10 @@ def main(argv=None):
     ap.add_argument("--device", choices=("ice40", "ecp5", "all"), default="all")
     ap.add_argument("--pe", choices=("int", "fp", "all"), default="all")
     ap.add_argument("--fp-acc", default="fp32", help="FP PE accumulator (default fp32)")
+    ap.add_argument("--int-stages", type=int, default=1,
+                    help="depth of the pipelined INT PEs (default 1: one-cycle PEs)")
+    ap.add_argument("--fp-stages", type=int, default=1,
+                    help="depth of the pipelined FP PEs (default 1: one-cycle PEs)")
     ap.add_argument("--max-builds", type=int, default=6, help="builds per combination")
     ap.add_argument("--budget", type=float, default=30, help="minutes per combination")
     ap.add_argument("--timeout", type=float, default=30, help="minutes per build")
@@ -223,7 +245,9 @@ def main(argv=None):
 
 
 def _pe_name(pe, args):
-    return "INT8->INT32" if pe == "int" else f"E4M3->{args.fp_acc.upper()}"
+    S = args.fp_stages if pe == "fp" else args.int_stages
+    return ("INT8->INT32" if pe == "int" else f"E4M3->{args.fp_acc.upper()}") + \
+        (f" S={S}" if S > 1 else "")
 
 
 def _cells(device, row):
