@@ -119,7 +119,9 @@ def _int_key(L):
 def units(chosen, pipeline_stages=DEFAULT_PIPELINE):
     """:class:`lowbit.sim.compare.CompareUnit` list of the families ``chosen`` plus one INT8
     dot product per distinct L (first), each with ``macs = L``."""
-    pipeline_stages = check_int("pipeline_stages", pipeline_stages, 0, 2)
+    # every unit of the table at the same depth: at most what the shallower one (IntDot) takes
+    pipeline_stages = check_int("pipeline_stages", pipeline_stages, 0,
+                                min(_tcd.INT_DOT_MAX_PIPELINE, _tcd.MAX_PIPELINE))
     out, seen = [], set()
     for fam in chosen:
         L = fam.instruction.L
