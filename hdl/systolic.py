@@ -377,6 +377,22 @@ def pe_spec(pe, **params):
                   precision=d.get("precision", True), shift_at=d.get("shift_at", "product"))
 
 
+def _pe_lanes(spec, dataflow, pe_stages):
+    """Validate a PE's ``spec``, ``dataflow`` and depth; return ``(pe_stages, a_width,
+    b_width, acc_width)``: the streamed and stationary lane widths (IS swaps the operands)
+    and the partial-sum width."""
+    if not isinstance(spec, PESpec):
+        raise TypeError(f"spec must be a PESpec, not {spec!r}")
+    check_choice("dataflow", dataflow, DATAFLOWS)
+    if dataflow == "is" and spec.kind == "overq":
+        raise ValueError("dataflow 'is' is not available with an OverQ PE")
+    stages = check_pe_stages(pe_stages, spec, dataflow)
+    aw, bw = spec.a_lane_width, spec.b_lane_width
+    if dataflow == "is":
+        aw, bw = bw, aw
+    return stages, aw, bw, spec.acc_width
+
+
 def _pe_module_name(spec, dataflow, stages):
     """``lowbit_pe_<pe key>_<dataflow>[_s<S>]``: one Verilog module name per PE configuration,
     dataflow and depth."""
@@ -445,18 +461,9 @@ class SystolicPE(wiring.Component):
     """
 
     def __init__(self, spec, dataflow="ws", pe_stages=1):
-        if not isinstance(spec, PESpec):
-            raise TypeError(f"spec must be a PESpec, not {spec!r}")
-        check_choice("dataflow", dataflow, DATAFLOWS)
-        if dataflow == "is" and spec.kind == "overq":
-            raise ValueError("dataflow 'is' is not available with an OverQ PE")
-        self._stages = check_pe_stages(pe_stages, spec, dataflow)
+        self._stages, aw, bw, W = _pe_lanes(spec, dataflow, pe_stages)
         self._spec, self._df = spec, dataflow
-        aw, bw = spec.a_lane_width, spec.b_lane_width
-        if dataflow == "is":
-            aw, bw = bw, aw
-        self._aw, self._bw, self._w = aw, bw, spec.acc_width
-        W = self._w
+        self._aw, self._bw, self._w = aw, bw, W
         ports = {"en": In(1), "a": In(aw), "av": In(1), "af": In(1),
                  "a_o": Out(aw), "av_o": Out(1), "af_o": Out(1)}
         if dataflow == "os":
@@ -632,24 +639,30 @@ def _convert_once(platform, component, name):
     return {p for p, _, _ in verilog_ports(text, name) if p in ("clk", "rst")}
 
 
-def _place_pes(m, spec, dataflow, rows, cols, platform, pe_stages=1):
-    """Add ``rows x cols`` PEs to ``m``; return ``{(i, j): PE}`` (objects with the PE's ports).
+def _place(m, make, names, platform, placed=None):
+    """Add one component per name of ``names`` to ``m`` (submodules of those names); return
+    the list of objects with their ports, in order.
 
-    With ``platform=None`` (the Amaranth simulator) every PE is a :class:`SystolicPE`
-    submodule. With a platform that takes files (``add_file``), the PE is converted to Verilog
-    once, added as ``<module_name>.v``, and instantiated ``rows x cols`` times. Same registers,
-    same logic, same cycle behaviour.
+    With ``platform=None`` (the Amaranth simulator) each is ``make()``, a submodule. With a
+    platform that takes files (``add_file``), ``make()`` is converted to Verilog once, added
+    as ``<module_name>.v`` (with the modules it instantiates), and instantiated once per name.
+    Same registers, same logic, same cycle behaviour.  ``placed(k)`` is called after the
+    first ``k`` instances (progress).
     """
     if platform is None or not hasattr(platform, "add_file"):
-        pes = {}
-        for i in range(rows):
-            for j in range(cols):
-                pes[i, j] = m.submodules[f"pe_{i}_{j}"] = SystolicPE(spec, dataflow, pe_stages)
-        return pes
-    proto = SystolicPE(spec, dataflow, pe_stages)
+        out = []
+        for name in names:
+            out.append(make())
+            m.submodules[name] = out[-1]
+        return out
+    proto = make()
     harness = _convert_once(platform, proto, proto.module_name)
-    return {(i, j): _instance(m, proto.module_name, proto, f"pe_{i}_{j}", harness)
-            for i in range(rows) for j in range(cols)}
+    out = []
+    for name in names:
+        out.append(_instance(m, proto.module_name, proto, name, harness))
+        if placed is not None:
+            placed(len(out))
+    return out
 
 
 class SystolicRow(wiring.Component):
@@ -666,18 +679,9 @@ class SystolicRow(wiring.Component):
     """
 
     def __init__(self, spec, dataflow, cols, pe_stages=1):
-        if not isinstance(spec, PESpec):
-            raise TypeError(f"spec must be a PESpec, not {spec!r}")
-        check_choice("dataflow", dataflow, DATAFLOWS)
-        if dataflow == "is" and spec.kind == "overq":
-            raise ValueError("dataflow 'is' is not available with an OverQ PE")
+        self._stages, aw, bw, W = _pe_lanes(spec, dataflow, pe_stages)    # the PE's widths
         self._cols = check_int("cols", cols, 1, MAX_DIM)
-        self._stages = check_pe_stages(pe_stages, spec, dataflow)
         self._spec, self._df = spec, dataflow
-        # the PE's lane widths (SystolicPE): IS swaps the operands
-        aw, bw, W = spec.a_lane_width, spec.b_lane_width, spec.acc_width
-        if dataflow == "is":
-            aw, bw = bw, aw
 
         def lanes(w):
             return data.ArrayLayout(w, cols)
@@ -708,10 +712,12 @@ class SystolicRow(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         C = self._cols
-        pes = _place_pes(m, self._spec, self._df, 1, C, platform, self._stages)
+        # (named pe_0_<j>, as when the array placed R x C PEs itself)
+        pes = _place(m, lambda: SystolicPE(self._spec, self._df, self._stages),
+                     [f"pe_0_{j}" for j in range(C)], platform)
         a, av, af = self.a, self.av, self.af
         for j in range(C):
-            pe = pes[0, j]
+            pe = pes[j]
             m.d.comb += [pe.en.eq(self.en), pe.a.eq(a), pe.av.eq(av), pe.af.eq(af)]
             a, av, af = pe.a_o, pe.av_o, pe.af_o
             if self._df == "os":
@@ -727,28 +733,6 @@ class SystolicRow(wiring.Component):
                 if self._spec.kind == "overq":
                     m.d.comb += pe.wp.eq(self.wp[j])
         return m
-
-
-def _place_rows(m, spec, dataflow, rows, cols, platform, pe_stages=1):
-    """Add ``rows`` :class:`SystolicRow` of ``cols`` PEs to ``m``; return the list of their
-    ports. With ``platform=None`` they are submodules (flat, for the Amaranth simulator); with
-    a platform that takes files the row is converted once (with its PE) and instantiated
-    ``rows`` times."""
-    report = getattr(platform, "report_progress", None)
-    if platform is None or not hasattr(platform, "add_file"):
-        out = []
-        for i in range(rows):
-            out.append(SystolicRow(spec, dataflow, cols, pe_stages))
-            m.submodules[f"row_{i}"] = out[-1]
-        return out
-    proto = SystolicRow(spec, dataflow, cols, pe_stages)
-    harness = _convert_once(platform, proto, proto.module_name)
-    out = []
-    for i in range(rows):
-        out.append(_instance(m, proto.module_name, proto, f"row_{i}", harness))
-        if report is not None:
-            report("PEs", (i + 1) * cols, rows * cols)
-    return out
 
 
 class SystolicArray(wiring.Component):
@@ -1293,7 +1277,10 @@ class SystolicArray(wiring.Component):
 
         # the PEs: R rows of C (one SystolicRow module, one SystolicPE module), every register
         # behind ``run``
-        rows = _place_rows(m, self._spec, self._dataflow, R, C, platform, self._stages)
+        report = getattr(platform, "report_progress", None)
+        rows = _place(m, lambda: SystolicRow(self._spec, self._dataflow, C, self._stages),
+                      [f"row_{i}" for i in range(R)], platform,
+                      None if report is None else lambda k: report("PEs", k * C, R * C))
         for row in rows:
             m.d.comb += row.en.eq(run)
 
