@@ -492,8 +492,7 @@ def _pieces(text):
     """``{module: (line offset, text)}``: the text of each plain-named module of ``text``
     with the modules Amaranth names after it (``\\<module>.<path>``: its own submodules),
     in order; None if the text is not laid out so."""
-    starts = [(m.start(), m.group(1)) for m in
-              re.finditer(r"^module\s+(\\\S+|[A-Za-z_][A-Za-z0-9_$]*)", text, re.MULTILINE)]
+    starts = [(m.start(), m.group(1)) for m in _MODULE_RE.finditer(text)]   # at line starts
     pieces, owner = {}, None
     for k, (pos, mod) in enumerate(starts):
         end = starts[k + 1][0] if k + 1 < len(starts) else len(text)
@@ -526,15 +525,12 @@ def verilator_lint_modules(text, top, exe=None, timeout=600):
     stubs in files of their own, whose warnings are dropped.  Verilator reports warnings per
     module definition, not per instance, and DECLFILENAME once per file, so these are the
     warnings of the whole-design lint (the tests compare both messages one for one).  Line
-    numbers are those of the module's own text.
+    numbers are those of ``text``; ``file`` is a temporary ``<top>.v``.  A text of one
+    module (or not laid out as Amaranth writes it) is linted whole, as module ``top``.
     """
     pieces = _pieces(text)
     if pieces is None or len(pieces) == 1:
-        with tempfile.TemporaryDirectory(prefix="lowbit-lint-") as tmp:
-            path = os.path.join(tmp, f"{top}.v")
-            with open(path, "w") as f:
-                f.write(text)
-            return verilator_lint(path, top, exe=exe, timeout=timeout)
+        pieces = {top: (0, text)}
     out = []
     for mod, (offset, body) in pieces.items():
         used = [m for m in pieces if m != mod and
