@@ -156,12 +156,16 @@ CONFIGS = [
 ]
 
 
+NO_NUMBA = "numba is not installed (pip install lowbit[fast])"
+needs_numba = pytest.mark.skipif(not jit.available(), reason=NO_NUMBA)
+
+
 @pytest.fixture(params=["numpy", "jit"])
 def engine(request):
     """Run a test with the fast paths' NumPy passes and again with the compiled kernel
     (models/jit.py; numba is in the test extra, so CI runs both)."""
     if request.param == "jit" and not jit.available():
-        pytest.skip("numba is not installed (pip install lowbit[fast])")
+        pytest.skip(NO_NUMBA)
     old = jit.set_enabled(request.param == "jit")
     yield request.param
     jit.set_enabled(old)
@@ -201,11 +205,10 @@ def test_gemm_fast_path_zero_and_tiny_steps(fa, fb, engine):
     assert got[1, 1] > 0
 
 
+@needs_numba
 def test_jit_grid_sum_is_the_numpy_passes():
     # the kernel against the passes it replaces, on every cut, both dtypes, both signs of
     # ties and a tile wider than a vector register
-    if not jit.available():
-        pytest.skip("numba is not installed (pip install lowbit[fast])")
     rng = np.random.default_rng(7)
     for dt in (np.float32, np.float64):
         va = (rng.integers(-15, 16, (32, 5)) * 2.0 ** rng.integers(-4, 4, (32, 5))).astype(dt)
@@ -223,13 +226,12 @@ def test_jit_grid_sum_is_the_numpy_passes():
 @pytest.mark.parametrize("fa, fb", [("e4m3", "e4m3"), ("e5m2", "e4m3"), ("e5m2", "e5m2"),
                                     ("e7m0fn", "e6m1"), ("e7m0fn", "e7m0fn")])
 @pytest.mark.parametrize("dp", ["h100_fp8", "h100_fp8_fast_accum"])
+@needs_numba
 def test_gemm_engines_agree_on_large_gemms(fa, fb, dp):
     # the two engines of the fast path, bit for bit, on normal data over six decades and on
     # codes uniform over the finite codes, K = 1024 (8 promotions); a row and a column of
     # the tiniest codes make the float32 grid leave float32's range for E7M0 x E7M0
     # (products of 2^-124: the float64 copies run)
-    if not jit.available():
-        pytest.skip("numba is not installed (pip install lowbit[fast])")
     rng = np.random.default_rng(11)
     f, g = formats.get(fa), formats.get(fb)
     x = rng.standard_normal((40, 1024)) * 10.0 ** rng.integers(-3, 3, (40, 1))
