@@ -79,9 +79,14 @@ FILL = 0.97
 VERDICT = {True: "fits", False: "FAILS", None: "TIMED OUT (unknown)"}   # by row["fits"]
 
 
+def _stages(pe, args):
+    """The PE depth asked for ``pe`` ("int" or "fp")."""
+    return args.fp_stages if pe == "fp" else args.int_stages
+
+
 def one(device, pe, R, C, args, log, dsp="auto"):
     kw = {"acc_format": args.fp_acc} if pe == "fp" else {}
-    S = args.fp_stages if pe == "fp" else args.int_stages
+    S = _stages(pe, args)
     if S > 1:
         kw["pe_stages"] = S
     d = pathlib.Path(args.build_root) / f"{device}-{pe}-s{S}-{R}x{C}-{dsp}"
@@ -245,7 +250,7 @@ def main(argv=None):
 
 
 def _pe_name(pe, args):
-    S = args.fp_stages if pe == "fp" else args.int_stages
+    S = _stages(pe, args)
     return ("INT8->INT32" if pe == "int" else f"E4M3->{args.fp_acc.upper()}") + \
         (f" S={S}" if S > 1 else "")
 

@@ -17,6 +17,7 @@ import importlib.util
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 import tempfile
@@ -97,7 +98,6 @@ def wrapper(gold, gate):
 
 
 def _module_text(text, name):
-    import re
     start = re.search(rf"^module {re.escape(name)}\s*\(", text, re.MULTILINE).start()
     return text[start:text.index("endmodule", start) + len("endmodule")]
 
