@@ -12,26 +12,26 @@ Without numba, or with the environment variable ``LOWBIT_JIT=0``, :func:`enabled
 False and the NumPy passes run.
 """
 
+import importlib.util
 import os
 
 import numpy as np
 
 __all__ = ["available", "enabled", "set_enabled", "grid_sum", "CUTS"]
 
-try:
-    import numba as _numba
-except ImportError:                                    # the NumPy passes run instead
-    _numba = None
-
 #: The cuts :func:`grid_sum` implements (``shared_exp`` cut names), by kernel code.
 CUTS = {"toward_zero": 0, "floor": 1, "nearest_even": 2}
 
-_enabled = _numba is not None and os.environ.get("LOWBIT_JIT", "1") != "0"
+# numba is imported on the first kernel call, not with lowbit.models (its import alone
+# takes about 0.15 s, more than half of lowbit.models' own)
+_HAVE_NUMBA = importlib.util.find_spec("numba") is not None
+_enabled = _HAVE_NUMBA and os.environ.get("LOWBIT_JIT", "1") != "0"
+_grid_sum = None                   # the compiled kernel, once grid_sum has been called
 
 
 def available():
     """Whether numba is installed (the kernels can be compiled)."""
-    return _numba is not None
+    return _HAVE_NUMBA
 
 
 def enabled():
@@ -45,7 +45,7 @@ def set_enabled(flag):
     global _enabled
     if not isinstance(flag, bool):
         raise TypeError(f"flag must be a bool, not {type(flag).__name__}")
-    if flag and _numba is None:
+    if flag and not _HAVE_NUMBA:
         raise RuntimeError("the compiled kernels need numba: pip install lowbit[fast]")
     old, _enabled = _enabled, flag
     return old
@@ -82,18 +82,21 @@ def _grid_sum_py(va, vb, inv, cut, out):
     return out
 
 
-if _numba is not None:
-    # cache=True: compiled once per machine (next to this file, or numba's user cache
-    # folder when the package folder is read-only), not once per process
-    _grid_sum = _numba.njit(cache=True, boundscheck=False, nogil=True)(_grid_sum_py)
-else:
-    _grid_sum = None
+def _kernel():
+    global _grid_sum
+    if _grid_sum is None:
+        import numba    # the [fast] extra, imported on first use (see the module top)
+        # cache=True: compiled once per machine (next to this file, or numba's user cache
+        # folder when the package folder is read-only), not once per process
+        _grid_sum = numba.njit(cache=True, boundscheck=False, nogil=True)(_grid_sum_py)
+    return _grid_sum
 
 
 def grid_sum(va, vb, inv, cut):
     """The cut products of one adder step summed per output (see :func:`_grid_sum_py`):
     ``va`` (n, rows), ``vb`` (n, cols), ``inv`` (rows, cols), one float dtype; ``cut``
-    a name in :data:`CUTS`.  Returns a new (rows, cols) array of that dtype."""
+    a name in :data:`CUTS`.  Returns a new (rows, cols) array of that dtype.  Needs numba
+    (:func:`available`)."""
     out = np.empty(inv.shape, inv.dtype)
-    return _grid_sum(np.ascontiguousarray(va), np.ascontiguousarray(vb),
+    return _kernel()(np.ascontiguousarray(va), np.ascontiguousarray(vb),
                      np.ascontiguousarray(inv), CUTS[cut], out)

